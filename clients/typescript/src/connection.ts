@@ -1,0 +1,113 @@
+/**
+ * Connection: turns a byte stream into messages and back. Frames (framing.ts) carry one
+ * msgpack map each; this layer encodes outgoing messages, batches the frames written in one
+ * tick into a single socket write, decodes incoming frames and hands each message up. It
+ * knows nothing about ids, methods or subscriptions.
+ */
+import type * as net from "node:net";
+
+import { Decoder, Encoder } from "@msgpack/msgpack";
+
+import { ConnectionClosedError, FrameError } from "./errors.js";
+import { DEFAULT_MAX_FRAME, FrameDecoder, frame } from "./framing.js";
+
+export interface ConnectionHandlers {
+  /** One decoded message (the payload of one frame). */
+  onMessage(message: unknown): void;
+  /** A frame that was not msgpack: the framing is intact, so the stream continues. */
+  onUndecodable(error: FrameError): void;
+  /** The stream ended; `error` says why when it was not a clean close. Called once. */
+  onClose(error: Error | undefined): void;
+}
+
+export interface ConnectionOptions {
+  maxFrame?: number;
+}
+
+export class Connection {
+  readonly maxFrame: number;
+  private readonly socket: net.Socket;
+  private readonly handlers: ConnectionHandlers;
+  private readonly encoder = new Encoder({ useBigInt64: false, ignoreUndefined: true });
+  private readonly decoder = new Decoder({ useBigInt64: false });
+  private readonly frames: FrameDecoder;
+  private outbox: Buffer[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private closeError: Error | undefined;
+
+  constructor(socket: net.Socket, handlers: ConnectionHandlers, opts: ConnectionOptions = {}) {
+    this.socket = socket;
+    this.handlers = handlers;
+    this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.frames = new FrameDecoder(this.maxFrame);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (err: Error) => {
+      this.closeError ??= err;
+    });
+    socket.on("close", () => this.finish());
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /**
+   * Encode and queue one message. Throws `TooLargeError` (nothing is sent) when its frame
+   * would exceed `maxFrame`, `ConnectionClosedError` after close.
+   */
+  send(message: object): void {
+    if (this.closed) throw new ConnectionClosedError("connection is closed");
+    const bytes = frame(this.encoder.encodeSharedRef(message), this.maxFrame);
+    this.outbox.push(bytes);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** Close after the queued frames are written. */
+  end(): void {
+    if (this.closed) return;
+    this.flush();
+    this.socket.end();
+  }
+
+  /** Close now, dropping anything queued. */
+  destroy(error?: Error): void {
+    if (error) this.closeError ??= error;
+    this.outbox = [];
+    this.socket.destroy();
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const out = this.outbox;
+    if (out.length === 0 || this.closed) return;
+    this.outbox = [];
+    this.socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
+  };
+
+  private onData(chunk: Buffer): void {
+    const payloads = this.frames.push(chunk);
+    for (const payload of payloads) {
+      if (this.closed) return;
+      let message: unknown;
+      try {
+        message = this.decoder.decode(payload);
+      } catch (err) {
+        this.handlers.onUndecodable(new FrameError(`undecodable frame: ${(err as Error).message}`, { cause: err }));
+        continue;
+      }
+      this.handlers.onMessage(message);
+    }
+    if (this.frames.error) this.destroy(this.frames.error);
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbox = [];
+    this.handlers.onClose(this.closeError);
+  }
+}

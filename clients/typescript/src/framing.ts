@@ -1,0 +1,128 @@
+/**
+ * Framing: every message is a 4-byte big-endian length followed by that many bytes of
+ * msgpack (PROTOCOL.md, "Framing"). This layer knows bytes and frames, nothing about
+ * requests or responses.
+ */
+import { FrameError, TooLargeError } from "./errors.js";
+
+/** Default `max_frame` of the protocol: 16 MiB. */
+export const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
+
+/** Frame header size in bytes. */
+export const HEADER_BYTES = 4;
+
+/**
+ * Prefix a payload with its length. Throws `TooLargeError` when the payload is empty or
+ * above `maxFrame`, so the caller never sends a frame the peer must reject.
+ */
+export function frame(payload: Uint8Array, maxFrame: number = DEFAULT_MAX_FRAME): Buffer {
+  const length = payload.byteLength;
+  if (length === 0 || length > maxFrame) {
+    throw new TooLargeError(`frame of ${length} bytes is outside 1..max_frame (${maxFrame} bytes)`, {
+      size: length,
+      max_frame: maxFrame,
+    });
+  }
+  const out = Buffer.allocUnsafe(HEADER_BYTES + length);
+  out.writeUInt32BE(length, 0);
+  out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Streaming frame decoder. Feed it the chunks a stream delivers, in order; it returns
+ * the payloads completed by each chunk. Handles frames split across any number of chunks
+ * (down to one byte each) and any number of frames packed into one chunk; bytes are
+ * copied at most once per frame (only when a frame spans chunks).
+ */
+export class FrameDecoder {
+  private readonly maxFrame: number;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Payload length of the frame being assembled, or -1 while its header is incomplete. */
+  private pending = -1;
+
+  constructor(maxFrame: number = DEFAULT_MAX_FRAME) {
+    this.maxFrame = maxFrame;
+  }
+
+  /** Bytes received but not yet returned as part of a frame. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /**
+   * Set when a header announced a length of 0 or above `maxFrame`. The stream cannot be
+   * resynchronised after that: the caller must close the connection, and `push` returns
+   * nothing more.
+   */
+  error: FrameError | null = null;
+
+  /**
+   * Add a chunk; return every payload it completes (those before a bad header included;
+   * check `error` afterwards).
+   */
+  push(chunk: Uint8Array): Buffer[] {
+    if (chunk.byteLength === 0 || this.error) return [];
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.chunks.push(buf);
+    this.buffered += buf.byteLength;
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.pending < 0) {
+        if (this.buffered < HEADER_BYTES) break;
+        this.pending = this.readLength();
+        if (this.pending < 0) break;
+      }
+      const total = HEADER_BYTES + this.pending;
+      if (this.buffered < total) break;
+      out.push(this.take(total).subarray(HEADER_BYTES));
+      this.pending = -1;
+    }
+    return out;
+  }
+
+  /** Forget any partial frame and any error (to reuse the decoder on a new stream). */
+  reset(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.pending = -1;
+    this.error = null;
+  }
+
+  private readLength(): number {
+    let head = this.chunks[0] as Buffer;
+    if (head.byteLength < HEADER_BYTES) {
+      this.coalesce();
+      head = this.chunks[0] as Buffer;
+    }
+    const length = head.readUInt32BE(0);
+    if (length === 0 || length > this.maxFrame) {
+      this.reset();
+      this.error = new FrameError(`received a frame length of ${length}, outside 1..max_frame (${this.maxFrame} bytes)`);
+      return -1;
+    }
+    return length;
+  }
+
+  /** Remove and return the first `n` buffered bytes (n <= buffered). */
+  private take(n: number): Buffer {
+    let head = this.chunks[0] as Buffer;
+    if (head.byteLength < n) {
+      this.coalesce();
+      head = this.chunks[0] as Buffer;
+    }
+    const taken = head.subarray(0, n);
+    if (head.byteLength === n) {
+      this.chunks.shift();
+    } else {
+      this.chunks[0] = head.subarray(n);
+    }
+    this.buffered -= n;
+    return taken;
+  }
+
+  private coalesce(): void {
+    this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+  }
+}

@@ -1,0 +1,338 @@
+"""Typed configuration: one frozen-dataclass tree, its defaults, the cascade that builds it
+and the validation that names the key path of every mistake.
+
+Cascade, later wins, merged deeply (maps merge key by key, everything else replaces):
+built-in defaults < ``/etc/xsys/config.json`` < ``~/.config/xsys/config.json`` <
+``--config FILE`` < environment (``XSYS_SOCKET``, ``XSYS_LOG_LEVEL``, ``XSYS_LOG_FORMAT``).
+A TinyMonitor ``config.json`` given at any file layer is detected and translated
+(see ``xsys.monitor.tinymonitor``). Unknown keys are errors that name their path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from xsys.monitor.settings import MonitorConfig
+from xsys.protocol import DEFAULT_MAX_FRAME_BYTES
+
+SYSTEM_CONFIG = Path("/etc/xsys/config.json")
+USER_CONFIG = Path("~/.config/xsys/config.json")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message starts with the key path
+    (``monitor.cpu.warning: expected a number, got 'high'``)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The daemon's socket, access control, limits and logging."""
+
+    socket: str = ""
+    """Socket path; empty = PROTOCOL.md's default resolution."""
+    group: str = ""
+    """Group name or gid owning the socket; when set the socket is 0660 and its dir 0750."""
+    allowed_uids: tuple[int, ...] | None = None
+    """Peer uids allowed to connect (SO_PEERCRED); None = the daemon's own uid and root."""
+    allowed_gids: tuple[int, ...] = ()
+    """Peer gids allowed to connect in addition to ``allowed_uids``."""
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_inflight: int = 64
+    """Requests served concurrently per connection before the server stops reading."""
+    max_connections: int = 1024
+    outbound_queue: int = 1024
+    """Notifications queued per subscription while a client reads slowly; oldest dropped."""
+    workers: int = 8
+    """Threads in the pool for blocking work (psutil, file I/O)."""
+    shutdown_timeout_s: float = 5.0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class SysConfig:
+    """The sys namespace."""
+
+    sample_interval_s: float = 1.0
+    """Period of the background sampler feeding cpu percent and I/O rates."""
+    allow_kill: bool = False
+    """Whether ``sys.kill`` may signal anything (then only the caller's own processes)."""
+    max_processes: int = 100_000
+
+
+@dataclass(frozen=True)
+class FsConfig:
+    """The fs namespace: sandbox roots and size limits."""
+
+    roots: tuple[str, ...] = ()
+    """Directories file operations are confined to; empty = home dir and system temp dir."""
+    max_read_bytes: int = 64 * 1024 * 1024
+    max_list_entries: int = 10_000
+    max_write_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """The watch namespace."""
+
+    max_subscriptions: int = 256
+    max_batch_events: int = 1000
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The HTTP gateway (Prometheus ``/metrics``, ``/health``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9847
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration tree."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    sys: SysConfig = field(default_factory=SysConfig)
+    fs: FsConfig = field(default_factory=FsConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
+    if tp in names:
+        return names[tp]
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        return "a list"
+    if origin in (dict, Mapping):
+        return "a map"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a map"
+    return str(tp)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp``, converting lists to tuples and maps to
+    dataclasses; raise ``ConfigError`` naming ``path``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: invalid value {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a map, got {value!r}")
+        return from_dict(tp, value, path)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        item_tp = args[0] if args else Any
+        items = [_convert(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a map, got {value!r}")
+        val_tp = args[1] if len(args) == 2 else Any
+        return {str(k): _convert(val_tp, v, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise ConfigError(f"{path}: unsupported type {tp!r}")
+    raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls: type[Any], data: Mapping[str, Any], path: str = "") -> Any:
+    """Build the dataclass ``cls`` from a plain map, validating every field.
+
+    Raises ``ConfigError`` for an unknown key or a value of the wrong type, naming the
+    dotted key path. Missing keys take the field's default.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{sub}: unknown key (known keys here: {known})")
+        kwargs[key] = _convert(hints[key], value, sub)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{path or '<root>'}: {exc}") from exc
+    check = getattr(obj, "validate", None)
+    if callable(check):
+        try:
+            check()
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{path or '<root>'}: {exc}") from exc
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """The plain (JSON-able) form of a config dataclass tree; tuples become lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+# --------------------------------------------------------------------------- cascade
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The effective config plus, for each leaf key path, the layer it came from
+    (``"defaults"``, a file path, or ``"env:XSYS_SOCKET"``)."""
+
+    config: Config
+    sources: dict[str, str]
+    files: tuple[str, ...]
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any], sources: dict[str, str],
+           origin: str, prefix: str = "") -> None:
+    for key, value in layer.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value, sources, origin, path)
+        else:
+            base[key] = _plain(value)
+            for stale in [p for p in sources if p.startswith(path + ".")]:
+                del sources[stale]
+            _record(value, sources, origin, path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _record(value: Any, sources: dict[str, str], origin: str, path: str) -> None:
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            _record(v, sources, origin, f"{path}.{k}")
+    else:
+        sources[path] = origin
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read one JSON config file and translate TinyMonitor's format if it is one.
+
+    Raises ``ConfigError`` naming the file on unreadable or invalid JSON.
+    """
+    from xsys.monitor.tinymonitor import convert_tinymonitor, looks_like_tinymonitor
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    if looks_like_tinymonitor(data):
+        data = convert_tinymonitor(data)
+    return data
+
+
+ENV_KEYS = {
+    "XSYS_SOCKET": ("server", "socket"),
+    "XSYS_LOG_LEVEL": ("server", "log_level"),
+    "XSYS_LOG_FORMAT": ("server", "log_format"),
+}
+
+
+def load_config(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    system_file: Path = SYSTEM_CONFIG,
+    user_file: Path = USER_CONFIG,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """Build the effective config by the cascade (module docstring).
+
+    ``config_file`` must exist when given; the system and user files are optional.
+    ``overrides`` (e.g. from CLI flags such as ``--socket``) apply last.
+    Raises ``ConfigError``.
+    """
+    env = os.environ if environ is None else environ
+    merged: dict[str, Any] = to_dict(Config())
+    sources: dict[str, str] = {}
+    _record(merged, sources, "defaults", "")
+    sources = {k.lstrip("."): v for k, v in sources.items()}
+    files: list[str] = []
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    for candidate in (system_file, user_file.expanduser()):
+        if candidate.is_file():
+            layers.append((str(candidate), read_config_file(candidate)))
+    if config_file is not None:
+        path = Path(config_file).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        layers.append((str(path), read_config_file(path)))
+    env_layer: dict[str, Any] = {}
+    for var, (section, key) in ENV_KEYS.items():
+        if env.get(var):
+            value = env[var].upper() if key == "log_level" else env[var]
+            layers.append((f"env:{var}", {section: {key: value}}))
+            env_layer.setdefault(section, {})[key] = value
+    if overrides:
+        layers.append(("command line", overrides))
+    for origin, layer in layers:
+        if not origin.startswith(("env:", "command line")):
+            files.append(origin)
+        _merge(merged, layer, sources, origin)
+    config = from_dict(Config, merged)
+    return LoadedConfig(config=config, sources=sources, files=tuple(files))

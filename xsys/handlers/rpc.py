@@ -1,0 +1,47 @@
+"""The ``rpc`` namespace: discovery and liveness (PROTOCOL.md, "Discovery")."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from xsys import PROTOCOL_VERSION, __version__
+from xsys.server.app import App
+from xsys.server.context import Context
+from xsys.server.router import Router
+
+
+def register(router: Router, app: App) -> None:
+    """Declare rpc.hello, rpc.ping and rpc.methods."""
+
+    @router.method("rpc.hello", kind="inline")
+    def hello(ctx: Context) -> dict[str, Any]:
+        """Protocol version, server name and version, pid, method names and capabilities.
+
+        Returns ``{"protocol": 1, "server": "xsys", "version": str, "pid": int,
+        "methods": [str], "capabilities": [str]}``.
+        """
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "server": "xsys",
+            "version": __version__,
+            "pid": app.pid,
+            "methods": router.names(),
+            "capabilities": sorted(set(app.capabilities)),
+            "max_frame_bytes": app.config.server.max_frame_bytes,
+        }
+
+    @router.method("rpc.ping", kind="inline")
+    def ping(ctx: Context) -> dict[str, Any]:
+        """Liveness check: ``{"pong": true, "ts": <server time, epoch seconds>}``."""
+        return {"pong": True, "ts": time.time()}
+
+    @router.method("rpc.methods", kind="inline")
+    def methods(ctx: Context) -> dict[str, Any]:
+        """Every method with its parameter schema and one-line summary.
+
+        Returns ``{"methods": [{"name", "summary", "description"?, "params": [{"name",
+        "type", "required", "default"?, "nullable"?, "choices"?, "min"?, "max"?,
+        "summary"}], "streams"?, "progress"?}]}``, generated from the handlers.
+        """
+        return {"methods": [spec.describe() for spec in router.specs()]}

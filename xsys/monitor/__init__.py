@@ -1,0 +1,1 @@
+"""The monitor: collectors, rules (alert state machine) and the engine that ties them."""

@@ -1,0 +1,358 @@
+"""The xsys wire protocol, version 1 (PROTOCOL.md): framing, envelopes, error codes and the
+exception hierarchy shared by the daemon and every Python client.
+
+A frame is a 4-byte big-endian unsigned length followed by that many bytes holding one
+msgpack map. This module depends on msgpack and the standard library only, so that
+``xsys.client`` stays light.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import struct
+import sys
+from typing import Any, ClassVar
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct(">I")
+HEADER_SIZE = HEADER.size
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+DEFAULT_PIPE_NAME = r"\\.\pipe\xsys"
+
+# Error codes (PROTOCOL.md, "Error codes").
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+NOT_FOUND = -32001
+PERMISSION_DENIED = -32002
+ALREADY_EXISTS = -32003
+TOO_LARGE = -32004
+OVERLOADED = -32005
+UNAUTHORIZED = -32006
+CONFLICT = -32007
+
+
+# --------------------------------------------------------------------------- exceptions
+
+
+class XsysError(Exception):
+    """Base of every error the protocol can carry.
+
+    Attributes: ``code`` (int, PROTOCOL.md error code), ``message`` (str), ``data``
+    (machine-readable detail or None). Subclasses fix ``code``; catch ``XsysError`` to
+    handle all of them, or a subclass for one condition.
+    """
+
+    code: ClassVar[int] = INTERNAL_ERROR
+    name: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str = "", data: Any = None) -> None:
+        super().__init__(message or self.name)
+        self.message = message or self.name
+        self.data = data
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``error`` member of a response: ``{"code", "message", "data"?}``."""
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, data={self.data!r})"
+
+
+class ParseError(XsysError):
+    """-32700: the payload is not valid msgpack."""
+
+    code = PARSE_ERROR
+    name = "parse_error"
+
+
+class InvalidRequest(XsysError):
+    """-32600: not a map, missing or ill-typed ``id``/``method``, or a bad frame length."""
+
+    code = INVALID_REQUEST
+    name = "invalid_request"
+
+
+class MethodNotFound(XsysError):
+    """-32601: unknown method."""
+
+    code = METHOD_NOT_FOUND
+    name = "method_not_found"
+
+
+class InvalidParams(XsysError):
+    """-32602: a parameter is missing, of the wrong type or out of range; ``data`` names it."""
+
+    code = INVALID_PARAMS
+    name = "invalid_params"
+
+
+class InternalError(XsysError):
+    """-32603: a bug in the daemon; it was logged with a traceback."""
+
+    code = INTERNAL_ERROR
+    name = "internal_error"
+
+
+class NotFound(XsysError):
+    """-32001: a path, pid, subscription or check does not exist."""
+
+    code = NOT_FOUND
+    name = "not_found"
+
+
+class PermissionDenied(XsysError):
+    """-32002: the OS refused, or the path is outside the configured fs roots."""
+
+    code = PERMISSION_DENIED
+    name = "permission_denied"
+
+
+class AlreadyExists(XsysError):
+    """-32003: the target exists and overwrite was not asked for."""
+
+    code = ALREADY_EXISTS
+    name = "already_exists"
+
+
+class TooLarge(XsysError):
+    """-32004: a result or input is above a configured limit."""
+
+    code = TOO_LARGE
+    name = "too_large"
+
+
+class Overloaded(XsysError):
+    """-32005: the server is at a capacity limit; retry later."""
+
+    code = OVERLOADED
+    name = "overloaded"
+
+
+class Unauthorized(XsysError):
+    """-32006: the peer's uid/gid is not allowed."""
+
+    code = UNAUTHORIZED
+    name = "unauthorized"
+
+
+class Conflict(XsysError):
+    """-32007: a precondition failed (directory not empty, expected hash mismatch, ...)."""
+
+    code = CONFLICT
+    name = "conflict"
+
+
+class ConnectionClosed(XsysError):
+    """Client side only: the connection closed (or could not be opened) before an answer.
+
+    Not a wire error code; ``code`` is 0.
+    """
+
+    code = 0
+    name = "connection_closed"
+
+
+class DaemonNotRunning(ConnectionClosed):
+    """Client side only: nothing listens on the socket path (``data`` = {"socket": path})."""
+
+    name = "daemon_not_running"
+
+
+ERROR_CLASSES: dict[int, type[XsysError]] = {
+    cls.code: cls
+    for cls in (
+        ParseError,
+        InvalidRequest,
+        MethodNotFound,
+        InvalidParams,
+        InternalError,
+        NotFound,
+        PermissionDenied,
+        AlreadyExists,
+        TooLarge,
+        Overloaded,
+        Unauthorized,
+        Conflict,
+    )
+}
+
+
+def error_from_wire(err: Any) -> XsysError:
+    """Build the typed exception for a response's ``error`` member (unknown codes give a
+    plain ``XsysError`` carrying the code)."""
+    if not isinstance(err, dict):
+        return InternalError(f"malformed error object: {err!r}")
+    code = err.get("code")
+    message = str(err.get("message", ""))
+    cls = ERROR_CLASSES.get(code) if isinstance(code, int) else None
+    if cls is None:
+        exc = XsysError(message, err.get("data"))
+        if isinstance(code, int):
+            exc.code = code  # type: ignore[misc]
+        return exc
+    return cls(message, err.get("data"))
+
+
+_ERRNO_CLASSES: dict[int, type[XsysError]] = {
+    errno_mod.ENOENT: NotFound,
+    errno_mod.ESRCH: NotFound,
+    errno_mod.ENOTDIR: NotFound,
+    errno_mod.EACCES: PermissionDenied,
+    errno_mod.EPERM: PermissionDenied,
+    errno_mod.EROFS: PermissionDenied,
+    errno_mod.EEXIST: AlreadyExists,
+    errno_mod.ENOTEMPTY: Conflict,
+    errno_mod.EISDIR: Conflict,
+    errno_mod.EXDEV: Conflict,
+    errno_mod.EBUSY: Conflict,
+    errno_mod.ELOOP: PermissionDenied,
+    errno_mod.EFBIG: TooLarge,
+    errno_mod.ENAMETOOLONG: InvalidParams,
+    errno_mod.ENOSPC: Overloaded,
+    errno_mod.EMFILE: Overloaded,
+    errno_mod.ENFILE: Overloaded,
+}
+
+
+def error_from_oserror(exc: OSError, path: str | None = None) -> XsysError:
+    """Map an ``OSError`` to the protocol error for its errno.
+
+    ``data`` is ``{"errno": "ENOENT", "path": ...}``. ENOENT -> not_found, EACCES/EPERM ->
+    permission_denied, EEXIST -> already_exists, ENOTEMPTY -> conflict, ...; anything
+    unmapped is an internal_error carrying the errno name.
+    """
+    code = exc.errno if isinstance(exc.errno, int) else 0
+    name = errno_mod.errorcode.get(code, str(code))
+    where = path if path is not None else exc.filename
+    cls = _ERRNO_CLASSES.get(code, InternalError)
+    data: dict[str, Any] = {"errno": name}
+    if where is not None:
+        data["path"] = os.fsdecode(where)
+    return cls(f"{exc.strerror or name}: {data.get('path', '')}".rstrip(": "), data)
+
+
+# --------------------------------------------------------------------------- msgpack
+
+
+_packer_default: Any = None
+
+
+def packb(obj: Any) -> bytes:
+    """msgpack-encode ``obj`` (str as str, bytes as bin, no datetime extensions)."""
+    return msgpack.packb(obj, use_bin_type=True, default=_packer_default)  # type: ignore[no-any-return]
+
+
+def unpackb(payload: bytes) -> Any:
+    """msgpack-decode one object; raises ``ParseError`` on invalid or trailing data."""
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ParseError(f"payload is not valid msgpack: {type(exc).__name__}") from exc
+
+
+def encode_frame(obj: Any) -> bytes:
+    """One complete frame: the 4-byte big-endian length, then the msgpack payload."""
+    payload = packb(obj)
+    return HEADER.pack(len(payload)) + payload
+
+
+def encode_request(req_id: int, method: str, params: dict[str, Any] | None = None) -> bytes:
+    """The frame of a request ``{"id", "method", "params"?}``."""
+    msg: dict[str, Any] = {"id": req_id, "method": method}
+    if params is not None:
+        msg["params"] = params
+    return encode_frame(msg)
+
+
+def encode_result(req_id: int | None, result: Any) -> bytes:
+    """The frame of a successful response ``{"id", "result"}``."""
+    return encode_frame({"id": req_id, "result": result})
+
+
+def encode_error(req_id: int | None, error: XsysError) -> bytes:
+    """The frame of an error response ``{"id", "error": {"code", "message", "data"?}}``."""
+    return encode_frame({"id": req_id, "error": error.to_wire()})
+
+
+def encode_notification(method: str, params: dict[str, Any]) -> bytes:
+    """The frame of a notification ``{"method", "params"}`` (no id, never answered)."""
+    return encode_frame({"method": method, "params": params})
+
+
+class FrameTooLarge(InvalidRequest):
+    """A frame header announced a length of 0 or above ``max_frame``; the stream cannot be
+    resynchronised, so the connection must close after answering."""
+
+
+class FrameDecoder:
+    """Incremental frame splitter: feed bytes as they arrive, get complete payloads out.
+
+    ``feed(data)`` returns the list of complete payloads (bytes) now available and keeps any
+    partial frame buffered. Raises ``FrameTooLarge`` when a header announces a length of 0
+    or above ``max_frame_bytes``; the decoder is then unusable.
+    """
+
+    __slots__ = ("_buf", "max_frame_bytes")
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self._buf = bytearray()
+        self.max_frame_bytes = max_frame_bytes
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a frame not yet complete."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        limit = self.max_frame_bytes
+        while end - pos >= 4:
+            (length,) = HEADER.unpack_from(buf, pos)
+            if length == 0 or length > limit:
+                raise FrameTooLarge(
+                    f"frame length {length} outside 1..{limit} (max_frame)",
+                    {"length": length, "max_frame": limit},
+                )
+            if end - pos - 4 < length:
+                break
+            out.append(bytes(buf[pos + 4 : pos + 4 + length]))
+            pos += 4 + length
+        if pos:
+            del buf[:pos]
+        return out
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def default_socket_path(environ: dict[str, str] | None = None) -> str:
+    """The socket (or pipe) path a client or daemon uses when none is given (PROTOCOL.md):
+    ``$XSYS_SOCKET``, else ``$XDG_RUNTIME_DIR/xsys/xsys.sock``, else ``/run/xsys/xsys.sock``
+    when running as root, else ``/tmp/xsys-$UID/xsys.sock``; on Windows ``\\\\.\\pipe\\xsys``.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get("XSYS_SOCKET")
+    if explicit:
+        return explicit
+    if sys.platform == "win32":
+        return DEFAULT_PIPE_NAME
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "xsys", "xsys.sock")
+    uid = os.getuid()
+    if uid == 0:
+        return "/run/xsys/xsys.sock"
+    return os.path.join("/tmp", f"xsys-{uid}", "xsys.sock")

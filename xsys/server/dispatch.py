@@ -1,0 +1,53 @@
+"""Running a method: validation, then the handler by its kind (inline on the loop,
+blocking in the pool, async as a coroutine). Shared by the socket connection, the HTTP
+mirror and tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xsys.protocol import InvalidParams
+from xsys.server.app import App
+from xsys.server.context import Context, Peer, Session
+from xsys.server.router import MethodSpec, Router
+
+
+def split_progress(params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Remove the reserved ``progress`` flag from ``params``; raises ``InvalidParams`` when
+    it is not a boolean."""
+    if "progress" not in params:
+        return params, False
+    params = dict(params)
+    flag = params.pop("progress")
+    if not isinstance(flag, bool):
+        raise InvalidParams("parameter 'progress': expected bool",
+                            {"param": "progress", "expected": "bool"})
+    return params, flag
+
+
+async def run_spec(app: App, spec: MethodSpec, ctx: Context, kwargs: dict[str, Any]) -> Any:
+    """Run ``spec``'s handler with validated ``kwargs`` according to its kind."""
+    if spec.kind == "async":
+        return await spec.handler(ctx, **kwargs)
+    if spec.kind == "blocking":
+        return await app.run_blocking(spec.handler, ctx, **kwargs)
+    return spec.handler(ctx, **kwargs)
+
+
+async def invoke(
+    app: App,
+    router: Router,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    request_id: int | None = None,
+    peer: Peer | None = None,
+    session: Session | None = None,
+) -> Any:
+    """Validate and run ``method`` with ``params``; raises the handler's ``XsysError``s,
+    ``MethodNotFound`` and ``InvalidParams``."""
+    spec = router.get(method)
+    clean, want_progress = split_progress(params or {})
+    kwargs = router.bind(spec, clean)
+    ctx = Context(app, method, request_id, peer, session, want_progress)
+    return await run_spec(app, spec, ctx, kwargs)

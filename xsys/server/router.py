@@ -1,0 +1,381 @@
+"""The method registry: each handler declares its name, typed parameters with defaults and a
+one-line summary, and the router validates parameters before the handler runs.
+
+A handler is a function whose first argument is the request ``Context`` and whose other
+arguments are keyword parameters with annotations; the annotations are the schema::
+
+    @router.method("sys.processes", kind="blocking")
+    def processes(ctx: Context,
+                  sort: Literal["cpu", "memory", "pid", "name"] = "cpu",
+                  limit: Annotated[int, Range(1, 10_000), Doc("rows at most")] = 50,
+                  ) -> dict[str, Any]:
+        '''Processes sorted and filtered.  (first line = summary in rpc.methods)'''
+
+Supported annotations: ``int``, ``float`` (ints accepted), ``str``, ``bool``, ``bytes``
+(msgpack bin), ``list[T]`` of those, ``dict[str, Any]`` (a map), ``Any``, ``Literal[...]``
+(choices), ``X | None`` (nullable) and ``Annotated[T, Range(min, max), Doc("...")]``.
+``kind`` says how it runs: ``"inline"`` (a plain function that never blocks: runs on the
+event loop, e.g. reading a cached sample), ``"blocking"`` (a plain function run in the
+bounded thread pool) or ``"async"`` (a coroutine function).
+The request parameter ``progress`` is reserved (PROTOCOL.md, "Progress") and never
+reaches the handler; it sets ``ctx.want_progress``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from xsys.protocol import InvalidParams, MethodNotFound
+
+Kind = Literal["inline", "blocking", "async"]
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive bounds for a number parameter (either may be None)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A parameter's one-line description, shown by ``rpc.methods``."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its wire type name (``int``, ``float``, ``str``, ``bool``, ``bin``,
+    ``map``, ``any``, ``list[str]``...), default, bounds and choices, plus a checker that
+    returns the converted value or raises ``InvalidParams``."""
+
+    name: str
+    type: str
+    required: bool
+    default: Any
+    summary: str
+    nullable: bool
+    choices: tuple[Any, ...] | None
+    min: float | None
+    max: float | None
+    check: Callable[[Any], Any] = field(repr=False, compare=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The ``rpc.methods`` form of this parameter."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "required": self.required}
+        if not self.required:
+            out["default"] = self.default
+        if self.nullable:
+            out["nullable"] = True
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        out["summary"] = self.summary
+        return out
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: name, summary (the docstring's first line), description (the
+    rest), parameters, how it runs, whether it streams (returns a subscription) and the
+    handler itself."""
+
+    name: str
+    summary: str
+    description: str
+    params: tuple[ParamSpec, ...]
+    kind: Kind
+    handler: Callable[..., Any] = field(repr=False)
+    streams: str | None = None
+    progress: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """The ``rpc.methods`` form of this method."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "summary": self.summary,
+            "params": [p.describe() for p in self.params],
+        }
+        if self.description:
+            out["description"] = self.description
+        if self.streams:
+            out["streams"] = self.streams
+        if self.progress:
+            out["progress"] = True
+        return out
+
+
+# --------------------------------------------------------------------------- checkers
+
+
+def _bad(name: str, expected: str, value: Any) -> InvalidParams:
+    got = type(value).__name__
+    return InvalidParams(
+        f"parameter {name!r}: expected {expected}, got {got}",
+        {"param": name, "expected": expected, "got": got},
+    )
+
+
+_SCALARS: dict[Any, tuple[str, Callable[[Any], bool]]] = {
+    int: ("int", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("float", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("str", lambda v: isinstance(v, str)),
+    bool: ("bool", lambda v: isinstance(v, bool)),
+    bytes: ("bin", lambda v: isinstance(v, (bytes, bytearray))),
+}
+
+
+def _build_checker(name: str, tp: Any) -> tuple[str, Callable[[Any], Any], tuple[Any, ...] | None]:
+    """Return (wire type name, checker, choices) for annotation ``tp``."""
+    if tp is Any or tp is object:
+        return "any", lambda v: v, None
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        choices = tuple(args)
+        kinds = {type(c) for c in choices}
+        wire = "str" if kinds == {str} else "int" if kinds == {int} else "any"
+
+        def check_choice(v: Any) -> Any:
+            if v in choices and type(v) in kinds:
+                return v
+            raise InvalidParams(
+                f"parameter {name!r}: expected one of {', '.join(map(repr, choices))}, "
+                f"got {v!r}",
+                {"param": name, "expected": list(choices), "got": v},
+            )
+
+        return wire, check_choice, choices
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        subs = [_build_checker(name, m) for m in members]
+        wire = "|".join(s[0] for s in subs)
+        choices_u = next((s[2] for s in subs if s[2] is not None), None)
+
+        def check_union(v: Any) -> Any:
+            first: InvalidParams | None = None
+            for _, chk, _c in subs:
+                try:
+                    return chk(v)
+                except InvalidParams as exc:
+                    first = first or exc
+            if len(subs) == 1 and first is not None:
+                raise first
+            raise _bad(name, wire, v)
+
+        return wire, check_union, choices_u
+    if origin in (list, tuple):
+        item_tp = args[0] if args else Any
+        item_wire, item_check, _ = _build_checker(name, item_tp)
+        wire = f"list[{item_wire}]"
+
+        def check_list(v: Any) -> Any:
+            if not isinstance(v, (list, tuple)):
+                raise _bad(name, wire, v)
+            out = []
+            for item in v:
+                try:
+                    out.append(item_check(item))
+                except InvalidParams:
+                    raise _bad(name, wire, v) from None
+            return out
+
+        return wire, check_list, None
+    if origin is dict or tp is dict:
+
+        def check_map(v: Any) -> Any:
+            if not isinstance(v, dict):
+                raise _bad(name, "map", v)
+            return v
+
+        return "map", check_map, None
+    if tp in _SCALARS:
+        wire, ok = _SCALARS[tp]
+        convert = float if tp is float else bytes if tp is bytes else None
+
+        def check_scalar(v: Any) -> Any:
+            if not ok(v):
+                raise _bad(name, wire, v)
+            return convert(v) if convert is not None else v
+
+        return wire, check_scalar, None
+    raise TypeError(f"parameter {name!r}: unsupported annotation {tp!r}")
+
+
+def _param_spec(name: str, annotation: Any, default: Any) -> ParamSpec:
+    rng = Range()
+    doc = ""
+    if typing.get_origin(annotation) is Annotated:
+        base, *extras = typing.get_args(annotation)
+        for extra in extras:
+            if isinstance(extra, Range):
+                rng = extra
+            elif isinstance(extra, Doc):
+                doc = extra.text
+        annotation = base
+    wire, check, choices = _build_checker(name, annotation)
+    args = typing.get_args(annotation)
+    nullable = typing.get_origin(annotation) in (typing.Union, types.UnionType) and (
+        type(None) in args
+    )
+    if rng.min is not None or rng.max is not None:
+        inner = check
+        lo, hi = rng.min, rng.max
+
+        def check(v: Any) -> Any:  # noqa: F811 - deliberate wrap
+            v = inner(v)
+            if v is None:
+                return v
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                span = f"{'' if lo is None else lo}..{'' if hi is None else hi}"
+                raise InvalidParams(
+                    f"parameter {name!r}: {v!r} is out of range {span}",
+                    {"param": name, "min": lo, "max": hi, "got": v},
+                )
+            return v
+
+    if nullable:
+        inner_n = check
+
+        def check(v: Any) -> Any:  # noqa: F811 - deliberate wrap
+            return None if v is None else inner_n(v)
+
+    required = default is inspect.Parameter.empty
+    return ParamSpec(
+        name=name,
+        type=wire,
+        required=required,
+        default=None if required else default,
+        summary=doc,
+        nullable=nullable,
+        choices=choices,
+        min=rng.min,
+        max=rng.max,
+        check=check,
+    )
+
+
+# --------------------------------------------------------------------------- router
+
+
+class Router:
+    """The registry of methods and the parameter validation in front of them."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, MethodSpec] = {}
+
+    def method(
+        self,
+        name: str,
+        *,
+        kind: Kind | None = None,
+        streams: str | None = None,
+        progress: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering ``fn`` as method ``name``.
+
+        ``kind`` defaults to ``"async"`` for coroutine functions and ``"blocking"``
+        otherwise. ``streams`` names the notification a subscription method pushes
+        (e.g. ``"watch.event"``); ``progress`` marks methods that honour
+        ``progress: true``. Raises ``ValueError`` on a duplicate name and ``TypeError`` on an
+        unsupported annotation.
+        """
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.add(name, fn, kind=kind, streams=streams, progress=progress)
+            return fn
+
+        return register
+
+    def add(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        kind: Kind | None = None,
+        streams: str | None = None,
+        progress: bool = False,
+    ) -> MethodSpec:
+        """Register ``fn`` as ``name`` (see ``method``) and return its spec."""
+        if name in self._methods:
+            raise ValueError(f"method {name!r} registered twice")
+        is_async = inspect.iscoroutinefunction(fn)
+        if kind is None:
+            kind = "async" if is_async else "blocking"
+        if (kind == "async") != is_async:
+            raise TypeError(f"{name}: kind {kind!r} does not match {fn!r}")
+        sig = inspect.signature(fn, eval_str=True)
+        params = list(sig.parameters.values())[1:]  # the first one is ctx
+        specs = []
+        for p in params:
+            if p.name == "progress":
+                raise TypeError(f"{name}: 'progress' is a reserved parameter name")
+            specs.append(_param_spec(p.name, p.annotation, p.default))
+        doc = inspect.getdoc(fn) or ""
+        summary, _, description = doc.partition("\n")
+        spec = MethodSpec(
+            name=name,
+            summary=summary.strip(),
+            description=description.strip(),
+            params=tuple(specs),
+            kind=kind,
+            handler=fn,
+            streams=streams,
+            progress=progress,
+        )
+        self._methods[name] = spec
+        return spec
+
+    def get(self, name: str) -> MethodSpec:
+        """The spec of ``name``; raises ``MethodNotFound``."""
+        spec = self._methods.get(name)
+        if spec is None:
+            raise MethodNotFound(f"unknown method {name!r}", {"method": name})
+        return spec
+
+    def names(self) -> list[str]:
+        """Every registered method name, sorted."""
+        return sorted(self._methods)
+
+    def specs(self) -> list[MethodSpec]:
+        """Every registered spec, sorted by name."""
+        return [self._methods[n] for n in sorted(self._methods)]
+
+    @staticmethod
+    def bind(spec: MethodSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``params`` against ``spec`` and return the handler's keyword arguments
+        (defaults filled in). Raises ``InvalidParams`` naming the parameter: unknown,
+        missing, wrong type or out of range."""
+        kwargs: dict[str, Any] = {}
+        seen = 0
+        for p in spec.params:
+            value = params.get(p.name, _MISSING)
+            if value is _MISSING:
+                if p.required:
+                    raise InvalidParams(
+                        f"missing required parameter {p.name!r}",
+                        {"param": p.name, "expected": p.type},
+                    )
+                continue
+            seen += 1
+            kwargs[p.name] = p.check(value)
+        if seen != len(params):
+            known = {p.name for p in spec.params}
+            for key in params:
+                if key not in known:
+                    raise InvalidParams(
+                        f"unknown parameter {key!r} for {spec.name}",
+                        {"param": key, "reason": "unknown", "known": sorted(known)},
+                    )
+        return kwargs
