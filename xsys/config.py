@@ -70,21 +70,63 @@ class SysConfig:
 
 @dataclass(frozen=True)
 class FsConfig:
-    """The fs namespace: sandbox roots and size limits."""
+    """The fs namespace: sandbox roots and size limits.
+
+    Every path a request names is resolved (``..``, symlinks) and must land inside one of
+    ``roots``; anything else is refused with -32002 (permission_denied).
+    """
 
     roots: tuple[str, ...] = ()
-    """Directories file operations are confined to; empty = home dir and system temp dir."""
+    """Directories file operations are confined to; empty = home dir and system temp dir.
+    Each root is itself resolved with realpath when the daemon starts (a root may be a
+    symlink)."""
     max_read_bytes: int = 64 * 1024 * 1024
+    """Most bytes one ``fs.read`` returns (also capped by ``server.max_frame_bytes``);
+    above it the request fails with -32004 (too_large): read in pieces with offset/length."""
     max_list_entries: int = 10_000
+    """Most entries one ``fs.list`` or ``fs.find`` returns; the ``limit`` parameter is
+    clamped to it and ``truncated`` tells when more exist."""
     max_write_bytes: int = 64 * 1024 * 1024
+    """Most bytes one ``fs.write`` accepts (-32004 above)."""
+    chunk_bytes: int = 1024 * 1024
+    """I/O chunk size for streamed reads, writes, copies and hashes (bytes)."""
+    max_tail_lines: int = 10_000
+    """Most lines one ``fs.tail`` returns."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when a limit is not positive or a root is empty."""
+        for name in ("max_read_bytes", "max_list_entries", "max_write_bytes", "chunk_bytes",
+                     "max_tail_lines"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        for i, root in enumerate(self.roots):
+            if not root.strip():
+                raise ValueError(f"roots[{i}]: must be a non-empty path")
 
 
 @dataclass(frozen=True)
 class WatchConfig:
-    """The watch namespace."""
+    """The watch namespace: file-change subscriptions (watchdog observer)."""
 
     max_subscriptions: int = 256
+    """Live ``watch.add`` subscriptions in the whole daemon; above it -32005 (overloaded)."""
     max_batch_events: int = 1000
+    """Most events in one ``watch.event`` notification; bigger bursts span several."""
+    max_paths: int = 64
+    """Most paths one ``watch.add`` may name."""
+    max_pending_events: int = 65_536
+    """Events buffered between the observer thread and the event loop (and per
+    subscription while debouncing); past it events are dropped and the subscribers get
+    ``watch.overflow`` with the count."""
+    max_debounce_ms: int = 60_000
+    """Largest ``debounce_ms`` a subscription may ask for."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when a limit is not positive."""
+        for name in ("max_subscriptions", "max_batch_events", "max_paths",
+                     "max_pending_events", "max_debounce_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -284,7 +326,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a JSON object")
     if looks_like_tinymonitor(data):
         data = convert_tinymonitor(data)
-    return data
+    result: dict[str, Any] = data
+    return result
 
 
 ENV_KEYS = {

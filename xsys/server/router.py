@@ -233,7 +233,7 @@ def _param_spec(name: str, annotation: Any, default: Any) -> ParamSpec:
         inner = check
         lo, hi = rng.min, rng.max
 
-        def check(v: Any) -> Any:  # noqa: F811 - deliberate wrap
+        def check(v: Any) -> Any:
             v = inner(v)
             if v is None:
                 return v
@@ -248,7 +248,7 @@ def _param_spec(name: str, annotation: Any, default: Any) -> ParamSpec:
     if nullable:
         inner_n = check
 
-        def check(v: Any) -> Any:  # noqa: F811 - deliberate wrap
+        def check(v: Any) -> Any:
             return None if v is None else inner_n(v)
 
     required = default is inspect.Parameter.empty
@@ -323,7 +323,8 @@ class Router:
                 raise TypeError(f"{name}: 'progress' is a reserved parameter name")
             specs.append(_param_spec(p.name, p.annotation, p.default))
         doc = inspect.getdoc(fn) or ""
-        summary, _, description = doc.partition("\n")
+        first, _, description = doc.partition("\n\n")
+        summary = " ".join(first.split())
         spec = MethodSpec(
             name=name,
             summary=summary.strip(),

@@ -1,0 +1,81 @@
+"""The ``xsys`` command line (Click): ``serve`` runs the daemon; every other command is a
+thin client: parse, call the daemon, render a table (or ``--json``)."""
+
+from __future__ import annotations
+
+import click
+
+from xsys import __version__
+from xsys.cli.common import CliState, call, json_option, print_json, table
+from xsys.cli.config import config_group
+from xsys.cli.sys import sys_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--socket", "socket_path", envvar="XSYS_SOCKET", default=None,
+              help="Daemon socket (default: $XSYS_SOCKET, then PROTOCOL.md's defaults).")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for each answer.")
+@click.version_option(__version__, prog_name="xsys")
+@click.pass_context
+def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
+    """xsys: system metrics, file operations, file-change events and alerts from a local
+    daemon."""
+    ctx.obj = CliState(socket=socket_path, timeout=timeout)
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Config file (JSON; a TinyMonitor config.json works too).")
+@click.option("--socket", "socket_path", default=None, help="Socket path to listen on.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"],
+                                                case_sensitive=False), default=None)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
+@click.option("--no-uvloop", is_flag=True, help="Use the stdlib event loop.")
+@click.pass_context
+def serve(ctx: click.Context, config_file: str | None, socket_path: str | None,
+          log_level: str | None, log_format: str | None, no_uvloop: bool) -> None:
+    """Run the daemon in the foreground (SIGTERM/Ctrl-C stop it, SIGHUP reloads)."""
+    from xsys.server.daemon import serve as run_daemon
+
+    root_socket = ctx.find_root().params.get("socket_path")
+    code = run_daemon(config_file, socket_path or root_socket, log_level, log_format,
+                      use_uvloop=not no_uvloop)
+    ctx.exit(code)
+
+
+@main.command()
+@json_option
+@click.pass_context
+def ping(ctx: click.Context, as_json: bool) -> None:
+    """Check that the daemon answers."""
+    import time
+
+    start = time.perf_counter()
+    r = call(ctx, "rpc.ping")
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    if as_json:
+        print_json({**r, "rtt_ms": elapsed_ms})
+    else:
+        click.echo(f"pong from {ctx.obj.socket_path} in {elapsed_ms:.2f} ms")
+
+
+@main.command()
+@json_option
+@click.pass_context
+def methods(ctx: click.Context, as_json: bool) -> None:
+    """List the daemon's methods and their parameters."""
+    r = call(ctx, "rpc.methods")
+    if as_json:
+        print_json(r)
+        return
+    rows = []
+    for m in r["methods"]:
+        params = ", ".join(
+            p["name"] + ("" if p["required"] else "?") + f": {p['type']}" for p in m["params"])
+        rows.append([m["name"], params, m["summary"]])
+    click.echo(table(rows, ["METHOD", "PARAMS", "SUMMARY"]))
+
+
+main.add_command(sys_group)
+main.add_command(config_group)

@@ -1,0 +1,575 @@
+"""Python clients for the xsys daemon: ``Client`` (blocking, plain sockets) and
+``AsyncClient`` (asyncio, pipelined). Both need only msgpack and the standard library.
+
+    from xsys.client import Client
+    with Client() as c:                       # socket from XSYS_SOCKET or the defaults
+        print(c.sys.memory()["virtual"]["percent"])
+        print(c.call("sys.processes", sort="memory", limit=5))
+        with c.subscribe("watch.add", paths=["/tmp"]) as sub:
+            for event in sub:                 # notification params, until closed
+                print(event)
+
+    async with AsyncClient() as c:
+        results = await asyncio.gather(*(c.call("rpc.ping") for _ in range(100)))
+
+Errors arrive as the typed exceptions of ``xsys.protocol`` (``NotFound``,
+``InvalidParams``...); a missing daemon raises ``DaemonNotRunning`` naming the socket, and
+a connection lost mid-call raises ``ConnectionClosed``. Timeouts raise ``TimeoutError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import socket
+import threading
+import time
+import typing
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from xsys.protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
+    ConnectionClosed,
+    DaemonNotRunning,
+    FrameDecoder,
+    XsysError,
+    default_socket_path,
+    encode_request,
+    error_from_wire,
+    unpackb,
+)
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+#: The method that ends a subscription opened by each streaming method.
+UNSUBSCRIBE = {
+    "watch.add": "watch.remove",
+    "monitor.subscribe": "monitor.unsubscribe",
+}
+
+
+def _params(params: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    if params is None:
+        return kwargs or None
+    return {**params, **kwargs} if kwargs else params
+
+
+def _not_running(path: str, exc: OSError) -> DaemonNotRunning:
+    return DaemonNotRunning(
+        f"cannot connect to the xsys daemon at {path} ({exc.strerror or exc}); "
+        "start it with `xsys serve`",
+        {"socket": path},
+    )
+
+
+class _Namespace:
+    """``client.sys.info(**params)`` -> ``client.call("sys.info", **params)``."""
+
+    def __init__(self, call: Callable[..., Any], name: str) -> None:
+        self._call = call
+        self._name = name
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        full = f"{self._name}.{method}"
+        return lambda params=None, **kw: self._call(full, params, **kw)
+
+
+# =========================================================================== blocking
+
+
+class Subscription:
+    """A stream opened by a streaming method (``watch.add``, ``monitor.subscribe``).
+
+    Iterating yields each notification's ``params`` (with ``"method"`` added); the
+    iterator ends when the subscription is closed. ``next(timeout)`` returns one or None.
+    ``close()`` calls the matching remove/unsubscribe method.
+    """
+
+    def __init__(self, client: Client, method: str, sub_id: str) -> None:
+        self.client = client
+        self.method = method
+        self.id = sub_id
+        self.closed = False
+
+    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next notification of this subscription, or None after ``timeout`` s."""
+        return self.client._next_event(self.id, timeout)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while not self.closed:
+            event = self.next(None)
+            if event is not None:
+                yield event
+
+    def close(self) -> None:
+        """Unsubscribe (ignored when the connection is already gone)."""
+        if self.closed:
+            return
+        self.closed = True
+        unsub = UNSUBSCRIBE.get(self.method)
+        if unsub:
+            with contextlib.suppress(XsysError, OSError):
+                self.client.call(unsub, subscription=self.id)
+        self.client._events.pop(self.id, None)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Client:
+    """A blocking client over one Unix socket (not thread-safe; one per thread).
+
+    ``socket_path``: default ``default_socket_path()``; ``connect_timeout`` and
+    ``timeout`` (per call) in seconds (None = wait forever). Subscription events that
+    arrive while waiting for a response are kept (at most ``max_queued_events`` per
+    subscription, oldest dropped) until read.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        timeout: float | None = 30.0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_queued_events: int = 10_000,
+        connect: bool = True,
+    ) -> None:
+        self.socket_path = socket_path or default_socket_path()
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.max_queued_events = max_queued_events
+        self._sock: socket.socket | None = None
+        self._decoder = FrameDecoder(max_frame_bytes)
+        self._ids = itertools.count(1)
+        self._ready: collections.deque[Any] = collections.deque()
+        self._events: dict[str, collections.deque[dict[str, Any]]] = {}
+        self._other: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self._lock = threading.RLock()
+        if connect:
+            self.connect()
+
+    # ------------------------------------------------------------------ connection
+
+    def connect(self) -> Client:
+        """Open the socket; raises ``DaemonNotRunning`` when nothing listens there."""
+        if self._sock is not None:
+            return self
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.connect_timeout)
+        try:
+            sock.connect(self.socket_path)
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
+            sock.close()
+            raise _not_running(self.socket_path, exc) from None
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        return self
+
+    def close(self) -> None:
+        """Close the socket (subscriptions end with it)."""
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> Client:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> _Namespace:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Namespace(self.call, name)
+
+    # ------------------------------------------------------------------ calls
+
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = -1.0,
+        on_progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` with ``params`` (a map, and/or keyword arguments) and return
+        its result. ``on_progress`` asks for progress (``progress: true``) and receives
+        each ``<ns>.progress`` params. Raises the protocol's typed errors, ``TimeoutError``
+        and ``ConnectionClosed``."""
+        merged = _params(params, kwargs)
+        if on_progress is not None:
+            merged = {**(merged or {}), "progress": True}
+        with self._lock:
+            req_id = next(self._ids)
+            self._send(encode_request(req_id, method, merged))
+            return self._wait_response(req_id, self.timeout if timeout == -1.0 else timeout,
+                                       on_progress)
+
+    def subscribe(self, method: str, params: dict[str, Any] | None = None,
+                  **kwargs: Any) -> Subscription:
+        """Call a streaming method and return its ``Subscription``."""
+        result = self.call(method, params, **kwargs)
+        sub_id = result["subscription"]
+        self._events.setdefault(sub_id, collections.deque())
+        return Subscription(self, method, sub_id)
+
+    def notifications(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every notification not claimed by a subscription (as ``{"method", **params}``),
+        until none arrives for ``timeout`` s."""
+        while True:
+            if self._other:
+                yield self._other.popleft()
+                continue
+            msg = self._read_one(timeout)
+            if msg is None:
+                return
+            self._route(msg)
+
+    # ------------------------------------------------------------------ internals
+
+    def _send(self, frame: bytes) -> None:
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None
+        try:
+            self._sock.settimeout(None)
+            self._sock.sendall(frame)
+        except OSError as exc:
+            self.close()
+            raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
+
+    def _read_one(self, timeout: float | None) -> dict[str, Any] | None:
+        """One decoded message, or None on timeout."""
+        if self._ready:
+            msg: dict[str, Any] = self._ready.popleft()
+            return msg
+        if self._sock is None:
+            raise ConnectionClosed(f"not connected to {self.socket_path}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self._sock.settimeout(remaining)
+            try:
+                data = self._sock.recv(262144)
+            except TimeoutError:
+                return None
+            except OSError as exc:
+                self.close()
+                raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") \
+                    from None
+            if not data:
+                self.close()
+                raise ConnectionClosed(f"the daemon at {self.socket_path} closed the "
+                                       "connection")
+            for payload in self._decoder.feed(data):
+                self._ready.append(unpackb(payload))
+        msg = self._ready.popleft()
+        return msg
+
+    def _route(self, msg: dict[str, Any]) -> None:
+        """File a notification under its subscription (or the unclaimed queue)."""
+        params = msg.get("params") or {}
+        event = {"method": msg.get("method"), **params}
+        queue = self._events.get(params.get("subscription", ""))
+        if queue is None:
+            self._other.append(event)
+            return
+        queue.append(event)
+        if len(queue) > self.max_queued_events:
+            queue.popleft()
+
+    def _wait_response(self, req_id: int, timeout: float | None,
+                       on_progress: ProgressCallback | None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = self._read_one(remaining)
+            if msg is None:
+                # the answer may still come: this connection cannot be trusted any more
+                self.close()
+                raise TimeoutError(f"no answer to request {req_id} within {timeout}s")
+            if "id" not in msg:
+                if (on_progress is not None and str(msg.get("method", "")).endswith(
+                        ".progress") and (msg.get("params") or {}).get("request") == req_id):
+                    on_progress(msg["params"])
+                else:
+                    self._route(msg)
+                continue
+            if msg["id"] == req_id:
+                if "error" in msg:
+                    raise error_from_wire(msg["error"])
+                return msg.get("result")
+            if msg["id"] is None and "error" in msg:
+                raise error_from_wire(msg["error"])
+
+    def _next_event(self, sub_id: str, timeout: float | None) -> dict[str, Any] | None:
+        queue = self._events.setdefault(sub_id, collections.deque())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not queue:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                msg = self._read_one(remaining)
+                if msg is None:
+                    return None
+                if "id" not in msg:
+                    self._route(msg)
+            return queue.popleft()
+
+
+# =========================================================================== asyncio
+
+
+class AsyncSubscription:
+    """The asyncio form of ``Subscription``: ``async for event in sub`` yields each
+    notification's params (with ``"method"``); ``await sub.aclose()`` unsubscribes.
+    Events wait in a queue of ``maxsize`` (oldest dropped, counted in ``dropped``)."""
+
+    def __init__(self, client: AsyncClient, method: str, sub_id: str,
+                 maxsize: int = 10_000) -> None:
+        self.client = client
+        self.method = method
+        self.id = sub_id
+        self.queue: collections.deque[dict[str, Any] | None] = collections.deque()
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._wakeup = asyncio.Event()
+        self.closed = False
+
+    def _put(self, event: dict[str, Any] | None) -> None:
+        self.queue.append(event)
+        if len(self.queue) > self.maxsize:
+            self.queue.popleft()
+            self.dropped += 1
+        self._wakeup.set()
+
+    async def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next event, or None on timeout or when closed."""
+        while not self.queue:
+            if self.closed:
+                return None
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        return self.queue.popleft()
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            event = await self.next()
+            if event is None:
+                return
+            yield event
+
+    async def aclose(self) -> None:
+        """Unsubscribe and end the iteration."""
+        if self.closed:
+            return
+        self.closed = True
+        self._put(None)
+        self.client._subs.pop(self.id, None)
+        unsub = UNSUBSCRIBE.get(self.method)
+        if unsub and self.client.connected:
+            with contextlib.suppress(XsysError, OSError):
+                await self.client.call(unsub, subscription=self.id)
+
+    async def __aenter__(self) -> AsyncSubscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class _AsyncProtocol(asyncio.Protocol):
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        try:
+            payloads = client._decoder.feed(data)
+        except XsysError as exc:
+            client._fail(exc)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for payload in payloads:
+            client._dispatch(unpackb(payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client._fail(ConnectionClosed(
+            f"connection to {self.client.socket_path} lost" + (f": {exc}" if exc else "")))
+
+
+class AsyncClient:
+    """An asyncio client over one Unix socket; calls may be pipelined freely
+    (``asyncio.gather``), each matched to its answer by id.
+
+    Use ``async with AsyncClient(path) as c`` or ``await c.connect()``/``await c.close()``.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        timeout: float | None = 30.0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.socket_path = socket_path or default_socket_path()
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._decoder = FrameDecoder(max_frame_bytes)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._progress: dict[int, ProgressCallback] = {}
+        self._subs: dict[str, AsyncSubscription] = {}
+        self._transport: asyncio.Transport | None = None
+        self.notification_handlers: list[Callable[[str, dict[str, Any]], None]] = []
+
+    @property
+    def connected(self) -> bool:
+        """True while the socket is open."""
+        return self._transport is not None and not self._transport.is_closing()
+
+    async def connect(self) -> AsyncClient:
+        """Open the socket; raises ``DaemonNotRunning`` when nothing listens there."""
+        if self.connected:
+            return self
+        loop = asyncio.get_running_loop()
+        self._decoder = FrameDecoder(self._decoder.max_frame_bytes)
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_unix_connection(lambda: _AsyncProtocol(self), self.socket_path),
+                self.connect_timeout)
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
+            raise _not_running(self.socket_path, exc) from None
+        self._transport = transport
+        return self
+
+    async def close(self) -> None:
+        """Close the socket; pending calls fail with ``ConnectionClosed``."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> AsyncClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __getattr__(self, name: str) -> _Namespace:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Namespace(self.call, name)
+
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = -1.0,
+        on_progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` and await its result (see ``Client.call``)."""
+        if not self.connected:
+            await self.connect()
+        assert self._transport is not None
+        merged = _params(params, kwargs)
+        if on_progress is not None:
+            merged = {**(merged or {}), "progress": True}
+        req_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        if on_progress is not None:
+            self._progress[req_id] = on_progress
+        self._transport.write(encode_request(req_id, method, merged))
+        wait = self.timeout if timeout == -1.0 else timeout
+        try:
+            if wait is None:
+                return await fut
+            return await asyncio.wait_for(fut, wait)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no answer to {method} within {wait}s") from None
+        finally:
+            self._pending.pop(req_id, None)
+            self._progress.pop(req_id, None)
+
+    async def subscribe(self, method: str, params: dict[str, Any] | None = None,
+                        **kwargs: Any) -> AsyncSubscription:
+        """Call a streaming method and return its ``AsyncSubscription``."""
+        result = await self.call(method, params, **kwargs)
+        sub = AsyncSubscription(self, method, result["subscription"])
+        self._subs[sub.id] = sub
+        return sub
+
+    def _dispatch(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            return
+        if "id" in msg and msg["id"] is not None:
+            fut = self._pending.get(msg["id"])
+            if fut is None or fut.done():
+                return
+            if "error" in msg:
+                fut.set_exception(error_from_wire(msg["error"]))
+            else:
+                fut.set_result(msg.get("result"))
+            return
+        if "error" in msg:  # connection-level error (id nil)
+            err = error_from_wire(msg["error"])
+            if len(self._pending) == 1:
+                fut = next(iter(self._pending.values()))
+                if not fut.done():
+                    fut.set_exception(err)
+            return
+        method = str(msg.get("method", ""))
+        params = msg.get("params") or {}
+        if method.endswith(".progress"):
+            request = params.get("request")
+            cb = self._progress.get(request) if isinstance(request, int) else None
+            if cb is not None:
+                cb(params)
+            return
+        sub = self._subs.get(params.get("subscription", ""))
+        if sub is not None:
+            sub._put({"method": method, **params})
+        for handler in self.notification_handlers:
+            handler(method, params)
+
+    def _fail(self, exc: XsysError) -> None:
+        self._transport = None
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()
+        for sub in list(self._subs.values()):
+            sub.closed = True
+            sub._put(None)

@@ -1,0 +1,188 @@
+"""The listening side: the Unix socket (or Windows named pipe), its file modes, stale-socket
+handling, peer credentials, the connection limit and draining at shutdown.
+
+Transports hand the connection layer bytes and nothing else; this module decides who may
+connect and where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import stat
+import struct
+import sys
+from typing import TYPE_CHECKING
+
+from xsys.protocol import Overloaded, Unauthorized, XsysError
+from xsys.server.context import Peer
+
+if TYPE_CHECKING:
+    from xsys.server.app import App
+    from xsys.server.connection import Connection
+    from xsys.server.router import Router
+
+log = logging.getLogger(__name__)
+
+_PEERCRED = struct.Struct("3i")
+
+
+class DaemonAlreadyRunning(RuntimeError):
+    """Another live daemon answers on the socket path."""
+
+
+def peer_credentials(sock: socket.socket | None) -> Peer:
+    """(pid, uid, gid) of the process at the other end of a Unix socket, from
+    ``SO_PEERCRED`` (Linux); an empty ``Peer`` where the platform has no such option."""
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return Peer()
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    except OSError:
+        return Peer()
+    pid, uid, gid = _PEERCRED.unpack(raw)
+    return Peer(pid=pid, uid=uid, gid=gid)
+
+
+def resolve_group(group: str) -> int | None:
+    """The gid of ``group`` (a name or a number); None when empty. Raises ``KeyError``."""
+    if not group:
+        return None
+    if group.isdigit():
+        return int(group)
+    import grp  # POSIX only
+
+    return grp.getgrnam(group).gr_gid
+
+
+def prepare_socket_path(path: str, gid: int | None) -> None:
+    """Create the socket's directory (0700, or 0750 when a group is configured) and clear a
+    stale socket file. Raises ``DaemonAlreadyRunning`` when a live daemon answers there and
+    ``FileExistsError`` when the path is something other than a socket."""
+    directory = os.path.dirname(os.path.abspath(path))
+    dir_mode = 0o750 if gid is not None else 0o700
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=dir_mode, exist_ok=True)
+        os.chmod(directory, dir_mode)
+        if gid is not None:
+            os.chown(directory, -1, gid)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise FileExistsError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("removing stale socket %s", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except OSError as exc:
+        log.warning("probing %s: %s; replacing it", path, exc)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise DaemonAlreadyRunning(f"another xsys daemon is already listening on {path}")
+
+
+class Server:
+    """Accepts connections and tracks them (see module docstring)."""
+
+    def __init__(self, app: App, router: Router) -> None:
+        self.app = app
+        self.router = router
+        self.connections: set[Connection] = set()
+        self.path: str = ""
+        self._server: asyncio.AbstractServer | None = None
+        self._own_uid = os.getuid() if hasattr(os, "getuid") else -1
+
+    # ----------------------------------------------------------------- admission
+
+    def peer_of(self, transport: asyncio.BaseTransport) -> Peer:
+        """The credentials of the process behind ``transport``."""
+        return peer_credentials(transport.get_extra_info("socket"))
+
+    def admit(self, conn: Connection) -> XsysError | None:
+        """Register ``conn``, or return why it is refused (-32006 unauthorized for a uid/gid
+        not allowed, -32005 overloaded at ``server.max_connections``)."""
+        cfg = self.app.config.server
+        peer = conn.peer
+        if peer.uid is not None:
+            uids = set(cfg.allowed_uids) if cfg.allowed_uids is not None else {
+                self._own_uid, 0}
+            if peer.uid not in uids and peer.gid not in set(cfg.allowed_gids):
+                return Unauthorized(
+                    f"uid {peer.uid} (gid {peer.gid}) is not allowed to use this daemon",
+                    {"uid": peer.uid, "gid": peer.gid},
+                )
+        if len(self.connections) >= cfg.max_connections:
+            return Overloaded(f"connection limit {cfg.max_connections} reached",
+                              {"limit": cfg.max_connections})
+        self.connections.add(conn)
+        return None
+
+    def forget(self, conn: Connection) -> None:
+        """Drop ``conn`` from the live set (on close)."""
+        self.connections.discard(conn)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self, path: str) -> None:
+        """Listen on ``path``: a Unix socket of mode 0600 (0660 with ``server.group``) in a
+        0700 (0750) directory, or a named pipe on Windows."""
+        from xsys.server.connection import Connection
+
+        self.path = path
+        loop = asyncio.get_running_loop()
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            start_pipe = getattr(loop, "start_serving_pipe", None)
+            if start_pipe is None:
+                raise RuntimeError("named pipes need the Proactor event loop")
+            await start_pipe(lambda: Connection(self), path)
+            return
+        gid = resolve_group(self.app.config.server.group)
+        prepare_socket_path(path, gid)
+        mode = 0o660 if gid is not None else 0o600
+        old_umask = os.umask(0o777 & ~mode)
+        try:
+            self._server = await loop.create_unix_server(
+                lambda: Connection(self), path, backlog=512)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, mode)
+        if gid is not None:
+            os.chown(path, -1, gid)
+        log.info("listening on %s (mode %o)", path, mode)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Stop accepting, let in-flight requests finish within ``timeout_s``, close every
+        connection (ending their subscriptions) and remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+        pending = [task for conn in self.connections for task, _ in conn.inflight.values()]
+        if pending:
+            log.info("waiting up to %.1fs for %d requests in flight", timeout_s,
+                     len(pending))
+            _done, not_done = await asyncio.wait(pending, timeout=timeout_s)
+            if not_done:
+                log.warning("%d requests did not finish before the deadline", len(not_done))
+        await asyncio.sleep(0)  # let the done-callbacks write their responses
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self.path and sys.platform != "win32":
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(self.path)
+                if stat.S_ISSOCK(st.st_mode):
+                    os.unlink(self.path)
