@@ -33,8 +33,13 @@ export class Connection {
   private readonly frames: FrameDecoder;
   private outbox: Buffer[] = [];
   private flushScheduled = false;
-  private closed = false;
+  private isClosed = false;
   private closeError: Error | undefined;
+  private resolveClosed!: () => void;
+  /** Resolves once the socket has closed. */
+  readonly closed: Promise<void> = new Promise((resolve) => {
+    this.resolveClosed = resolve;
+  });
 
   constructor(socket: net.Socket, handlers: ConnectionHandlers, opts: ConnectionOptions = {}) {
     this.socket = socket;
@@ -49,7 +54,7 @@ export class Connection {
   }
 
   get isOpen(): boolean {
-    return !this.closed;
+    return !this.isClosed;
   }
 
   /**
@@ -57,7 +62,7 @@ export class Connection {
    * would exceed `maxFrame`, `ConnectionClosedError` after close.
    */
   send(message: object): void {
-    if (this.closed) throw new ConnectionClosedError("connection is closed");
+    if (this.isClosed) throw new ConnectionClosedError("connection is closed");
     const bytes = frame(this.encoder.encodeSharedRef(message), this.maxFrame);
     this.outbox.push(bytes);
     if (!this.flushScheduled) {
@@ -68,7 +73,7 @@ export class Connection {
 
   /** Close after the queued frames are written. */
   end(): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     this.flush();
     this.socket.end();
   }
@@ -83,7 +88,7 @@ export class Connection {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     const out = this.outbox;
-    if (out.length === 0 || this.closed) return;
+    if (out.length === 0 || this.isClosed) return;
     this.outbox = [];
     this.socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
   };
@@ -91,7 +96,7 @@ export class Connection {
   private onData(chunk: Buffer): void {
     const payloads = this.frames.push(chunk);
     for (const payload of payloads) {
-      if (this.closed) return;
+      if (this.isClosed) return;
       let message: unknown;
       try {
         message = this.decoder.decode(payload);
@@ -105,9 +110,10 @@ export class Connection {
   }
 
   private finish(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.isClosed) return;
+    this.isClosed = true;
     this.outbox = [];
     this.handlers.onClose(this.closeError);
+    this.resolveClosed();
   }
 }

@@ -31,7 +31,7 @@ export function frame(payload: Uint8Array, maxFrame: number = DEFAULT_MAX_FRAME)
 
 /**
  * Streaming frame decoder. Feed it the chunks a stream delivers, in order; it returns
- * the payloads completed by each chunk. Handles frames split across any number of chunks
+ * the payloads completed by each chunk (views, not copies, as plain `Uint8Array`s). Handles frames split across any number of chunks
  * (down to one byte each) and any number of frames packed into one chunk; bytes are
  * copied at most once per frame (only when a frame spans chunks).
  */
@@ -62,12 +62,12 @@ export class FrameDecoder {
    * Add a chunk; return every payload it completes (those before a bad header included;
    * check `error` afterwards).
    */
-  push(chunk: Uint8Array): Buffer[] {
+  push(chunk: Uint8Array): Uint8Array[] {
     if (chunk.byteLength === 0 || this.error) return [];
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     this.chunks.push(buf);
     this.buffered += buf.byteLength;
-    const out: Buffer[] = [];
+    const out: Uint8Array[] = [];
     for (;;) {
       if (this.pending < 0) {
         if (this.buffered < HEADER_BYTES) break;
@@ -76,7 +76,9 @@ export class FrameDecoder {
       }
       const total = HEADER_BYTES + this.pending;
       if (this.buffered < total) break;
-      out.push(this.take(total).subarray(HEADER_BYTES));
+      const f = this.take(total);
+      // A plain Uint8Array view (not a Buffer), so msgpack bin values decode as Uint8Array.
+      out.push(new Uint8Array(f.buffer, f.byteOffset + HEADER_BYTES, this.pending));
       this.pending = -1;
     }
     return out;

@@ -1,0 +1,59 @@
+/**
+ * Notification payloads, as PROTOCOL.md and the daemon's handlers describe them.
+ * `rpc.methods` names the notification a streaming method pushes (`streams`), but not its
+ * fields, so these are written by hand; unknown notifications fall back to
+ * `SubscriptionNotificationParams`.
+ */
+import type { SubscriptionNotificationParams } from "./subscription.js";
+
+/** One file-system change in a `watch.event` notification. */
+export interface WatchFileEvent {
+  /** e.g. `created`, `modified`, `deleted`, `moved`. */
+  type: string;
+  path: string;
+  /** For moves: where it went. */
+  dest_path?: string | null;
+  is_dir: boolean;
+  /** Seconds since the Unix epoch. */
+  ts: number;
+  [key: string]: unknown;
+}
+
+/** `watch.event`: a batch of changes under a watch. */
+export interface WatchEventParams {
+  subscription: string;
+  events: WatchFileEvent[];
+  [key: string]: unknown;
+}
+
+/** `<ns>.overflow`: the daemon dropped `dropped` events of a slow subscription. */
+export interface OverflowParams {
+  subscription: string;
+  dropped: number;
+  [key: string]: unknown;
+}
+
+/** An alert pushed by `monitor.alert`. */
+export interface MonitorAlert {
+  [key: string]: unknown;
+}
+
+/** `monitor.alert`: a rule changed state. */
+export interface MonitorAlertParams {
+  subscription: string;
+  alert: MonitorAlert;
+  [key: string]: unknown;
+}
+
+/** Known notification payloads by method name. */
+export interface KnownNotifications {
+  "watch.event": WatchEventParams;
+  "watch.overflow": OverflowParams;
+  "monitor.alert": MonitorAlertParams;
+  "monitor.overflow": OverflowParams;
+}
+
+/** The params of notification `N` (a generic map for notifications not listed above). */
+export type NotificationOf<N extends string> = N extends keyof KnownNotifications
+  ? KnownNotifications[N]
+  : SubscriptionNotificationParams;
