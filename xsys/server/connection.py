@@ -141,7 +141,7 @@ class Connection(asyncio.Protocol):
             return
         try:
             spec = self.router.get(method)
-            if params:
+            if params or spec.params:
                 params, want_progress = split_progress(params)
                 kwargs = self.router.bind(spec, params)
             else:
