@@ -1,0 +1,104 @@
+"""The xsys CLI against a real daemon (and without one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DaemonHandle
+
+
+def xsys(*args: str, socket: str, env: dict[str, str] | None = None,
+         timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "xsys", "--socket", socket, *args],
+                          capture_output=True, text=True, timeout=timeout, env=e,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_daemon_down_prints_one_line_and_exits_2(short_tmp: Path) -> None:
+    sock = str(short_tmp / "none.sock")
+    r = xsys("sys", "info", socket=sock)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and sock in lines[0] and "xsys serve" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (("ping",), "pong"),
+        (("methods",), "sys.processes"),
+        (("sys", "info"), "hostname"),
+        (("sys", "cpu"), "cpu"),
+        (("sys", "memory"), "TOTAL"),
+        (("sys", "disks"), "MOUNT"),
+        (("sys", "disk-io"), "total"),
+        (("sys", "network"), "lo"),
+        (("sys", "load"), "per cpu"),
+        (("sys", "processes", "--limit", "3", "--sort", "memory"), "PID"),
+        (("sys", "process", str(os.getpid())), "pid"),
+        (("sys", "sensors"), ""),
+        (("sys", "users"), "USER"),
+        (("sys", "ports"), "PROTO"),
+    ],
+)
+def test_tables(daemon: DaemonHandle, args: tuple[str, ...], expect: str) -> None:
+    r = xsys(*args, socket=daemon.socket)
+    assert r.returncode == 0, r.stderr
+    assert expect in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [(("sys", "info"), "hostname"), (("sys", "memory"), "virtual"),
+     (("sys", "processes"), "processes"), (("methods",), "methods"), (("ping",), "pong")],
+)
+def test_json_output(daemon: DaemonHandle, args: tuple[str, ...], key: str) -> None:
+    r = xsys(*args, "--json", socket=daemon.socket)
+    assert r.returncode == 0, r.stderr
+    assert key in json.loads(r.stdout)
+
+
+def test_daemon_error_exits_1_with_the_error_name(daemon: DaemonHandle) -> None:
+    r = xsys("sys", "process", "2147483646", socket=daemon.socket)
+    assert r.returncode == 1
+    assert "not_found (-32001)" in r.stderr
+
+
+def test_config_show_lists_sources(tmp_path: Path, short_tmp: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"server": {"max_inflight": 7}}))
+    r = xsys("config", "show", "--config", str(cfg), socket=str(short_tmp / "x.sock"),
+             env={"HOME": str(tmp_path), "XSYS_LOG_LEVEL": "WARNING"})
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[0]: line for line in r.stdout.splitlines()[1:]}
+    assert str(cfg) in lines["server.max_inflight"] and " 7 " in lines["server.max_inflight"]
+    assert "env:XSYS_LOG_LEVEL" in lines["server.log_level"]
+    assert "defaults" in lines["server.workers"]
+    j = json.loads(xsys("config", "show", "--config", str(cfg), "--json",
+                        socket=str(short_tmp / "x.sock"), env={"HOME": str(tmp_path)}).stdout)
+    assert j["config"]["server"]["max_inflight"] == 7
+    assert j["sources"]["server.max_inflight"] == str(cfg)
+
+
+def test_config_show_reports_errors(tmp_path: Path, short_tmp: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"server": {"max_inflight": "x"}}))
+    r = xsys("config", "show", "--config", str(cfg), socket=str(short_tmp / "x.sock"),
+             env={"HOME": str(tmp_path)})
+    assert r.returncode == 1 and "server.max_inflight" in r.stderr
+
+
+def test_serve_with_bad_config_exits_2(tmp_path: Path, short_tmp: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"server": {"nope": 1}}))
+    r = xsys("serve", "--config", str(cfg), socket=str(short_tmp / "x.sock"),
+             env={"HOME": str(tmp_path)})
+    assert r.returncode == 2 and "server.nope: unknown key" in r.stderr
