@@ -135,7 +135,10 @@ class HttpConfig:
 
     enabled: bool = False
     host: str = "127.0.0.1"
+    """Address to bind; loopback by default (HTTP carries no peer credentials)."""
     port: int = 9847
+    api: bool = False
+    """Serve the REST mirror ``POST /api/v1/<method>`` (every method, no peer check)."""
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,9 @@ class Daemon:
         app.services["sampler"] = app.services.get("sampler", sampler)
         app.services["daemon"] = self
         register_all(self.router, app)
+        from xsys.http.gateway import install as install_http
+
+        install_http(app, self.router, self.server)
         try:
             await app.services["sampler"].start(app)
             await app.start()
