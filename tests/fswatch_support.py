@@ -1,0 +1,138 @@
+"""Helpers shared by the fs and watch test suites: an in-process app with the fs/watch
+handlers registered, a fake connection session that records what would be sent, and a
+polling helper (no timing assertions: wait generously, then check)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from typing import Any
+
+from xsys.config import Config, FsConfig, WatchConfig
+from xsys.protocol import XsysError
+from xsys.server.app import App
+from xsys.server.context import Subscription
+from xsys.server.dispatch import invoke
+from xsys.server.router import Router
+
+
+class FakeSession:
+    """A ``Session`` that records notifications instead of writing frames.
+
+    ``notifications``: every ``(method, params)`` sent, in order. Subscription events are
+    queued like the real connection does (bounded by ``outbound_queue``, oldest dropped,
+    then ``<ns>.overflow``) only while ``paused``; otherwise they are recorded at once.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, outbound_queue: int = 1024) -> None:
+        self.loop = loop
+        self.notifications: list[tuple[str, dict[str, Any]]] = []
+        self.subscriptions: dict[str, Subscription] = {}
+        self._outbound = outbound_queue
+        self.paused = False
+
+    @property
+    def outbound_queue(self) -> int:
+        return self._outbound
+
+    def send_notification(self, method: str, params: dict[str, Any]) -> None:
+        self.notifications.append((method, params))
+
+    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any]) -> None:
+        if not self.paused:
+            self.notifications.append((method, params))
+            return
+        sub.queue.append((method, params))
+        if len(sub.queue) > self._outbound:
+            sub.queue.popleft()
+            sub.dropped += 1
+
+    def resume(self) -> None:
+        """Flush queued events (overflow notice first, as the connection does)."""
+        self.paused = False
+        for sub in list(self.subscriptions.values()):
+            if sub.dropped:
+                self.notifications.append((f"{sub.namespace}.overflow",
+                                           {"subscription": sub.id, "dropped": sub.dropped}))
+                sub.dropped = 0
+            while sub.queue:
+                self.notifications.append(sub.queue.popleft())
+
+    def add_subscription(self, sub: Subscription) -> None:
+        self.subscriptions[sub.id] = sub
+
+    def remove_subscription(self, sub: Subscription) -> None:
+        self.subscriptions.pop(sub.id, None)
+
+    def find_subscription(self, sub_id: str) -> Subscription | None:
+        return self.subscriptions.get(sub_id)
+
+    def close(self) -> None:
+        """What the connection does when the client goes away."""
+        for sub in list(self.subscriptions.values()):
+            sub.close()
+
+    def methods(self) -> collections.Counter[str]:
+        """How many notifications of each method were sent."""
+        return collections.Counter(m for m, _ in self.notifications)
+
+    def events(self, sub_id: str | None = None) -> list[dict[str, Any]]:
+        """Every event of ``watch.event`` notifications (of ``sub_id`` if given)."""
+        out: list[dict[str, Any]] = []
+        for method, params in self.notifications:
+            if method == "watch.event" and (sub_id is None or params["subscription"] == sub_id):
+                out.extend(params["events"])
+        return out
+
+
+def make_app(roots: tuple[str, ...], *, modules: tuple[str, ...] = ("fs",),
+             fs: dict[str, Any] | None = None, watch: dict[str, Any] | None = None,
+             ) -> tuple[App, Router]:
+    """An ``App`` whose fs roots are ``roots``, with the given handler modules."""
+    import importlib
+
+    config = Config(fs=FsConfig(roots=roots, **(fs or {})), watch=WatchConfig(**(watch or {})))
+    app = App(config)
+    router = Router()
+    for name in modules:
+        importlib.import_module(f"xsys.handlers.{name}").register(router, app)
+    return app, router
+
+
+async def call(app: App, router: Router, method: str, session: Any = None,
+               request_id: int | None = None, **params: Any) -> Any:
+    """``dispatch.invoke`` with keyword params."""
+    return await invoke(app, router, method, params, session=session, request_id=request_id)
+
+
+async def call_error(app: App, router: Router, method: str, **params: Any) -> XsysError:
+    """Call expecting an error; returns it (fails the test if the call succeeds)."""
+    try:
+        result = await invoke(app, router, method, params)
+    except XsysError as exc:
+        return exc
+    raise AssertionError(f"{method} succeeded unexpectedly: {result!r}")
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0,
+                   interval: float = 0.02) -> bool:
+    """Poll ``predicate`` on the loop until true or ``timeout`` s; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return predicate()
+
+
+def wait_sync(predicate: Callable[[], bool], timeout: float = 20.0,
+              interval: float = 0.02) -> bool:
+    """``wait_for`` for blocking tests."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,257 @@
+"""The fs namespace's domain types: frozen dataclasses whose field names are the wire
+names (sizes in bytes, timestamps as epoch float seconds ending in ``_at``), plus the
+``Job`` a long operation reports progress to and checks for cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+#: Entry types as they appear on the wire.
+FILE, DIR, SYMLINK = "file", "dir", "symlink"
+
+
+def entry_type(mode: int) -> str:
+    """``st_mode`` -> ``file``, ``dir``, ``symlink``, ``fifo``, ``socket``, ``char_device``,
+    ``block_device`` or ``other``."""
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISDIR(mode):
+        return DIR
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "char_device"
+    if stat.S_ISBLK(mode):
+        return "block_device"
+    return "other"
+
+
+class Job(Protocol):
+    """What a long operation needs from its request: the request ``Context`` satisfies it.
+
+    ``cancelled`` is set when the client went away; ``progress(done, total, unit, force)``
+    reports ``fs.progress`` (rate-limited unless ``force``); ``want_progress`` tells
+    whether anyone listens (so totals are only computed when useful).
+    """
+
+    cancelled: threading.Event
+    want_progress: bool
+
+    def progress(self, done: int, total: int | None = None, unit: str = "bytes",
+                 force: bool = False) -> None:
+        """Report progress (see ``Context.progress``)."""
+
+
+@dataclass
+class NullJob:
+    """A ``Job`` for direct (non-request) use: never cancelled unless told, reports nothing
+    except into ``reports`` (for tests)."""
+
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    want_progress: bool = False
+    reports: list[tuple[int, int | None, str]] = field(default_factory=list)
+
+    def progress(self, done: int, total: int | None = None, unit: str = "bytes",
+                 force: bool = False) -> None:
+        """Record the report when ``want_progress``."""
+        if self.want_progress:
+            self.reports.append((done, total, unit))
+
+
+def check_cancelled(job: Job) -> None:
+    """Raise ``asyncio.CancelledError`` when the job's client has gone."""
+    if job.cancelled.is_set():
+        raise asyncio.CancelledError()
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """``fs.stat``: one entry's metadata (of the link itself when ``path`` is a symlink;
+    ``symlink_target`` then holds what it points to). ``mode`` is the permission bits
+    (``0o644`` = 420), ``size`` bytes, times epoch seconds."""
+
+    path: str
+    name: str
+    type: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    nlink: int
+    inode: int
+    mtime_at: float
+    atime_at: float
+    ctime_at: float
+    symlink_target: str | None = None
+
+    @classmethod
+    def from_stat(cls, path: str, st: os.stat_result, target: str | None) -> FileInfo:
+        """Build from an ``lstat``/``stat`` result."""
+        return cls(path=path, name=os.path.basename(path) or path, type=entry_type(st.st_mode),
+                   size=st.st_size, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                   gid=st.st_gid, nlink=st.st_nlink, inode=st.st_ino, mtime_at=st.st_mtime,
+                   atime_at=st.st_atime, ctime_at=st.st_ctime, symlink_target=target)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of ``fs.list``/``fs.find``: ``name`` (relative to the listed directory),
+    absolute ``path``, ``type``, ``size`` bytes, permission ``mode``, ``mtime_at`` and, for
+    symlinks, ``symlink_target``."""
+
+    name: str
+    path: str
+    type: str
+    size: int
+    mode: int
+    mtime_at: float
+    symlink_target: str | None = None
+
+    @classmethod
+    def from_stat(cls, name: str, path: str, st: os.stat_result) -> Entry:
+        """Build from an ``lstat`` result (reads the link target for symlinks)."""
+        target = None
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = None
+        return cls(name=name, path=path, type=entry_type(st.st_mode), size=st.st_size,
+                   mode=stat.S_IMODE(st.st_mode), mtime_at=st.st_mtime, symlink_target=target)
+
+
+@dataclass(frozen=True)
+class Existence:
+    """``fs.exists``: whether ``path`` exists (following symlinks) and its ``type``."""
+
+    path: str
+    exists: bool
+    type: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """``fs.list`` and ``fs.find``: ``entries``, ``truncated`` when the limit cut the
+    result short, ``scanned`` entries examined."""
+
+    path: str
+    entries: list[Entry]
+    truncated: bool
+    scanned: int
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """``fs.read``: ``data`` (bytes, or str when an encoding was given) starting at
+    ``offset``; ``length`` bytes read; ``size`` of the whole file; ``eof`` when the read
+    reached the end."""
+
+    path: str
+    data: bytes | str
+    offset: int
+    length: int
+    size: int
+    eof: bool
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """``fs.write``: ``written_bytes`` from this call, the file's ``size`` afterwards,
+    ``created`` when the file did not exist, and the ``sha256`` of the new content (create
+    and overwrite only; None after an append)."""
+
+    path: str
+    mode: str
+    written_bytes: int
+    size: int
+    created: bool
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class MkdirResult:
+    """``fs.mkdir``: ``created`` is False when it already existed (``parents``)."""
+
+    path: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    """``fs.remove``: counts of what went (``files`` includes symlinks and other
+    non-directories)."""
+
+    path: str
+    removed: bool
+    files: int
+    dirs: int
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """``fs.copy`` / ``fs.move``: ``files``/``dirs``/``symlinks`` written at ``dst``,
+    ``copied_bytes`` of file content copied (0 for a rename), ``skipped`` special files
+    (fifos, sockets, devices) left out, ``renamed`` when a move was a single rename."""
+
+    src: str
+    dst: str
+    files: int
+    dirs: int
+    symlinks: int
+    copied_bytes: int
+    skipped: int
+    renamed: bool
+
+
+@dataclass(frozen=True)
+class HashResult:
+    """``fs.hash``: hex ``digest`` of ``size`` bytes with ``algorithm``."""
+
+    path: str
+    algorithm: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """``fs.du``: ``size`` (apparent bytes of regular files, hard links counted once),
+    ``disk_bytes`` (allocated blocks of everything), ``files`` (regular files), ``dirs``
+    (directories below ``path``, itself excluded), ``symlinks``, ``others`` (fifos,
+    sockets, devices), ``errors`` (entries that could not be read)."""
+
+    path: str
+    size: int
+    disk_bytes: int
+    files: int
+    dirs: int
+    symlinks: int
+    others: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class TailResult:
+    """``fs.tail``: the last ``lines`` (without their newline, UTF-8 decoded with
+    replacement) of a file of ``size`` bytes."""
+
+    path: str
+    lines: list[str]
+    size: int
+
+
+@dataclass(frozen=True)
+class ChmodResult:
+    """``fs.chmod``: the permission ``mode`` now set."""
+
+    path: str
+    mode: int

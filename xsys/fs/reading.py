@@ -1,0 +1,140 @@
+"""Reading files: ranged reads, streamed hashes and tails. Every function here blocks and
+runs in the daemon's thread pool; long loops check the job for cancellation."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+
+from xsys.fs.model import HashResult, Job, ReadResult, TailResult, check_cancelled
+from xsys.fs.sandbox import Resolved, Sandbox
+from xsys.protocol import Conflict, InvalidParams, TooLarge, error_from_oserror
+
+#: Algorithms ``fs.hash`` accepts (``hashlib`` names).
+ALGORITHMS: tuple[str, ...] = ("sha256", "sha1", "md5", "blake2b")
+
+
+@contextlib.contextmanager
+def open_checked(sandbox: Sandbox, res: Resolved) -> Iterator[int]:
+    """Open ``res.real`` read-only and yield the fd after checking it against the roots;
+    directories are refused with -32007 (EISDIR)."""
+    try:
+        fd = os.open(res.real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise error_from_oserror(exc, res.real) from None
+    try:
+        sandbox.check_fd(fd, res.requested)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise Conflict(f"is a directory: {res.real}", {"errno": "EISDIR", "path": res.real})
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_file(sandbox: Sandbox, res: Resolved, offset: int, length: int | None,
+              encoding: str | None, limit: int, chunk: int, job: Job) -> ReadResult:
+    """Read ``length`` bytes (None: to the end) from ``offset``.
+
+    Raises -32004 when the bytes to return exceed ``limit`` (``data``: ``limit``,
+    ``requested``), -32602 when ``encoding`` is unknown or cannot decode the bytes.
+    """
+    if encoding is not None:
+        _check_encoding(encoding)
+    with open_checked(sandbox, res) as fd:
+        size = os.fstat(fd).st_size
+        remaining = max(0, size - offset)
+        want = remaining if length is None else min(length, remaining)
+        if want > limit:
+            raise TooLarge(
+                f"read of {want} bytes exceeds the limit of {limit} bytes; "
+                "read in pieces with offset/length",
+                {"limit": limit, "requested": want, "size": size, "path": res.real})
+        buf = bytearray(want)
+        view = memoryview(buf)
+        got = 0
+        while got < want:
+            check_cancelled(job)
+            try:
+                n = os.preadv(fd, [view[got:got + min(chunk, want - got)]], offset + got)
+            except OSError as exc:
+                raise error_from_oserror(exc, res.real) from None
+            if not n:
+                break
+            got += n
+        view.release()
+        if got < want:
+            del buf[got:]
+    data: bytes | str
+    if encoding is None:
+        data = bytes(buf)
+    else:
+        try:
+            data = buf.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise InvalidParams(f"the file is not valid {encoding}: {exc.reason} at byte "
+                                f"{offset + exc.start}",
+                                {"param": "encoding", "offset": offset + exc.start}) from None
+    return ReadResult(path=res.real, data=data, offset=offset, length=len(buf), size=size,
+                      eof=offset + len(buf) >= size)
+
+
+def _check_encoding(encoding: str) -> None:
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InvalidParams(f"unknown encoding {encoding!r}",
+                            {"param": "encoding", "got": encoding}) from None
+
+
+def hash_file(sandbox: Sandbox, res: Resolved, algorithm: str, chunk: int,
+              job: Job) -> HashResult:
+    """Stream the file through ``algorithm`` in ``chunk``-byte pieces, reporting progress
+    in bytes against the file size."""
+    h = hashlib.new(algorithm)
+    with open_checked(sandbox, res) as fd:
+        size = os.fstat(fd).st_size
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        done = 0
+        job.progress(0, size, "bytes", force=True)
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+            while True:
+                check_cancelled(job)
+                n = f.readinto(view)
+                if not n:
+                    break
+                h.update(view[:n])
+                done += n
+                job.progress(done, size, "bytes")
+        job.progress(done, size, "bytes", force=True)
+    return HashResult(path=res.real, algorithm=algorithm, digest=h.hexdigest(), size=done)
+
+
+def tail_file(sandbox: Sandbox, res: Resolved, lines: int, limit: int, chunk: int,
+              job: Job) -> TailResult:
+    """The last ``lines`` lines (a final newline does not start an empty line), reading
+    backwards in ``chunk`` pieces and never more than ``limit`` bytes."""
+    with open_checked(sandbox, res) as fd:
+        size = os.fstat(fd).st_size
+        if lines == 0 or size == 0:
+            return TailResult(path=res.real, lines=[], size=size)
+        pos = size
+        data = b""
+        step = min(chunk, 64 * 1024)
+        while pos > 0 and data.count(b"\n") <= lines and len(data) < limit:
+            check_cancelled(job)
+            n = min(step, pos, limit - len(data))
+            pos -= n
+            data = os.pread(fd, n, pos) + data
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    parts = data.split(b"\n")
+    if pos > 0:
+        parts = parts[1:]  # it may start mid-line
+    text = [p.decode("utf-8", errors="replace").rstrip("\r") for p in parts[-lines:]]
+    return TailResult(path=res.real, lines=text, size=size)

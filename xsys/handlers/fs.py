@@ -1,0 +1,261 @@
+"""The ``fs`` namespace: sandboxed file operations (issue 3, PROTOCOL.md).
+
+Every path is resolved against ``fs.roots`` (realpath, ``..`` and symlinks applied);
+anything outside is refused with -32002 and the resolved path in ``data``. OS errors map
+to protocol codes with the errno name in ``data`` (``{"errno": "ENOENT", "path": ...}``).
+Every method runs in the thread pool (``kind="blocking"``); long ones honour
+``progress: true`` with ``fs.progress {request, done, total, unit}`` notifications.
+Sizes are int bytes; timestamps are epoch float seconds (``*_at``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from xsys.fs import FindQuery, FsService
+from xsys.fs.reading import ALGORITHMS
+from xsys.server.app import App
+from xsys.server.context import Context
+from xsys.server.router import Doc, Range, Router
+
+Path = Annotated[str, Doc("path (absolute, or relative to the first root)")]
+Count = Annotated[int | None, Range(1, None), Doc("most entries returned (default and "
+                                                   "maximum: fs.max_list_entries)")]
+Algorithm = Literal["sha256", "sha1", "md5", "blake2b"]
+assert set(ALGORITHMS) == {"sha256", "sha1", "md5", "blake2b"}
+
+
+def wire(obj: Any) -> dict[str, Any]:
+    """A result dataclass as its wire map."""
+    out: dict[str, Any] = dataclasses.asdict(obj)
+    return out
+
+
+def service(app: App) -> FsService:
+    """The daemon's ``FsService`` (created by ``register``)."""
+    svc: FsService = app.services["fs"]
+    return svc
+
+
+def register(router: Router, app: App) -> None:
+    """Create the ``FsService`` (``app.services["fs"]``, rebuilt on config reload) and
+    declare the fs methods."""
+    app.services["fs"] = FsService(app.config.fs, app.config.server.max_frame_bytes)
+    app.capabilities.append("fs")
+
+    def reload(old: Any, new: Any) -> None:
+        if old.fs != new.fs or old.server.max_frame_bytes != new.server.max_frame_bytes:
+            app.services["fs"] = FsService(new.fs, new.server.max_frame_bytes)
+
+    app.on_reload.append(reload)
+    _register_metadata(router, app)
+    _register_reading(router, app)
+    _register_writing(router, app)
+    _register_trees(router, app)
+
+
+def _register_metadata(router: Router, app: App) -> None:
+    @router.method("fs.stat", kind="blocking")
+    def stat(ctx: Context, path: Path) -> dict[str, Any]:
+        """Metadata of one entry (a symlink is described itself, with its target).
+
+        Returns ``{path, name, type: file|dir|symlink|fifo|socket|char_device|
+        block_device|other, size, mode (permission bits, int), uid, gid, nlink, inode,
+        mtime_at, atime_at, ctime_at, symlink_target (str|nil)}``. Errors: -32001 missing,
+        -32002 outside the roots.
+        """
+        return wire(service(app).stat(path))
+
+    @router.method("fs.exists", kind="blocking")
+    def exists(ctx: Context, path: Path) -> dict[str, Any]:
+        """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
+
+        Paths outside the roots are refused (-32002) rather than answered.
+        """
+        return wire(service(app).exists(path))
+
+    @router.method("fs.chmod", kind="blocking")
+    def chmod(ctx: Context, path: Path,
+              mode: Annotated[int | str, Doc("permission bits: int (0o755 = 493) or octal "
+                                              "string '0755'")]) -> dict[str, Any]:
+        """Set a file's permission bits (symlinks followed): ``{path, mode}``.
+
+        Errors: -32602 malformed mode, -32001 missing, -32002 outside roots or refused.
+        """
+        return wire(service(app).chmod(path, mode))
+
+
+def _register_reading(router: Router, app: App) -> None:
+    @router.method("fs.read", kind="blocking")
+    def read(ctx: Context, path: Path,
+             offset: Annotated[int, Range(0, None), Doc("first byte to read")] = 0,
+             length: Annotated[int | None, Range(0, None),
+                               Doc("bytes to read; nil: to the end")] = None,
+             encoding: Annotated[str | None, Doc("decode as text (e.g. utf-8); nil: "
+                                                 "bytes")] = None) -> dict[str, Any]:
+        """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
+
+        ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
+        ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
+        frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
+        """
+        return wire(service(app).read(path, offset, length, encoding, ctx))
+
+    @router.method("fs.hash", kind="blocking", progress=True)
+    def hash_(ctx: Context, path: Path,
+              algorithm: Annotated[Algorithm, Doc("hash function")] = "sha256",
+              ) -> dict[str, Any]:
+        """Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
+
+        Progress (``progress: true``): bytes hashed against the file size.
+        """
+        return wire(service(app).hash(path, algorithm, ctx))
+
+    @router.method("fs.tail", kind="blocking")
+    def tail(ctx: Context, path: Path,
+             lines: Annotated[int, Range(0, None), Doc("lines wanted (at most "
+                                                       "fs.max_tail_lines)")] = 10,
+             ) -> dict[str, Any]:
+        """The last lines of a text file: ``{path, lines: [str], size}``.
+
+        Lines lose their newline and are UTF-8 decoded with replacement characters.
+        """
+        return wire(service(app).tail(path, lines, ctx))
+
+
+def _register_writing(router: Router, app: App) -> None:
+    @router.method("fs.write", kind="blocking")
+    def write(ctx: Context, path: Path,
+              data: Annotated[bytes | str, Doc("content: bin, or str encoded with "
+                                               "`encoding`")],
+              mode: Annotated[Literal["create", "overwrite", "append"],
+                              Doc("create fails if the file exists; overwrite replaces "
+                                  "atomically; append adds at the end")] = "overwrite",
+              make_parents: Annotated[bool, Doc("create missing parent directories")] = False,
+              expected_sha256: Annotated[str | None, Doc("precondition: sha256 hex of the "
+                                                         "current content")] = None,
+              encoding: Annotated[str, Doc("encoding of str data")] = "utf-8",
+              ) -> dict[str, Any]:
+        """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
+
+        create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
+        of the directory): readers and crashes see the old or the new content, never a
+        mix. Errors: -32003 create over an existing file, -32007 ``expected_sha256``
+        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
+        parent (without ``make_parents``).
+        """
+        raw = _encode(data, encoding)
+        return wire(service(app).write(path, raw, mode, make_parents, expected_sha256, ctx))
+
+    @router.method("fs.mkdir", kind="blocking")
+    def mkdir(ctx: Context, path: Path,
+              parents: Annotated[bool, Doc("create missing parents; no error if it "
+                                           "exists")] = False) -> dict[str, Any]:
+        """Create a directory: ``{path, created}``.
+
+        Errors: -32003 exists (without ``parents``), -32001 missing parent.
+        """
+        return wire(service(app).mkdir(path, parents))
+
+    @router.method("fs.remove", kind="blocking", progress=True)
+    def remove(ctx: Context, path: Path,
+               recursive: Annotated[bool, Doc("required for non-empty directories")] = False,
+               ) -> dict[str, Any]:
+        """Remove a file, symlink (itself, not its target) or directory:
+        ``{path, removed, files, dirs}``.
+
+        Errors: -32007 non-empty directory without ``recursive``, -32002 a root.
+        """
+        return wire(service(app).remove(path, recursive, ctx))
+
+
+def _encode(data: bytes | str, encoding: str) -> bytes:
+    from xsys.protocol import InvalidParams
+
+    if isinstance(data, bytes):
+        return data
+    try:
+        return data.encode(encoding)
+    except LookupError:
+        raise InvalidParams(f"unknown encoding {encoding!r}",
+                            {"param": "encoding", "got": encoding}) from None
+    except UnicodeEncodeError as exc:
+        raise InvalidParams(f"data cannot be encoded as {encoding}: {exc.reason}",
+                            {"param": "data", "encoding": encoding}) from None
+
+
+def _register_trees(router: Router, app: App) -> None:
+    @router.method("fs.list", kind="blocking")
+    def list_(ctx: Context, path: Path,
+              recursive: Annotated[bool, Doc("descend into subdirectories")] = False,
+              glob: Annotated[str | None, Doc("fnmatch pattern on the name (on the "
+                                              "relative path if it has a /)")] = None,
+              include_hidden: Annotated[bool, Doc("include dot files")] = False,
+              limit: Count = None) -> dict[str, Any]:
+        """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
+        symlink_target}], truncated, scanned}``.
+
+        Sorted by name (relative path when recursive); never more than ``limit``
+        entries, ``truncated`` tells when more exist. Symlinks are listed, not followed.
+        """
+        return wire(service(app).list(path, recursive, glob, include_hidden, limit, ctx))
+
+    @router.method("fs.find", kind="blocking", progress=True)
+    def find(ctx: Context, path: Path,
+             name: Annotated[str | None, Doc("fnmatch glob on the base name")] = None,
+             regex: Annotated[str | None, Doc("regular expression searched in the base "
+                                              "name")] = None,
+             type: Annotated[Literal["file", "dir", "symlink"] | None,
+                             Doc("entry type")] = None,
+             min_size: Annotated[int | None, Range(0, None), Doc("bytes, files only")] = None,
+             max_size: Annotated[int | None, Range(0, None), Doc("bytes, files only")] = None,
+             modified_since: Annotated[float | None, Doc("epoch seconds; mtime >= it")] = None,
+             limit: Count = None) -> dict[str, Any]:
+        """Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries
+        as in fs.list, ``name`` relative to ``path``).
+
+        Criteria combine with AND. Progress (``progress: true``): entries scanned.
+        """
+        query = FindQuery(name=name, regex=regex, type=type, min_size=min_size,
+                          max_size=max_size, modified_since=modified_since)
+        return wire(service(app).find(path, query, limit, ctx))
+
+    @router.method("fs.du", kind="blocking", progress=True)
+    def du(ctx: Context, path: Path) -> dict[str, Any]:
+        """Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others,
+        errors}``.
+
+        ``size`` sums regular files' apparent sizes (hard links once), ``disk_bytes`` the
+        allocated blocks; ``dirs`` excludes ``path`` itself. Progress: entries scanned.
+        """
+        return wire(service(app).du(path, ctx))
+
+    @router.method("fs.copy", kind="blocking", progress=True)
+    def copy(ctx: Context, src: Path, dst: Path,
+             overwrite: Annotated[bool, Doc("replace files at dst / merge into a dst "
+                                            "directory")] = False,
+             preserve: Annotated[bool, Doc("copy timestamps too (mode is always "
+                                           "copied)")] = False) -> dict[str, Any]:
+        """Copy a file or tree to exactly ``dst``: ``{src, dst, files, dirs, symlinks,
+        copied_bytes, skipped, renamed}``.
+
+        Symlinks inside a tree are copied as links; special files are skipped. Errors:
+        -32003 dst exists without ``overwrite``, -32007 file/directory mismatch. Progress:
+        bytes copied against the total.
+        """
+        return wire(service(app).copy(src, dst, overwrite, preserve, ctx))
+
+    @router.method("fs.move", kind="blocking", progress=True)
+    def move(ctx: Context, src: Path, dst: Path,
+             overwrite: Annotated[bool, Doc("replace an existing dst")] = False,
+             preserve: Annotated[bool, Doc("keep timestamps when the move has to copy "
+                                           "across filesystems")] = True,
+             ) -> dict[str, Any]:
+        """Move or rename to exactly ``dst``: ``{src, dst, files, dirs, symlinks,
+        copied_bytes, skipped, renamed}``.
+
+        A rename when possible (``renamed``), else copy then remove. Errors: -32003 dst
+        exists without ``overwrite``, -32002 moving a root.
+        """
+        return wire(service(app).move(src, dst, overwrite, preserve, ctx))
