@@ -141,26 +141,16 @@ def build_app(app: App, router: Router, server: Server | None = None) -> web.App
     return web_app
 
 
-def install(app: App, router: Router, server: Server | None = None) -> None:
-    """Start the gateway at startup and stop it at shutdown when ``http.enabled``."""
-    runner: list[web.AppRunner] = []
-
-    async def start() -> None:
-        cfg = app.config.http
-        if not cfg.enabled:
-            return
-        r = web.AppRunner(build_app(app, router, server), access_log=None)
-        await r.setup()
-        site = web.TCPSite(r, cfg.host, cfg.port)
-        await site.start()
-        runner.append(r)
-        app.capabilities.append("http")
-        log.info("HTTP gateway on http://%s:%d (/metrics, /health%s)", cfg.host, cfg.port,
-                 ", /api/v1" if cfg.api else "")
-
-    async def stop() -> None:
-        for r in runner:
-            await r.cleanup()
-
-    app.on_startup.append(start)
-    app.on_shutdown.append(stop)
+async def start_gateway(app: App, router: Router, server: Server | None = None
+                        ) -> web.AppRunner:
+    """Serve the gateway on ``http.host``:``http.port``; returns the runner to clean up.
+    Raises ``OSError`` when the port cannot be bound."""
+    cfg = app.config.http
+    runner = web.AppRunner(build_app(app, router, server), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port)
+    await site.start()
+    app.capabilities.append("http")
+    log.info("HTTP gateway on http://%s:%d (/metrics, /health%s)", cfg.host, cfg.port,
+             ", /api/v1" if cfg.api else "")
+    return runner

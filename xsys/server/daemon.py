@@ -14,6 +14,7 @@ from typing import Any
 from xsys import __version__
 from xsys.config import ConfigError, LoadedConfig, load_config, to_dict
 from xsys.handlers import register_all
+from xsys.http import install as install_http
 from xsys.monitor.sampler import Sampler
 from xsys.protocol import default_socket_path
 from xsys.server.app import App
@@ -84,8 +85,6 @@ class Daemon:
         app.services["sampler"] = app.services.get("sampler", sampler)
         app.services["daemon"] = self
         register_all(self.router, app)
-        from xsys.http.gateway import install as install_http
-
         install_http(app, self.router, self.server)
         try:
             await app.services["sampler"].start(app)
