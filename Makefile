@@ -21,7 +21,7 @@ run: install
 	$(BIN)/xsys serve
 
 lint: install
-	$(BIN)/ruff check xsys tests bench
+	$(BIN)/ruff check xsys tests $(wildcard bench/*.py)
 	$(BIN)/mypy --strict xsys
 
 ## System packages some tests use (a real Alertmanager); skipped with a note when apt is
