@@ -1,13 +1,424 @@
-"""Configuration dataclasses of the monitor (``monitor`` section of the config)."""
+"""Configuration dataclasses of the monitor: the ``monitor`` section of xsys's config.
+
+The tree mirrors TinyMonitor's ``config.json`` (github.com/Gu1llaum-3/tinymonitor, Python
+version) nested under ``monitor``, so a TinyMonitor file translates key for key
+(``xsys.monitor.tinymonitor``). Differences: ``cooldown`` is called ``repeat_interval``
+(Alertmanager's word), and xsys adds checks (``swap``, ``inodes``, ``network``), a
+``hysteresis`` per check, and the ``alertmanager`` and ``console`` providers.
+
+Units: every duration is in seconds (``refresh``, ``repeat_interval``, ``duration``,
+``timeout``...), percentages are 0..100, byte rates are bytes/s (numbers, or strings such
+as ``"10MB"``/``"500K"`` 1024-based, or ``"70%"`` of ``max_speed``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
+
+from xsys.monitor.units import parse_bytes, parse_rate
+
+SEVERITIES = ("warning", "critical")
+#: Level names accepted in ``levels``/``rules`` (any case; TinyMonitor writes upper case).
+LEVEL_NAMES = frozenset({"warning", "critical", "info"})
+
+
+def _check_thresholds(warning: float | None, critical: float | None, duration: float,
+                      hysteresis: float) -> None:
+    if warning is not None and critical is not None and warning > critical:
+        raise ValueError(f"warning ({warning}) is above critical ({critical})")
+    if duration < 0:
+        raise ValueError(f"duration: must be >= 0 seconds, got {duration}")
+    if not 0 <= hysteresis < 1:
+        raise ValueError(f"hysteresis: must be a fraction in [0, 1), got {hysteresis}")
+
+
+@dataclass(frozen=True)
+class ThresholdCheck:
+    """A check with ``warning``/``critical`` thresholds (value >= threshold is that level;
+    None disables the level), a ``duration`` (s) the level must hold before it fires
+    (Prometheus ``for:``), and a ``hysteresis``: the fraction of a threshold the value must
+    fall below it before the level is left (0.05: a 90 % threshold clears under 85.5 %)."""
+
+    enabled: bool = True
+    warning: float | None = None
+    critical: float | None = None
+    duration: float = 0.0
+    hysteresis: float = 0.05
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when warning > critical, duration < 0 or hysteresis is not
+        in [0, 1)."""
+        _check_thresholds(self.warning, self.critical, self.duration, self.hysteresis)
+
+    def thresholds(self) -> tuple[float | None, float | None]:
+        """``(warning, critical)`` in the check's unit."""
+        return self.warning, self.critical
+
+
+@dataclass(frozen=True)
+class CpuCheck(ThresholdCheck):
+    """Overall CPU utilisation, percent (psutil ``cpu_percent`` from the sampler)."""
+
+    warning: float | None = 80.0
+    critical: float | None = 95.0
+    duration: float = 60.0
+
+
+@dataclass(frozen=True)
+class MemoryCheck(ThresholdCheck):
+    """Physical memory used, percent (psutil ``virtual_memory().percent``)."""
+
+    warning: float | None = 85.0
+    critical: float | None = 95.0
+    duration: float = 60.0
+
+
+@dataclass(frozen=True)
+class SwapCheck(ThresholdCheck):
+    """Swap used, percent (psutil ``swap_memory().percent``); hosts without swap never
+    alert."""
+
+    warning: float | None = 50.0
+    critical: float | None = 80.0
+    duration: float = 60.0
+
+
+@dataclass(frozen=True)
+class FilesystemCheck(ThresholdCheck):
+    """Space used per mounted filesystem, percent (psutil ``disk_usage``), one component
+    ``filesystem:<mountpoint>`` each. Pseudo filesystems (proc, tmpfs, overlay, squashfs,
+    loop devices...) are skipped; ``exclude`` skips mountpoints containing any of its
+    substrings (TinyMonitor); a non-empty ``include`` keeps only those exact mountpoints."""
+
+    warning: float | None = 85.0
+    critical: float | None = 95.0
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InodesCheck(ThresholdCheck):
+    """Inodes used per filesystem, percent (``statvfs``), component ``inodes:<mountpoint>``;
+    the filesystems are those of the ``filesystem`` check (its include/exclude)."""
+
+    warning: float | None = 85.0
+    critical: float | None = 95.0
+
+
+@dataclass(frozen=True)
+class LoadCheck(ThresholdCheck):
+    """Load average over ``minutes`` (1, 5 or 15). With ``per_cpu`` the thresholds are per
+    logical CPU (load / cpu count, unit ``load_per_cpu``); otherwise absolute (TinyMonitor's
+    way: its default was 0.7 and 0.9 times the CPU count)."""
+
+    warning: float | None = 1.0
+    critical: float | None = 2.0
+    duration: float = 120.0
+    per_cpu: bool = True
+    minutes: Literal[1, 5, 15] = 1
+
+
+@dataclass(frozen=True)
+class RateCheck:
+    """A byte-rate check (bytes/s): thresholds as numbers, size strings (``"10MB"``,
+    ``"500K"``, 1024-based) or percentages (``"70%"``) of ``max_speed``; None = never."""
+
+    enabled: bool = True
+    warning: float | str | None = None
+    critical: float | str | None = None
+    max_speed: float | str | None = None
+    duration: float = 0.0
+    hysteresis: float = 0.05
+
+    def thresholds(self) -> tuple[float | None, float | None]:
+        """``(warning, critical)`` in bytes/s; raises ``ValueError`` when unparsable."""
+        return parse_rate(self.warning, self.max_speed), parse_rate(self.critical, self.max_speed)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad key (``warning``, ``critical``,
+        ``max_speed``)."""
+        if self.max_speed not in (None, ""):
+            try:
+                parse_bytes(self.max_speed)
+            except ValueError as exc:
+                raise ValueError(f"max_speed: {exc}") from None
+        levels: list[float | None] = []
+        for name in ("warning", "critical"):
+            try:
+                levels.append(parse_rate(getattr(self, name), self.max_speed))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        _check_thresholds(levels[0], levels[1], self.duration, self.hysteresis)
+
+
+@dataclass(frozen=True)
+class IoCheck(RateCheck):
+    """Disk I/O throughput, read + write bytes/s over all disks (TinyMonitor ``io``)."""
+
+
+@dataclass(frozen=True)
+class NetworkCheck(RateCheck):
+    """Network throughput per interface, sent + received bytes/s, component
+    ``network:<interface>``; ``exclude``: interface name globs skipped (``lo`` by default)."""
+
+    exclude: tuple[str, ...] = ("lo",)
+
+
+@dataclass(frozen=True)
+class RebootCheck:
+    """``required``: one of ``required_files`` exists (Debian's ``/run/reboot-required``),
+    component ``reboot:required``, firing at ``severity`` while the file exists.
+    ``detect_boot``: the boot time differs from the one recorded in ``state_file`` by the
+    previous run, component ``reboot:happened``, firing once at ``severity`` (resolved at the
+    next tick). ``state_file`` empty = ``$XDG_STATE_HOME/xsys/boot_time`` (root:
+    ``/var/lib/xsys/boot_time``)."""
+
+    enabled: bool = True
+    duration: float = 0.0
+    severity: Literal["warning", "critical"] = "warning"
+    required_files: tuple[str, ...] = ("/run/reboot-required", "/var/run/reboot-required")
+    detect_boot: bool = True
+    state_file: str = ""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a negative duration."""
+        if self.duration < 0:
+            raise ValueError(f"duration: must be >= 0 seconds, got {self.duration}")
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def _check_levels(levels: tuple[str, ...], where: str) -> None:
+    for level in levels:
+        if level.lower() not in LEVEL_NAMES:
+            raise ValueError(f"{where}: unknown level {level!r} (expected WARNING or CRITICAL)")
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """What every provider has: ``enabled``; routing like TinyMonitor: ``levels`` (the
+    severities sent when there are no ``rules``) and ``rules`` (check name -> levels, with a
+    ``default`` entry; a check without an entry and no ``default`` is not sent); ``timeout``
+    (s) per attempt; ``send_resolved``: also send the resolved notification of an alert this
+    provider received."""
+
+    enabled: bool = False
+    levels: tuple[str, ...] = ("WARNING", "CRITICAL")
+    rules: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    timeout: float = 10.0
+    send_resolved: bool = True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for unknown level names, a non-positive timeout, or a
+        missing required key of an enabled provider."""
+        _check_levels(self.levels, "levels")
+        for key, levels in self.rules.items():
+            _check_levels(levels, f"rules.{key}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout: must be > 0 seconds, got {self.timeout}")
+        if self.enabled:
+            for key in self.required_keys():
+                if not getattr(self, key):
+                    raise ValueError(f"{key}: required when the provider is enabled")
+
+    def required_keys(self) -> tuple[str, ...]:
+        """Keys that must be non-empty when enabled."""
+        return ()
+
+
+@dataclass(frozen=True)
+class GoogleChatConfig(ProviderConfig):
+    """Google Chat incoming webhook (``webhook_url`` of a Space)."""
+
+    webhook_url: str = ""
+
+    def required_keys(self) -> tuple[str, ...]:
+        return ("webhook_url",)
+
+
+@dataclass(frozen=True)
+class NtfyConfig(ProviderConfig):
+    """ntfy: ``topic_url`` (``https://ntfy.sh/mytopic``), optional access ``token``."""
+
+    topic_url: str = ""
+    token: str = ""
+
+    def required_keys(self) -> tuple[str, ...]:
+        return ("topic_url",)
+
+
+@dataclass(frozen=True)
+class GotifyConfig(ProviderConfig):
+    """Gotify: server base ``url`` and application ``token``."""
+
+    url: str = ""
+    token: str = ""
+
+    def required_keys(self) -> tuple[str, ...]:
+        return ("url", "token")
+
+
+@dataclass(frozen=True)
+class SmtpConfig(ProviderConfig):
+    """E-mail: ``host``/``port``; ``use_tls`` = STARTTLS (TinyMonitor's meaning),
+    ``use_ssl`` = implicit TLS (SMTPS, usually port 465); login when ``user`` is set;
+    ``to_addrs`` a list or a comma-separated string; ``ca_file``: extra trusted CA (PEM)."""
+
+    host: str = ""
+    port: int = 587
+    user: str = ""
+    password: str = ""
+    from_addr: str = ""
+    to_addrs: tuple[str, ...] | str = ()
+    use_tls: bool = True
+    use_ssl: bool = False
+    ca_file: str = ""
+
+    def required_keys(self) -> tuple[str, ...]:
+        return ("host", "from_addr", "to_addrs")
+
+    def recipients(self) -> list[str]:
+        """``to_addrs`` as a list (a comma-separated string is split)."""
+        if isinstance(self.to_addrs, str):
+            return [a.strip() for a in self.to_addrs.split(",") if a.strip()]
+        return [a.strip() for a in self.to_addrs if a.strip()]
+
+    def validate(self) -> None:
+        super().validate()
+        if self.use_tls and self.use_ssl:
+            raise ValueError("use_tls (STARTTLS) and use_ssl (implicit TLS) exclude each other")
+
+
+@dataclass(frozen=True)
+class WebhookConfig(ProviderConfig):
+    """Generic webhook: TinyMonitor's JSON payload sent to ``url`` with ``method`` and extra
+    ``headers`` (``Content-Type: application/json`` unless given)."""
+
+    url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+
+    def required_keys(self) -> tuple[str, ...]:
+        return ("url",)
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig(ProviderConfig):
+    """Prometheus Alertmanager: base ``url`` (``http://127.0.0.1:9093``); alerts are posted to
+    ``<url>/api/v2/alerts``; ``labels`` are added to every alert; ``headers`` (e.g.
+    Authorization) to every request; ``generator_url`` is the alerts' back-link."""
+
+    url: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    generator_url: str = ""
+    resend_interval: float = 60.0
+    """Seconds between re-posts of the alerts still firing (Alertmanager resolves an
+    alert whose ``endsAt``, 4 intervals ahead, passes without news)."""
+
+    def required_keys(self) -> tuple[str, ...]:
+        return ("url",)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.resend_interval <= 0:
+            raise ValueError(f"resend_interval: must be > 0 seconds, got {self.resend_interval}")
+
+
+@dataclass(frozen=True)
+class ConsoleConfig(ProviderConfig):
+    """Alerts written to the daemon's log (logger ``xsys.alerts.console``): firing warning
+    at WARNING, critical at ERROR, resolved at INFO. Enabled by default."""
+
+    enabled: bool = True
+
+
+PROVIDER_NAMES = ("google_chat", "ntfy", "gotify", "smtp", "webhook", "alertmanager", "console")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alert delivery: the dispatcher's ``workers`` and bounded ``queue_size`` (TinyMonitor's
+    Go port used 5 and 100); ``retries`` after the first attempt on connection errors,
+    timeouts, 5xx and 429, waiting ``backoff_s`` * 2^n (capped at ``backoff_max_s``, with
+    jitter) or the server's ``Retry-After`` (capped at ``retry_after_max_s``);
+    ``drain_timeout_s``: how long shutdown waits for queued deliveries; then one section per
+    provider."""
+
+    workers: int = 5
+    queue_size: int = 100
+    retries: int = 3
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+    retry_after_max_s: float = 120.0
+    drain_timeout_s: float = 3.0
+    google_chat: GoogleChatConfig = field(default_factory=GoogleChatConfig)
+    ntfy: NtfyConfig = field(default_factory=NtfyConfig)
+    gotify: GotifyConfig = field(default_factory=GotifyConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for out-of-range pool, queue, retry or backoff settings."""
+        if not 1 <= self.workers <= 256:
+            raise ValueError(f"workers: must be in 1..256, got {self.workers}")
+        if not 1 <= self.queue_size <= 1_000_000:
+            raise ValueError(f"queue_size: must be in 1..1000000, got {self.queue_size}")
+        if not 0 <= self.retries <= 100:
+            raise ValueError(f"retries: must be in 0..100, got {self.retries}")
+        for name in ("backoff_s", "backoff_max_s", "retry_after_max_s", "drain_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0 seconds")
+
+    def providers(self) -> dict[str, ProviderConfig]:
+        """Every provider section by name (enabled or not)."""
+        return {name: getattr(self, name) for name in PROVIDER_NAMES}
 
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """The monitor section (placeholder; filled in by the monitor work)."""
+    """The monitor section.
+
+    - ``enabled``: run the engine at all.
+    - ``refresh`` (s): period of an evaluation tick (TinyMonitor ``refresh``).
+    - ``repeat_interval`` (s): how often a still-firing alert is sent again (TinyMonitor
+      ``cooldown``); negative = once per incident (a level change still re-alerts).
+    - ``send_resolved``: send resolved notifications when a firing check recovers.
+    - ``log_file``: also append the monitor's and alerts' log records to this file.
+    - ``history_size``: alerts kept for ``monitor.history`` (a ring).
+    - the checks: ``cpu``, ``memory``, ``swap``, ``filesystem``, ``inodes``, ``load``,
+      ``io``, ``network``, ``reboot``; and ``alerts`` (delivery and providers).
+    """
 
     enabled: bool = True
-    refresh_s: float = 10.0
+    refresh: float = 10.0
+    repeat_interval: float = 3600.0
+    send_resolved: bool = True
+    log_file: str = ""
+    history_size: int = 500
+    cpu: CpuCheck = field(default_factory=CpuCheck)
+    memory: MemoryCheck = field(default_factory=MemoryCheck)
+    swap: SwapCheck = field(default_factory=SwapCheck)
+    filesystem: FilesystemCheck = field(default_factory=FilesystemCheck)
+    inodes: InodesCheck = field(default_factory=InodesCheck)
+    load: LoadCheck = field(default_factory=LoadCheck)
+    io: IoCheck = field(default_factory=IoCheck)
+    network: NetworkCheck = field(default_factory=NetworkCheck)
+    reboot: RebootCheck = field(default_factory=RebootCheck)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a non-positive ``refresh`` or ``history_size``."""
+        if self.refresh <= 0:
+            raise ValueError(f"refresh: must be > 0 seconds, got {self.refresh}")
+        if self.history_size < 1:
+            raise ValueError(f"history_size: must be >= 1, got {self.history_size}")
+
+    @property
+    def refresh_s(self) -> float:
+        """``refresh`` (seconds), under the name with its unit."""
+        return self.refresh

@@ -1,0 +1,68 @@
+"""Prometheus metrics of the monitor and alert delivery, registered once per ``App`` in
+its ``CollectorRegistry`` (``app.services["metrics_registry"]``, created if absent).
+
+- ``xsys_alerts_sent_total{provider}``, ``xsys_alerts_failed_total{provider}``,
+  ``xsys_alerts_dropped_total{provider}`` (queue full or undelivered at shutdown),
+  ``xsys_alert_delivery_retries_total{provider}``;
+- ``xsys_alert_queue_depth`` (jobs waiting in the dispatcher queue);
+- ``xsys_monitor_alerts_total{check,severity,status}`` (notifications produced),
+  ``xsys_monitor_check_level{check,component}`` (0 ok, 1 warning, 2 critical),
+  ``xsys_monitor_ticks_total``, ``xsys_monitor_tick_duration_seconds`` (last tick).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class AlertMetrics:
+    """The metric objects, bound to one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.sent = Counter("xsys_alerts_sent_total", "Alert notifications delivered",
+                            ["provider"], registry=registry)
+        self.failed = Counter("xsys_alerts_failed_total",
+                              "Alert notifications that failed after all retries",
+                              ["provider"], registry=registry)
+        self.dropped = Counter("xsys_alerts_dropped_total",
+                               "Alert notifications dropped (queue full or shutdown)",
+                               ["provider"], registry=registry)
+        self.retries = Counter("xsys_alert_delivery_retries_total",
+                               "Delivery attempts after a first failure", ["provider"],
+                               registry=registry)
+        self.queue_depth = Gauge("xsys_alert_queue_depth",
+                                 "Deliveries waiting in the dispatcher queue",
+                                 registry=registry)
+        self.alerts = Counter("xsys_monitor_alerts_total",
+                              "Alert notifications produced by the monitor",
+                              ["check", "severity", "status"], registry=registry)
+        self.check_level = Gauge("xsys_monitor_check_level",
+                                 "Firing level of a check component (0 ok, 1 warning, "
+                                 "2 critical)", ["check", "component"], registry=registry)
+        self.ticks = Counter("xsys_monitor_ticks_total", "Monitor evaluation ticks",
+                             registry=registry)
+        self.tick_seconds = Gauge("xsys_monitor_tick_duration_seconds",
+                                  "Wall time of the last monitor tick", registry=registry)
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's current value (0.0 when absent), for tests and status output."""
+        v = self.registry.get_sample_value(name, labels or None)
+        return 0.0 if v is None else float(v)
+
+
+def metrics_for(services: dict[str, Any]) -> AlertMetrics:
+    """The ``AlertMetrics`` of an app's ``services`` (created with the app's registry on
+    first use, so reloads and restarts of the monitor reuse the same metric objects)."""
+    existing = services.get("alert_metrics")
+    if isinstance(existing, AlertMetrics):
+        return existing
+    registry = services.get("metrics_registry")
+    if not isinstance(registry, CollectorRegistry):
+        registry = CollectorRegistry()
+        services["metrics_registry"] = registry
+    metrics = AlertMetrics(registry)
+    services["alert_metrics"] = metrics
+    return metrics

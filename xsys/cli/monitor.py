@@ -1,0 +1,275 @@
+"""``xsys monitor ...``: check states, alert history, test alerts, silences and a live alert
+stream; and ``xsys config import-tinymonitor FILE``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xsys.cli.common import call, connected, fail, json_option, pairs, print_json, table
+from xsys.monitor.settings import PROVIDER_NAMES
+from xsys.monitor.units import format_value
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``"90"`` / ``"90s"`` / ``"15m"`` / ``"2h"`` / ``"1d"`` / ``"1w"`` -> seconds."""
+    m = _DURATION_RE.match(text.lower())
+    if not m:
+        raise click.BadParameter(f"expected a duration like 90s, 15m, 2h or 1d, got {text!r}")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def _when(ts: Any) -> str:
+    if not isinstance(ts, (int, float)):
+        return ""
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _value(v: Any, unit: str) -> str:
+    return "" if v is None else format_value(float(v), unit)
+
+
+@click.group("monitor")
+def monitor_group() -> None:
+    """Threshold checks and alerts: states, history, test alerts, silences, live stream."""
+
+
+@monitor_group.command("status")
+@json_option
+@click.option("--firing", is_flag=True, help="Only the checks that are not ok.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, firing: bool) -> None:
+    """Every check with its state, value, threshold and since when."""
+    r = call(ctx, "monitor.status")
+    if as_json:
+        print_json(r)
+        return
+    q = r["queue"]
+    click.echo(pairs([
+        ("monitor", ("running" if r["running"] else "stopped")
+         + f", every {r['refresh']:g}s, {r['ticks']} ticks"),
+        ("last tick", f"{_when(r['last_tick_at'])} ({(r['last_tick_ms'] or 0):.1f} ms)"),
+        ("firing", r["firing"]),
+        ("providers", ", ".join(r["providers"]) or "none"),
+        ("queue", f"{q['depth']}/{q['capacity']} queued, {q['in_flight']} in flight, "
+                  f"{q['dropped']} dropped"),
+        ("silences", len(r["silences"])),
+    ]))
+    for check, message in r["errors"].items():
+        click.echo(f"collector {check} failed: {message}", err=True)
+    rows = []
+    for c in r["checks"]:
+        if firing and c["state"] == "ok" and not c["pending"]:
+            continue
+        state = c["state"].upper() + (f" ({c['pending']} pending)" if c["pending"] else "")
+        if c["silenced"]:
+            state += " [silenced]"
+        rows.append([c["component"], state, _value(c["value"], c["unit"]),
+                     _value(c["threshold"], c["unit"]), _when(c["since"])])
+    click.echo("")
+    click.echo(table(rows, ["COMPONENT", "STATE", "VALUE", "THRESHOLD", "SINCE"], right=(2, 3)))
+
+
+@monitor_group.command("checks")
+@json_option
+@click.pass_context
+def checks(ctx: click.Context, as_json: bool) -> None:
+    """The configured checks and their thresholds."""
+    r = call(ctx, "monitor.checks")
+    if as_json:
+        print_json(r)
+        return
+    rows = []
+    for c in r["checks"]:
+        if not c["enabled"]:
+            rows.append([c["check"], "no", "", "", "", ""])
+            continue
+        unit = c["unit"]
+        rows.append([c["check"], "yes", _value(c["warning"], unit), _value(c["critical"], unit),
+                     f"{c['duration']:g}s", len(c["components"])])
+    click.echo(table(rows, ["CHECK", "ENABLED", "WARNING", "CRITICAL", "FOR", "COMPONENTS"],
+                     right=(2, 3, 4, 5)))
+
+
+def _deliveries(row: dict[str, Any]) -> str:
+    if row.get("silenced_by"):
+        return f"silenced ({row['silenced_by']})"
+    return ", ".join(f"{d['provider']}:{d['status']}" for d in row["deliveries"]) or "-"
+
+
+@monitor_group.command("history")
+@json_option
+@click.option("--limit", "-n", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@click.option("--check", default=None, help="Only this check (cpu, filesystem, ...).")
+@click.option("--component", default=None, help="Only this component (filesystem:/, ...).")
+@click.pass_context
+def history(ctx: click.Context, as_json: bool, limit: int, check: str | None,
+            component: str | None) -> None:
+    """Recent alerts, newest first, with each provider's delivery result."""
+    r = call(ctx, "monitor.history", limit=limit, check=check, component=component)
+    if as_json:
+        print_json(r)
+        return
+    rows = [[_when(a["created_at"]), a["id"], a["component"], a["severity"].upper(),
+             a["status"] + (" (repeat)" if a["repeat"] else "") + (" (test)" if a["test"] else ""),
+             a["value_text"], _deliveries(a)] for a in r["alerts"]]
+    click.echo(table(rows, ["TIME", "ID", "COMPONENT", "SEVERITY", "STATUS", "VALUE",
+                            "DELIVERIES"]))
+
+
+@monitor_group.command("test")
+@json_option
+@click.option("--provider", "-p", type=click.Choice(PROVIDER_NAMES), default=None,
+              help="Only this provider (default: every enabled one).")
+@click.pass_context
+def test(ctx: click.Context, as_json: bool, provider: str | None) -> None:
+    """Send a test alert through the providers and show each one's result (exit 1 when
+    one failed)."""
+    r = call(ctx, "monitor.test", provider=provider)
+    if as_json:
+        print_json(r)
+    else:
+        rows = [[x["provider"], "ok" if x["ok"] else "FAILED", f"{x['duration_ms']:.0f} ms",
+                 x["error"] or ""] for x in r["results"]]
+        if rows:
+            click.echo(table(rows, ["PROVIDER", "RESULT", "TIME", "ERROR"], right=(2,)))
+        else:
+            click.echo("no provider is enabled")
+    if any(not x["ok"] for x in r["results"]):
+        ctx.exit(1)
+
+
+@monitor_group.command("silence")
+@json_option
+@click.option("--check", default=None, help="Check name or glob (cpu, filesystem, ...).")
+@click.option("--component", default=None, help="Component name or glob (filesystem:/var*).")
+@click.option("--duration", "-d", default="1h", show_default=True,
+              help="How long: 90s, 15m, 2h, 1d...")
+@click.option("--comment", "-c", default="", help="Why.")
+@click.option("--list", "list_only", is_flag=True, help="List the active silences instead.")
+@click.pass_context
+def silence(ctx: click.Context, as_json: bool, check: str | None, component: str | None,
+            duration: str, comment: str, list_only: bool) -> None:
+    """Hold back the alerts of a check or component for a while (states still change)."""
+    if list_only or (check is None and component is None):
+        if not list_only:
+            click.echo("give --check and/or --component to add a silence; active ones:",
+                       err=True)
+        r = call(ctx, "monitor.silences")
+        if as_json:
+            print_json(r)
+            return
+        rows = [[s["id"], s["check"] or "*", s["component"] or "*", _when(s["ends_at"]),
+                 s["comment"]] for s in r["silences"]]
+        click.echo(table(rows, ["ID", "CHECK", "COMPONENT", "UNTIL", "COMMENT"]))
+        return
+    r = call(ctx, "monitor.silence", check=check, component=component,
+             duration=parse_duration(duration), comment=comment)
+    if as_json:
+        print_json(r)
+        return
+    click.echo(f"{r['id']}: check={r['check'] or '*'} component={r['component'] or '*'} "
+               f"until {_when(r['ends_at'])}")
+
+
+@monitor_group.command("unsilence")
+@json_option
+@click.argument("silence_id", required=False)
+@click.option("--check", default=None, help="Remove the silences with this check pattern.")
+@click.option("--component", default=None,
+              help="Remove the silences with this component pattern.")
+@click.pass_context
+def unsilence(ctx: click.Context, as_json: bool, silence_id: str | None, check: str | None,
+              component: str | None) -> None:
+    """Remove a silence by id, or the silences of a check/component pattern."""
+    if silence_id is None and check is None and component is None:
+        fail("give a silence id, --check or --component")
+    r = call(ctx, "monitor.unsilence", silence=silence_id, check=check, component=component)
+    if as_json:
+        print_json(r)
+        return
+    click.echo("removed " + ", ".join(r["removed"]))
+
+
+@monitor_group.command("watch")
+@json_option
+@click.option("--check", default=None, help="Only checks matching this glob.")
+@click.option("--component", default=None, help="Only components matching this glob.")
+@click.option("--severity", type=click.Choice(["warning", "critical"]), default=None,
+              help="Only this severity and above.")
+@click.pass_context
+def watch(ctx: click.Context, as_json: bool, check: str | None, component: str | None,
+          severity: str | None) -> None:
+    """Print alerts as they are sent, until Ctrl-C (one line each, or JSON lines)."""
+    params = {k: v for k, v in (("check", check), ("component", component),
+                                ("severity", severity)) if v is not None}
+    with connected(ctx, timeout=None) as client:
+        sub = client.subscribe("monitor.subscribe", params)
+        if not as_json:
+            click.echo(f"watching alerts ({sub.id}); Ctrl-C to stop", err=True)
+        try:
+            for event in sub:
+                if event.get("method") == "monitor.overflow":
+                    click.echo(f"... {event.get('dropped')} alerts dropped (slow reader)",
+                               err=True)
+                    continue
+                alert = event.get("alert")
+                if not isinstance(alert, dict):
+                    continue
+                if as_json:
+                    click.echo(json.dumps(alert, default=str))
+                else:
+                    click.echo(f"{_when(alert['created_at'])}  {alert['status'].upper():8}  "
+                               f"{alert['severity'].upper():8}  {alert['component']}  "
+                               f"{alert['value_text']}  ({alert['host']['hostname']})")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sub.close()
+
+
+@click.command("import-tinymonitor")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the result to this file instead of stdout.")
+def import_tinymonitor(file: str, output: str | None) -> None:
+    """Print the xsys equivalent (JSON) of a TinyMonitor config.json.
+
+    Keys TinyMonitor does not know are reported on stderr and left out; the result is
+    validated as an xsys config before it is printed (exit 1 on an invalid value).
+    """
+    from xsys.config import Config, ConfigError, from_dict
+    from xsys.monitor.tinymonitor import convert_tinymonitor, looks_like_tinymonitor
+
+    try:
+        data = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"{file}: {exc}")
+        return
+    if not isinstance(data, dict) or not looks_like_tinymonitor(data):
+        fail(f"{file}: not a TinyMonitor config (expected keys such as refresh, cooldown, "
+             "cpu, alerts)")
+        return
+    converted = convert_tinymonitor(data,
+                                    warn=lambda m: click.echo(f"warning: {m}", err=True))
+    try:
+        from_dict(Config, converted)
+    except ConfigError as exc:
+        fail(f"{file}: the converted config is invalid: {exc}")
+        return
+    text = json.dumps(converted, indent=2) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)

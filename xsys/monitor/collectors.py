@@ -1,0 +1,344 @@
+"""Collectors: one blocking pass over the machine that turns psutil readings into
+``Sample`` values for the rules, plus the ``HostContext`` attached to alerts.
+
+CPU, memory, swap, load, disk and network rates come from the sys namespace's background
+``Sampler`` snapshot (``xsys.monitor.sampler``) when the daemon has one, so the monitor adds
+no second psutil pass for them; filesystems, inodes and the reboot flags are read here.
+Sources: psutil (``disk_partitions``, ``disk_usage``, ``net_if_addrs``, ``boot_time``),
+``os.statvfs`` for inodes, Debian's ``/run/reboot-required`` flag file.
+
+Everything here blocks (``statvfs`` can stall on a network mount): call ``collect`` through
+``App.run_blocking``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from xsys.alerts.model import HostContext
+from xsys.monitor.sampler import Sampler, Snapshot
+from xsys.monitor.settings import MonitorConfig
+
+log = logging.getLogger(__name__)
+
+#: Filesystem types never checked (pseudo, image and container layers), as TinyMonitor and
+#: node_exporter's default fs-types-exclude.
+PSEUDO_FS = frozenset({
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
+    "devtmpfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc",
+    "procfs", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
+    "tracefs", "aufs", "fuse.snapfuse", "fuse.lxcfs", "ramfs", "efivarfs", "tmpfs",
+    "devfs", "nullfs", "udf",
+})
+
+#: Units of the checks' values.
+UNITS = {
+    "cpu": "percent", "memory": "percent", "swap": "percent", "filesystem": "percent",
+    "inodes": "percent", "load": "load", "io": "bytes_per_second",
+    "network": "bytes_per_second", "reboot": "bool", "boot": "bool",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading: ``check`` (``filesystem``), ``component`` (``filesystem:/``), ``value``
+    in ``unit``."""
+
+    check: str
+    component: str
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The result of one pass: ``samples``, the ``host`` context, ``errors`` (check ->
+    message, for checks that failed this time; their states are left as they were),
+    ``ts`` (epoch s) and ``duration_ms`` (wall time of the pass)."""
+
+    samples: tuple[Sample, ...]
+    host: HostContext
+    errors: dict[str, str] = field(default_factory=dict)
+    ts: float = 0.0
+    duration_ms: float = 0.0
+
+
+class SnapshotSource(Protocol):
+    """What the collectors need of the sampler: its ``latest`` snapshot or a fresh one."""
+
+    latest: Snapshot | None
+
+    def sample_now(self) -> Snapshot:
+        """Take one sample now (blocking)."""
+        ...
+
+
+def default_boot_state_file() -> Path:
+    """Where the boot time of the previous run is kept: ``/var/lib/xsys/boot_time`` for
+    root, else ``$XDG_STATE_HOME/xsys/boot_time`` (``~/.local/state``)."""
+    if hasattr(os, "getuid") and os.getuid() == 0:
+        return Path("/var/lib/xsys/boot_time")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "xsys" / "boot_time"
+
+
+def skip_mount(part: Any, exclude: tuple[str, ...], include: tuple[str, ...]) -> bool:
+    """True for partitions the filesystem check ignores: pseudo/image filesystems, loop
+    and ram devices, Docker mounts, CD-ROMs, ``exclude`` substrings of the mountpoint
+    (TinyMonitor), and everything outside a non-empty ``include``."""
+    mount = str(part.mountpoint)
+    if include:
+        return mount not in include
+    dev = str(part.device)
+    if part.fstype in PSEUDO_FS or part.fstype == "" or "loop" in dev:
+        return True
+    if dev.startswith("/dev/ram") or "docker" in mount or "cdrom" in str(part.opts):
+        return True
+    return any(ex and ex in mount for ex in exclude)
+
+
+_PARTITION_CACHE: dict[str, bool] = {}
+
+
+def is_whole_disk(name: str) -> bool:
+    """True for a physical disk (not a partition, loop, ram, device-mapper, md or optical
+    device), so that disk I/O is not counted twice."""
+    if name.startswith(("loop", "ram", "dm-", "md", "zram", "sr", "fd", "nbd")):
+        return False
+    cached = _PARTITION_CACHE.get(name)
+    if cached is None:
+        cached = not os.path.exists(f"/sys/class/block/{name}/partition")
+        _PARTITION_CACHE[name] = cached
+    return cached
+
+
+class Collectors:
+    """All enabled collectors of a ``MonitorConfig``.
+
+    ``sampler``: the daemon's sampler (its ``latest`` snapshot is read); None = own one,
+    sampled on every ``collect``. ``clock``: epoch seconds (tests inject one).
+    """
+
+    def __init__(self, config: MonitorConfig, sampler: SnapshotSource | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self._own_sampler = sampler is None
+        self.sampler: SnapshotSource = sampler if sampler is not None else Sampler()
+        if self._own_sampler:
+            assert isinstance(self.sampler, Sampler)
+            self.sampler._prime()
+        self._hostname = socket.gethostname()
+        self._addresses: tuple[str, ...] = ()
+        self._addresses_at = -1e18
+        self._boot_time = psutil.boot_time()
+        self._boot_changed: bool | None = None
+        self._boot_reported = False
+
+    # ------------------------------------------------------------------ pass
+
+    def collect(self) -> Collection:
+        """One pass over every enabled check (blocking)."""
+        started = time.perf_counter()
+        now = self._clock()
+        snap = self._snapshot()
+        samples: list[Sample] = []
+        errors: dict[str, str] = {}
+        cfg = self.config
+        steps: list[tuple[str, bool, Callable[[Snapshot], list[Sample]]]] = [
+            ("cpu", cfg.cpu.enabled, self._cpu),
+            ("memory", cfg.memory.enabled, self._memory),
+            ("swap", cfg.swap.enabled, self._swap),
+            ("load", cfg.load.enabled, self._load),
+            ("io", cfg.io.enabled, self._io),
+            ("network", cfg.network.enabled, self._network),
+            ("filesystem", cfg.filesystem.enabled or cfg.inodes.enabled, self._filesystems),
+            ("reboot", cfg.reboot.enabled, self._reboot),
+        ]
+        for name, enabled, step in steps:
+            if not enabled:
+                continue
+            try:
+                samples.extend(step(snap))
+            except Exception as exc:  # one broken collector must not stop the others
+                log.warning("collector %s failed: %s", name, exc, exc_info=True)
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        host = self.host_context(snap, now)
+        return Collection(tuple(samples), host, errors, now,
+                          (time.perf_counter() - started) * 1000)
+
+    def _snapshot(self) -> Snapshot:
+        if not self._own_sampler:
+            snap = self.sampler.latest
+            if snap is not None:
+                return snap
+        elif isinstance(self.sampler, Sampler):
+            # rates and cpu percent need a span: the first pass right after priming waits
+            # up to 0.1 s (this runs in the thread pool)
+            gap = time.time() - self.sampler._prev_ts
+            if 0 <= gap < 0.1:
+                time.sleep(0.1 - gap)
+        return self.sampler.sample_now()
+
+    # ------------------------------------------------------------ host info
+
+    def host_context(self, snap: Snapshot | None, now: float) -> HostContext:
+        """Hostname, addresses (refreshed once a minute), load and uptime."""
+        if now - self._addresses_at > 60:
+            self._addresses = local_addresses()
+            self._addresses_at = now
+        if snap is not None:
+            load = snap.load
+        else:
+            try:
+                load = os.getloadavg()
+            except (AttributeError, OSError):
+                load = (0.0, 0.0, 0.0)
+        return HostContext(self._hostname, self._addresses, load,
+                           max(0.0, now - self._boot_time))
+
+    # ------------------------------------------------------------ the checks
+
+    def _cpu(self, snap: Snapshot) -> list[Sample]:
+        return [Sample("cpu", "cpu", float(snap.cpu_percent), "percent")]
+
+    def _memory(self, snap: Snapshot) -> list[Sample]:
+        return [Sample("memory", "memory", float(snap.memory.get("percent", 0.0)), "percent")]
+
+    def _swap(self, snap: Snapshot) -> list[Sample]:
+        pct = float(snap.swap.get("percent", 0.0)) if snap.swap.get("total") else 0.0
+        return [Sample("swap", "swap", pct, "percent")]
+
+    def _load(self, snap: Snapshot) -> list[Sample]:
+        cfg = self.config.load
+        value = snap.load[{1: 0, 5: 1, 15: 2}[cfg.minutes]]
+        if cfg.per_cpu:
+            return [Sample("load", "load", value / max(1, snap.cpu_count_logical),
+                           "load_per_cpu")]
+        return [Sample("load", "load", float(value), "load")]
+
+    def _io(self, snap: Snapshot) -> list[Sample]:
+        total = 0.0
+        for name, row in snap.disk_io.items():
+            if is_whole_disk(name):
+                total += row.get("read_bytes_per_s", 0.0) + row.get("write_bytes_per_s", 0.0)
+        return [Sample("io", "io", total, "bytes_per_second")]
+
+    def _network(self, snap: Snapshot) -> list[Sample]:
+        out = []
+        for nic, row in sorted(snap.net_io.items()):
+            if any(fnmatch.fnmatchcase(nic, pat) for pat in self.config.network.exclude):
+                continue
+            rate = row.get("bytes_sent_per_s", 0.0) + row.get("bytes_recv_per_s", 0.0)
+            out.append(Sample("network", f"network:{nic}", rate, "bytes_per_second"))
+        return out
+
+    def _filesystems(self, snap: Snapshot) -> list[Sample]:
+        fs_cfg = self.config.filesystem
+        want_space = fs_cfg.enabled
+        want_inodes = self.config.inodes.enabled
+        out: list[Sample] = []
+        seen: set[str] = set()
+        for part in psutil.disk_partitions(all=False):
+            mount = part.mountpoint
+            if mount in seen or skip_mount(part, fs_cfg.exclude, fs_cfg.include):
+                continue
+            seen.add(mount)
+            try:
+                st = os.statvfs(mount)
+            except OSError as exc:
+                log.debug("statvfs(%s) failed: %s", mount, exc)
+                continue
+            if want_space:
+                out.append(Sample("filesystem", f"filesystem:{mount}", _space_percent(st),
+                                  "percent"))
+            if want_inodes and st.f_files:
+                used = st.f_files - st.f_ffree
+                out.append(Sample("inodes", f"inodes:{mount}",
+                                  round(100.0 * used / st.f_files, 2), "percent"))
+        return out
+
+    def _reboot(self, snap: Snapshot) -> list[Sample]:
+        cfg = self.config.reboot
+        required = any(os.path.exists(p) for p in cfg.required_files)
+        out = [Sample("reboot", "reboot:required", 1.0 if required else 0.0, "bool")]
+        if cfg.detect_boot:
+            out.append(Sample("boot", "reboot:happened", 1.0 if self._boot_happened() else 0.0,
+                              "bool"))
+        return out
+
+    def _boot_happened(self) -> bool:
+        """True on the first pass after the boot time changed since the previous run
+        (recorded in the state file), False afterwards."""
+        if self._boot_changed is None:
+            self._boot_changed = self._check_boot_file()
+        if self._boot_changed and not self._boot_reported:
+            self._boot_reported = True
+            return True
+        return False
+
+    def _check_boot_file(self) -> bool:
+        cfg = self.config.reboot
+        path = Path(cfg.state_file) if cfg.state_file else default_boot_state_file()
+        current = int(self._boot_time)
+        previous: int | None = None
+        try:
+            previous = int(float(path.read_text(encoding="ascii").strip()))
+        except (OSError, ValueError):
+            previous = None
+        if previous != current:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(f"{current}\n", encoding="ascii")
+                os.replace(tmp, path)
+            except OSError as exc:
+                log.warning("cannot record the boot time in %s: %s", path, exc)
+        # a first run (no file) is not a reboot; a clock step of a second is not either
+        return previous is not None and abs(previous - current) > 2
+
+
+def _space_percent(st: os.statvfs_result) -> float:
+    """Used space as ``df`` and psutil compute it: used / (used + available to users)."""
+    total_avail = (st.f_blocks - st.f_bfree) + st.f_bavail
+    if total_avail <= 0:
+        return 0.0
+    return round(100.0 * (st.f_blocks - st.f_bfree) / total_avail, 1)
+
+
+def local_addresses() -> tuple[str, ...]:
+    """Non-loopback, non-link-local IP addresses of the interfaces that are up; IPv4
+    first."""
+    try:
+        stats = psutil.net_if_stats()
+        addrs = psutil.net_if_addrs()
+    except OSError:
+        return ()
+    v4: list[str] = []
+    v6: list[str] = []
+    for nic, entries in addrs.items():
+        st = stats.get(nic)
+        if st is not None and not st.isup:
+            continue
+        for a in entries:
+            if a.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                ip = ipaddress.ip_address(a.address.split("%", 1)[0])
+            except ValueError:
+                continue
+            if ip.is_loopback or ip.is_link_local:
+                continue
+            (v4 if ip.version == 4 else v6).append(str(ip))
+    return tuple(v4 + v6)

@@ -1,0 +1,257 @@
+"""Threshold rules and the alert state machine of one check.
+
+Per component the state goes ok -> warning -> critical and back. Each tick a value is
+classified against the ``warning``/``critical`` thresholds with a hysteresis margin (a
+level once reached is only left when the value falls ``hysteresis * threshold`` below its
+line). A level fires when it has held for ``duration`` seconds (Prometheus ``for:``), kept
+separately per level like two Prometheus rules: a value that climbs through warning to
+critical fires warning once warning has held ``duration``, and critical once critical has.
+Going down a level (critical -> warning) happens at once.
+
+Notifications (``Alert`` values):
+- firing: when a level starts firing, at once on every level change (up or down), and again
+  every ``repeat_interval`` seconds while unchanged (negative = once per incident, the
+  TinyMonitor ``cooldown: -1`` mode);
+- resolved: when a firing component recovers (or disappears), if it had been notified and
+  ``send_resolved``.
+A silenced component still changes state, but its due notification is returned with
+``silenced=True`` and not counted as sent: once the silence ends the pending notification
+goes out at the next tick.
+
+Everything takes ``now`` (epoch seconds) from the caller, so tests drive it with a fake
+clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
+
+Level = Literal["ok", "warning", "critical"]
+_UP: tuple[Literal["warning", "critical"], ...] = ("warning", "critical")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Resolved thresholds of a check, in its unit: ``warning``/``critical`` (None = that
+    level is off), ``duration`` (s), ``hysteresis`` (fraction of a threshold)."""
+
+    warning: float | None
+    critical: float | None
+    duration: float = 0.0
+    hysteresis: float = 0.0
+
+    def of(self, level: str) -> float | None:
+        """The threshold of ``level`` (None for ok)."""
+        return self.warning if level == "warning" else self.critical if level == "critical" \
+            else None
+
+    def classify(self, value: float, held: Level) -> Level:
+        """The level of ``value`` given the level currently ``held`` (hysteresis)."""
+        for level in ("critical", "warning"):
+            line = self.of(level)
+            if line is None:
+                continue
+            if value >= line:
+                return level
+            margin = abs(line) * self.hysteresis
+            if SEVERITY_RANK[held] >= SEVERITY_RANK[level] and value >= line - margin:
+                return level
+        return "ok"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Notification policy: ``repeat_interval`` (s; negative = once per incident) and
+    ``send_resolved``."""
+
+    repeat_interval: float = 3600.0
+    send_resolved: bool = True
+
+
+@dataclass
+class ComponentState:
+    """The mutable state of one component (see the module docstring)."""
+
+    check: str
+    component: str
+    unit: str
+    level: Level = "ok"
+    """Observed level (with hysteresis), before ``duration``."""
+    since: dict[str, float] = field(default_factory=dict)
+    """Level -> when the value was first continuously at or above it."""
+    firing: Level = "ok"
+    state_since: float = 0.0
+    """When ``firing`` took its current value (or the first observation)."""
+    started_at: float | None = None
+    """When the current incident started firing."""
+    notified: Level | None = None
+    """The level last notified in this incident (None: nothing sent yet)."""
+    last_sent_at: float | None = None
+    value: float | None = None
+    updated_at: float = 0.0
+    silenced: bool = False
+
+    def pending(self, duration: float, now: float) -> Level | None:
+        """The observed level waiting out ``duration`` above the firing one, if any."""
+        if SEVERITY_RANK[self.level] > SEVERITY_RANK[self.firing]:
+            return self.level
+        return None
+
+    def to_wire(self, th: Thresholds) -> dict[str, Any]:
+        """The ``monitor.status`` row: check, component, ``state`` (ok|warning|critical:
+        the firing level), ``pending`` (level waiting for ``duration``, or None), value,
+        unit, ``threshold`` (of the state, for ok the warning line), warning, critical,
+        ``since`` (epoch s the state began), started_at, last_sent_at, silenced."""
+        shown = self.firing if self.firing != "ok" else "warning"
+        return {
+            "check": self.check,
+            "component": self.component,
+            "state": self.firing,
+            "pending": self.pending(th.duration, self.updated_at),
+            "value": self.value,
+            "unit": self.unit,
+            "threshold": th.of(shown) if th.of(shown) is not None else th.critical,
+            "warning": th.warning,
+            "critical": th.critical,
+            "duration": th.duration,
+            "since": self.state_since,
+            "started_at": self.started_at,
+            "last_sent_at": self.last_sent_at,
+            "updated_at": self.updated_at,
+            "silenced": self.silenced,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A notification due for a component: the ``alert`` and whether a silence holds it
+    back (``silenced``: record it, do not send it)."""
+
+    alert: Alert
+    silenced: bool = False
+
+
+class Rule:
+    """The thresholds, policy and per-component states of one check.
+
+    ``evaluate(component, value, now, host, silenced)`` advances one component and returns
+    the due ``Outcome`` or None; ``sweep(seen, now, host)`` resolves components that were
+    not reported this tick (an unmounted filesystem, a removed interface).
+    """
+
+    def __init__(self, check: str, unit: str, thresholds: Thresholds,
+                 policy: Policy) -> None:
+        self.check = check
+        self.unit = unit
+        self.thresholds = thresholds
+        self.policy = policy
+        self.states: dict[str, ComponentState] = {}
+
+    def reconfigure(self, unit: str, thresholds: Thresholds, policy: Policy) -> None:
+        """Swap thresholds and policy, keeping the component states (config reload)."""
+        self.unit = unit
+        self.thresholds = thresholds
+        self.policy = policy
+        for st in self.states.values():
+            st.unit = unit
+
+    def evaluate(self, component: str, value: float, now: float, host: HostContext,
+                 silenced: bool = False) -> Outcome | None:
+        """Feed one value of ``component`` observed at ``now``; returns the due
+        notification, if any."""
+        st = self.states.get(component)
+        if st is None:
+            st = self.states[component] = ComponentState(self.check, component, self.unit,
+                                                         state_since=now)
+        th = self.thresholds
+        st.value = value
+        st.updated_at = now
+        st.silenced = silenced
+        st.level = th.classify(value, st.level)
+        for level in _UP:
+            if SEVERITY_RANK[st.level] >= SEVERITY_RANK[level]:
+                st.since.setdefault(level, now)
+            else:
+                st.since.pop(level, None)
+        eligible: Level = "ok"
+        for level in ("critical", "warning"):
+            began = st.since.get(level)
+            if began is not None and now - began >= th.duration:
+                eligible = level
+                break
+        # a firing level holds while the value stays at or above it, whatever the
+        # duration says (a reload that lengthens ``duration`` must not resolve it)
+        held: Level = st.firing if SEVERITY_RANK[st.level] >= SEVERITY_RANK[st.firing] \
+            else st.level
+        if SEVERITY_RANK[held] > SEVERITY_RANK[eligible]:
+            eligible = held
+        if eligible == "ok":
+            return self._recover(st, value, now, host, silenced)
+        if st.firing == "ok":
+            st.started_at = now
+            st.notified = None
+            st.last_sent_at = None
+        if eligible != st.firing:
+            st.firing = eligible
+            st.state_since = now
+        repeat = self.policy.repeat_interval
+        level_changed = st.notified != st.firing
+        due = level_changed or (
+            repeat >= 0 and st.last_sent_at is not None and now - st.last_sent_at >= repeat)
+        if not due:
+            return None
+        alert = self._alert(st, value, now, host, "firing", repeat=not level_changed)
+        if not silenced:
+            st.notified = st.firing
+            st.last_sent_at = now
+        return Outcome(alert, silenced)
+
+    def sweep(self, seen: set[str], now: float, host: HostContext) -> list[Outcome]:
+        """Forget components absent from ``seen``; firing ones resolve."""
+        out: list[Outcome] = []
+        for component in [c for c in self.states if c not in seen]:
+            st = self.states.pop(component)
+            outcome = self._recover(st, st.value or 0.0, now, host, st.silenced)
+            if outcome is not None:
+                out.append(outcome)
+        return out
+
+    def _recover(self, st: ComponentState, value: float, now: float, host: HostContext,
+                 silenced: bool) -> Outcome | None:
+        if st.firing == "ok":
+            return None
+        was_notified = st.notified is not None
+        outcome = None
+        if was_notified and self.policy.send_resolved:
+            alert = self._alert(st, value, now, host, "resolved")
+            outcome = Outcome(alert, silenced)
+        st.firing = "ok"
+        st.state_since = now
+        st.started_at = None
+        st.notified = None
+        st.last_sent_at = None
+        return outcome
+
+    def _alert(self, st: ComponentState, value: float, now: float, host: HostContext,
+               status: Literal["firing", "resolved"], repeat: bool = False) -> Alert:
+        severity = st.firing if status == "firing" else (st.notified or st.firing)
+        assert severity != "ok"
+        return Alert(
+            id=new_alert_id(),
+            check=self.check,
+            component=st.component,
+            severity=severity,
+            status=status,
+            value=value,
+            unit=self.unit,
+            threshold=self.thresholds.of(severity),
+            started_at=st.started_at if st.started_at is not None else now,
+            host=host,
+            created_at=now,
+            ended_at=now if status == "resolved" else None,
+            fingerprint=fingerprint(self.check, st.component, host.hostname),
+            repeat=repeat,
+        )

@@ -1,0 +1,334 @@
+"""The monitor as a daemon service (``app.services["monitor"]``): it owns the collectors,
+the engine and its background loop, the silences, the history ring, the alert bus, the
+dispatcher with its providers and the shared HTTP session, and wires them together:
+
+    engine tick -> Outcome -> history entry -> (unless silenced) bus (IPC subscribers)
+                                                              -> dispatcher -> providers
+
+Started and stopped by the hooks ``xsys.handlers.monitor`` registers; ``reload`` applies a
+new config (rules keep their states; providers are rebuilt when their config changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psutil
+
+from xsys.alerts.dispatcher import AttemptResult, Dispatcher
+from xsys.alerts.metrics import AlertMetrics, metrics_for
+from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
+from xsys.alerts.providers import HttpClient, Provider, build_providers
+from xsys.monitor.bus import AlertBus
+from xsys.monitor.collectors import Collection, Collectors, SnapshotSource
+from xsys.monitor.engine import Engine, rule_specs
+from xsys.monitor.history import History, HistoryEntry
+from xsys.monitor.rules import Outcome
+from xsys.monitor.settings import PROVIDER_NAMES, MonitorConfig
+from xsys.monitor.silences import Silence, Silences
+from xsys.protocol import NotFound
+from xsys.server.app import App
+
+log = logging.getLogger(__name__)
+
+Collect = Callable[[], Awaitable[Collection]]
+
+
+class MonitorService:
+    """The monitor of one ``App``.
+
+    ``clock``: epoch seconds (tests inject one); ``collect``: replaces the psutil collectors
+    (tests feed values); ``sampler``: the snapshot source (default: the app's
+    ``services["sampler"]`` when present, else an own sampler).
+    """
+
+    def __init__(self, app: App, clock: Callable[[], float] = time.time,
+                 collect: Collect | None = None,
+                 sampler: SnapshotSource | None = None) -> None:
+        self.app = app
+        self.config: MonitorConfig = app.config.monitor
+        self.clock = clock
+        self.metrics: AlertMetrics = metrics_for(app.services)
+        self.history = History(self.config.history_size)
+        self.silences = Silences(clock)
+        self.bus = AlertBus()
+        self.http = HttpClient()
+        self._sampler = sampler
+        self._collectors: Collectors | None = None
+        self._collect = collect
+        self.engine = Engine(self.config, self._collect_now, self._handle, self.silences,
+                             clock, on_tick=self._ticked)
+        self.providers: dict[str, Provider] = {}
+        self.dispatcher: Dispatcher | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        self._log_handler: logging.Handler | None = None
+        self.started = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Build the providers and dispatcher, start the workers and (when enabled) the
+        engine loop."""
+        if self.started:
+            return
+        self.started = True
+        self._set_log_file(self.config.log_file)
+        self.providers = build_providers(self.config.alerts, self.http, self._run_blocking)
+        self.dispatcher = Dispatcher(self.providers, self.config.alerts, self.metrics)
+        self.dispatcher.start()
+        if self.config.enabled:
+            self._start_loop()
+        log.info("monitor started: %d checks every %gs, providers: %s", len(self.engine.rules),
+                 self.config.refresh, ", ".join(self.providers) or "none")
+
+    async def stop(self, deadline_s: float | None = None) -> None:
+        """Stop the loop, drain the dispatcher within ``deadline_s`` (default the config's
+        ``drain_timeout_s``), close the providers and the HTTP session."""
+        if not self.started:
+            return
+        self.started = False
+        await self._stop_loop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(deadline_s)
+        for task in list(self._retired):
+            task.cancel()
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+        await self._close_providers(self.providers)
+        await self.http.close()
+        self._set_log_file("")
+
+    def _start_loop(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = self.app.spawn(self.engine.run(), "monitor-engine")
+
+    async def _stop_loop(self) -> None:
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _close_providers(self, providers: dict[str, Provider]) -> None:
+        for provider in providers.values():
+            try:
+                await provider.close()
+            except Exception:
+                log.exception("closing provider %s failed", provider.name)
+
+    def reload(self, new: MonitorConfig) -> None:
+        """Apply a new monitor config (loop thread): rules, refresh, history size, log file
+        at once; providers and dispatcher are rebuilt (the old ones drain in the
+        background) when ``alerts`` changed; the loop starts or stops with ``enabled``."""
+        old = self.config
+        self.config = new
+        self.engine.reconfigure(new)
+        self.history.resize(new.history_size)
+        if self._collectors is not None:
+            self._collectors.config = new
+        if new.log_file != old.log_file:
+            self._set_log_file(new.log_file)
+        if not self.started:
+            return
+        if new.alerts != old.alerts:
+            old_dispatcher, old_providers = self.dispatcher, self.providers
+            self.providers = build_providers(new.alerts, self.http, self._run_blocking)
+            self.dispatcher = Dispatcher(self.providers, new.alerts, self.metrics)
+            self.dispatcher.start()
+            if old_dispatcher is not None:
+                self._retire(old_dispatcher, old_providers)
+        if new.enabled:
+            self._start_loop()
+        elif self._loop_task is not None:
+            task = asyncio.get_running_loop().create_task(self._stop_loop())
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        log.info("monitor reconfigured: %d checks every %gs, providers: %s",
+                 len(self.engine.rules), new.refresh, ", ".join(self.providers) or "none")
+
+    def _retire(self, dispatcher: Dispatcher, providers: dict[str, Provider]) -> None:
+        async def retire() -> None:
+            await dispatcher.stop()
+            await self._close_providers(providers)
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    def _set_log_file(self, path: str) -> None:
+        targets = [logging.getLogger("xsys.monitor"), logging.getLogger("xsys.alerts")]
+        if self._log_handler is not None:
+            for lg in targets:
+                lg.removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        if path:
+            handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+            handler.setFormatter(logging.Formatter(
+                "%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+            for lg in targets:
+                lg.addHandler(handler)
+            self._log_handler = handler
+
+    async def _run_blocking(self, fn: Callable[[], None]) -> None:
+        await self.app.run_blocking(fn)
+
+    # ------------------------------------------------------------------ ticks
+
+    async def _collect_now(self) -> Collection:
+        if self._collect is not None:
+            return await self._collect()
+        if self._collectors is None:
+            sampler = self._sampler or self.app.services.get("sampler")
+            self._collectors = await self.app.run_blocking(
+                Collectors, self.config, sampler, self.clock)
+        return await self.app.run_blocking(self._collectors.collect)
+
+    def _ticked(self, collection: Collection, tick_ms: float) -> None:
+        self.metrics.ticks.inc()
+        self.metrics.tick_seconds.set(tick_ms / 1000)
+        for name, rule in self.engine.rules.items():
+            for component, st in rule.states.items():
+                self.metrics.check_level.labels(name, component).set(
+                    SEVERITY_RANK[st.firing])
+
+    def _handle(self, outcome: Outcome, silence: Silence | None) -> None:
+        alert = outcome.alert
+        entry = self.history.add(alert, silence.id if silence is not None else None)
+        self.metrics.alerts.labels(alert.check, alert.severity, alert.status).inc()
+        if silence is not None:
+            log.info("alert %s %s %s %s silenced by %s", alert.id, alert.component,
+                     alert.severity, alert.status, silence.id)
+            return
+        self.bus.publish(alert)
+        if self.dispatcher is not None:
+            self.dispatcher.submit(alert, entry)
+
+    async def tick(self) -> list[Outcome]:
+        """One evaluation now (``monitor`` tests and benchmarks)."""
+        return await self.engine.tick()
+
+    # ------------------------------------------------------------------ views
+
+    def status(self) -> dict[str, Any]:
+        """The ``monitor.status`` result (see the handler)."""
+        eng = self.engine
+        d = self.dispatcher
+        return {
+            "enabled": self.config.enabled,
+            "running": self._loop_task is not None and not self._loop_task.done(),
+            "refresh": self.config.refresh,
+            "repeat_interval": self.config.repeat_interval,
+            "ticks": eng.ticks,
+            "skipped_ticks": eng.skipped_ticks,
+            "last_tick_at": eng.last_tick_at,
+            "last_tick_ms": eng.last_tick_ms,
+            "last_collect_ms": eng.last_collect_ms,
+            "errors": dict(eng.errors),
+            "checks": eng.status_rows(),
+            "firing": len(eng.firing()),
+            "silences": [s.to_wire() for s in self.silences.list()],
+            "providers": list(self.providers),
+            "queue": {
+                "depth": d.depth if d else 0,
+                "in_flight": d.in_flight if d else 0,
+                "capacity": self.config.alerts.queue_size,
+                "workers": self.config.alerts.workers,
+                "dropped": d.dropped if d else 0,
+            },
+        }
+
+    def checks(self) -> list[dict[str, Any]]:
+        """Every check with its config: name, enabled, unit, warning, critical, duration,
+        hysteresis, and the components seen."""
+        specs = rule_specs(self.config)
+        out = []
+        for name in ("cpu", "memory", "swap", "filesystem", "inodes", "load", "io", "network",
+                     "reboot", "boot"):
+            row: dict[str, Any] = {"check": name, "enabled": name in specs}
+            if name in specs:
+                unit, th = specs[name]
+                rule = self.engine.rules.get(name)
+                row.update(unit=unit, warning=th.warning, critical=th.critical,
+                           duration=th.duration, hysteresis=th.hysteresis,
+                           components=sorted(rule.states) if rule else [])
+            out.append(row)
+        return out
+
+    def provider_names(self) -> list[str]:
+        """Enabled provider names."""
+        return list(self.providers)
+
+    # ------------------------------------------------------------------ actions
+
+    def subscribe(self, listener: Callable[[Alert], None]) -> Callable[[], None]:
+        """Receive every alert sent (not silenced ones); returns the unsubscribe function."""
+        return self.bus.subscribe(listener)
+
+    def silence(self, check: str | None, component: str | None, duration_s: float,
+                comment: str = "", created_by: str = "") -> Silence:
+        """Add a silence (see ``Silences.add``)."""
+        s = self.silences.add(check, component, duration_s, comment, created_by)
+        log.info("silence %s added: check=%s component=%s for %gs (%s)", s.id, check,
+                 component, duration_s, comment)
+        return s
+
+    def test_alert(self) -> Alert:
+        """The alert ``monitor.test`` sends: check/component ``test``, severity warning,
+        flagged ``test``."""
+        now = self.clock()
+        host = (self._collectors.host_context(None, now) if self._collectors is not None
+                else _bare_host(now))
+        return Alert(id=new_alert_id(), check="test", component="test", severity="warning",
+                     status="firing", value=0.0, unit="percent", threshold=None,
+                     started_at=now, host=host, created_at=now,
+                     fingerprint=fingerprint("test", "test", host.hostname), test=True)
+
+    async def test(self, provider: str | None = None) -> tuple[Alert, list[dict[str, Any]]]:
+        """Send a test alert through ``provider`` (or every enabled provider) once each,
+        concurrently; returns the alert and one result per provider ``{provider, ok,
+        error, status_code, duration_ms}``. Raises ``NotFound`` for a provider that is not
+        enabled."""
+        if provider is not None and provider not in self.providers:
+            known = ", ".join(PROVIDER_NAMES)
+            raise NotFound(f"provider {provider!r} is not enabled (providers: {known}; "
+                           f"enabled: {', '.join(self.providers) or 'none'})",
+                           {"provider": provider, "enabled": list(self.providers)})
+        targets = [self.providers[provider]] if provider else list(self.providers.values())
+        alert = self.test_alert()
+        entry = self.history.add(alert)
+        if self.dispatcher is None:
+            raise NotFound("the monitor is not running", {"provider": provider})
+        dispatcher = self.dispatcher
+        results = await asyncio.gather(*(dispatcher.attempt(p, alert) for p in targets))
+        out = []
+        for p, r in zip(targets, results, strict=True):
+            _record(entry, p.name, r)
+            if r.ok:
+                self.metrics.sent.labels(p.name).inc()
+            else:
+                self.metrics.failed.labels(p.name).inc()
+            out.append({"provider": p.name, "ok": r.ok, "error": r.error,
+                        "status_code": r.status_code, "duration_ms": round(r.duration_ms, 2)})
+        return alert, out
+
+
+def _record(entry: HistoryEntry, provider: str, r: AttemptResult) -> None:
+    d = entry.delivery(provider)
+    d.attempts = 1
+    d.status = "sent" if r.ok else "failed"
+    d.error = r.error
+    d.status_code = r.status_code
+    d.updated_at = time.time()
+
+
+def _bare_host(now: float) -> HostContext:
+    return HostContext(socket.gethostname(), (), (0.0, 0.0, 0.0),
+                       max(0.0, now - psutil.boot_time()))

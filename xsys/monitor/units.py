@@ -1,0 +1,85 @@
+"""Parsing and formatting of the monitor's quantities: byte rates written like TinyMonitor's
+(``"10MB"``, ``"500K"``, ``"70%"`` of a maximum; 1024-based), and human-readable values.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_RATE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([KMGT]?)(?:I?B)?(?:/S)?\s*$")
+
+
+def parse_bytes(value: float | str) -> float:
+    """Bytes (or bytes/s) from a number or a string such as ``"10MB"``, ``"500K"``,
+    ``"1.5GiB"``, ``"2G/s"`` (units 1024-based, as TinyMonitor's ``io`` thresholds).
+
+    Raises ``ValueError`` for anything else (including percentages: see ``parse_rate``).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected a non-negative size, got {value!r}")
+        return float(value)
+    m = _RATE_RE.match(value.upper())
+    if not m:
+        raise ValueError(f"expected a size like 10MB, 500K or a number of bytes, got {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_rate(value: float | str | None, max_speed: float | str | None = None) -> float | None:
+    """A threshold in bytes/s: a number, a size string (``parse_bytes``) or a percentage
+    (``"70%"``) of ``max_speed``; None stays None (no threshold).
+
+    Raises ``ValueError`` on an unparsable value or a percentage without ``max_speed``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().endswith("%"):
+        if max_speed is None or max_speed == "":
+            raise ValueError(f"{value!r} is a percentage but max_speed is not set")
+        try:
+            pct = float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError(f"expected a percentage like 70%, got {value!r}") from None
+        return parse_bytes(max_speed) * pct / 100.0
+    return parse_bytes(value)
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5KB"`` (1024-based, one decimal)."""
+    size = float(n)
+    for label in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1024 or label == "TB":
+            return f"{size:.1f}{label}" if label != "B" else f"{size:.0f}B"
+        size /= 1024
+    return f"{size:.1f}TB"  # pragma: no cover - loop always returns
+
+
+def format_value(value: float, unit: str) -> str:
+    """A value with its unit for humans: ``85.2%``, ``1.2MB/s``, ``3.10``, ``yes``."""
+    if unit == "percent":
+        return f"{value:.1f}%"
+    if unit == "bytes_per_second":
+        return f"{format_bytes(value)}/s"
+    if unit == "bool":
+        return "yes" if value else "no"
+    if unit == "load_per_cpu":
+        return f"{value:.2f}/cpu"
+    return f"{value:.2f}"
+
+
+def format_duration(seconds: float) -> str:
+    """``93784`` -> ``"1d 2h 3m"``; under a minute ``"42s"``."""
+    s = int(max(0, seconds))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {s}s"
+    return f"{s}s"
