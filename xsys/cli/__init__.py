@@ -8,6 +8,7 @@ import click
 from xsys import __version__
 from xsys.cli.common import CliState, call, json_option, print_json, table
 from xsys.cli.config import config_group
+from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.sys import sys_group
 
 
@@ -79,3 +80,5 @@ def methods(ctx: click.Context, as_json: bool) -> None:
 
 main.add_command(sys_group)
 main.add_command(config_group)
+main.add_command(monitor_group)
+config_group.add_command(import_tinymonitor)
