@@ -45,6 +45,11 @@ export async function rawCall(socketPath: string, method: string, params?: Recor
     const conn = new Connection(socket, {
       onMessage: (msg) => {
         const m = msg as Record<string, unknown>;
+        if (m["id"] === null && m["error"] !== undefined) {
+          reject(errorFromWire(m["error"])); // refused (unauthorized, overloaded) or a framing error
+          conn.end();
+          return;
+        }
         if (m["id"] !== 1) return;
         if (m["error"] !== undefined && m["error"] !== null) reject(errorFromWire(m["error"]));
         else resolve(m["result"]);

@@ -9,9 +9,11 @@ import type { CallOptions, Caller, Params, SubscribeOptions } from "./caller.js"
 import { Connection } from "./connection.js";
 import {
   ConnectionClosedError,
+  ErrorCode,
   InvalidRequestError,
   NotFoundError,
   RequestTimeoutError,
+  UnauthorizedError,
   type XsysClientError,
   type XsysError,
   errorFromWire,
@@ -97,6 +99,12 @@ interface Pending {
 
 const MAX_ID = 0xffffffff;
 
+/**
+ * Nil-id errors by which the daemon refuses a connection before closing it; calls in
+ * flight on it reject with that error rather than a bare ConnectionClosedError.
+ */
+const REFUSAL_CODES: ReadonlySet<number> = new Set([ErrorCode.OVERLOADED, ErrorCode.UNAUTHORIZED]);
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null;
 }
@@ -144,6 +152,8 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
   private readonly subsById = new Map<string, Subscription<never>>();
   private readonly starting = new Set<Subscription<never>>();
   private reconnectSleep: { cancel(): void } | null = null;
+  /** The daemon refused this connection (see REFUSAL_CODES); set until the close. */
+  private closingReason: XsysError | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: ClientOptions = {}) {
@@ -470,6 +480,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
     const id = msg["id"];
     if (typeof id === "number") {
       const pending = this.inflight.get(id);
+      this.closingReason = null;
       if (pending === undefined) return; // timed out or aborted: the late answer is dropped
       if ("error" in msg && msg["error"] !== undefined && msg["error"] !== null) {
         this.settle(pending, undefined, errorFromWire(msg["error"]));
@@ -484,7 +495,11 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
       this.onNotification(method, params);
       return;
     }
-    if ("error" in msg) this.emit("protocolError", errorFromWire(msg["error"]));
+    if ("error" in msg) {
+      const err = errorFromWire(msg["error"]);
+      if (REFUSAL_CODES.has(err.code)) this.closingReason = err;
+      this.emit("protocolError", err);
+    }
   };
 
   private onNotification(method: string, params: Params): void {
@@ -541,15 +556,19 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
   private onConnectionClose(conn: Connection, err: Error | undefined): void {
     if (this.conn !== conn) return;
     this.conn = null;
-    const closedErr = new ConnectionClosedError(
-      err ? `connection lost: ${err.message}` : "connection closed by the daemon",
-      err ? { cause: err } : undefined,
-    );
+    const reason = this.closingReason;
+    this.closingReason = null;
+    const closedErr: Error =
+      reason ??
+      new ConnectionClosedError(
+        err ? `connection lost: ${err.message}` : "connection closed by the daemon",
+        err ? { cause: err } : undefined,
+      );
     this.failInflight(closedErr);
     this.subsById.clear();
     if (this._state === "closed") return;
-    this.emit("disconnected", err);
-    if (this.reconnectPolicy) {
+    this.emit("disconnected", reason ?? err);
+    if (this.reconnectPolicy && !(reason instanceof UnauthorizedError)) {
       for (const sub of this.subscriptions) sub._suspend();
       this._state = "reconnecting";
       void this.reconnectLoop(this.reconnectPolicy, err);

@@ -10,28 +10,337 @@ import type { Subscription } from "./subscription.js";
 
 /** Every method the daemon offered when this file was generated. */
 export const METHOD_NAMES = [
+  "fs.chmod",
+  "fs.copy",
+  "fs.du",
+  "fs.exists",
+  "fs.find",
+  "fs.hash",
+  "fs.list",
+  "fs.mkdir",
+  "fs.move",
+  "fs.read",
+  "fs.remove",
+  "fs.stat",
+  "fs.tail",
+  "fs.write",
+  "monitor.checks",
+  "monitor.history",
+  "monitor.silence",
+  "monitor.silences",
+  "monitor.status",
+  "monitor.subscribe",
+  "monitor.test",
+  "monitor.unsilence",
+  "monitor.unsubscribe",
   "rpc.hello",
   "rpc.methods",
   "rpc.ping",
+  "sys.cpu",
+  "sys.disk_io",
+  "sys.disks",
   "sys.info",
+  "sys.kill",
+  "sys.load",
   "sys.memory",
+  "sys.network",
+  "sys.ports",
   "sys.process",
   "sys.processes",
-  "test.copy",
-  "test.echo",
-  "test.fail",
-  "test.sleep",
-  "test.subscribe",
-  "test.unsubscribe",
-  "test.write",
+  "sys.sensors",
+  "sys.users",
+  "watch.add",
+  "watch.list",
+  "watch.remove",
 ] as const;
 
 export type MethodName = (typeof METHOD_NAMES)[number];
 
 /** Subscription methods: the notification each pushes and the method that ends it. */
 export const STREAMS: Readonly<Record<string, { notification: string; unsubscribe: string }>> = {
-  "test.subscribe": { notification: "test.tick", unsubscribe: "test.unsubscribe" },
+  "monitor.subscribe": { notification: "monitor.alert", unsubscribe: "monitor.unsubscribe" },
+  "watch.add": { notification: "watch.event", unsubscribe: "watch.remove" },
 };
+
+/** Parameters of `fs.chmod`. */
+export interface FsChmodParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** permission bits: int (0o755 = 493) or octal string '0755' (wire type `int|str`) */
+  mode: number | string;
+}
+
+/** Result of `fs.chmod`. */
+export type FsChmodResult = ResultOf<"fs.chmod">;
+
+/** Parameters of `fs.copy`. */
+export interface FsCopyParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  src: string;
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  dst: string;
+  /** replace files at dst / merge into a dst directory (default false, wire type `bool`) */
+  overwrite?: boolean;
+  /** copy timestamps too (mode is always copied) (default false, wire type `bool`) */
+  preserve?: boolean;
+}
+
+/** Result of `fs.copy`. */
+export type FsCopyResult = ResultOf<"fs.copy">;
+
+/** Parameters of `fs.du`. */
+export interface FsDuParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+}
+
+/** Result of `fs.du`. */
+export type FsDuResult = ResultOf<"fs.du">;
+
+/** Parameters of `fs.exists`. */
+export interface FsExistsParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+}
+
+/** Result of `fs.exists`. */
+export type FsExistsResult = ResultOf<"fs.exists">;
+
+/** Parameters of `fs.find`. */
+export interface FsFindParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** fnmatch glob on the base name (default null, wire type `str`) */
+  name?: string | null;
+  /** regular expression searched in the base name (default null, wire type `str`) */
+  regex?: string | null;
+  /** entry type (default null, wire type `str`) */
+  type?: "file" | "dir" | "symlink" | null;
+  /** bytes, files only (default null, range 0.., wire type `int`) */
+  min_size?: number | null;
+  /** bytes, files only (default null, range 0.., wire type `int`) */
+  max_size?: number | null;
+  /** epoch seconds; mtime >= it (default null, wire type `float`) */
+  modified_since?: number | null;
+  /** most entries returned (default and maximum: fs.max_list_entries) (default null, range 1.., wire type `int`) */
+  limit?: number | null;
+}
+
+/** Result of `fs.find`. */
+export type FsFindResult = ResultOf<"fs.find">;
+
+/** Parameters of `fs.hash`. */
+export interface FsHashParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** hash function (default "sha256", wire type `str`) */
+  algorithm?: "sha256" | "sha1" | "md5" | "blake2b";
+}
+
+/** Result of `fs.hash`. */
+export type FsHashResult = ResultOf<"fs.hash">;
+
+/** Parameters of `fs.list`. */
+export interface FsListParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** descend into subdirectories (default false, wire type `bool`) */
+  recursive?: boolean;
+  /** fnmatch pattern on the name (on the relative path if it has a /) (default null, wire type `str`) */
+  glob?: string | null;
+  /** include dot files (default false, wire type `bool`) */
+  include_hidden?: boolean;
+  /** most entries returned (default and maximum: fs.max_list_entries) (default null, range 1.., wire type `int`) */
+  limit?: number | null;
+}
+
+/** Result of `fs.list`. */
+export type FsListResult = ResultOf<"fs.list">;
+
+/** Parameters of `fs.mkdir`. */
+export interface FsMkdirParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** create missing parents; no error if it exists (default false, wire type `bool`) */
+  parents?: boolean;
+}
+
+/** Result of `fs.mkdir`. */
+export type FsMkdirResult = ResultOf<"fs.mkdir">;
+
+/** Parameters of `fs.move`. */
+export interface FsMoveParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  src: string;
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  dst: string;
+  /** replace an existing dst (default false, wire type `bool`) */
+  overwrite?: boolean;
+  /** keep timestamps when the move has to copy across filesystems (default true, wire type `bool`) */
+  preserve?: boolean;
+}
+
+/** Result of `fs.move`. */
+export type FsMoveResult = ResultOf<"fs.move">;
+
+/** Parameters of `fs.read`. */
+export interface FsReadParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** first byte to read (default 0, range 0.., wire type `int`) */
+  offset?: number;
+  /** bytes to read; nil: to the end (default null, range 0.., wire type `int`) */
+  length?: number | null;
+  /** decode as text (e.g. utf-8); nil: bytes (default null, wire type `str`) */
+  encoding?: string | null;
+}
+
+/** Result of `fs.read`. */
+export type FsReadResult = ResultOf<"fs.read">;
+
+/** Parameters of `fs.remove`. */
+export interface FsRemoveParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** required for non-empty directories (default false, wire type `bool`) */
+  recursive?: boolean;
+}
+
+/** Result of `fs.remove`. */
+export type FsRemoveResult = ResultOf<"fs.remove">;
+
+/** Parameters of `fs.stat`. */
+export interface FsStatParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+}
+
+/** Result of `fs.stat`. */
+export type FsStatResult = ResultOf<"fs.stat">;
+
+/** Parameters of `fs.tail`. */
+export interface FsTailParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** lines wanted (at most fs.max_tail_lines) (default 10, range 0.., wire type `int`) */
+  lines?: number;
+}
+
+/** Result of `fs.tail`. */
+export type FsTailResult = ResultOf<"fs.tail">;
+
+/** Parameters of `fs.write`. */
+export interface FsWriteParams {
+  /** path (absolute, or relative to the first root) (wire type `str`) */
+  path: string;
+  /** content: bin, or str encoded with `encoding` (wire type `bin|str`) */
+  data: Uint8Array | string;
+  /** create fails if the file exists; overwrite replaces atomically; append adds at the end (default "overwrite", wire type `str`) */
+  mode?: "create" | "overwrite" | "append";
+  /** create missing parent directories (default false, wire type `bool`) */
+  make_parents?: boolean;
+  /** precondition: sha256 hex of the current content (default null, wire type `str`) */
+  expected_sha256?: string | null;
+  /** encoding of str data (default "utf-8", wire type `str`) */
+  encoding?: string;
+}
+
+/** Result of `fs.write`. */
+export type FsWriteResult = ResultOf<"fs.write">;
+
+/** Parameters of `monitor.checks`. */
+export type MonitorChecksParams = Record<string, never>;
+
+/** Result of `monitor.checks`. */
+export type MonitorChecksResult = ResultOf<"monitor.checks">;
+
+/** Parameters of `monitor.history`. */
+export interface MonitorHistoryParams {
+  /** newest alerts at most (default 50, range 1..100000, wire type `int`) */
+  limit?: number;
+  /** only this check (default null, wire type `str`) */
+  check?: string | null;
+  /** only this component (default null, wire type `str`) */
+  component?: string | null;
+}
+
+/** Result of `monitor.history`. */
+export type MonitorHistoryResult = ResultOf<"monitor.history">;
+
+/** Parameters of `monitor.silence`. */
+export interface MonitorSilenceParams {
+  /** check name or glob (cpu, filesystem, ...) (default null, wire type `str`) */
+  check?: string | null;
+  /** component name or glob (filesystem:/var*) (default null, wire type `str`) */
+  component?: string | null;
+  /** seconds the silence lasts (default 3600) (default null, range 0.001..31622400, wire type `float`) */
+  duration?: number | null;
+  /** why (default "", wire type `str`) */
+  comment?: string;
+  /** same as duration (default null, range 0.001..31622400, wire type `float`) */
+  duration_s?: number | null;
+}
+
+/** Result of `monitor.silence`. */
+export type MonitorSilenceResult = ResultOf<"monitor.silence">;
+
+/** Parameters of `monitor.silences`. */
+export type MonitorSilencesParams = Record<string, never>;
+
+/** Result of `monitor.silences`. */
+export type MonitorSilencesResult = ResultOf<"monitor.silences">;
+
+/** Parameters of `monitor.status`. */
+export type MonitorStatusParams = Record<string, never>;
+
+/** Result of `monitor.status`. */
+export type MonitorStatusResult = ResultOf<"monitor.status">;
+
+/** Parameters of `monitor.subscribe`. */
+export interface MonitorSubscribeParams {
+  /** only checks matching this glob (default null, wire type `str`) */
+  check?: string | null;
+  /** only components matching this glob (default null, wire type `str`) */
+  component?: string | null;
+  /** only this severity and above (default null, wire type `str`) */
+  severity?: "warning" | "critical" | null;
+}
+
+/** Result of `monitor.subscribe` (the subscription id). */
+export type MonitorSubscribeResult = SubscriptionStarted;
+
+/** Parameters of `monitor.test`. */
+export interface MonitorTestParams {
+  /** one provider; default every enabled one (default null, wire type `str`) */
+  provider?: "google_chat" | "ntfy" | "gotify" | "smtp" | "webhook" | "alertmanager" | "console" | null;
+}
+
+/** Result of `monitor.test`. */
+export type MonitorTestResult = ResultOf<"monitor.test">;
+
+/** Parameters of `monitor.unsilence`. */
+export interface MonitorUnsilenceParams {
+  /** silence id (default null, wire type `str`) */
+  silence?: string | null;
+  /** same as silence (default null, wire type `str`) */
+  id?: string | null;
+  /** remove the silences with this check pattern (default null, wire type `str`) */
+  check?: string | null;
+  /** remove the silences with this component pattern (default null, wire type `str`) */
+  component?: string | null;
+}
+
+/** Result of `monitor.unsilence`. */
+export type MonitorUnsilenceResult = ResultOf<"monitor.unsilence">;
+
+/** Parameters of `monitor.unsubscribe`. */
+export interface MonitorUnsubscribeParams {
+  /** id from monitor.subscribe (wire type `str`) */
+  subscription: string;
+}
+
+/** Result of `monitor.unsubscribe`. */
+export type MonitorUnsubscribeResult = ResultOf<"monitor.unsubscribe">;
 
 /** Parameters of `rpc.hello`. */
 export type RpcHelloParams = Record<string, never>;
@@ -51,11 +360,55 @@ export type RpcPingParams = Record<string, never>;
 /** Result of `rpc.ping`. */
 export type RpcPingResult = ResultOf<"rpc.ping">;
 
+/** Parameters of `sys.cpu`. */
+export interface SysCpuParams {
+  /** include one entry per logical CPU (default true, wire type `bool`) */
+  per_cpu?: boolean;
+}
+
+/** Result of `sys.cpu`. */
+export type SysCpuResult = ResultOf<"sys.cpu">;
+
+/** Parameters of `sys.disk_io`. */
+export interface SysDiskIoParams {
+  /** include one entry per disk (default true, wire type `bool`) */
+  per_disk?: boolean;
+}
+
+/** Result of `sys.disk_io`. */
+export type SysDiskIoResult = ResultOf<"sys.disk_io">;
+
+/** Parameters of `sys.disks`. */
+export interface SysDisksParams {
+  /** include pseudo, loop and duplicate mounts (default false, wire type `bool`) */
+  all?: boolean;
+}
+
+/** Result of `sys.disks`. */
+export type SysDisksResult = ResultOf<"sys.disks">;
+
 /** Parameters of `sys.info`. */
 export type SysInfoParams = Record<string, never>;
 
 /** Result of `sys.info`. */
 export type SysInfoResult = ResultOf<"sys.info">;
+
+/** Parameters of `sys.kill`. */
+export interface SysKillParams {
+  /** (range 1..2147483648, wire type `int`) */
+  pid: number;
+  /** signal name, e.g. TERM, KILL, HUP (default "TERM", wire type `str`) */
+  signal_name?: string;
+}
+
+/** Result of `sys.kill`. */
+export type SysKillResult = ResultOf<"sys.kill">;
+
+/** Parameters of `sys.load`. */
+export type SysLoadParams = Record<string, never>;
+
+/** Result of `sys.load`. */
+export type SysLoadResult = ResultOf<"sys.load">;
 
 /** Parameters of `sys.memory`. */
 export type SysMemoryParams = Record<string, never>;
@@ -63,9 +416,24 @@ export type SysMemoryParams = Record<string, never>;
 /** Result of `sys.memory`. */
 export type SysMemoryResult = ResultOf<"sys.memory">;
 
+/** Parameters of `sys.network`. */
+export type SysNetworkParams = Record<string, never>;
+
+/** Result of `sys.network`. */
+export type SysNetworkResult = ResultOf<"sys.network">;
+
+/** Parameters of `sys.ports`. */
+export interface SysPortsParams {
+  /** socket families (psutil net_connections kind) (default "inet", wire type `str`) */
+  kind?: "inet" | "inet4" | "inet6" | "tcp" | "udp" | "unix" | "all";
+}
+
+/** Result of `sys.ports`. */
+export type SysPortsResult = ResultOf<"sys.ports">;
+
 /** Parameters of `sys.process`. */
 export interface SysProcessParams {
-  /** process id (range 0.., wire type `int`) */
+  /** (range 0..2147483648, wire type `int`) */
   pid: number;
 }
 
@@ -74,102 +442,435 @@ export type SysProcessResult = ResultOf<"sys.process">;
 
 /** Parameters of `sys.processes`. */
 export interface SysProcessesParams {
-  /** sort key (default "cpu", wire type `str`) */
+  /** sort key; cpu and memory sort descending (default "cpu", wire type `str`) */
   sort?: "cpu" | "memory" | "pid" | "name";
-  /** rows at most (default 50, range 1..10000, wire type `int`) */
+  /** rows at most (default 50, range 1..100000, wire type `int`) */
   limit?: number;
-  /** only this user's (default null, wire type `str`) */
+  /** glob on the process name (case-insensitive) (default null, wire type `str`) */
+  name?: string | null;
+  /** only this user's processes (default null, wire type `str`) */
   user?: string | null;
 }
 
 /** Result of `sys.processes`. */
 export type SysProcessesResult = ResultOf<"sys.processes">;
 
-/** Parameters of `test.copy`. */
-export interface TestCopyParams {
-  /** progress steps (default 3, wire type `int`) */
-  steps?: number;
+/** Parameters of `sys.sensors`. */
+export type SysSensorsParams = Record<string, never>;
+
+/** Result of `sys.sensors`. */
+export type SysSensorsResult = ResultOf<"sys.sensors">;
+
+/** Parameters of `sys.users`. */
+export type SysUsersParams = Record<string, never>;
+
+/** Result of `sys.users`. */
+export type SysUsersResult = ResultOf<"sys.users">;
+
+/** Parameters of `watch.add`. */
+export interface WatchAddParams {
+  /** files or directories to watch (wire type `list[str]`) */
+  paths: string[];
+  /** watch subdirectories too (default false, wire type `bool`) */
+  recursive?: boolean;
+  /** gitignore-style globs to include (relative to the watched path) (default null, wire type `list[str]`) */
+  patterns?: string[] | null;
+  /** gitignore-style globs to exclude (default null, wire type `list[str]`) */
+  ignore_patterns?: string[] | null;
+  /** event types wanted (default: all) (default null, wire type `list[str]`) */
+  events?: string[] | null;
+  /** coalesce repeated events for one path over this window (default 0, range 0.., wire type `int`) */
+  debounce_ms?: number;
+  /** report events about directories themselves (default false, wire type `bool`) */
+  include_dirs?: boolean;
 }
 
-/** Result of `test.copy`. */
-export type TestCopyResult = ResultOf<"test.copy">;
+/** Result of `watch.add` (the subscription id). */
+export type WatchAddResult = SubscriptionStarted;
 
-/** Parameters of `test.echo`. */
-export interface TestEchoParams {
-  /** anything (default null, wire type `any`) */
-  value?: unknown;
-}
+/** Parameters of `watch.list`. */
+export type WatchListParams = Record<string, never>;
 
-/** Result of `test.echo`. */
-export type TestEchoResult = ResultOf<"test.echo">;
+/** Result of `watch.list`. */
+export type WatchListResult = ResultOf<"watch.list">;
 
-/** Parameters of `test.fail`. */
-export interface TestFailParams {
-  /** error code (wire type `int`) */
-  code: number;
-  /** message (default "failed", wire type `str`) */
-  message?: string;
-}
-
-/** Result of `test.fail`. */
-export type TestFailResult = ResultOf<"test.fail">;
-
-/** Parameters of `test.sleep`. */
-export interface TestSleepParams {
-  /** delay (wire type `int`) */
-  ms: number;
-}
-
-/** Result of `test.sleep`. */
-export type TestSleepResult = ResultOf<"test.sleep">;
-
-/** Parameters of `test.subscribe`. */
-export interface TestSubscribeParams {
-  /** between ticks (default 10, wire type `int`) */
-  interval_ms?: number;
-  /** ticks before an overflow marker (0 = never) (default 0, wire type `int`) */
-  count?: number;
-}
-
-/** Result of `test.subscribe` (the subscription id). */
-export type TestSubscribeResult = SubscriptionStarted;
-
-/** Parameters of `test.unsubscribe`. */
-export interface TestUnsubscribeParams {
-  /** the id (wire type `str`) */
+/** Parameters of `watch.remove`. */
+export interface WatchRemoveParams {
+  /** id returned by watch.add (wire type `str`) */
   subscription: string;
 }
 
-/** Result of `test.unsubscribe`. */
-export type TestUnsubscribeResult = ResultOf<"test.unsubscribe">;
-
-/** Parameters of `test.write`. */
-export interface TestWriteParams {
-  /** payload (wire type `bin`) */
-  data: Uint8Array;
-  /** labels (default null, wire type `list[str]|None`) */
-  tags?: string[] | unknown | null;
-}
-
-/** Result of `test.write`. */
-export type TestWriteResult = ResultOf<"test.write">;
+/** Result of `watch.remove`. */
+export type WatchRemoveResult = ResultOf<"watch.remove">;
 
 /** Parameters and result of every method, by wire name (typed `client.call`). */
 export interface MethodMap {
+  "fs.chmod": { params: FsChmodParams; result: FsChmodResult };
+  "fs.copy": { params: FsCopyParams; result: FsCopyResult };
+  "fs.du": { params: FsDuParams; result: FsDuResult };
+  "fs.exists": { params: FsExistsParams; result: FsExistsResult };
+  "fs.find": { params: FsFindParams; result: FsFindResult };
+  "fs.hash": { params: FsHashParams; result: FsHashResult };
+  "fs.list": { params: FsListParams; result: FsListResult };
+  "fs.mkdir": { params: FsMkdirParams; result: FsMkdirResult };
+  "fs.move": { params: FsMoveParams; result: FsMoveResult };
+  "fs.read": { params: FsReadParams; result: FsReadResult };
+  "fs.remove": { params: FsRemoveParams; result: FsRemoveResult };
+  "fs.stat": { params: FsStatParams; result: FsStatResult };
+  "fs.tail": { params: FsTailParams; result: FsTailResult };
+  "fs.write": { params: FsWriteParams; result: FsWriteResult };
+  "monitor.checks": { params: MonitorChecksParams; result: MonitorChecksResult };
+  "monitor.history": { params: MonitorHistoryParams; result: MonitorHistoryResult };
+  "monitor.silence": { params: MonitorSilenceParams; result: MonitorSilenceResult };
+  "monitor.silences": { params: MonitorSilencesParams; result: MonitorSilencesResult };
+  "monitor.status": { params: MonitorStatusParams; result: MonitorStatusResult };
+  "monitor.subscribe": { params: MonitorSubscribeParams; result: MonitorSubscribeResult };
+  "monitor.test": { params: MonitorTestParams; result: MonitorTestResult };
+  "monitor.unsilence": { params: MonitorUnsilenceParams; result: MonitorUnsilenceResult };
+  "monitor.unsubscribe": { params: MonitorUnsubscribeParams; result: MonitorUnsubscribeResult };
   "rpc.hello": { params: RpcHelloParams; result: RpcHelloResult };
   "rpc.methods": { params: RpcMethodsParams; result: RpcMethodsResult };
   "rpc.ping": { params: RpcPingParams; result: RpcPingResult };
+  "sys.cpu": { params: SysCpuParams; result: SysCpuResult };
+  "sys.disk_io": { params: SysDiskIoParams; result: SysDiskIoResult };
+  "sys.disks": { params: SysDisksParams; result: SysDisksResult };
   "sys.info": { params: SysInfoParams; result: SysInfoResult };
+  "sys.kill": { params: SysKillParams; result: SysKillResult };
+  "sys.load": { params: SysLoadParams; result: SysLoadResult };
   "sys.memory": { params: SysMemoryParams; result: SysMemoryResult };
+  "sys.network": { params: SysNetworkParams; result: SysNetworkResult };
+  "sys.ports": { params: SysPortsParams; result: SysPortsResult };
   "sys.process": { params: SysProcessParams; result: SysProcessResult };
   "sys.processes": { params: SysProcessesParams; result: SysProcessesResult };
-  "test.copy": { params: TestCopyParams; result: TestCopyResult };
-  "test.echo": { params: TestEchoParams; result: TestEchoResult };
-  "test.fail": { params: TestFailParams; result: TestFailResult };
-  "test.sleep": { params: TestSleepParams; result: TestSleepResult };
-  "test.subscribe": { params: TestSubscribeParams; result: TestSubscribeResult };
-  "test.unsubscribe": { params: TestUnsubscribeParams; result: TestUnsubscribeResult };
-  "test.write": { params: TestWriteParams; result: TestWriteResult };
+  "sys.sensors": { params: SysSensorsParams; result: SysSensorsResult };
+  "sys.users": { params: SysUsersParams; result: SysUsersResult };
+  "watch.add": { params: WatchAddParams; result: WatchAddResult };
+  "watch.list": { params: WatchListParams; result: WatchListResult };
+  "watch.remove": { params: WatchRemoveParams; result: WatchRemoveResult };
+}
+
+/** The `fs.*` methods. */
+export class FsApi {
+  private readonly client: Caller;
+
+  constructor(client: Caller) {
+    this.client = client;
+  }
+
+  /**
+   * Set a file's permission bits (symlinks followed): ``{path, mode}``.
+   *
+   * Wire method `fs.chmod`.
+   */
+  chmod(params: FsChmodParams, options?: CallOptions): Promise<FsChmodResult> {
+    return this.client.call("fs.chmod", params, options) as Promise<FsChmodResult>;
+  }
+
+  /**
+   * Copy a file or tree to exactly ``dst``: ``{src, dst, files, dirs, symlinks, copied_bytes, skipped, renamed}``.
+   *
+   * Wire method `fs.copy`.
+   * Reports progress through `options.onProgress`.
+   */
+  copy(params: FsCopyParams, options?: CallOptions): Promise<FsCopyResult> {
+    return this.client.call("fs.copy", params, options) as Promise<FsCopyResult>;
+  }
+
+  /**
+   * Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others, errors}``.
+   *
+   * Wire method `fs.du`.
+   * Reports progress through `options.onProgress`.
+   */
+  du(path: string, params?: Omit<FsDuParams, "path">, options?: CallOptions): Promise<FsDuResult>;
+  /**
+   * Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others, errors}``.
+   *
+   * Wire method `fs.du`.
+   * Reports progress through `options.onProgress`.
+   */
+  du(params: FsDuParams, options?: CallOptions): Promise<FsDuResult>;
+  du(first: string | FsDuParams, second?: Omit<FsDuParams, "path"> | CallOptions, third?: CallOptions): Promise<FsDuResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.du", params, options) as Promise<FsDuResult>;
+  }
+
+  /**
+   * Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
+   *
+   * Wire method `fs.exists`.
+   */
+  exists(path: string, params?: Omit<FsExistsParams, "path">, options?: CallOptions): Promise<FsExistsResult>;
+  /**
+   * Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
+   *
+   * Wire method `fs.exists`.
+   */
+  exists(params: FsExistsParams, options?: CallOptions): Promise<FsExistsResult>;
+  exists(first: string | FsExistsParams, second?: Omit<FsExistsParams, "path"> | CallOptions, third?: CallOptions): Promise<FsExistsResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.exists", params, options) as Promise<FsExistsResult>;
+  }
+
+  /**
+   * Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries as in fs.list, ``name`` relative to ``path``).
+   *
+   * Wire method `fs.find`.
+   * Reports progress through `options.onProgress`.
+   */
+  find(path: string, params?: Omit<FsFindParams, "path">, options?: CallOptions): Promise<FsFindResult>;
+  /**
+   * Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries as in fs.list, ``name`` relative to ``path``).
+   *
+   * Wire method `fs.find`.
+   * Reports progress through `options.onProgress`.
+   */
+  find(params: FsFindParams, options?: CallOptions): Promise<FsFindResult>;
+  find(first: string | FsFindParams, second?: Omit<FsFindParams, "path"> | CallOptions, third?: CallOptions): Promise<FsFindResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.find", params, options) as Promise<FsFindResult>;
+  }
+
+  /**
+   * Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
+   *
+   * Wire method `fs.hash`.
+   * Reports progress through `options.onProgress`.
+   */
+  hash(path: string, params?: Omit<FsHashParams, "path">, options?: CallOptions): Promise<FsHashResult>;
+  /**
+   * Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
+   *
+   * Wire method `fs.hash`.
+   * Reports progress through `options.onProgress`.
+   */
+  hash(params: FsHashParams, options?: CallOptions): Promise<FsHashResult>;
+  hash(first: string | FsHashParams, second?: Omit<FsHashParams, "path"> | CallOptions, third?: CallOptions): Promise<FsHashResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.hash", params, options) as Promise<FsHashResult>;
+  }
+
+  /**
+   * List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at, symlink_target}], truncated, scanned}``.
+   *
+   * Wire method `fs.list`.
+   */
+  list(path: string, params?: Omit<FsListParams, "path">, options?: CallOptions): Promise<FsListResult>;
+  /**
+   * List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at, symlink_target}], truncated, scanned}``.
+   *
+   * Wire method `fs.list`.
+   */
+  list(params: FsListParams, options?: CallOptions): Promise<FsListResult>;
+  list(first: string | FsListParams, second?: Omit<FsListParams, "path"> | CallOptions, third?: CallOptions): Promise<FsListResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.list", params, options) as Promise<FsListResult>;
+  }
+
+  /**
+   * Create a directory: ``{path, created}``.
+   *
+   * Wire method `fs.mkdir`.
+   */
+  mkdir(path: string, params?: Omit<FsMkdirParams, "path">, options?: CallOptions): Promise<FsMkdirResult>;
+  /**
+   * Create a directory: ``{path, created}``.
+   *
+   * Wire method `fs.mkdir`.
+   */
+  mkdir(params: FsMkdirParams, options?: CallOptions): Promise<FsMkdirResult>;
+  mkdir(first: string | FsMkdirParams, second?: Omit<FsMkdirParams, "path"> | CallOptions, third?: CallOptions): Promise<FsMkdirResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.mkdir", params, options) as Promise<FsMkdirResult>;
+  }
+
+  /**
+   * Move or rename to exactly ``dst``: ``{src, dst, files, dirs, symlinks, copied_bytes, skipped, renamed}``.
+   *
+   * Wire method `fs.move`.
+   * Reports progress through `options.onProgress`.
+   */
+  move(params: FsMoveParams, options?: CallOptions): Promise<FsMoveResult> {
+    return this.client.call("fs.move", params, options) as Promise<FsMoveResult>;
+  }
+
+  /**
+   * Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
+   *
+   * Wire method `fs.read`.
+   */
+  read(path: string, params?: Omit<FsReadParams, "path">, options?: CallOptions): Promise<FsReadResult>;
+  /**
+   * Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
+   *
+   * Wire method `fs.read`.
+   */
+  read(params: FsReadParams, options?: CallOptions): Promise<FsReadResult>;
+  read(first: string | FsReadParams, second?: Omit<FsReadParams, "path"> | CallOptions, third?: CallOptions): Promise<FsReadResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.read", params, options) as Promise<FsReadResult>;
+  }
+
+  /**
+   * Remove a file, symlink (itself, not its target) or directory: ``{path, removed, files, dirs}``.
+   *
+   * Wire method `fs.remove`.
+   * Reports progress through `options.onProgress`.
+   */
+  remove(path: string, params?: Omit<FsRemoveParams, "path">, options?: CallOptions): Promise<FsRemoveResult>;
+  /**
+   * Remove a file, symlink (itself, not its target) or directory: ``{path, removed, files, dirs}``.
+   *
+   * Wire method `fs.remove`.
+   * Reports progress through `options.onProgress`.
+   */
+  remove(params: FsRemoveParams, options?: CallOptions): Promise<FsRemoveResult>;
+  remove(first: string | FsRemoveParams, second?: Omit<FsRemoveParams, "path"> | CallOptions, third?: CallOptions): Promise<FsRemoveResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.remove", params, options) as Promise<FsRemoveResult>;
+  }
+
+  /**
+   * Metadata of one entry (a symlink is described itself, with its target).
+   *
+   * Wire method `fs.stat`.
+   */
+  stat(path: string, params?: Omit<FsStatParams, "path">, options?: CallOptions): Promise<FsStatResult>;
+  /**
+   * Metadata of one entry (a symlink is described itself, with its target).
+   *
+   * Wire method `fs.stat`.
+   */
+  stat(params: FsStatParams, options?: CallOptions): Promise<FsStatResult>;
+  stat(first: string | FsStatParams, second?: Omit<FsStatParams, "path"> | CallOptions, third?: CallOptions): Promise<FsStatResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.stat", params, options) as Promise<FsStatResult>;
+  }
+
+  /**
+   * The last lines of a text file: ``{path, lines: [str], size}``.
+   *
+   * Wire method `fs.tail`.
+   */
+  tail(path: string, params?: Omit<FsTailParams, "path">, options?: CallOptions): Promise<FsTailResult>;
+  /**
+   * The last lines of a text file: ``{path, lines: [str], size}``.
+   *
+   * Wire method `fs.tail`.
+   */
+  tail(params: FsTailParams, options?: CallOptions): Promise<FsTailResult>;
+  tail(first: string | FsTailParams, second?: Omit<FsTailParams, "path"> | CallOptions, third?: CallOptions): Promise<FsTailResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.tail", params, options) as Promise<FsTailResult>;
+  }
+
+  /**
+   * Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
+   *
+   * Wire method `fs.write`.
+   */
+  write(params: FsWriteParams, options?: CallOptions): Promise<FsWriteResult> {
+    return this.client.call("fs.write", params, options) as Promise<FsWriteResult>;
+  }
+}
+
+/** The `monitor.*` methods. */
+export class MonitorApi {
+  private readonly client: Caller;
+
+  constructor(client: Caller) {
+    this.client = client;
+  }
+
+  /**
+   * The configured checks and their thresholds.
+   *
+   * Wire method `monitor.checks`.
+   */
+  checks(options?: CallOptions): Promise<MonitorChecksResult> {
+    return this.client.call("monitor.checks", undefined, options) as Promise<MonitorChecksResult>;
+  }
+
+  /**
+   * Recent alerts, newest first, with their delivery results.
+   *
+   * Wire method `monitor.history`.
+   */
+  history(params?: MonitorHistoryParams, options?: CallOptions): Promise<MonitorHistoryResult> {
+    return this.client.call("monitor.history", params, options) as Promise<MonitorHistoryResult>;
+  }
+
+  /**
+   * Silence alerts of a check and/or component pattern for a while (Alertmanager style: states still change, notifications are held back).
+   *
+   * Wire method `monitor.silence`.
+   */
+  silence(params?: MonitorSilenceParams, options?: CallOptions): Promise<MonitorSilenceResult> {
+    return this.client.call("monitor.silence", params, options) as Promise<MonitorSilenceResult>;
+  }
+
+  /**
+   * Active silences: ``{"silences": [{"id", "check", "component", "starts_at", "ends_at", "comment", "created_by"}]}``.
+   *
+   * Wire method `monitor.silences`.
+   */
+  silences(options?: CallOptions): Promise<MonitorSilencesResult> {
+    return this.client.call("monitor.silences", undefined, options) as Promise<MonitorSilencesResult>;
+  }
+
+  /**
+   * Every check component with its state, value, threshold and since.
+   *
+   * Wire method `monitor.status`.
+   */
+  status(options?: CallOptions): Promise<MonitorStatusResult> {
+    return this.client.call("monitor.status", undefined, options) as Promise<MonitorStatusResult>;
+  }
+
+  /**
+   * Stream alerts as they are sent: ``monitor.alert`` notifications.
+   *
+   * Wire method `monitor.subscribe`.
+   * Returns a subscription yielding `monitor.alert` notifications; ending it (break, return(), unsubscribe()) calls `monitor.unsubscribe`.
+   */
+  subscribe(params?: MonitorSubscribeParams, options?: SubscribeOptions): Subscription<NotificationOf<"monitor.alert">> {
+    return this.client.subscribe<NotificationOf<"monitor.alert">>("monitor.subscribe", "monitor.unsubscribe", params, options);
+  }
+
+  /**
+   * Send a test alert through one or every enabled provider (one attempt each).
+   *
+   * Wire method `monitor.test`.
+   */
+  test(params?: MonitorTestParams, options?: CallOptions): Promise<MonitorTestResult> {
+    return this.client.call("monitor.test", params, options) as Promise<MonitorTestResult>;
+  }
+
+  /**
+   * Remove silences by id, or by their check/component patterns.
+   *
+   * Wire method `monitor.unsilence`.
+   */
+  unsilence(params?: MonitorUnsilenceParams, options?: CallOptions): Promise<MonitorUnsilenceResult> {
+    return this.client.call("monitor.unsilence", params, options) as Promise<MonitorUnsilenceResult>;
+  }
+
+  /**
+   * End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription": id, "closed": true}``.
+   *
+   * Wire method `monitor.unsubscribe`.
+   */
+  unsubscribe(subscription: string, params?: Omit<MonitorUnsubscribeParams, "subscription">, options?: CallOptions): Promise<MonitorUnsubscribeResult>;
+  /**
+   * End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription": id, "closed": true}``.
+   *
+   * Wire method `monitor.unsubscribe`.
+   */
+  unsubscribe(params: MonitorUnsubscribeParams, options?: CallOptions): Promise<MonitorUnsubscribeResult>;
+  unsubscribe(first: string | MonitorUnsubscribeParams, second?: Omit<MonitorUnsubscribeParams, "subscription"> | CallOptions, third?: CallOptions): Promise<MonitorUnsubscribeResult> {
+    const [params, options] = positional<CallOptions>("subscription", first, second, third);
+    return this.client.call("monitor.unsubscribe", params, options) as Promise<MonitorUnsubscribeResult>;
+  }
 }
 
 /** The `rpc.*` methods. */
@@ -181,7 +882,7 @@ export class RpcApi {
   }
 
   /**
-   * Protocol version, server version and the methods offered.
+   * Protocol version, server name and version, pid, method names and capabilities.
    *
    * Wire method `rpc.hello`.
    */
@@ -190,7 +891,7 @@ export class RpcApi {
   }
 
   /**
-   * Every method with its parameters and summary.
+   * Every method with its parameter schema and one-line summary.
    *
    * Wire method `rpc.methods`.
    */
@@ -199,7 +900,7 @@ export class RpcApi {
   }
 
   /**
-   * Liveness check.
+   * Liveness check: ``{"pong": true, "ts": <server time, epoch seconds>}``.
    *
    * Wire method `rpc.ping`.
    */
@@ -217,7 +918,34 @@ export class SysApi {
   }
 
   /**
-   * Host and OS facts.
+   * CPU use over the last sampling interval, times, frequency and counts.
+   *
+   * Wire method `sys.cpu`.
+   */
+  cpu(params?: SysCpuParams, options?: CallOptions): Promise<SysCpuResult> {
+    return this.client.call("sys.cpu", params, options) as Promise<SysCpuResult>;
+  }
+
+  /**
+   * Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``: ``read_bytes``, ``write_bytes``, ``read_count``, ``write_count``, ``read_time``/``write_time`` ms, ``busy_time`` ms; rates ``read_bytes_per_s``...).
+   *
+   * Wire method `sys.disk_io`.
+   */
+  diskIo(params?: SysDiskIoParams, options?: CallOptions): Promise<SysDiskIoResult> {
+    return this.client.call("sys.disk_io", params, options) as Promise<SysDiskIoResult>;
+  }
+
+  /**
+   * Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop devices skipped unless ``all``).
+   *
+   * Wire method `sys.disks`.
+   */
+  disks(params?: SysDisksParams, options?: CallOptions): Promise<SysDisksResult> {
+    return this.client.call("sys.disks", params, options) as Promise<SysDisksResult>;
+  }
+
+  /**
+   * Host identity and totals: hostname, os, kernel, arch, boot time, uptime, CPU count/model, memory and swap totals, load.
    *
    * Wire method `sys.info`.
    */
@@ -226,7 +954,33 @@ export class SysApi {
   }
 
   /**
-   * Virtual memory and swap.
+   * Send a signal to a process. Off unless ``sys.allow_kill``; then only processes of the caller's own uid (-32002 permission_denied otherwise; -32001 not_found when the pid does not exist).
+   *
+   * Wire method `sys.kill`.
+   */
+  kill(pid: number, params?: Omit<SysKillParams, "pid">, options?: CallOptions): Promise<SysKillResult>;
+  /**
+   * Send a signal to a process. Off unless ``sys.allow_kill``; then only processes of the caller's own uid (-32002 permission_denied otherwise; -32001 not_found when the pid does not exist).
+   *
+   * Wire method `sys.kill`.
+   */
+  kill(params: SysKillParams, options?: CallOptions): Promise<SysKillResult>;
+  kill(first: number | SysKillParams, second?: Omit<SysKillParams, "pid"> | CallOptions, third?: CallOptions): Promise<SysKillResult> {
+    const [params, options] = positional<CallOptions>("pid", first, second, third);
+    return this.client.call("sys.kill", params, options) as Promise<SysKillResult>;
+  }
+
+  /**
+   * Load averages over 1, 5 and 15 minutes, absolute and per logical CPU (``os.getloadavg``; node_exporter's ``node_load1``...).
+   *
+   * Wire method `sys.load`.
+   */
+  load(options?: CallOptions): Promise<SysLoadResult> {
+    return this.client.call("sys.load", undefined, options) as Promise<SysLoadResult>;
+  }
+
+  /**
+   * Virtual memory and swap, in bytes and percent (psutil ``virtual_memory``, ``swap_memory``; sampled in the background).
    *
    * Wire method `sys.memory`.
    */
@@ -235,13 +989,31 @@ export class SysApi {
   }
 
   /**
-   * One process by pid.
+   * Network interfaces with addresses, MAC, up/speed/MTU, counters and per-second rates (psutil ``net_if_addrs``, ``net_if_stats``, ``net_io_counters``).
+   *
+   * Wire method `sys.network`.
+   */
+  network(options?: CallOptions): Promise<SysNetworkResult> {
+    return this.client.call("sys.network", undefined, options) as Promise<SysNetworkResult>;
+  }
+
+  /**
+   * Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil ``net_connections``; other users' pids need root).
+   *
+   * Wire method `sys.ports`.
+   */
+  ports(params?: SysPortsParams, options?: CallOptions): Promise<SysPortsResult> {
+    return this.client.call("sys.ports", params, options) as Promise<SysPortsResult>;
+  }
+
+  /**
+   * One process in detail; -32001 not_found when it does not exist (or is gone).
    *
    * Wire method `sys.process`.
    */
   process(pid: number, params?: Omit<SysProcessParams, "pid">, options?: CallOptions): Promise<SysProcessResult>;
   /**
-   * One process by pid.
+   * One process in detail; -32001 not_found when it does not exist (or is gone).
    *
    * Wire method `sys.process`.
    */
@@ -252,17 +1024,35 @@ export class SysApi {
   }
 
   /**
-   * Processes sorted and filtered.
+   * Processes sorted and filtered; ``cpu_percent`` is over the time since the previous listing (at least 0.2 s).
    *
    * Wire method `sys.processes`.
    */
   processes(params?: SysProcessesParams, options?: CallOptions): Promise<SysProcessesResult> {
     return this.client.call("sys.processes", params, options) as Promise<SysProcessesResult>;
   }
+
+  /**
+   * Temperatures (°C), fans (RPM) and battery where the platform has them; empty lists otherwise, never an error (psutil ``sensors_*``).
+   *
+   * Wire method `sys.sensors`.
+   */
+  sensors(options?: CallOptions): Promise<SysSensorsResult> {
+    return this.client.call("sys.sensors", undefined, options) as Promise<SysSensorsResult>;
+  }
+
+  /**
+   * Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started (epoch s), pid}]}``.
+   *
+   * Wire method `sys.users`.
+   */
+  users(options?: CallOptions): Promise<SysUsersResult> {
+    return this.client.call("sys.users", undefined, options) as Promise<SysUsersResult>;
+  }
 }
 
-/** The `test.*` methods. */
-export class TestApi {
+/** The `watch.*` methods. */
+export class WatchApi {
   private readonly client: Caller;
 
   constructor(client: Caller) {
@@ -270,115 +1060,67 @@ export class TestApi {
   }
 
   /**
-   * Pretend to copy with progress.
+   * Subscribe to changes under paths: ``{subscription, paths}``.
    *
-   * Wire method `test.copy`.
-   * Reports progress through `options.onProgress`.
+   * Wire method `watch.add`.
+   * Returns a subscription yielding `watch.event` notifications; ending it (break, return(), unsubscribe()) calls `watch.remove`.
    */
-  copy(params?: TestCopyParams, options?: CallOptions): Promise<TestCopyResult> {
-    return this.client.call("test.copy", params, options) as Promise<TestCopyResult>;
+  add(paths: string[], params?: Omit<WatchAddParams, "paths">, options?: SubscribeOptions): Subscription<NotificationOf<"watch.event">>;
+  /**
+   * Subscribe to changes under paths: ``{subscription, paths}``.
+   *
+   * Wire method `watch.add`.
+   * Returns a subscription yielding `watch.event` notifications; ending it (break, return(), unsubscribe()) calls `watch.remove`.
+   */
+  add(params: WatchAddParams, options?: SubscribeOptions): Subscription<NotificationOf<"watch.event">>;
+  add(first: string[] | WatchAddParams, second?: Omit<WatchAddParams, "paths"> | SubscribeOptions, third?: SubscribeOptions): Subscription<NotificationOf<"watch.event">> {
+    const [params, options] = positional<SubscribeOptions>("paths", first, second, third);
+    return this.client.subscribe<NotificationOf<"watch.event">>("watch.add", "watch.remove", params, options);
   }
 
   /**
-   * Echo the params back.
+   * Every live watch subscription in the daemon and the shared observer watches.
    *
-   * Wire method `test.echo`.
+   * Wire method `watch.list`.
    */
-  echo(params?: TestEchoParams, options?: CallOptions): Promise<TestEchoResult> {
-    return this.client.call("test.echo", params, options) as Promise<TestEchoResult>;
+  list(options?: CallOptions): Promise<WatchListResult> {
+    return this.client.call("watch.list", undefined, options) as Promise<WatchListResult>;
   }
 
   /**
-   * Answer an error with the given code.
+   * End one of this connection's subscriptions: ``{subscription, removed: true}``.
    *
-   * Wire method `test.fail`.
+   * Wire method `watch.remove`.
    */
-  fail(code: number, params?: Omit<TestFailParams, "code">, options?: CallOptions): Promise<TestFailResult>;
+  remove(subscription: string, params?: Omit<WatchRemoveParams, "subscription">, options?: CallOptions): Promise<WatchRemoveResult>;
   /**
-   * Answer an error with the given code.
+   * End one of this connection's subscriptions: ``{subscription, removed: true}``.
    *
-   * Wire method `test.fail`.
+   * Wire method `watch.remove`.
    */
-  fail(params: TestFailParams, options?: CallOptions): Promise<TestFailResult>;
-  fail(first: number | TestFailParams, second?: Omit<TestFailParams, "code"> | CallOptions, third?: CallOptions): Promise<TestFailResult> {
-    const [params, options] = positional<CallOptions>("code", first, second, third);
-    return this.client.call("test.fail", params, options) as Promise<TestFailResult>;
-  }
-
-  /**
-   * Answer after a delay.
-   *
-   * Wire method `test.sleep`.
-   */
-  sleep(ms: number, params?: Omit<TestSleepParams, "ms">, options?: CallOptions): Promise<TestSleepResult>;
-  /**
-   * Answer after a delay.
-   *
-   * Wire method `test.sleep`.
-   */
-  sleep(params: TestSleepParams, options?: CallOptions): Promise<TestSleepResult>;
-  sleep(first: number | TestSleepParams, second?: Omit<TestSleepParams, "ms"> | CallOptions, third?: CallOptions): Promise<TestSleepResult> {
-    const [params, options] = positional<CallOptions>("ms", first, second, third);
-    return this.client.call("test.sleep", params, options) as Promise<TestSleepResult>;
-  }
-
-  /**
-   * Push a tick notification periodically.
-   *
-   * Wire method `test.subscribe`.
-   * Returns a subscription yielding `test.tick` notifications; ending it (break, return(), unsubscribe()) calls `test.unsubscribe`.
-   */
-  subscribe(params?: TestSubscribeParams, options?: SubscribeOptions): Subscription<NotificationOf<"test.tick">> {
-    return this.client.subscribe<NotificationOf<"test.tick">>("test.subscribe", "test.unsubscribe", params, options);
-  }
-
-  /**
-   * Stop a tick subscription.
-   *
-   * Wire method `test.unsubscribe`.
-   */
-  unsubscribe(subscription: string, params?: Omit<TestUnsubscribeParams, "subscription">, options?: CallOptions): Promise<TestUnsubscribeResult>;
-  /**
-   * Stop a tick subscription.
-   *
-   * Wire method `test.unsubscribe`.
-   */
-  unsubscribe(params: TestUnsubscribeParams, options?: CallOptions): Promise<TestUnsubscribeResult>;
-  unsubscribe(first: string | TestUnsubscribeParams, second?: Omit<TestUnsubscribeParams, "subscription"> | CallOptions, third?: CallOptions): Promise<TestUnsubscribeResult> {
+  remove(params: WatchRemoveParams, options?: CallOptions): Promise<WatchRemoveResult>;
+  remove(first: string | WatchRemoveParams, second?: Omit<WatchRemoveParams, "subscription"> | CallOptions, third?: CallOptions): Promise<WatchRemoveResult> {
     const [params, options] = positional<CallOptions>("subscription", first, second, third);
-    return this.client.call("test.unsubscribe", params, options) as Promise<TestUnsubscribeResult>;
-  }
-
-  /**
-   * Accept bytes.
-   *
-   * Wire method `test.write`.
-   */
-  write(data: Uint8Array, params?: Omit<TestWriteParams, "data">, options?: CallOptions): Promise<TestWriteResult>;
-  /**
-   * Accept bytes.
-   *
-   * Wire method `test.write`.
-   */
-  write(params: TestWriteParams, options?: CallOptions): Promise<TestWriteResult>;
-  write(first: Uint8Array | TestWriteParams, second?: Omit<TestWriteParams, "data"> | CallOptions, third?: CallOptions): Promise<TestWriteResult> {
-    const [params, options] = positional<CallOptions>("data", first, second, third);
-    return this.client.call("test.write", params, options) as Promise<TestWriteResult>;
+    return this.client.call("watch.remove", params, options) as Promise<WatchRemoveResult>;
   }
 }
 
 /** The typed wrappers, grouped by namespace (`client.sys.info()`). */
 export interface XsysNamespaces {
+  readonly fs: FsApi;
+  readonly monitor: MonitorApi;
   readonly rpc: RpcApi;
   readonly sys: SysApi;
-  readonly test: TestApi;
+  readonly watch: WatchApi;
 }
 
 /** Build the namespace wrappers over a caller (the client). */
 export function createNamespaces(client: Caller): XsysNamespaces {
   return {
+    fs: new FsApi(client),
+    monitor: new MonitorApi(client),
     rpc: new RpcApi(client),
     sys: new SysApi(client),
-    test: new TestApi(client),
+    watch: new WatchApi(client),
   };
 }

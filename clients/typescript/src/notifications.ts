@@ -4,6 +4,7 @@
  * fields, so these are written by hand; unknown notifications fall back to
  * `SubscriptionNotificationParams`.
  */
+import type { Alert } from "./results.js";
 import type { SubscriptionNotificationParams } from "./subscription.js";
 
 /** One file-system change in a `watch.event` notification. */
@@ -23,25 +24,27 @@ export interface WatchFileEvent {
 export interface WatchEventParams {
   subscription: string;
   events: WatchFileEvent[];
+  /** The watched directory is gone: this is the subscription's last event. */
+  final?: boolean;
   [key: string]: unknown;
 }
 
-/** `<ns>.overflow`: the daemon dropped `dropped` events of a slow subscription. */
+/** `<ns>.overflow`: the daemon dropped `dropped` events; resync. */
 export interface OverflowParams {
   subscription: string;
   dropped: number;
+  /** watch.overflow: why (kernel queue overflow, unwatchable directory, slow client...). */
+  reason?: string;
+  /** watch.overflow: whether `dropped` is an exact count. */
+  exact?: boolean;
+  path?: string | null;
   [key: string]: unknown;
 }
 
-/** An alert pushed by `monitor.alert`. */
-export interface MonitorAlert {
-  [key: string]: unknown;
-}
-
-/** `monitor.alert`: a rule changed state. */
+/** `monitor.alert`: an alert was sent. */
 export interface MonitorAlertParams {
   subscription: string;
-  alert: MonitorAlert;
+  alert: Alert;
   [key: string]: unknown;
 }
 

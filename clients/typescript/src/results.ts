@@ -45,6 +45,8 @@ export interface Hello {
   pid: number;
   methods: string[];
   capabilities: string[];
+  /** The daemon's max_frame. */
+  max_frame_bytes?: number;
   [key: string]: unknown;
 }
 
@@ -65,11 +67,583 @@ export interface SubscriptionStarted {
   [key: string]: unknown;
 }
 
+// ---------------------------------------------------------------------------- sys
+// Field names are psutil's; bytes are integer bytes, percents 0..100, times seconds,
+// timestamps epoch seconds (`*_at`, `ts`, `boot_time`, `create_time`), rates per second.
+
+export interface DiskSummary {
+  mountpoint: string;
+  device: string;
+  fstype: string;
+  total: number | null;
+  used: number | null;
+  free: number | null;
+  percent: number | null;
+  [key: string]: unknown;
+}
+
+export interface InterfaceSummary {
+  name: string;
+  isup: boolean;
+  addresses: string[];
+  bytes_sent_per_s: number;
+  bytes_recv_per_s: number;
+  [key: string]: unknown;
+}
+
+/** `sys.info`: host identity and totals. */
+export interface SysInfo {
+  hostname: string;
+  os: string;
+  system: string;
+  kernel: string;
+  arch: string;
+  boot_time: number;
+  uptime_s: number;
+  cpu_count_logical: number;
+  cpu_count_physical: number | null;
+  cpu_model: string;
+  cpu_percent: number;
+  memory_total: number;
+  memory_available: number;
+  memory_percent: number;
+  swap_total: number;
+  swap_percent: number;
+  /** Load averages over 1, 5 and 15 minutes. */
+  load: number[];
+  disks: DiskSummary[];
+  network: InterfaceSummary[];
+  python: string;
+  ts: number;
+  [key: string]: unknown;
+}
+
+/** `sys.cpu`: use over the last sampling interval. */
+export interface SysCpu {
+  percent: number;
+  /** Present unless `per_cpu: false`. */
+  per_cpu_percent?: number[];
+  times_percent: Record<string, number>;
+  /** Seconds since boot, per mode. */
+  times: Record<string, number>;
+  freq_mhz: { current: number; min: number; max: number } | null;
+  count_logical: number;
+  count_physical: number | null;
+  stats: Record<string, number>;
+  interval_s: number;
+  ts: number;
+  [key: string]: unknown;
+}
+
+export interface VirtualMemory {
+  total: number;
+  available: number;
+  percent: number;
+  used: number;
+  free: number;
+  [key: string]: number;
+}
+
+export interface SwapMemory {
+  total: number;
+  used: number;
+  free: number;
+  percent: number;
+  [key: string]: number;
+}
+
+/** `sys.memory`: virtual memory and swap. */
+export interface SysMemory {
+  virtual: VirtualMemory;
+  swap: SwapMemory;
+  ts: number;
+  [key: string]: unknown;
+}
+
+export interface Disk {
+  device: string;
+  mountpoint: string;
+  fstype: string;
+  opts: string;
+  total?: number;
+  used?: number;
+  free?: number;
+  percent?: number;
+  inodes_total?: number;
+  inodes_used?: number;
+  inodes_free?: number;
+  inodes_percent?: number;
+  /** Set when the filesystem could not be read. */
+  error?: string;
+  [key: string]: unknown;
+}
+
+/** `sys.disks`: mounted filesystems with usage. */
+export interface SysDisks {
+  disks: Disk[];
+  ts: number;
+  [key: string]: unknown;
+}
+
+/** Counters (`read_bytes`, `write_count`, `busy_time` ms, ...) and rates (`read_bytes_per_s`, ...). */
+export type DiskIoCounters = Record<string, number>;
+
+/** `sys.disk_io`: counters and rates, total and per disk. */
+export interface SysDiskIo {
+  total: DiskIoCounters;
+  /** Present unless `per_disk: false`. */
+  disks?: Record<string, DiskIoCounters>;
+  interval_s: number;
+  ts: number;
+  [key: string]: unknown;
+}
+
+export interface InterfaceAddress {
+  family: "ipv4" | "ipv6";
+  address: string;
+  netmask: string | null;
+  broadcast: string | null;
+  [key: string]: unknown;
+}
+
+export interface NetworkInterface {
+  name: string;
+  isup: boolean;
+  speed_mbps: number;
+  mtu: number;
+  duplex: string;
+  mac: string | null;
+  addresses: InterfaceAddress[];
+  bytes_sent?: number;
+  bytes_recv?: number;
+  bytes_sent_per_s?: number;
+  bytes_recv_per_s?: number;
+  [key: string]: unknown;
+}
+
+/** `sys.network`: interfaces, counters and rates. */
+export interface SysNetwork {
+  interfaces: NetworkInterface[];
+  total: Record<string, number>;
+  interval_s: number;
+  ts: number;
+  [key: string]: unknown;
+}
+
+/** `sys.load`: load averages. */
+export interface SysLoad {
+  load1: number;
+  load5: number;
+  load15: number;
+  per_cpu: { load1: number; load5: number; load15: number };
+  cpu_count: number;
+  ts: number;
+  [key: string]: unknown;
+}
+
+/** One row of `sys.processes`. */
+export interface ProcessRow {
+  pid: number;
+  ppid: number | null;
+  name: string;
+  username: string | null;
+  status: string | null;
+  cpu_percent: number;
+  memory_percent: number;
+  memory_rss_bytes: number | null;
+  memory_vms_bytes: number | null;
+  num_threads: number | null;
+  create_time: number | null;
+  cmdline: string[];
+  [key: string]: unknown;
+}
+
+/** `sys.processes`: processes sorted and filtered. */
+export interface SysProcesses {
+  processes: ProcessRow[];
+  /** Matching processes before `limit`. */
+  total: number;
+  truncated: boolean;
+  ts: number;
+  [key: string]: unknown;
+}
+
+/** `sys.process`: one process in detail (fields the OS refuses are null). */
+export interface SysProcess extends ProcessRow {
+  exe?: string | null;
+  cwd?: string | null;
+  terminal?: string | null;
+  nice?: number | null;
+  cpu_times?: Record<string, number> | null;
+  memory_info?: Record<string, number> | null;
+  num_fds?: number | null;
+  io_counters?: Record<string, number> | null;
+  num_ctx_switches?: Record<string, number> | null;
+  children?: number[];
+  open_files_count?: number | null;
+}
+
+/** `sys.sensors`: temperatures, fans and battery (empty where absent). */
+export interface SysSensors {
+  temperatures: {
+    chip: string;
+    label: string;
+    current_celsius: number;
+    high_celsius: number | null;
+    critical_celsius: number | null;
+  }[];
+  fans: { chip: string; label: string; current_rpm: number }[];
+  battery: { percent: number; secs_left: number | null; power_plugged: boolean | null } | null;
+  [key: string]: unknown;
+}
+
+/** `sys.users`: logged-in users. */
+export interface SysUsers {
+  users: { name: string; terminal: string | null; host: string | null; started: number; pid: number | null }[];
+  [key: string]: unknown;
+}
+
+export interface ListeningPort {
+  proto: "tcp" | "udp";
+  family: "ipv4" | "ipv6" | "unix";
+  address: string;
+  port: number | null;
+  pid: number | null;
+  process: string | null;
+  [key: string]: unknown;
+}
+
+/** `sys.ports`: listening sockets. */
+export interface SysPorts {
+  ports: ListeningPort[];
+  [key: string]: unknown;
+}
+
+/** `sys.kill`: the signal was sent. */
+export interface SysKill {
+  pid: number;
+  signal: string;
+  sent: boolean;
+  [key: string]: unknown;
+}
+
+// ----------------------------------------------------------------------------- fs
+// Sizes in bytes, `mode` is the permission bits as an int (0o644 = 420), times epoch s.
+
+export type EntryType = "file" | "dir" | "symlink" | "fifo" | "socket" | "char_device" | "block_device" | "other";
+
+/** `fs.stat`: one entry's metadata (of a symlink itself, with its target). */
+export interface FileInfo {
+  path: string;
+  name: string;
+  type: EntryType;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  inode: number;
+  mtime_at: number;
+  atime_at: number;
+  ctime_at: number;
+  symlink_target: string | null;
+  [key: string]: unknown;
+}
+
+/** `fs.exists`. */
+export interface Existence {
+  path: string;
+  exists: boolean;
+  type: EntryType | null;
+  [key: string]: unknown;
+}
+
+/** One row of `fs.list` / `fs.find` (`name` relative to the listed directory). */
+export interface Entry {
+  name: string;
+  path: string;
+  type: EntryType;
+  size: number;
+  mode: number;
+  mtime_at: number;
+  symlink_target: string | null;
+  [key: string]: unknown;
+}
+
+/** `fs.list`, `fs.find`. */
+export interface Listing {
+  path: string;
+  entries: Entry[];
+  truncated: boolean;
+  scanned: number;
+  [key: string]: unknown;
+}
+
+/** `fs.read`: `data` is bytes (Uint8Array), or a string when an `encoding` was given. */
+export interface FileContent {
+  path: string;
+  data: Uint8Array | string;
+  offset: number;
+  length: number;
+  size: number;
+  eof: boolean;
+  [key: string]: unknown;
+}
+
+/** `fs.write`. */
+export interface Written {
+  path: string;
+  mode: string;
+  written_bytes: number;
+  size: number;
+  created: boolean;
+  /** Of the new content (create and overwrite); null after an append. */
+  sha256: string | null;
+  [key: string]: unknown;
+}
+
+/** `fs.mkdir`. */
+export interface Mkdir {
+  path: string;
+  created: boolean;
+  [key: string]: unknown;
+}
+
+/** `fs.remove`. */
+export interface Removed {
+  path: string;
+  removed: boolean;
+  files: number;
+  dirs: number;
+  [key: string]: unknown;
+}
+
+/** `fs.copy`, `fs.move`. */
+export interface Transfer {
+  src: string;
+  dst: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  copied_bytes: number;
+  skipped: number;
+  renamed: boolean;
+  [key: string]: unknown;
+}
+
+/** `fs.hash`. */
+export interface Hash {
+  path: string;
+  algorithm: string;
+  /** Hex. */
+  digest: string;
+  size: number;
+  [key: string]: unknown;
+}
+
+/** `fs.du`. */
+export interface DiskUsage {
+  path: string;
+  size: number;
+  disk_bytes: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  others: number;
+  errors: number;
+  [key: string]: unknown;
+}
+
+/** `fs.tail`. */
+export interface Tail {
+  path: string;
+  lines: string[];
+  size: number;
+  [key: string]: unknown;
+}
+
+/** `fs.chmod`. */
+export interface Chmod {
+  path: string;
+  mode: number;
+  [key: string]: unknown;
+}
+
+// -------------------------------------------------------------------------- watch
+
+/** `watch.add`. */
+export interface WatchStarted {
+  subscription: string;
+  paths: string[];
+  [key: string]: unknown;
+}
+
+/** `watch.remove`. */
+export interface WatchRemoved {
+  subscription: string;
+  removed: boolean;
+  [key: string]: unknown;
+}
+
+/** `watch.list`. */
+export interface WatchList {
+  subscriptions: {
+    subscription: string;
+    paths: string[];
+    recursive: boolean;
+    own: boolean;
+    delivered: number;
+    overflows: number;
+    [key: string]: unknown;
+  }[];
+  watches: { path: string; recursive: boolean; subscriptions: number; [key: string]: unknown }[];
+  [key: string]: unknown;
+}
+
+// ------------------------------------------------------------------------ monitor
+
+/** An alert (monitor.alert notifications, monitor.history, monitor.test). */
+export interface Alert {
+  id: string;
+  fingerprint: string;
+  check: string;
+  component: string;
+  severity: "warning" | "critical";
+  status: "firing" | "resolved";
+  value: number;
+  unit: string;
+  value_text: string;
+  threshold: number | null;
+  started_at: number;
+  ended_at: number | null;
+  created_at: number;
+  repeat: boolean;
+  test: boolean;
+  title: string;
+  message: string;
+  host: { hostname: string; addresses: string[]; load: number[]; uptime_s: number; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** `monitor.status`. */
+export interface MonitorStatus {
+  enabled: boolean;
+  running: boolean;
+  refresh: number;
+  ticks: number;
+  firing: number;
+  checks: {
+    check: string;
+    component: string;
+    state: "ok" | "warning" | "critical";
+    value: number | null;
+    unit: string;
+    [key: string]: unknown;
+  }[];
+  providers: string[];
+  subscribers: number;
+  [key: string]: unknown;
+}
+
+/** `monitor.checks`. */
+export interface MonitorChecks {
+  checks: { check: string; enabled: boolean; [key: string]: unknown }[];
+  [key: string]: unknown;
+}
+
+/** `monitor.history`. */
+export interface MonitorHistory {
+  alerts: (Alert & { deliveries: { provider: string; status: string; attempts: number; [key: string]: unknown }[] })[];
+  size: number;
+  capacity: number;
+  [key: string]: unknown;
+}
+
+export interface Silence {
+  id: string;
+  check: string | null;
+  component: string | null;
+  starts_at: number;
+  ends_at: number;
+  comment: string;
+  created_by: string | null;
+  [key: string]: unknown;
+}
+
+/** `monitor.silence`: the new silence (`silence` is its id). */
+export interface SilenceCreated extends Silence {
+  silence: string;
+}
+
+/** `monitor.silences`. */
+export interface Silences {
+  silences: Silence[];
+  [key: string]: unknown;
+}
+
+/** `monitor.unsilence`. */
+export interface Unsilenced {
+  removed: string[];
+  [key: string]: unknown;
+}
+
+/** `monitor.test`. */
+export interface MonitorTest {
+  alert: Alert;
+  results: { provider: string; ok: boolean; error: string | null; status_code: number | null; duration_ms: number; [key: string]: unknown }[];
+  [key: string]: unknown;
+}
+
+/** `monitor.unsubscribe`. */
+export interface MonitorUnsubscribed {
+  subscription: string;
+  closed: boolean;
+  [key: string]: unknown;
+}
+
 /** Result shapes by method name. */
 export interface KnownResults {
   "rpc.hello": Hello;
   "rpc.ping": Pong;
   "rpc.methods": MethodList;
+  "sys.info": SysInfo;
+  "sys.cpu": SysCpu;
+  "sys.memory": SysMemory;
+  "sys.disks": SysDisks;
+  "sys.disk_io": SysDiskIo;
+  "sys.network": SysNetwork;
+  "sys.load": SysLoad;
+  "sys.processes": SysProcesses;
+  "sys.process": SysProcess;
+  "sys.sensors": SysSensors;
+  "sys.users": SysUsers;
+  "sys.ports": SysPorts;
+  "sys.kill": SysKill;
+  "fs.stat": FileInfo;
+  "fs.exists": Existence;
+  "fs.list": Listing;
+  "fs.find": Listing;
+  "fs.read": FileContent;
+  "fs.write": Written;
+  "fs.mkdir": Mkdir;
+  "fs.remove": Removed;
+  "fs.copy": Transfer;
+  "fs.move": Transfer;
+  "fs.hash": Hash;
+  "fs.du": DiskUsage;
+  "fs.tail": Tail;
+  "fs.chmod": Chmod;
+  "watch.add": WatchStarted;
+  "watch.remove": WatchRemoved;
+  "watch.list": WatchList;
+  "monitor.status": MonitorStatus;
+  "monitor.checks": MonitorChecks;
+  "monitor.history": MonitorHistory;
+  "monitor.silence": SilenceCreated;
+  "monitor.silences": Silences;
+  "monitor.unsilence": Unsilenced;
+  "monitor.test": MonitorTest;
+  "monitor.unsubscribe": MonitorUnsubscribed;
 }
 
 /** The result of method `M`. */

@@ -220,6 +220,8 @@ export class Subscription<P = SubscriptionNotificationParams>
       this._push({ type: "gap", reason: "overflow", method, dropped: typeof raw === "number" ? raw : null });
     } else {
       this._push({ type: "event", method, params });
+      // `final: true` (e.g. the watched directory was deleted): the daemon ended it.
+      if ((params as Record<string, unknown>)["final"] === true) this._end(null);
     }
   }
 
