@@ -8,8 +8,10 @@ import click
 from xsys import __version__
 from xsys.cli.common import CliState, call, json_option, print_json, table
 from xsys.cli.config import config_group
+from xsys.cli.fs import fs_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.sys import sys_group
+from xsys.cli.watch import watch_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,4 +83,6 @@ def methods(ctx: click.Context, as_json: bool) -> None:
 main.add_command(sys_group)
 main.add_command(config_group)
 main.add_command(monitor_group)
+main.add_command(fs_group)
+main.add_command(watch_command)
 config_group.add_command(import_tinymonitor)

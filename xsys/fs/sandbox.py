@@ -9,9 +9,10 @@ the resolved path. A symlink loop is refused the same way (errno ``ELOOP``).
 
 Components that do not exist yet (the file ``fs.write`` is about to create, the tree
 ``fs.mkdir`` will make) are appended lexically, which is exact because a missing name
-cannot be a symlink. The check is made when the request runs; on Linux, files the daemon
-opens are checked once more through ``/proc/self/fd`` (``check_fd``), which closes the
-window in which a symlink could be swapped in between the check and the ``open``.
+cannot be a symlink; a ``..`` after a missing component is ENOENT, as for the kernel.
+The check is made when the request runs; on Linux, files the daemon opens are checked
+once more through ``/proc/self/fd`` (``check_fd``), which closes the window in which a
+symlink could be swapped in between the check and the ``open``.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ class Sandbox:
             if comp == ".":
                 continue
             if comp == "..":
+                if missing:  # the kernel cannot go up out of a directory that is not there
+                    raise NotFound(f"no such file or directory: {current}",
+                                   {"errno": "ENOENT", "path": current})
                 current = os.path.dirname(current)
                 continue
             candidate = os.path.join(current, comp)

@@ -151,6 +151,8 @@ def register(router: Router, app: App) -> None:
             raise
         sub.info = {"paths": [r.path for r in roots]}
         sub.on_close(lambda _s: service.remove(stream))
+        if sub.closed:  # the connection closed while the watches were being added
+            service.remove(stream)
         _release_after_response(stream)
         return {"subscription": sub.id, "paths": [r.path for r in roots]}
 

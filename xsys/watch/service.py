@@ -334,6 +334,7 @@ class WatchService:
         self._lock = asyncio.Lock()
         self._watches: dict[str, _Watch] = {}
         self._streams: dict[str, Stream] = {}
+        self._adding = 0
         self._inbox: collections.deque[tuple[_Watch, Any, float]] = collections.deque()
         self._inbox_dropped: dict[_Watch, int] = {}
         self._inbox_lock = threading.Lock()
@@ -357,14 +358,15 @@ class WatchService:
         OS watch limit), -32001 when a path vanished, and OS errors as protocol errors."""
         if self._stopped:
             raise Overloaded("the watch service is shutting down")
-        if len(self._streams) >= self.config.max_subscriptions:
-            raise Overloaded(f"{len(self._streams)} watch subscriptions already (limit "
+        live = len(self._streams) + self._adding
+        if live >= self.config.max_subscriptions:
+            raise Overloaded(f"{live} watch subscriptions already (limit "
                              f"{self.config.max_subscriptions})",
                              {"limit": self.config.max_subscriptions})
         self._loop = asyncio.get_running_loop()
         stream = Stream(spec, subscriber, self._loop, self.config.max_pending_events,
                         self.config.max_batch_events)
-        self._streams[stream.id] = stream
+        self._adding += 1
         try:
             async with self._lock:
                 for root in spec.roots:
@@ -373,6 +375,12 @@ class WatchService:
         except BaseException:
             self.remove(stream)
             raise
+        finally:
+            self._adding -= 1
+        if stream.closed:  # the subscriber went away while the watches were being added
+            self.remove(stream)
+        else:
+            self._streams[stream.id] = stream  # listed only once every path is watched
         return stream
 
     def remove(self, stream: Stream) -> None:
@@ -403,7 +411,13 @@ class WatchService:
         if current is not None and (current.recursive or not recursive):
             return current
         new = _Watch(path, recursive)
-        await self._control(self._schedule, new)
+        try:
+            await self._control(self._schedule, new)
+        except BaseException:
+            # failed, or the request was cancelled while the control thread schedules it:
+            # unscheduling is queued behind, on the same thread, so nothing leaks
+            self._retire(new)
+            raise
         if current is not None:  # upgrade: the recursive watch takes over
             for stream, roots in current.attachments.items():
                 new.attachments.setdefault(stream, []).extend(roots)
