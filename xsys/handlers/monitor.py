@@ -60,7 +60,7 @@ def register(router: Router, app: App) -> None:
         (ok|warning|critical, the firing level), "pending" (level waiting out its
         duration, or null), "value", "unit", "threshold", "warning", "critical",
         "duration", "since", "started_at", "last_sent_at", "updated_at", "silenced"}],
-        "silences": [...], "providers": [names], "queue": {"depth", "in_flight",
+        "silences": [...], "providers": [names], "subscribers": int, "queue": {"depth", "in_flight",
         "capacity", "workers", "dropped"}}``.
         """
         return service.status()

@@ -183,7 +183,7 @@ class Collectors:
             snap = self.sampler.latest
             if snap is not None:
                 return snap
-        elif isinstance(self.sampler, Sampler):
+        elif isinstance(self.sampler, Sampler) and self.sampler.samples_taken == 0:
             # rates and cpu percent need a span: the first pass right after priming waits
             # up to 0.1 s (this runs in the thread pool)
             gap = time.time() - self.sampler._prev_ts

@@ -236,6 +236,7 @@ class MonitorService:
             "firing": len(eng.firing()),
             "silences": [s.to_wire() for s in self.silences.list()],
             "providers": list(self.providers),
+            "subscribers": len(self.bus),
             "queue": {
                 "depth": d.depth if d else 0,
                 "in_flight": d.in_flight if d else 0,
