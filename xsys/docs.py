@@ -17,7 +17,7 @@ START, END = "<!-- methods:start -->", "<!-- methods:end -->"
 
 
 def _param(p: ParamSpec) -> str:
-    text = f"`{p.name}`: {p.type}"
+    text = f"`{p.name}`: {p.type.replace('|', chr(92) + '|')}"
     if p.choices is not None:
         text = f"`{p.name}`: " + "\\|".join(repr(c).replace("'", '"') for c in p.choices)
     if not p.required:
