@@ -13,7 +13,9 @@ import {
   InvalidParamsError,
   MethodNotFoundError,
   NotFoundError,
+  OverloadedError,
   RequestTimeoutError,
+  UnauthorizedError,
   TooLargeError,
   XsysClient,
   XsysError,
@@ -91,15 +93,34 @@ describe("calls", () => {
   it("pipelines 1,000 calls and matches out-of-order answers by id", async () => {
     const c = await client().connect();
     const calls = Array.from({ length: 1000 }, (_, i) => c.call("test.echo", { i }));
-    const slow = c.call("test.sleep", { ms: 30 });
-    const fast = c.call("rpc.ping");
+    const order: string[] = [];
+    const slow = c.call("test.sleep", { ms: 30 }).then(() => order.push("slow"));
+    const fast = c.call("rpc.ping").then(() => order.push("fast"));
     const results = (await Promise.all(calls)) as { i: number }[];
     results.forEach((r, i) => assert.equal(r.i, i));
-    const order: string[] = [];
-    await Promise.all([slow.then(() => order.push("slow")), fast.then(() => order.push("fast"))]);
-    assert.deepEqual(order, ["fast", "slow"]);
+    await Promise.all([slow, fast]);
+    assert.deepEqual(order, ["fast", "slow"], "the later request answered first");
     const ids = server.requests.map((r) => r["id"] as number);
     assert.equal(new Set(ids).size, ids.length, "ids unique among in-flight requests");
+  });
+
+  it("rejects with the class of every protocol error code", async () => {
+    const c = await client().connect();
+    const table: [number, string][] = [
+      [-32700, "ParseError"], [-32600, "InvalidRequestError"], [-32601, "MethodNotFoundError"],
+      [-32602, "InvalidParamsError"], [-32603, "InternalError"], [-32001, "NotFoundError"],
+      [-32002, "PermissionDeniedError"], [-32003, "AlreadyExistsError"], [-32004, "TooLargeError"],
+      [-32005, "OverloadedError"], [-32006, "UnauthorizedError"], [-32007, "ConflictError"],
+    ];
+    for (const [code, name] of table) {
+      await assert.rejects(c.call("test.fail", { code, message: name, data: { code } }), (e: unknown) => {
+        assert.ok(e instanceof XsysError);
+        assert.equal(e.name, name);
+        assert.equal(e.code, code);
+        assert.deepEqual(e.data, { code });
+        return true;
+      });
+    }
   });
 
   it("maps error answers to XsysError subclasses", async () => {
@@ -374,6 +395,18 @@ describe("connection loss and reconnect", () => {
     await delay(10);
     await server.stop();
     await assert.rejects(p, ConnectionClosedError);
+  });
+
+  it("rejects in-flight calls with the daemon's refusal (unauthorized, overloaded)", async () => {
+    server.refuseWith = { code: -32006, message: "uid 0 is not allowed" };
+    const c = await client({ reconnect: { initialDelayMs: 5 } }).connect();
+    const refusal = once(c, "disconnected");
+    await assert.rejects(c.call("rpc.ping"), UnauthorizedError);
+    assert.ok((await refusal)[0] instanceof UnauthorizedError);
+    assert.equal(c.state, "disconnected", "unauthorized is final: no reconnect");
+    server.refuseWith = { code: -32005, message: "connection limit 1 reached" };
+    const c2 = await client().connect();
+    await assert.rejects(c2.call("rpc.ping"), OverloadedError);
   });
 
   it("fails to connect with ConnectionClosedError when nothing listens", async () => {

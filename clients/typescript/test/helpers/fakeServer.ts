@@ -38,6 +38,8 @@ export class FakeServer {
   coalesceCount = 50;
   maxFrame: number;
   requests: Msg[] = [];
+  /** Refuse the next connections: answer their first request with this nil-id error, then close. */
+  refuseWith: { code: number; message: string } | null = null;
   /** Largest number of bytes seen in one incoming chunk. */
   private server: net.Server | null = null;
   private readonly conns = new Set<Conn>();
@@ -175,6 +177,11 @@ export class FakeServer {
 
   private handle(conn: Conn, msg: Msg): void {
     this.requests.push(msg);
+    if (this.refuseWith) {
+      this.send(conn, { id: null, error: this.refuseWith });
+      conn.socket.end();
+      return;
+    }
     const id = msg["id"];
     const method = msg["method"];
     const params = (msg["params"] ?? {}) as Msg;
