@@ -396,8 +396,12 @@ def test_parse_rate_and_format() -> None:
 def test_config_validation_names_keys() -> None:
     from xsys.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"monitor\.cpu: warning \(95.0\) is above"):
-        from_dict(Config, {"monitor": {"cpu": {"warning": 95, "critical": 90}}})
+    with pytest.raises(ConfigError, match=r"monitor\.cpu: duration: must be >= 0"):
+        from_dict(Config, {"monitor": {"cpu": {"duration": -1}}})
+    with pytest.raises(ConfigError, match=r"monitor\.load: hysteresis"):
+        from_dict(Config, {"monitor": {"load": {"hysteresis": 1.5}}})
+    # a critical line under the warning one is allowed (critical is checked first)
+    assert from_dict(Config, {"monitor": {"cpu": {"critical": 1}}}).monitor.cpu.critical == 1
     with pytest.raises(ConfigError, match=r"monitor\.alerts\.webhook: url: required"):
         from_dict(Config, {"monitor": {"alerts": {"webhook": {"enabled": True}}}})
     with pytest.raises(ConfigError, match=r"monitor\.alerts\.ntfy: levels: unknown level"):

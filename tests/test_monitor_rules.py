@@ -193,3 +193,9 @@ def test_reconfigure_keeps_state() -> None:
     rule.reconfigure("percent", Thresholds(60.0, 90.0), LONG)
     assert rule.evaluate("cpu", 75.0, 10.0, HOST) is None  # still firing, no repeat yet
     assert rule.states["cpu"].firing == "warning"
+
+
+def test_critical_below_warning_is_checked_first() -> None:
+    # TinyMonitor's order: critical first, so a critical line under the warning one wins
+    th = Thresholds(warning=80.0, critical=1.0)
+    assert run(th, LONG, [(0, 0.5), (1, 50), (2, 85)]) == [(1, "firing", "critical")]

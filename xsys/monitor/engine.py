@@ -11,6 +11,7 @@ clock and a fake ``collect``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -178,6 +179,14 @@ class Engine:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"collection took more than {timeout:g}s") from None
+
+    async def close(self) -> None:
+        """Cancel and await a collection pass still in flight (shutdown)."""
+        fut, self._pending = self._pending, None
+        if fut is not None and not fut.done():
+            fut.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await fut
 
     # ------------------------------------------------------------------ views
 

@@ -115,6 +115,7 @@ class MonitorService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.engine.close()
 
     async def _close_providers(self, providers: dict[str, Provider]) -> None:
         for provider in providers.values():
@@ -283,7 +284,7 @@ class MonitorService:
 
     def test_alert(self) -> Alert:
         """The alert ``monitor.test`` sends: check/component ``test``, severity warning,
-        flagged ``test``."""
+        flagged ``test`` (blocking: reads the host context; use the thread pool)."""
         now = self.clock()
         host = (self._collectors.host_context(None, now) if self._collectors is not None
                 else _bare_host(now))
@@ -303,7 +304,7 @@ class MonitorService:
                            f"enabled: {', '.join(self.providers) or 'none'})",
                            {"provider": provider, "enabled": list(self.providers)})
         targets = [self.providers[provider]] if provider else list(self.providers.values())
-        alert = self.test_alert()
+        alert = await self.app.run_blocking(self.test_alert)
         entry = self.history.add(alert)
         if self.dispatcher is None:
             raise NotFound("the monitor is not running", {"provider": provider})

@@ -23,10 +23,7 @@ SEVERITIES = ("warning", "critical")
 LEVEL_NAMES = frozenset({"warning", "critical", "info"})
 
 
-def _check_thresholds(warning: float | None, critical: float | None, duration: float,
-                      hysteresis: float) -> None:
-    if warning is not None and critical is not None and warning > critical:
-        raise ValueError(f"warning ({warning}) is above critical ({critical})")
+def _check_thresholds(duration: float, hysteresis: float) -> None:
     if duration < 0:
         raise ValueError(f"duration: must be >= 0 seconds, got {duration}")
     if not 0 <= hysteresis < 1:
@@ -38,7 +35,9 @@ class ThresholdCheck:
     """A check with ``warning``/``critical`` thresholds (value >= threshold is that level;
     None disables the level), a ``duration`` (s) the level must hold before it fires
     (Prometheus ``for:``), and a ``hysteresis``: the fraction of a threshold the value must
-    fall below it before the level is left (0.05: a 90 % threshold clears under 85.5 %)."""
+    fall below it before the level is left (0.05: a 90 % threshold clears under 85.5 %).
+    ``duration`` defaults to 0 (alert at once) as in TinyMonitor; 30-60 s avoids alerts on
+    short CPU or load bursts."""
 
     enabled: bool = True
     warning: float | None = None
@@ -47,9 +46,10 @@ class ThresholdCheck:
     hysteresis: float = 0.05
 
     def validate(self) -> None:
-        """Raise ``ValueError`` when warning > critical, duration < 0 or hysteresis is not
-        in [0, 1)."""
-        _check_thresholds(self.warning, self.critical, self.duration, self.hysteresis)
+        """Raise ``ValueError`` when duration < 0 or hysteresis is not in [0, 1). (A
+        critical line below the warning one is allowed: critical is checked first, as
+        TinyMonitor does.)"""
+        _check_thresholds(self.duration, self.hysteresis)
 
     def thresholds(self) -> tuple[float | None, float | None]:
         """``(warning, critical)`` in the check's unit."""
@@ -62,7 +62,6 @@ class CpuCheck(ThresholdCheck):
 
     warning: float | None = 80.0
     critical: float | None = 95.0
-    duration: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,6 @@ class MemoryCheck(ThresholdCheck):
 
     warning: float | None = 85.0
     critical: float | None = 95.0
-    duration: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,6 @@ class SwapCheck(ThresholdCheck):
 
     warning: float | None = 50.0
     critical: float | None = 80.0
-    duration: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,6 @@ class LoadCheck(ThresholdCheck):
 
     warning: float | None = 1.0
     critical: float | None = 2.0
-    duration: float = 120.0
     per_cpu: bool = True
     minutes: Literal[1, 5, 15] = 1
 
@@ -143,13 +139,12 @@ class RateCheck:
                 parse_bytes(self.max_speed)
             except ValueError as exc:
                 raise ValueError(f"max_speed: {exc}") from None
-        levels: list[float | None] = []
         for name in ("warning", "critical"):
             try:
-                levels.append(parse_rate(getattr(self, name), self.max_speed))
+                parse_rate(getattr(self, name), self.max_speed)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
-        _check_thresholds(levels[0], levels[1], self.duration, self.hysteresis)
+        _check_thresholds(self.duration, self.hysteresis)
 
 
 @dataclass(frozen=True)
@@ -395,7 +390,7 @@ class MonitorConfig:
     """
 
     enabled: bool = True
-    refresh: float = 10.0
+    refresh: float = 5.0
     repeat_interval: float = 3600.0
     send_resolved: bool = True
     log_file: str = ""
