@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from xsys.config import Config, FsConfig, WatchConfig
 from xsys.protocol import XsysError
@@ -136,3 +142,37 @@ def wait_sync(predicate: Callable[[], bool], timeout: float = 20.0,
             return True
         time.sleep(interval)
     return predicate()
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One daemon for a whole test module (starting one per test costs seconds on a busy
+    machine): fs.roots = a module temp dir, monitor off. Tests work in ``workdir``."""
+    from tests.conftest import DaemonHandle
+
+    base = tmp_path_factory.mktemp("shared")
+    sock_dir = tempfile.mkdtemp(prefix="xsys-m-")  # Unix socket paths must stay short
+    (base / "daemon").mkdir()
+    (base / "home").mkdir()
+    config = {"server": {"socket": os.path.join(sock_dir, "xsys.sock"), "log_level": "INFO"},
+              "fs": {"roots": [str(base)], "max_read_bytes": 4096},
+              "monitor": {"enabled": False}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
+    env["HOME"] = str(base / "home")
+    env.pop("XDG_RUNTIME_DIR", None)
+    handle = DaemonHandle(base / "daemon", config, env)
+    handle.start()
+    handle.root = base  # type: ignore[attr-defined]
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def workdir(shared_daemon: Any, request: pytest.FixtureRequest) -> Path:
+    """A fresh directory for this test inside the shared daemon's root."""
+    path: Path = shared_daemon.root / request.node.name[:60]
+    path.mkdir()
+    return path

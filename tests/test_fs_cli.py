@@ -16,7 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import DaemonHandle
-from tests.fswatch_support import wait_sync
+from tests.fswatch_support import shared_daemon, wait_sync, workdir
+
+__all__ = ["shared_daemon", "workdir"]  # fixtures used by this module
 from xsys.cli import main
 from xsys.cli.fs import Progress, _size, mode_string
 from xsys.cli.watch import format_event
@@ -39,8 +41,8 @@ def xsys(*args: str, socket: str, stdin: bytes | None = None, cwd: Path | None =
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    t = tmp_path / "t"
+def tree(workdir: Path) -> Path:
+    t = workdir / "t"
     (t / "sub").mkdir(parents=True)
     (t / "a.txt").write_text("hello\n")
     (t / "sub" / "n.txt").write_text("".join(f"{i}\n" for i in range(1, 101)))
@@ -48,8 +50,8 @@ def tree(tmp_path: Path) -> Path:
     return t
 
 
-def test_fs_commands(daemon: DaemonHandle, tree: Path) -> None:
-    s = daemon.socket
+def test_fs_commands(shared_daemon: DaemonHandle, tree: Path) -> None:
+    s = shared_daemon.socket
 
     def ok(*args: str, **kw: Any) -> str:
         r = xsys(*args, socket=s, **kw)
@@ -85,30 +87,32 @@ def test_fs_commands(daemon: DaemonHandle, tree: Path) -> None:
     assert ok("fs", "cat", "a.txt", cwd=tree) == "hello\n"
 
 
-def test_fs_errors(daemon: DaemonHandle, tree: Path) -> None:
-    r = xsys("fs", "cat", "/etc/passwd", socket=daemon.socket)
+def test_fs_errors(shared_daemon: DaemonHandle, tree: Path) -> None:
+    r = xsys("fs", "cat", "/etc/passwd", socket=shared_daemon.socket)
     assert r.returncode == 1 and b"permission_denied (-32002)" in r.stderr
-    r = xsys("fs", "rm", str(tree), socket=daemon.socket)
+    r = xsys("fs", "rm", str(tree), socket=shared_daemon.socket)
     assert r.returncode == 1 and b"-32007" in r.stderr
-    r = xsys("fs", "ls", str(tree), socket=daemon.socket + ".missing")
+    r = xsys("fs", "ls", str(tree), socket=shared_daemon.socket + ".missing")
     assert r.returncode == 2
 
 
-def test_cat_streams_files_above_the_read_limit(daemon_factory: Any, tmp_path: Path) -> None:
-    d = daemon_factory({"fs": {"max_read_bytes": 1000}})
-    data = os.urandom(10_000)
-    (tmp_path / "big").write_bytes(data)
-    r = xsys("fs", "cat", str(tmp_path / "big"), socket=d.socket)
-    # the CLI asks for 4 MiB pieces, learns the 1000-byte limit and reads in those
+def test_cat_streams_files_above_the_read_limit(shared_daemon: DaemonHandle,
+                                                workdir: Path) -> None:
+    data = os.urandom(20_000)  # the shared daemon's fs.max_read_bytes is 4096
+    (workdir / "big").write_bytes(data)
+    r = xsys("fs", "cat", str(workdir / "big"), socket=shared_daemon.socket)
+    # the CLI asks for 4 MiB pieces, learns the daemon's limit and reads in those
     assert r.returncode == 0, r.stderr
     assert r.stdout == data
-    r = xsys("fs", "cat", "--offset", "100", "--length", "2500", str(tmp_path / "big"),
-             socket=d.socket)
-    assert r.stdout == data[100:2600]
+    r = xsys("fs", "cat", "--offset", "100", "--length", "9000", str(workdir / "big"),
+             socket=shared_daemon.socket)
+    assert r.stdout == data[100:9100]
 
 
-def test_watch_command_streams_until_interrupted(daemon: DaemonHandle, tmp_path: Path) -> None:
-    root = tmp_path / "w"
+def test_watch_command_streams_until_interrupted(shared_daemon: DaemonHandle,
+                                                 workdir: Path) -> None:
+    daemon = shared_daemon
+    root = workdir / "w"
     root.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
     proc = subprocess.Popen([sys.executable, "-m", "xsys", "--socket", daemon.socket, "watch",
@@ -146,10 +150,10 @@ def test_watch_command_streams_until_interrupted(daemon: DaemonHandle, tmp_path:
             proc.wait(5)
 
 
-def test_watch_list_and_helpers(daemon: DaemonHandle) -> None:
-    r = xsys("watch", "--list", socket=daemon.socket)
+def test_watch_list_and_helpers(shared_daemon: DaemonHandle) -> None:
+    r = xsys("watch", "--list", socket=shared_daemon.socket)
     assert r.returncode == 0 and b"SUBSCRIPTION" in r.stdout
-    r = xsys("watch", socket=daemon.socket)
+    r = xsys("watch", socket=shared_daemon.socket)
     assert r.returncode != 0
     line = format_event({"type": "moved", "path": "/a", "dest_path": "/b", "is_dir": True,
                          "ts": 0.5})

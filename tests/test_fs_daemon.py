@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
+from tests.fswatch_support import shared_daemon, workdir
 from xsys.protocol import ConnectionClosed, PermissionDenied, XsysError
+
+__all__ = ["shared_daemon", "workdir"]  # fixtures used by this module
 
 
 def test_sandbox_escapes_over_the_socket(daemon_factory: Callable[..., Any],
@@ -61,7 +64,7 @@ def test_atomic_write_survives_kill_9(daemon_factory: Callable[..., Any],
     target.write_bytes(old)
     d = daemon_factory({"fs": {"chunk_bytes": 64 * 1024}})
     rng = random.Random(1234)
-    for attempt in range(3):
+    for attempt, delay in enumerate((0.05, 0.2)):
 
         def writer(payload: bytes) -> None:
             try:
@@ -72,7 +75,7 @@ def test_atomic_write_survives_kill_9(daemon_factory: Callable[..., Any],
 
         t = threading.Thread(target=writer, args=(new if attempt % 2 == 0 else old,))
         t.start()
-        time.sleep(rng.uniform(0.0, 0.25))
+        time.sleep(delay * rng.uniform(0.5, 1.5))
         d.proc.kill()
         d.proc.wait(10)
         t.join(30)
@@ -83,10 +86,9 @@ def test_atomic_write_survives_kill_9(daemon_factory: Callable[..., Any],
         assert c.call("fs.hash", path=str(target))["size"] == size
 
 
-def test_append_from_ten_clients_loses_no_line(daemon_factory: Callable[..., Any],
-                                               tmp_path: Path) -> None:
-    d = daemon_factory()
-    target = tmp_path / "shared.log"
+def test_append_from_ten_clients_loses_no_line(shared_daemon: Any, workdir: Path) -> None:
+    d = shared_daemon
+    target = workdir / "shared.log"
     per_client = 40
     failures: list[BaseException] = []
 
@@ -115,8 +117,9 @@ def test_append_from_ten_clients_loses_no_line(daemon_factory: Callable[..., Any
         assert mine == sorted(mine)
 
 
-def test_progress_over_the_socket(daemon_factory: Callable[..., Any], tmp_path: Path) -> None:
-    d = daemon_factory({"fs": {"chunk_bytes": 64 * 1024}})
+def test_progress_over_the_socket(shared_daemon: Any, workdir: Path) -> None:
+    d = shared_daemon
+    tmp_path = workdir
     src = tmp_path / "tree"
     for i in range(20):
         (src / f"d{i % 4}").mkdir(parents=True, exist_ok=True)

@@ -145,13 +145,13 @@ async def test_deleted_directory_ends_subscription(env: Env) -> None:
 
 
 async def test_debounce_coalesces(env: Env) -> None:
-    sub = await env.add(debounce_ms=1500)
+    sub = await env.add(debounce_ms=1000)
     f = env.root / "busy.txt"
     for i in range(50):
         with open(f, "a") as fh:
             fh.write(f"{i}\n")
     assert await wait_for(lambda: env.paths(sub) != [])
-    await asyncio.sleep(2)
+    await asyncio.sleep(1.2)
     events = env.session.events(sub)
     assert len(events) < 10, events  # 50 creates/appends -> a few coalesced events
     assert events[0]["type"] == "created"

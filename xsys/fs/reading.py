@@ -52,33 +52,31 @@ def read_file(sandbox: Sandbox, res: Resolved, offset: int, length: int | None,
                 f"read of {want} bytes exceeds the limit of {limit} bytes; "
                 "read in pieces with offset/length",
                 {"limit": limit, "requested": want, "size": size, "path": res.real})
-        buf = bytearray(want)
-        view = memoryview(buf)
+        pieces: list[bytes] = []
         got = 0
-        while got < want:
+        while got < want:  # one pread (bounded by ``limit``): the kernel fills the bytes
             check_cancelled(job)
             try:
-                n = os.preadv(fd, [view[got:got + min(chunk, want - got)]], offset + got)
+                piece = os.pread(fd, want - got, offset + got)
             except OSError as exc:
                 raise error_from_oserror(exc, res.real) from None
-            if not n:
+            if not piece:
                 break
-            got += n
-        view.release()
-        if got < want:
-            del buf[got:]
+            pieces.append(piece)
+            got += len(piece)
+    raw = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     data: bytes | str
     if encoding is None:
-        data = bytes(buf)
+        data = raw
     else:
         try:
-            data = buf.decode(encoding)
+            data = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             raise InvalidParams(f"the file is not valid {encoding}: {exc.reason} at byte "
                                 f"{offset + exc.start}",
                                 {"param": "encoding", "offset": offset + exc.start}) from None
-    return ReadResult(path=res.real, data=data, offset=offset, length=len(buf), size=size,
-                      eof=offset + len(buf) >= size)
+    return ReadResult(path=res.real, data=data, offset=offset, length=got, size=size,
+                      eof=offset + got >= size)
 
 
 def _check_encoding(encoding: str) -> None:

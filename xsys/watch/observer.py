@@ -41,18 +41,29 @@ WATCH_FAILED = "watch_failed"
 class GapEvent:
     """Events under ``path`` were lost for ``reason`` (``kernel_queue``: the kernel's
     inotify queue overflowed; ``watch_failed``: a subdirectory could not be watched, with
-    ``errno`` naming why). Never equal to another, so watchdog's repeat-skipping queue
-    keeps each one."""
+    ``errno`` naming why); ``lost`` is a lower bound (the kernel does not count what it
+    drops). Never equal to another, so watchdog's repeat-skipping queue keeps each one."""
 
-    __slots__ = ("errno", "path", "reason")
+    __slots__ = ("errno", "lost", "path", "reason")
 
-    def __init__(self, path: str, reason: str, errno_name: str | None = None) -> None:
+    def __init__(self, path: str, reason: str, errno_name: str | None = None,
+                 lost: int = 1) -> None:
         self.path = path
         self.reason = reason
         self.errno = errno_name
+        self.lost = lost
 
     def __repr__(self) -> str:
-        return f"GapEvent({self.path!r}, {self.reason!r}, {self.errno!r})"
+        return f"GapEvent({self.path!r}, {self.reason!r}, {self.errno!r}, {self.lost})"
+
+
+def _pending_count(group: Any) -> int:
+    """Events a watch group holds back (watchdog discards them on overflow); 0 when this
+    watchdog keeps them elsewhere."""
+    try:
+        return len(group._move_event_grouper._queue._queue)
+    except (AttributeError, TypeError):
+        return 0
 
 
 def _build_hooked() -> Callable[[], BaseObserver] | None:
@@ -82,9 +93,11 @@ def _build_hooked() -> Callable[[], BaseObserver] | None:
         on_gap: Any = field(default=None)
 
         def on_queue_overflow(self) -> None:
+            discarded = _pending_count(self)
             super().on_queue_overflow()
             if self.on_gap is not None:
-                self.on_gap(os.fsdecode(self.path), KERNEL_QUEUE, None)
+                # the kernel lost at least one event; watchdog discards what it held back
+                self.on_gap(os.fsdecode(self.path), KERNEL_QUEUE, None, 1 + discarded)
 
         def _add_callback(self, path: bytes) -> None:
             try:
@@ -95,7 +108,7 @@ def _build_hooked() -> Callable[[], BaseObserver] | None:
                     raise
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR) and self.on_gap is not None:
                     self.on_gap(os.fsdecode(path), WATCH_FAILED,
-                                errno.errorcode.get(exc.errno or 0, str(exc.errno)))
+                                errno.errorcode.get(exc.errno or 0, str(exc.errno)), 1)
                 return
             if wd == -1:  # watchdog tolerates EACCES by returning -1: nothing is watched
                 self._inotify_fd.remove_callbacks([(wd, self._id)])
@@ -103,7 +116,7 @@ def _build_hooked() -> Callable[[], BaseObserver] | None:
                     raise PermissionError(errno.EACCES, os.strerror(errno.EACCES),
                                           os.fsdecode(path))
                 if self.on_gap is not None:
-                    self.on_gap(os.fsdecode(path), WATCH_FAILED, "EACCES")
+                    self.on_gap(os.fsdecode(path), WATCH_FAILED, "EACCES", 1)
                 return
             self._active_callbacks_by_path[path] = wd
             self._active_callbacks_by_watch[wd] = path
@@ -121,10 +134,10 @@ def _build_hooked() -> Callable[[], BaseObserver] | None:
                 on_gap=self._gap,
             )
 
-        def _gap(self, path: str, reason: str, errno_name: str | None) -> None:
-            log.warning("events lost under %s (%s%s)", path, reason,
-                        f", {errno_name}" if errno_name else "")
-            self._event_queue.put((GapEvent(path, reason, errno_name), self.watch))
+        def _gap(self, path: str, reason: str, errno_name: str | None, lost: int) -> None:
+            log.warning("events lost under %s (%s%s, at least %d)", path, reason,
+                        f", {errno_name}" if errno_name else "", lost)
+            self._event_queue.put((GapEvent(path, reason, errno_name, lost), self.watch))
 
     class HookedInotifyObserver(InotifyObserver):
         """``InotifyObserver`` with ``HookedEmitter``s (see the module docstring)."""

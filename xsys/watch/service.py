@@ -184,7 +184,7 @@ class Stream:
         """Events were lost below ``gap.path`` (kernel overflow, failed sub-watch): deliver
         what is queued, then the overflow notice."""
         self.flush()
-        self.lose(1, gap.reason, gap.path, exact=False)
+        self.lose(max(1, gap.lost), gap.reason, gap.path, exact=False)
         self._send_lost()
 
     def root_deleted(self, root: Root, ev: WatchEvent) -> None:
