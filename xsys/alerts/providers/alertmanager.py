@@ -85,6 +85,7 @@ class AlertmanagerProvider(HttpProvider):
                            headers=headers)
 
     async def send(self, alert: Alert) -> None:
+        """Post the alert; remember firing ones for re-sending, forget resolved ones."""
         await self.post([alert])
         if alert.test:
             return
@@ -114,6 +115,7 @@ class AlertmanagerProvider(HttpProvider):
             self._task = None
 
     async def close(self) -> None:
+        """Cancel and await the re-sending task."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -19,6 +19,7 @@ class ConsoleProvider(Provider):
         super().__init__("console", config)
 
     async def send(self, alert: Alert) -> None:
+        """Log the alert (never fails)."""
         level = (logging.INFO if alert.status == "resolved"
                  else logging.ERROR if alert.severity == "critical" else logging.WARNING)
         log.log(level, "%s: %s [id=%s host=%s]", alert.title, alert.message, alert.id,

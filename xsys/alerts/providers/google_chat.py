@@ -79,5 +79,6 @@ class GoogleChatProvider(HttpProvider):
         }
 
     async def send(self, alert: Alert) -> None:
+        """POST the card; raises ``DeliveryError`` on a non-2xx."""
         await self.request("POST", self.config.webhook_url, json=self.build(alert),
                            headers={"Content-Type": "application/json; charset=UTF-8"})

@@ -45,5 +45,6 @@ class GotifyProvider(HttpProvider):
         }
 
     async def send(self, alert: Alert) -> None:
+        """POST ``<url>/message``; raises ``DeliveryError`` on a non-2xx."""
         await self.request("POST", message_url(self.config.url), json=self.build(alert),
                            headers={"X-Gotify-Key": self.config.token})

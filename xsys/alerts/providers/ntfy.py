@@ -52,5 +52,6 @@ class NtfyProvider(HttpProvider):
         return headers, render.markdown(alert).encode("utf-8")
 
     async def send(self, alert: Alert) -> None:
+        """Publish to the topic; raises ``DeliveryError`` on a non-2xx."""
         headers, body = self.build(alert)
         await self.request("POST", self.config.topic_url, data=body, headers=headers)

@@ -86,5 +86,6 @@ class SmtpProvider(Provider):
             raise ConnectionError(f"SMTP server disconnected: {exc}") from exc
 
     async def send(self, alert: Alert) -> None:
+        """Send the e-mail from the thread pool (see ``deliver``)."""
         msg = self.build(alert)
         await self._run_blocking(lambda: self.deliver(msg))

@@ -60,6 +60,7 @@ class WebhookProvider(HttpProvider):
         super().__init__("webhook", config, http)
 
     async def send(self, alert: Alert) -> None:
+        """POST (or ``method``) the webhook document; raises ``DeliveryError`` on a non-2xx."""
         headers = dict(self.config.headers)
         if not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
