@@ -37,6 +37,7 @@ from xsys.alerts.model import SEVERITY_RANK, Alert
 from xsys.alerts.providers.base import DeliveryError, Provider
 from xsys.monitor.history import HistoryEntry
 from xsys.monitor.settings import AlertsConfig
+from xsys.protocol import Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,8 @@ class Dispatcher:
         except (asyncio.TimeoutError, TimeoutError):
             return AttemptResult(False, f"timed out after {provider.timeout:g}s", True,
                                  duration_ms=took())
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, Overloaded) as exc:
+            # Overloaded: the thread pool (SMTP) is saturated for now
             return AttemptResult(False, f"{type(exc).__name__}: {exc}", True,
                                  duration_ms=took())
         except Exception as exc:
