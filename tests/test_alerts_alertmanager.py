@@ -105,7 +105,7 @@ async def test_alert_round_trip(alertmanager: str, http: HttpClient) -> None:
     firing = make_alert(check="filesystem", component="filesystem:/srv", severity="critical")
     await provider.send(firing)
     ours: list[dict[str, Any]] = []
-    for _ in range(100):
+    for _ in range(200):
         ours = [a for a in await _alerts(alertmanager)
                 if a["labels"].get("component") == "filesystem:/srv"]
         if ours:
@@ -125,7 +125,7 @@ async def test_alert_round_trip(alertmanager: str, http: HttpClient) -> None:
     assert [a["fingerprint"] for a in again] == [alert["fingerprint"]]
     await provider.send(make_alert(check="filesystem", component="filesystem:/srv",
                                    severity="critical", status="resolved"))
-    for _ in range(100):
+    for _ in range(200):
         left = [a for a in await _alerts(alertmanager)
                 if a["labels"].get("component") == "filesystem:/srv"]
         if not left:
