@@ -137,13 +137,13 @@ def median_rate(size: int, runs: list[float]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=256)
-    ap.add_argument("--chunk-mib", type=int, default=8,
+    ap.add_argument("--chunk-mib", type=float, default=8,
                     help="bytes per fs.read request (below server.max_frame_bytes)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default=None, help="where the file goes (default: temp dir)")
     ap.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "fs.json"))
     args = ap.parse_args()
-    size, chunk = args.size_mib * MIB, args.chunk_mib * MIB
+    size, chunk = args.size_mib * MIB, int(args.chunk_mib * MIB)
     with tempfile.TemporaryDirectory(prefix="xsys-bench-fs-", dir=args.dir) as tmp:
         work = Path(tmp)
         path = work / "big.bin"
