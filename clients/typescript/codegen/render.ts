@@ -90,6 +90,8 @@ export function tsType(wire: string): string {
       return "Record<string, unknown>";
     case "nil":
     case "none":
+    case "None":
+    case "null":
       return "null";
     default:
       return "unknown";
