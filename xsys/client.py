@@ -23,6 +23,8 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import math
+import select
 import socket
 import threading
 import time
@@ -55,6 +57,25 @@ def _params(params: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, 
     if params is None:
         return kwargs or None
     return {**params, **kwargs} if kwargs else params
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Wait up to ``timeout`` s (at most ~24 days) for ``sock`` to have data, EOF or an
+    error; False when the wait ran out."""
+    if _HAVE_POLL:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(min(math.ceil(timeout * 1000), 2**31 - 1)))
+    return bool(select.select([sock], [], [], timeout)[0])
+
+
+_HAVE_POLL = hasattr(select, "poll")
+_READ_SIZE = 256 * 1024
+
+
+def _expire(fut: asyncio.Future[Any], method: str, wait: float) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError(f"no answer to {method} within {wait}s"))
 
 
 def _not_running(path: str, exc: OSError) -> DaemonNotRunning:
@@ -149,6 +170,10 @@ class Client:
         self.max_frame_bytes = max_frame_bytes
         self.max_queued_events = max_queued_events
         self._sock: socket.socket | None = None
+        # Reads go into one buffer: recv(256 KiB) would mmap, shrink and unmap a fresh
+        # block on every read (three syscalls and a page fault per answer).
+        self._rbuf = bytearray(_READ_SIZE)
+        self._rview = memoryview(self._rbuf)
         self._decoder = FrameDecoder(max_frame_bytes)
         self._ids = itertools.count(1)
         self._ready: collections.deque[Any] = collections.deque()
@@ -174,6 +199,10 @@ class Client:
         except OSError:
             sock.close()
             raise
+        # Blocking from now on: sends never time out, and a read with a deadline waits
+        # for readability first (poll), so no call switches the socket's mode (a syscall
+        # each way) or takes the EAGAIN-poll-retry path of a socket with a timeout.
+        sock.settimeout(None)
         self._sock = sock
         return self
 
@@ -246,7 +275,6 @@ class Client:
             self.connect()
         assert self._sock is not None
         try:
-            self._sock.settimeout(None)
             self._sock.sendall(frame)
         except OSError as exc:
             self.close()
@@ -259,25 +287,26 @@ class Client:
             return msg
         if self._sock is None:
             raise ConnectionClosed(f"not connected to {self.socket_path}")
+        sock = self._sock
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._ready:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            self._sock.settimeout(remaining)
             try:
-                data = self._sock.recv(262144)
-            except TimeoutError:
-                return None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    if not _readable(sock, remaining):
+                        continue
+                n = sock.recv_into(self._rbuf)
             except OSError as exc:
                 self.close()
                 raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") \
                     from None
-            if not data:
+            if not n:
                 self.close()
                 raise ConnectionClosed(f"the daemon at {self.socket_path} closed the "
                                        "connection")
-            for payload in self._decoder.feed(data):
+            for payload in self._decoder.feed(self._rview[:n].tobytes()):
                 self._ready.append(unpackb(payload))
         msg = self._ready.popleft()
         return msg
@@ -450,6 +479,7 @@ class AsyncClient:
         self._progress: dict[int, ProgressCallback] = {}
         self._subs: dict[str, AsyncSubscription] = {}
         self._transport: asyncio.Transport | None = None
+        self._corked: list[bytes] | None = None
         self.notification_handlers: list[Callable[[str, dict[str, Any]], None]] = []
 
     @property
@@ -470,11 +500,13 @@ class AsyncClient:
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
             raise _not_running(self.socket_path, exc) from None
         self._transport = transport
+        self._corked = None  # frames held for a previous connection died with it
         return self
 
     async def close(self) -> None:
         """Close the socket; pending calls fail with ``ConnectionClosed``."""
         if self._transport is not None:
+            self._uncork()  # requests already made still go out, as before corking
             self._transport.close()
             self._transport = None
         await asyncio.sleep(0)
@@ -507,21 +539,39 @@ class AsyncClient:
         if on_progress is not None:
             merged = {**(merged or {}), "progress": True}
         req_id = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         self._pending[req_id] = fut
         if on_progress is not None:
             self._progress[req_id] = on_progress
-        self._transport.write(encode_request(req_id, method, merged))
+        self._send(encode_request(req_id, method, merged))
         wait = self.timeout if timeout == -1.0 else timeout
+        # A timer on the future itself rather than asyncio.wait_for, which costs a second
+        # future and its callbacks on every call.
+        timer = None if wait is None else loop.call_later(wait, _expire, fut, method, wait)
         try:
-            if wait is None:
-                return await fut
-            return await asyncio.wait_for(fut, wait)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"no answer to {method} within {wait}s") from None
+            return await fut
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(req_id, None)
             self._progress.pop(req_id, None)
+
+    def _send(self, frame: bytes) -> None:
+        """Write ``frame``: the first of a loop iteration at once, the ones that follow in
+        the same iteration (``asyncio.gather`` of many calls) together, in one write."""
+        assert self._transport is not None
+        if self._corked is not None:
+            self._corked.append(frame)
+            return
+        self._transport.write(frame)
+        self._corked = []
+        asyncio.get_running_loop().call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        frames, self._corked = self._corked, None
+        if frames and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(frames))
 
     async def subscribe(self, method: str, params: dict[str, Any] | None = None,
                         **kwargs: Any) -> AsyncSubscription:
@@ -566,6 +616,7 @@ class AsyncClient:
 
     def _fail(self, exc: XsysError) -> None:
         self._transport = None
+        self._corked = None
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(exc)

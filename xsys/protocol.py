@@ -12,6 +12,8 @@ import errno as errno_mod
 import os
 import struct
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgpack
@@ -19,6 +21,7 @@ import msgpack
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
+_unpack_header_from = HEADER.unpack_from
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 DEFAULT_PIPE_NAME = r"\\.\pipe\xsys"
 
@@ -244,25 +247,74 @@ def error_from_oserror(exc: OSError, path: str | None = None) -> XsysError:
 
 
 _packer_default: Any = None
+_local = threading.local()
+_pack_header = HEADER.pack
+_unpackb = msgpack.unpackb
+#: Initial buffer of a reused packer (it grows as needed). One whose last output was
+#: larger than ``_PACKER_KEEP_BYTES`` is replaced, so that one big result does not keep
+#: its buffer allocated for the life of the thread or connection.
+_PACKER_BUF_BYTES = 16 * 1024
+_PACKER_KEEP_BYTES = 1 << 20
+
+
+def _new_packer() -> Any:
+    return msgpack.Packer(use_bin_type=True, default=_packer_default,
+                          buf_size=_PACKER_BUF_BYTES)
+
+
+class FrameEncoder:
+    """Encodes messages into frames with one reused msgpack packer: building a packer per
+    message costs more than packing a small one. Not thread-safe: use one per thread or
+    per connection (``encode_frame`` keeps one per thread)."""
+
+    __slots__ = ("_pack",)
+
+    def __init__(self) -> None:
+        self._pack: Callable[[Any], bytes] = _new_packer().pack
+
+    def payload(self, obj: Any) -> bytes:
+        """msgpack-encode ``obj`` (str as str, bytes as bin, no datetime extensions)."""
+        payload = self._pack(obj)
+        if len(payload) > _PACKER_KEEP_BYTES:
+            self._pack = _new_packer().pack
+        return payload
+
+    def frame(self, obj: Any) -> bytes:
+        """One complete frame: the 4-byte big-endian length, then the msgpack payload."""
+        payload = self._pack(obj)
+        if len(payload) > _PACKER_KEEP_BYTES:
+            self._pack = _new_packer().pack
+        return _pack_header(len(payload)) + payload
+
+
+def _thread_encoder() -> FrameEncoder:
+    encoder: FrameEncoder | None = getattr(_local, "encoder", None)
+    if encoder is None:
+        encoder = _local.encoder = FrameEncoder()
+    return encoder
 
 
 def packb(obj: Any) -> bytes:
     """msgpack-encode ``obj`` (str as str, bytes as bin, no datetime extensions)."""
-    return msgpack.packb(obj, use_bin_type=True, default=_packer_default)  # type: ignore[no-any-return]
+    if _packer_default is not None:  # a hook set at run time: a fresh packer, as it may nest
+        return msgpack.packb(obj, use_bin_type=True, default=_packer_default)  # type: ignore[no-any-return]
+    return _thread_encoder().payload(obj)
 
 
 def unpackb(payload: bytes) -> Any:
     """msgpack-decode one object; raises ``ParseError`` on invalid or trailing data."""
     try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        return _unpackb(payload, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
         raise ParseError(f"payload is not valid msgpack: {type(exc).__name__}") from exc
 
 
 def encode_frame(obj: Any) -> bytes:
     """One complete frame: the 4-byte big-endian length, then the msgpack payload."""
-    payload = packb(obj)
-    return HEADER.pack(len(payload)) + payload
+    if _packer_default is not None:
+        payload = packb(obj)
+        return _pack_header(len(payload)) + payload
+    return _thread_encoder().frame(obj)
 
 
 def encode_request(req_id: int, method: str, params: dict[str, Any] | None = None) -> bytes:
@@ -314,7 +366,31 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
-        buf += data
+        if buf or type(data) is not bytes:
+            buf += data
+            return self._split_buffer()
+        # Fast path (nothing buffered): slice the payloads straight out of ``data`` and
+        # buffer only a trailing partial frame; usually one request is one whole frame.
+        end = len(data)
+        limit = self.max_frame_bytes
+        unpack_from = _unpack_header_from
+        out: list[bytes] = []
+        pos = 0
+        while end - pos >= 4:
+            (length,) = unpack_from(data, pos)
+            if length == 0 or length > limit:
+                buf += data
+                raise self._too_large(length)
+            if end - pos - 4 < length:
+                break
+            out.append(data[pos + 4 : pos + 4 + length])
+            pos += 4 + length
+        if pos < end:
+            buf += memoryview(data)[pos:]
+        return out
+
+    def _split_buffer(self) -> list[bytes]:
+        buf = self._buf
         out: list[bytes] = []
         pos = 0
         end = len(buf)
@@ -322,10 +398,7 @@ class FrameDecoder:
         while end - pos >= 4:
             (length,) = HEADER.unpack_from(buf, pos)
             if length == 0 or length > limit:
-                raise FrameTooLarge(
-                    f"frame length {length} outside 1..{limit} (max_frame)",
-                    {"length": length, "max_frame": limit},
-                )
+                raise self._too_large(length)
             if end - pos - 4 < length:
                 break
             out.append(bytes(buf[pos + 4 : pos + 4 + length]))
@@ -333,6 +406,13 @@ class FrameDecoder:
         if pos:
             del buf[:pos]
         return out
+
+    def _too_large(self, length: int) -> FrameTooLarge:
+        limit = self.max_frame_bytes
+        return FrameTooLarge(
+            f"frame length {length} outside 1..{limit} (max_frame)",
+            {"length": length, "max_frame": limit},
+        )
 
 
 # --------------------------------------------------------------------------- paths

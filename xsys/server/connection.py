@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import typing
 from typing import TYPE_CHECKING, Any
 
 from xsys.protocol import (
     FrameDecoder,
+    FrameEncoder,
     FrameTooLarge,
     InternalError,
     InvalidRequest,
@@ -26,16 +28,70 @@ from xsys.protocol import (
     TooLarge,
     XsysError,
     encode_error,
-    encode_frame,
     unpackb,
 )
-from xsys.server.context import Context, Peer, Subscription
+from xsys.server.context import Context, Peer, Session, Subscription
 from xsys.server.dispatch import run_spec, split_progress
 
 if TYPE_CHECKING:
+    from xsys.server.app import App
     from xsys.server.listener import Server
 
 log = logging.getLogger(__name__)
+
+_event_lock = threading.Lock()
+
+#: Bytes per read on the stdlib loop (its default, 256 KiB, is above glibc's mmap
+#: threshold: every read then maps, shrinks and unmaps a fresh block).
+_READ_SIZE = 64 * 1024
+
+
+class InlineContext(Context):
+    """The ``Context`` of an inline request, built without its ``cancelled`` event.
+
+    A ``threading.Event`` costs more to build than the rest of an inline request; an
+    inline handler returns before the connection could notice the client going away, so
+    the event is made (once, under a lock) only if a handler asks for it. Requests run as
+    tasks keep the eager ``Context``: the connection sets their event from another thread
+    than the one that may be checking it.
+    """
+
+    __slots__ = ("_cancelled",)
+
+    def __init__(self, app: App, method: str, request_id: int, peer: Peer,
+                 session: Session, want_progress: bool) -> None:
+        # Mirrors Context.__init__ (checked at import below), minus the event.
+        self.app = app
+        self.method = method
+        self.request_id = request_id
+        self.peer = peer
+        self.session = session
+        self.want_progress = want_progress
+        self._last_progress = 0.0
+        self._cancelled: threading.Event | None = None
+
+    @property
+    def cancelled(self) -> threading.Event:
+        event = self._cancelled
+        if event is None:
+            with _event_lock:
+                event = self._cancelled
+                if event is None:
+                    event = self._cancelled = threading.Event()
+        return event
+
+    @cancelled.setter
+    def cancelled(self, event: threading.Event) -> None:
+        self._cancelled = event
+
+
+#: ``InlineContext`` sets every slot ``Context`` declares; if ``Context`` grows, fall back.
+_inline_context: type[Context] = (
+    InlineContext
+    if set(Context.__slots__) == {"_last_progress", "app", "cancelled", "method", "peer",
+                                  "request_id", "session", "want_progress"}
+    else Context
+)
 
 
 class Connection(asyncio.Protocol):
@@ -48,6 +104,7 @@ class Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         cfg = server.app.config.server
         self.decoder = FrameDecoder(cfg.max_frame_bytes)
+        self._encode = FrameEncoder().frame
         self.max_frame = cfg.max_frame_bytes
         self.max_inflight = cfg.max_inflight
         self._outbound_queue = cfg.outbound_queue
@@ -58,6 +115,7 @@ class Connection(asyncio.Protocol):
         self._pending_subs: dict[str, Subscription] = {}
         self._write_paused = False
         self._read_paused = False
+        self._batch: list[bytes] | None = None  # responses of one read, written at its end
         self.closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -65,6 +123,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tr = typing.cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = tr
+        if hasattr(tr, "max_size"):  # the stdlib selector transport reads recv(max_size)
+            typing.cast(Any, tr).max_size = _READ_SIZE
         self.peer = self.server.peer_of(tr)
         refusal = self.server.admit(self)
         if refusal is not None:
@@ -88,6 +148,8 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close the connection (its subscriptions end in ``connection_lost``)."""
+        if self._batch is not None:
+            self._flush_batch(self._batch)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -103,10 +165,27 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
-        for payload in payloads:
-            if self.closed:
-                return
-            self._handle(payload)
+        if len(payloads) == 1:
+            if not self.closed:
+                self._handle(payloads[0])
+            return
+        # Several requests in one read (a pipelining client): answer the inline ones with
+        # one write rather than one send per response.
+        batch: list[bytes] = []
+        self._batch = batch
+        try:
+            for payload in payloads:
+                if self.closed:
+                    return
+                self._handle(payload)
+        finally:
+            self._flush_batch(batch)
+
+    def _flush_batch(self, batch: list[bytes]) -> None:
+        if self._batch is batch:
+            self._batch = None
+            if batch:
+                self._write(b"".join(batch) if len(batch) > 1 else batch[0])
 
     def _handle(self, payload: bytes) -> None:
         try:
@@ -150,8 +229,8 @@ class Connection(asyncio.Protocol):
         except XsysError as exc:
             self._write(encode_error(req_id, exc))
             return
-        ctx = Context(self.app, method, req_id, self.peer, self, want_progress)
         if spec.kind == "inline":
+            ctx = _inline_context(self.app, method, req_id, self.peer, self, want_progress)
             try:
                 result = spec.handler(ctx, **kwargs)
             except XsysError as exc:
@@ -162,6 +241,7 @@ class Connection(asyncio.Protocol):
                 return
             self._respond(req_id, result)
             return
+        ctx = Context(self.app, method, req_id, self.peer, self, want_progress)
         task = self.loop.create_task(run_spec(self.app, spec, ctx, kwargs))
         self.inflight[req_id] = (task, ctx)
         task.add_done_callback(functools.partial(self._finished, req_id, method))
@@ -189,7 +269,7 @@ class Connection(asyncio.Protocol):
 
     def _respond(self, req_id: int, result: Any) -> None:
         try:
-            frame = encode_frame({"id": req_id, "result": result})
+            frame = self._encode({"id": req_id, "result": result})
         except Exception as exc:
             self._write(encode_error(req_id, self._internal("encoding the result", exc)))
             return
@@ -203,6 +283,10 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ output
 
     def _write(self, frame: bytes) -> None:
+        batch = self._batch
+        if batch is not None:
+            batch.append(frame)
+            return
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(frame)
@@ -210,7 +294,7 @@ class Connection(asyncio.Protocol):
     def send_notification(self, method: str, params: dict[str, Any]) -> None:
         """Write one notification now (progress and other non-droppable messages)."""
         if not self.closed:
-            self._write(encode_frame({"method": method, "params": params}))
+            self._write(self._encode({"method": method, "params": params}))
 
     @property
     def outbound_queue(self) -> int:
@@ -222,7 +306,7 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         if not self._write_paused and not sub.queue:
-            self._write(encode_frame({"method": method, "params": params}))
+            self._write(self._encode({"method": method, "params": params}))
             sub.sent += 1
             return
         sub.queue.append((method, params))
@@ -237,7 +321,7 @@ class Connection(asyncio.Protocol):
         while self._pending_subs and not self._write_paused and not self.closed:
             for sub_id, sub in list(self._pending_subs.items()):
                 if sub.dropped:
-                    self._write(encode_frame({
+                    self._write(self._encode({
                         "method": f"{sub.namespace}.overflow",
                         "params": {"subscription": sub.id, "dropped": sub.dropped},
                     }))
@@ -246,7 +330,7 @@ class Connection(asyncio.Protocol):
                     sub.dropped = 0
                 while sub.queue and not self._write_paused:
                     method, params = sub.queue.popleft()
-                    self._write(encode_frame({"method": method, "params": params}))
+                    self._write(self._encode({"method": method, "params": params}))
                     sub.sent += 1
                 if not sub.queue:
                     self._pending_subs.pop(sub_id, None)
