@@ -17,6 +17,14 @@ from xsys.protocol import Conflict, InvalidParams, TooLarge, error_from_oserror
 ALGORITHMS: tuple[str, ...] = ("sha256", "sha1", "md5", "blake2b")
 
 
+def pread(fd: int, size: int, offset: int) -> bytes:
+    """``os.pread`` where the platform has it, else seek and read (Windows)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
 @contextlib.contextmanager
 def open_checked(sandbox: Sandbox, res: Resolved) -> Iterator[int]:
     """Open ``res.real`` read-only and yield the fd after checking it against the roots;
@@ -57,7 +65,7 @@ def read_file(sandbox: Sandbox, res: Resolved, offset: int, length: int | None,
         while got < want:  # one pread (bounded by ``limit``): the kernel fills the bytes
             check_cancelled(job)
             try:
-                piece = os.pread(fd, want - got, offset + got)
+                piece = pread(fd, want - got, offset + got)
             except OSError as exc:
                 raise error_from_oserror(exc, res.real) from None
             if not piece:
@@ -128,7 +136,7 @@ def tail_file(sandbox: Sandbox, res: Resolved, lines: int, limit: int, chunk: in
             check_cancelled(job)
             n = min(step, pos, limit - len(data))
             pos -= n
-            data = os.pread(fd, n, pos) + data
+            data = pread(fd, n, pos) + data
     if data.endswith(b"\n"):
         data = data[:-1]
     parts = data.split(b"\n")

@@ -148,10 +148,11 @@ def atomic_write(sandbox: Sandbox, res: Resolved, data: bytes, *, exclusive: boo
             sandbox.check_fd(fd, res.requested)
             _write_all(fd, data, chunk, job)
             mode = stat.S_IMODE(old.st_mode) if old is not None else 0o666 & ~umask
-            os.fchmod(fd, mode)
-            if old is not None:
-                with contextlib.suppress(OSError):
-                    os.fchown(fd, old.st_uid, old.st_gid)
+            if hasattr(os, "fchmod"):  # Unix: keep the old file's mode and owner
+                os.fchmod(fd, mode)
+                if old is not None:
+                    with contextlib.suppress(OSError):
+                        os.fchown(fd, old.st_uid, old.st_gid)
             os.fsync(fd)
         finally:
             os.close(fd)
