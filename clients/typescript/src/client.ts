@@ -125,6 +125,13 @@ function sleep(ms: number): { promise: Promise<void>; cancel(): void } {
   };
 }
 
+/** `(params, options?)`, with `params` optional when the method has no required parameter. */
+export type CallArgs<P> = Record<string, never> extends P
+  ? [params?: P, options?: CallOptions]
+  : {} extends P
+    ? [params?: P, options?: CallOptions]
+    : [params: P, options?: CallOptions];
+
 export interface XsysClient extends XsysNamespaces {}
 
 /**
@@ -261,12 +268,8 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
    * `XsysError` subclass of the daemon's error code, `RequestTimeoutError`,
    * `ConnectionClosedError`, `TooLargeError` (request above `maxFrame`) or the signal's reason.
    */
-  call<M extends keyof MethodMap>(
-    method: M,
-    params?: MethodMap[M]["params"],
-    options?: CallOptions,
-  ): Promise<MethodMap[M]["result"]>;
-  call(method: string, params?: Params, options?: CallOptions): Promise<unknown>;
+  call<M extends keyof MethodMap>(method: M, ...args: CallArgs<MethodMap[M]["params"]>): Promise<MethodMap[M]["result"]>;
+  call<M extends string>(method: M extends keyof MethodMap ? never : M, params?: Params, options?: CallOptions): Promise<unknown>;
   call(method: string, params?: object, options?: CallOptions): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       this.request(method, params as Params | undefined, options, resolve, reject);

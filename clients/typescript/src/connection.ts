@@ -104,7 +104,15 @@ export class Connection {
         this.handlers.onUndecodable(new FrameError(`undecodable frame: ${(err as Error).message}`, { cause: err }));
         continue;
       }
-      this.handlers.onMessage(message);
+      try {
+        this.handlers.onMessage(message);
+      } catch (err) {
+        // A user callback (listener, onProgress) threw: keep this client consistent by
+        // finishing the chunk, then surface the error as Node would (uncaught).
+        process.nextTick(() => {
+          throw err;
+        });
+      }
     }
     if (this.frames.error) this.destroy(this.frames.error);
   }

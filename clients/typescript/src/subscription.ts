@@ -246,8 +246,9 @@ export class Subscription<P = SubscriptionNotificationParams>
     } else if (this.listenerCount("gap") > 0) {
       this.emit("gap", item);
     }
-    // Queue for an iterator, or for a consumer that has not attached yet.
-    if (!this.iterating && this.listenerCount(item.type) > 0) return;
+    // Queue for an iterator, or for a consumer that has not attached yet; an emitter
+    // consumer (listening to `event` or `gap`) gets nothing queued.
+    if (!this.iterating && (this.listenerCount("event") > 0 || this.listenerCount("gap") > 0)) return;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;

@@ -15,6 +15,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import { GENERATED_PATH, fetchMethods } from "../codegen/gen.js";
 import { renderGenerated } from "../codegen/render.js";
 import {
+  type Caller,
   ConnectionClosedError,
   FrameDecoder,
   InvalidParamsError,
@@ -214,14 +215,15 @@ describe("real daemon: errors", { skip: unavailable ?? false }, () => {
   });
 
   it("InvalidParamsError names the parameter", async () => {
-    await assert.rejects(client.call("sys.process", { pid: "one" }), (e: unknown) => {
+    const raw: Caller = client; // untyped calls: these parameters are wrong on purpose
+    await assert.rejects(raw.call("sys.process", { pid: "one" }), (e: unknown) => {
       assert.ok(e instanceof InvalidParamsError);
       assert.equal((e.data as { param: string }).param, "pid");
       return true;
     });
-    await assert.rejects(client.call("sys.process", {}), InvalidParamsError);
-    await assert.rejects(client.call("sys.processes", { limit: 0 }), InvalidParamsError);
-    await assert.rejects(client.call("sys.processes", { bogus: 1 }), InvalidParamsError);
+    await assert.rejects(raw.call("sys.process", {}), InvalidParamsError);
+    await assert.rejects(raw.call("sys.processes", { limit: 0 }), InvalidParamsError);
+    await assert.rejects(raw.call("sys.processes", { bogus: 1 }), InvalidParamsError);
   });
 
   it("NotFoundError for a pid that does not exist", async () => {
