@@ -306,7 +306,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
         void sub.unsubscribe();
       };
       if (signal.aborted) {
-        onAbort();
+        erased._finish(); // never started
         return sub;
       }
       signal.addEventListener("abort", onAbort, { once: true });

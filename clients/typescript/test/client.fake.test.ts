@@ -350,6 +350,15 @@ describe("subscriptions", () => {
     assert.equal(errs.length, 1);
   });
 
+  it("does not start with an already-aborted signal", async () => {
+    const c = await client().connect();
+    const sub = c.subscribe("test.subscribe", "test.unsubscribe", {}, { signal: AbortSignal.abort() });
+    assert.equal(sub.state, "closed");
+    await assert.rejects(sub.ready, ConnectionClosedError);
+    for await (const _ of sub) assert.fail("no items");
+    assert.equal(server.requests.length, 0);
+  });
+
   it("unsubscribes when its AbortSignal fires", async () => {
     const c = await client().connect();
     const ac = new AbortController();

@@ -45,6 +45,12 @@ function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>
   return out;
 }
 
+/** Daemons still running, killed if this process exits without disposing them. */
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const proc of live) proc.kill("SIGKILL");
+});
+
 export class Daemon {
   readonly dir: string;
   readonly socketPath: string;
@@ -92,9 +98,11 @@ export class Daemon {
       stdio: ["ignore", log, log],
     });
     this.proc = proc;
+    live.add(proc);
     let exited: number | null = null;
     proc.once("exit", (code) => {
       exited = code ?? -1;
+      live.delete(proc);
     });
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
