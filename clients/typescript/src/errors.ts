@@ -8,6 +8,8 @@
  * `XsysClientError` and its subclasses are raised *by this client* without a server
  * answer: the connection went away (`ConnectionClosedError`), a call timed out
  * (`RequestTimeoutError`), or the byte stream broke the framing rules (`FrameError`).
+ * Like the Python client's `ConnectionClosed`, they are `XsysError`s too, with `code` 0
+ * (not a wire code), so `instanceof XsysError` catches everything xsys raises.
  * An aborted call rejects with its `AbortSignal`'s `reason`, as Node's own APIs do.
  */
 
@@ -41,8 +43,8 @@ export class XsysError extends Error {
   readonly code: number;
   readonly data: unknown;
 
-  constructor(code: number, message: string, data?: unknown) {
-    super(message);
+  constructor(code: number, message: string, data?: unknown, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.data = data ?? null;
@@ -161,11 +163,13 @@ export function errorFromWire(raw: unknown): XsysError {
   return cls ? new cls(message, data) : new XsysError(code, message, data);
 }
 
-/** Base class of errors raised by this client without an answer from the daemon. */
-export class XsysClientError extends Error {
+/** `code` of the errors raised by the client itself (not a wire code). */
+export const CLIENT_ERROR_CODE = 0;
+
+/** Base class of errors raised by this client without an answer from the daemon (`code` 0). */
+export class XsysClientError extends XsysError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
+    super(CLIENT_ERROR_CODE, message, undefined, options);
   }
 }
 

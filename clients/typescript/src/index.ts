@@ -18,6 +18,7 @@ export type {
 export type { CallOptions, Caller, Params, Progress, SubscribeOptions } from "./caller.js";
 export {
   AlreadyExistsError,
+  CLIENT_ERROR_CODE,
   ConflictError,
   ConnectionClosedError,
   ErrorCode,

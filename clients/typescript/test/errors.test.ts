@@ -46,11 +46,16 @@ describe("errors", () => {
     assert.deepEqual(api.errorFromWire({ code: -32001, message: "m" }).toJSON(), { code: -32001, message: "m", data: null });
   });
 
-  it("keeps client-side errors apart from daemon errors", () => {
-    const closed = new api.ConnectionClosedError("gone");
+  it("gives client-side errors code 0, under XsysError like the Python client", () => {
+    const cause = new Error("EPIPE");
+    const closed = new api.ConnectionClosedError("gone", { cause });
     assert.ok(closed instanceof api.XsysClientError);
-    assert.ok(!(closed instanceof api.XsysError));
+    assert.ok(closed instanceof api.XsysError);
+    assert.equal(closed.code, api.CLIENT_ERROR_CODE);
+    assert.equal(closed.code, 0);
+    assert.equal(closed.cause, cause);
     assert.equal(closed.name, "ConnectionClosedError");
+    assert.ok(!(closed instanceof api.NotFoundError));
     const t = new api.RequestTimeoutError("sys.info", 5);
     assert.equal(t.timeoutMs, 5);
     assert.match(t.message, /sys\.info timed out after 5 ms/);

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 
 import { packageRoot, rawCall } from "../../codegen/gen.js";
-import { XsysError } from "../../src/errors.js";
+import { XsysClientError, XsysError } from "../../src/errors.js";
 
 export function pythonPath(): string {
   return process.env["XSYS_PYTHON"] ?? path.resolve(packageRoot(), "..", "..", ".venv", "bin", "python");
@@ -112,7 +112,7 @@ export class Daemon {
           await rawCall(this.socketPath, "rpc.ping");
           return this;
         } catch (err) {
-          if (err instanceof XsysError) return this; // it answers (refusing us, maybe)
+          if (err instanceof XsysError && !(err instanceof XsysClientError)) return this; // it answers (refusing us, maybe)
         }
       }
       await delay(25);
