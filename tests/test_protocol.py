@@ -27,7 +27,7 @@ messages = st.dictionaries(st.text(max_size=10), values, min_size=1, max_size=6)
 
 
 @given(st.lists(messages, min_size=1, max_size=10), st.integers(min_value=1, max_value=64))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 def test_frames_round_trip_in_any_chunking(msgs: list[dict[str, Any]], chunk: int) -> None:
     stream = b"".join(p.encode_frame(m) for m in msgs)
     dec = p.FrameDecoder()
