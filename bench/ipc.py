@@ -10,7 +10,12 @@ Measures, in one run and side by side, over Unix sockets only:
   own process (so client and server never share a GIL, as with the daemon): a bare
   blocking echo server (a thread per connection, ``recv`` -> ``sendall``) and a bare
   ``asyncio.Protocol`` echo server on the stdlib loop (plus the same on uvloop, for
-  reference: it is the floor an asyncio server on uvloop can reach).
+  reference: it is the floor an asyncio server on uvloop can reach);
+* reference rows (``--no-reference`` skips them): a minimal msgpack ping server, an
+  ``asyncio.Protocol`` that frames, decodes, answers ``{"pong", "ts"}`` and encodes with
+  nothing else, on uvloop and on the stdlib loop: the floor for any Python daemon here;
+* with ``--baseline-root DIR``, the daemon of another source tree (e.g. an older checkout)
+  beside this one, for before/after comparisons under the same conditions.
 
 For every target: sequential latency (p50/p99) and requests/second with one minimal
 blocking client (send a frame, read a frame; identical client code for every target);
@@ -26,7 +31,9 @@ Prints a table with the ratios and targets (PROTOCOL.md / the Core issue) and wr
 JSON file (``--json-out``, default ``bench/results/ipc.json``).
 
     .venv/bin/python bench/ipc.py [--duration 2] [--rounds 4] [--idle-seconds 10]
-                                  [--json-out F] [--strict]
+                                  [--json-out F] [--baseline-root DIR] [--strict]
+
+A warning follows the table when the bare echo itself was slow (a busy machine).
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ HEADER = struct.Struct(">I")
 CLIENTS = 8
 DEPTH = 64
 RECV_BUF = 1 << 20
+BUSY_ECHO_P50_US = 80.0  # a bare echo slower than this: the machine is busy
 WARMUP_S = 0.1  # per connection (each round reconnects)
 
 if sys.platform != "win32" and "fork" in mp.get_all_start_methods():
@@ -746,6 +754,16 @@ def main(argv: list[str] | None = None) -> int:
           "req/s / echo-asyncio req/s;\nsys.memory / rpc.ping on the same loop. "
           "Results in parentheses are secondary rows (stdlib loop).")
 
+    warnings = []
+    echo_p50 = rows["echo-blocking"]["seq"].p50_us or 0.0
+    if echo_p50 > BUSY_ECHO_P50_US:
+        warnings.append(
+            f"the bare echo's p50 is {echo_p50:.0f} us (about 35-40 us expected on a quiet "
+            "2-core machine): other processes held the CPUs, so latencies and throughputs "
+            "measure the scheduler more than the servers; run again on a quieter machine")
+    for w in warnings:
+        print(f"\nWARNING: {w}")
+
     primary_miss = [r for r in table if r.primary and r.status == "MISS"]
     out = Path(args.json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -760,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                      "pipeline_depth": DEPTH, "warmup_s": WARMUP_S},
         "rows": [asdict(r) for r in table],
         "misses": [f"{r.target} {r.measurement}" for r in primary_miss],
+        "warnings": warnings,
         "elapsed_s": round(time.monotonic() - t_start, 1),
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
