@@ -52,8 +52,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _daemon import spawned_daemon  # noqa: E402
+
 from xsys.client import Client  # noqa: E402
-from xsys.protocol import DaemonNotRunning  # noqa: E402
 
 LATENCY_TARGET_MS = 20.0
 SETTLE_S = 3.0  # a burst is over for a watcher once it has been quiet this long
@@ -141,31 +142,8 @@ def daemon(workdir: Path, tree: Path) -> Iterator[str]:
     config = {"server": {"socket": sock, "log_level": "WARNING"},
               "fs": {"roots": [str(workdir), str(tree)]},
               "monitor": {"enabled": False}}
-    (workdir / "config.json").write_text(json.dumps(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
-    proc = subprocess.Popen([sys.executable, "-m", "xsys", "serve", "--config",
-                             str(workdir / "config.json")], cwd=str(ROOT), env=env,
-                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with Client(sock, timeout=2) as c:
-                    c.call("rpc.ping")
-                break
-            except (DaemonNotRunning, OSError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise RuntimeError(f"daemon did not start:\n{err}") from None
-                time.sleep(0.05)
-        yield sock
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with spawned_daemon(config, workdir) as path:
+        yield path
 
 
 # =========================================================================== phases
