@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from xsys.client import Client
+from xsys.monitor.units import format_bytes, format_duration
 from xsys.protocol import ConnectionClosed, DaemonNotRunning, XsysError, default_socket_path
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,12 +112,7 @@ def human_bytes(n: Any) -> str:
         return ""
     if not isinstance(n, (int, float)):
         return str(n)
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(value) < 1024 or unit == "PiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n}"
+    return format_bytes(n, iec=True)
 
 
 def human_rate(n: Any) -> str:
@@ -125,18 +121,10 @@ def human_rate(n: Any) -> str:
 
 
 def human_seconds(s: Any) -> str:
-    """``93784`` -> ``1d 2h 3m``."""
+    """``93784`` -> ``1d 2h 3m``; blanks for anything not a number."""
     if not isinstance(s, (int, float)) or math.isnan(s):
         return ""
-    s = int(s)
-    days, rem = divmod(s, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    if days:
-        return f"{days}d {hours}h {minutes}m"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s"
+    return format_duration(s)
 
 
 def cell(value: Any) -> str:

@@ -47,14 +47,17 @@ def parse_rate(value: float | str | None, max_speed: float | str | None = None) 
     return parse_bytes(value)
 
 
-def format_bytes(n: float) -> str:
-    """``1536`` -> ``"1.5KB"`` (1024-based, one decimal)."""
+def format_bytes(n: float, iec: bool = False) -> str:
+    """``1536`` -> ``"1.5KB"`` (1024-based, one decimal, TinyMonitor's labels); with
+    ``iec`` -> ``"1.5 KiB"`` (the CLI's tables)."""
     size = float(n)
-    for label in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1024 or label == "TB":
-            return f"{size:.1f}{label}" if label != "B" else f"{size:.0f}B"
+    labels = ("B", "KiB", "MiB", "GiB", "TiB", "PiB") if iec else ("B", "KB", "MB", "GB", "TB")
+    sep = " " if iec else ""
+    for label in labels:
+        if abs(size) < 1024 or label == labels[-1]:
+            return f"{size:.1f}{sep}{label}" if label != "B" else f"{size:.0f}{sep}B"
         size /= 1024
-    return f"{size:.1f}TB"  # pragma: no cover - loop always returns
+    return f"{size:.1f}{labels[-1]}"  # pragma: no cover - loop always returns
 
 
 def format_value(value: float, unit: str) -> str:
