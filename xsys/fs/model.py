@@ -43,7 +43,9 @@ class Job(Protocol):
     whether anyone listens (so totals are only computed when useful).
     """
 
-    cancelled: threading.Event
+    @property
+    def cancelled(self) -> threading.Event: ...
+
     want_progress: bool
 
     def progress(self, done: int, total: int | None = None, unit: str = "bytes",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 import typing
 from typing import TYPE_CHECKING, Any
 
@@ -30,68 +29,17 @@ from xsys.protocol import (
     encode_error,
     unpackb,
 )
-from xsys.server.context import Context, Peer, Session, Subscription
+from xsys.server.context import Context, Peer, Subscription
 from xsys.server.dispatch import run_spec, split_progress
 
 if TYPE_CHECKING:
-    from xsys.server.app import App
     from xsys.server.listener import Server
 
 log = logging.getLogger(__name__)
 
-_event_lock = threading.Lock()
-
 #: Bytes per read on the stdlib loop (its default, 256 KiB, is above glibc's mmap
 #: threshold: every read then maps, shrinks and unmaps a fresh block).
 _READ_SIZE = 64 * 1024
-
-
-class InlineContext(Context):
-    """The ``Context`` of an inline request, built without its ``cancelled`` event.
-
-    A ``threading.Event`` costs more to build than the rest of an inline request; an
-    inline handler returns before the connection could notice the client going away, so
-    the event is made (once, under a lock) only if a handler asks for it. Requests run as
-    tasks keep the eager ``Context``: the connection sets their event from another thread
-    than the one that may be checking it.
-    """
-
-    __slots__ = ("_cancelled",)
-
-    def __init__(self, app: App, method: str, request_id: int, peer: Peer,
-                 session: Session, want_progress: bool) -> None:
-        # Mirrors Context.__init__ (checked at import below), minus the event.
-        self.app = app
-        self.method = method
-        self.request_id = request_id
-        self.peer = peer
-        self.session = session
-        self.want_progress = want_progress
-        self._last_progress = 0.0
-        self._cancelled: threading.Event | None = None
-
-    @property
-    def cancelled(self) -> threading.Event:
-        event = self._cancelled
-        if event is None:
-            with _event_lock:
-                event = self._cancelled
-                if event is None:
-                    event = self._cancelled = threading.Event()
-        return event
-
-    @cancelled.setter
-    def cancelled(self, event: threading.Event) -> None:
-        self._cancelled = event
-
-
-#: ``InlineContext`` sets every slot ``Context`` declares; if ``Context`` grows, fall back.
-_inline_context: type[Context] = (
-    InlineContext
-    if set(Context.__slots__) == {"_last_progress", "app", "cancelled", "method", "peer",
-                                  "request_id", "session", "want_progress"}
-    else Context
-)
 
 
 class Connection(asyncio.Protocol):
@@ -230,7 +178,7 @@ class Connection(asyncio.Protocol):
             self._write(encode_error(req_id, exc))
             return
         if spec.kind == "inline":
-            ctx = _inline_context(self.app, method, req_id, self.peer, self, want_progress)
+            ctx = Context(self.app, method, req_id, self.peer, self, want_progress)
             try:
                 result = spec.handler(ctx, **kwargs)
             except XsysError as exc:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _sub_ids = itertools.count(1)
+_event_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class Context:
     ``threading.Event`` set when the client went away; long blocking work should check it).
     """
 
-    __slots__ = ("_last_progress", "app", "cancelled", "method", "peer", "request_id",
+    __slots__ = ("_cancelled", "_last_progress", "app", "method", "peer", "request_id",
                  "session", "want_progress")
 
     def __init__(
@@ -140,8 +141,21 @@ class Context:
         self.peer = peer or Peer()
         self.session = session
         self.want_progress = want_progress
-        self.cancelled = threading.Event()
+        self._cancelled: threading.Event | None = None
         self._last_progress = 0.0
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when the client went away. Made on first use (a ``threading.Event`` costs
+        more to build than a whole inline request), under a lock because the loop and a
+        worker thread may both ask first."""
+        event = self._cancelled
+        if event is None:
+            with _event_lock:
+                event = self._cancelled
+                if event is None:
+                    event = self._cancelled = threading.Event()
+        return event
 
     # ---------------------------------------------------------------- progress
 
