@@ -30,8 +30,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from xsys.alerts.metrics import AlertMetrics
 from xsys.alerts.model import SEVERITY_RANK, Alert
 from xsys.alerts.providers.base import DeliveryError, Provider
@@ -227,7 +225,7 @@ class Dispatcher:
         except (asyncio.TimeoutError, TimeoutError):
             return AttemptResult(False, f"timed out after {provider.timeout:g}s", True,
                                  duration_ms=took())
-        except (aiohttp.ClientError, OSError, Overloaded) as exc:
+        except (OSError, Overloaded) as exc:
             # Overloaded: the thread pool (SMTP) is saturated for now
             return AttemptResult(False, f"{type(exc).__name__}: {exc}", True,
                                  duration_ms=took())

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import email.utils
 import logging
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from xsys import __version__
 from xsys.alerts.model import Alert
 from xsys.monitor.settings import ProviderConfig
+
+if TYPE_CHECKING:  # aiohttp is imported when an HTTP provider first sends
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if value.isdigit():
         return float(value)
     try:
+        import email.utils
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
@@ -114,6 +116,8 @@ class HttpClient:
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session (created on first call)."""
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers={"User-Agent": USER_AGENT},
@@ -140,17 +144,21 @@ class HttpProvider(Provider):
                       headers: dict[str, str] | None = None) -> int:
         """One HTTP request bounded by the provider's ``timeout``; returns the status of a
         2xx answer, raises ``DeliveryError`` otherwise (retryable on 5xx and 429, with
-        ``Retry-After``), and lets ``aiohttp.ClientError``/``TimeoutError`` through
-        (retryable)."""
+        ``Retry-After``), turns ``aiohttp.ClientError`` into a retryable
+        ``DeliveryError`` and lets ``TimeoutError`` through (retryable)."""
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with self.http.session().request(method, url, json=json, data=data,
-                                               headers=headers, timeout=timeout) as resp:
-            body = await resp.read()
-            if 200 <= resp.status < 300:
-                return resp.status
-            text = body[:300].decode("utf-8", "replace").strip()
-            retryable = resp.status >= 500 or resp.status == 429
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            raise DeliveryError(f"HTTP {resp.status}: {text}" if text else f"HTTP {resp.status}",
-                                retryable=retryable, status_code=resp.status,
-                                retry_after=retry_after)
+        try:
+            async with self.http.session().request(method, url, json=json, data=data,
+                                                   headers=headers, timeout=timeout) as resp:
+                body = await resp.read()
+                status, retry_header = resp.status, resp.headers.get("Retry-After")
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        if 200 <= status < 300:
+            return status
+        text = body[:300].decode("utf-8", "replace").strip()
+        raise DeliveryError(f"HTTP {status}: {text}" if text else f"HTTP {status}",
+                            retryable=status >= 500 or status == 429, status_code=status,
+                            retry_after=parse_retry_after(retry_header))
