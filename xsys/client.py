@@ -34,6 +34,7 @@ from typing import Any
 
 from xsys.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
+    LARGE_FRAME_BYTES,
     ConnectionClosed,
     DaemonNotRunning,
     FrameDecoder,
@@ -277,8 +278,32 @@ class Client:
         try:
             self._sock.sendall(frame)
         except OSError as exc:
+            refusal = self._refusal()
             self.close()
+            if refusal is not None:  # e.g. unauthorized: the daemon said why, then closed
+                raise refusal from None
             raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
+
+    def _refusal(self) -> XsysError | None:
+        """A connection-level error frame (id nil) the daemon sent before closing, if one
+        is still readable."""
+        sock = self._sock
+        if sock is None:
+            return None
+        try:
+            sock.setblocking(False)
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                for payload in self._decoder.feed(data):
+                    self._ready.append(unpackb(payload))
+        except (OSError, XsysError):
+            pass
+        for msg in self._ready:
+            if isinstance(msg, dict) and msg.get("id") is None and "error" in msg:
+                return error_from_wire(msg["error"])
+        return None
 
     def _read_one(self, timeout: float | None) -> dict[str, Any] | None:
         """One decoded message, or None on timeout."""
@@ -308,8 +333,32 @@ class Client:
                                        "connection")
             for payload in self._decoder.feed(self._rview[:n].tobytes()):
                 self._ready.append(unpackb(payload))
+            if not self._ready:
+                self._read_large_frame(sock)
         msg = self._ready.popleft()
         return msg
+
+    def _read_large_frame(self, sock: socket.socket) -> None:
+        """When a large frame is arriving, receive the rest of its payload straight into
+        one buffer of its size (file contents: no growing buffer, no extra copies)."""
+        pending = self._decoder.pending_frame()
+        if pending is None or pending[0] < LARGE_FRAME_BYTES:
+            return
+        length, _ = pending
+        frame = bytearray(length)
+        view = memoryview(frame)
+        pos = self._decoder.take_partial(view)
+        try:
+            while pos < length:
+                n = sock.recv_into(view[pos:])
+                if not n:
+                    raise ConnectionClosed(f"the daemon at {self.socket_path} closed the "
+                                           "connection mid-frame")
+                pos += n
+        except OSError as exc:
+            self.close()
+            raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
+        self._ready.append(unpackb(frame))
 
     def _route(self, msg: dict[str, Any]) -> None:
         """File a notification under its subscription (or the unclaimed queue)."""

@@ -287,6 +287,23 @@ class FrameEncoder:
         return _pack_header(len(payload)) + payload
 
 
+#: Results at least this large are written as header + the packer's own buffer (no copy).
+LARGE_FRAME_BYTES = 256 * 1024
+
+
+def frame_parts(obj: Any) -> tuple[int, list[bytes | memoryview]]:
+    """Encode ``obj`` as one frame given as parts to write in order, without copying a
+    large payload out of its packer: returns (payload length, [header, payload]) for
+    payloads of ``LARGE_FRAME_BYTES`` or more and (length, [frame]) for smaller ones."""
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False, default=_packer_default)
+    packer.pack(obj)
+    view = packer.getbuffer()
+    size = len(view)
+    if size < LARGE_FRAME_BYTES:
+        return size, [_pack_header(size) + bytes(view)]
+    return size, [_pack_header(size), view]
+
+
 def _thread_encoder() -> FrameEncoder:
     encoder: FrameEncoder | None = getattr(_local, "encoder", None)
     if encoder is None:
@@ -301,7 +318,7 @@ def packb(obj: Any) -> bytes:
     return _thread_encoder().payload(obj)
 
 
-def unpackb(payload: bytes) -> Any:
+def unpackb(payload: bytes | bytearray) -> Any:
     """msgpack-decode one object; raises ``ParseError`` on invalid or trailing data."""
     try:
         return _unpackb(payload, raw=False, strict_map_key=False)
@@ -388,6 +405,25 @@ class FrameDecoder:
         if pos < end:
             buf += memoryview(data)[pos:]
         return out
+
+    def pending_frame(self) -> tuple[int, int] | None:
+        """(payload length, payload bytes already buffered) of the partial frame at the
+        head of the buffer, or None when not even its header is complete."""
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        (length,) = HEADER.unpack_from(buf, 0)
+        return length, len(buf) - 4
+
+    def take_partial(self, into: memoryview) -> int:
+        """Move the buffered part of the pending frame's payload into ``into`` (sized to
+        the whole payload) and clear the buffer; returns the bytes moved. The caller then
+        fills the rest straight from the socket (no growing buffer, no final copy)."""
+        buf = self._buf
+        n = len(buf) - 4
+        into[:n] = buf[4:]
+        buf.clear()
+        return n
 
     def _split_buffer(self) -> list[bytes]:
         buf = self._buf

@@ -27,6 +27,7 @@ from xsys.protocol import (
     TooLarge,
     XsysError,
     encode_error,
+    frame_parts,
     unpackb,
 )
 from xsys.server.context import Context, Peer, Subscription
@@ -204,7 +205,7 @@ class Connection(asyncio.Protocol):
             return
         exc = task.exception()
         if exc is None:
-            self._respond(req_id, task.result())
+            self._respond(req_id, task.result(), inline=False)
         elif isinstance(exc, XsysError):
             self._write(encode_error(req_id, exc))
         else:
@@ -215,18 +216,34 @@ class Connection(asyncio.Protocol):
         return InternalError(f"internal error in {method}: {type(exc).__name__}",
                              {"method": method})
 
-    def _respond(self, req_id: int, result: Any) -> None:
+    def _respond(self, req_id: int, result: Any, inline: bool = True) -> None:
+        """Answer ``req_id``. Inline results use the connection's reused packer; results
+        of tasks (possibly large: file contents) are written without copying the payload
+        out of the packer."""
+        parts: list[bytes | memoryview]
         try:
-            frame = self._encode({"id": req_id, "result": result})
+            if inline:
+                frame = self._encode({"id": req_id, "result": result})
+                size, parts = len(frame) - 4, [frame]
+            else:
+                size, parts = frame_parts({"id": req_id, "result": result})
         except Exception as exc:
             self._write(encode_error(req_id, self._internal("encoding the result", exc)))
             return
-        if len(frame) - 4 > self.max_frame:
+        if size > self.max_frame:
             self._write(encode_error(req_id, TooLarge(
-                f"result of {len(frame) - 4} bytes exceeds max_frame {self.max_frame}",
-                {"size": len(frame) - 4, "max_frame": self.max_frame})))
+                f"result of {size} bytes exceeds max_frame {self.max_frame}",
+                {"size": size, "max_frame": self.max_frame})))
             return
-        self._write(frame)
+        if len(parts) == 1:
+            self._write(bytes(parts[0]))
+            return
+        transport = self.transport
+        if self._batch is None and transport is not None and not transport.is_closing():
+            for part in parts:
+                transport.write(part)
+        else:
+            self._write(b"".join(parts))
 
     # ------------------------------------------------------------------ output
 
