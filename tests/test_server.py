@@ -427,3 +427,15 @@ def test_sys_kill_is_off_by_default(daemon: DaemonHandle) -> None:
 
     with daemon.client() as c, pytest.raises(PermissionDenied):
         c.call("sys.kill", pid=os.getpid(), signal_name="CONT")
+
+
+def test_garbage_is_logged_once_per_connection(daemon: DaemonHandle) -> None:
+    raw = Raw(daemon.socket)
+    for _ in range(5):
+        raw.send_payload(b"\xc1")
+        assert raw.recv_msg()["error"]["code"] == -32700
+    raw.send_msg({"id": 1, "method": "rpc.ping"})
+    assert raw.recv_msg()["result"]["pong"]
+    warnings = [line for line in daemon.log().splitlines()
+                if "WARNING" in line and "malformed message" in line]
+    assert len(warnings) == 1, warnings

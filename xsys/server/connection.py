@@ -66,6 +66,7 @@ class Connection(asyncio.Protocol):
         self._read_paused = False
         self._batch: list[bytes] | None = None  # responses of one read, written at its end
         self.closed = False
+        self._logged_bad_input = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -136,36 +137,48 @@ class Connection(asyncio.Protocol):
             if batch:
                 self._write(b"".join(batch) if len(batch) > 1 else batch[0])
 
+    def _reject(self, req_id: int | None, exc: XsysError) -> None:
+        """Answer a malformed message; log the first of this connection as a warning (a
+        client speaking garbage is logged once, not once per frame)."""
+        if not self._logged_bad_input:
+            self._logged_bad_input = True
+            log.warning("malformed message from pid=%s uid=%s: %s (further ones on this "
+                        "connection are logged at debug)", self.peer.pid, self.peer.uid,
+                        exc.message)
+        else:
+            log.debug("malformed message from pid=%s: %s", self.peer.pid, exc.message)
+        self._write(encode_error(req_id, exc))
+
     def _handle(self, payload: bytes) -> None:
         try:
             msg = unpackb(payload)
         except ParseError as exc:
-            self._write(encode_error(None, exc))
+            self._reject(None, exc)
             return
         if not isinstance(msg, dict):
-            self._write(encode_error(None, InvalidRequest(
-                f"a request must be a map, got {type(msg).__name__}")))
+            self._reject(None, InvalidRequest(
+                f"a request must be a map, got {type(msg).__name__}"))
             return
         req_id = msg.get("id")
         if type(req_id) is not int or req_id < 0:
-            self._write(encode_error(None, InvalidRequest(
-                "request 'id' must be an unsigned integer", {"field": "id"})))
+            self._reject(None, InvalidRequest(
+                "request 'id' must be an unsigned integer", {"field": "id"}))
             return
         method = msg.get("method")
         if type(method) is not str:
-            self._write(encode_error(req_id, InvalidRequest(
-                "request 'method' must be a string", {"field": "method"})))
+            self._reject(req_id, InvalidRequest(
+                "request 'method' must be a string", {"field": "method"}))
             return
         params = msg.get("params")
         if params is None:
             params = {}
         elif type(params) is not dict:
-            self._write(encode_error(req_id, InvalidRequest(
-                "request 'params' must be a map", {"field": "params"})))
+            self._reject(req_id, InvalidRequest(
+                "request 'params' must be a map", {"field": "params"}))
             return
         if req_id in self.inflight:
-            self._write(encode_error(req_id, InvalidRequest(
-                f"id {req_id} is already in flight on this connection", {"field": "id"})))
+            self._reject(req_id, InvalidRequest(
+                f"id {req_id} is already in flight on this connection", {"field": "id"}))
             return
         try:
             spec = self.router.get(method)
