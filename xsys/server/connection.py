@@ -218,7 +218,7 @@ class Connection(asyncio.Protocol):
             return
         exc = task.exception()
         if exc is None:
-            self._respond(req_id, task.result(), inline=False)
+            self._respond_large(req_id, task.result())
         elif isinstance(exc, XsysError):
             self._write(encode_error(req_id, exc))
         else:
@@ -229,34 +229,40 @@ class Connection(asyncio.Protocol):
         return InternalError(f"internal error in {method}: {type(exc).__name__}",
                              {"method": method})
 
-    def _respond(self, req_id: int, result: Any, inline: bool = True) -> None:
-        """Answer ``req_id``. Inline results use the connection's reused packer; results
-        of tasks (possibly large: file contents) are written without copying the payload
-        out of the packer."""
-        parts: list[bytes | memoryview]
+    def _respond(self, req_id: int, result: Any) -> None:
+        """Answer an inline request with the connection's reused packer."""
         try:
-            if inline:
-                frame = self._encode({"id": req_id, "result": result})
-                size, parts = len(frame) - 4, [frame]
-            else:
-                size, parts = frame_parts({"id": req_id, "result": result})
+            frame = self._encode({"id": req_id, "result": result})
+        except Exception as exc:
+            self._write(encode_error(req_id, self._internal("encoding the result", exc)))
+            return
+        if len(frame) - 4 > self.max_frame:
+            self._too_large(req_id, len(frame) - 4)
+            return
+        self._write(frame)
+
+    def _respond_large(self, req_id: int, result: Any) -> None:
+        """Answer a task's request; a large result (file contents) is written as header +
+        the packer's own buffer, without copying the payload again."""
+        try:
+            size, parts = frame_parts({"id": req_id, "result": result})
         except Exception as exc:
             self._write(encode_error(req_id, self._internal("encoding the result", exc)))
             return
         if size > self.max_frame:
-            self._write(encode_error(req_id, TooLarge(
-                f"result of {size} bytes exceeds max_frame {self.max_frame}",
-                {"size": size, "max_frame": self.max_frame})))
-            return
-        if len(parts) == 1:
-            self._write(bytes(parts[0]))
+            self._too_large(req_id, size)
             return
         transport = self.transport
-        if self._batch is None and transport is not None and not transport.is_closing():
+        if len(parts) == 1 or self._batch is not None:
+            self._write(b"".join(parts))
+        elif transport is not None and not transport.is_closing():
             for part in parts:
                 transport.write(part)
-        else:
-            self._write(b"".join(parts))
+
+    def _too_large(self, req_id: int, size: int) -> None:
+        self._write(encode_error(req_id, TooLarge(
+            f"result of {size} bytes exceeds max_frame {self.max_frame}",
+            {"size": size, "max_frame": self.max_frame})))
 
     # ------------------------------------------------------------------ output
 
