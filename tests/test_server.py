@@ -426,7 +426,7 @@ def test_sys_kill_is_off_by_default(daemon: DaemonHandle) -> None:
     from xsys.protocol import PermissionDenied
 
     with daemon.client() as c, pytest.raises(PermissionDenied):
-        c.call("sys.kill", pid=os.getpid(), signal_name="CONT")
+        c.call("sys.kill", pid=os.getpid(), signal="CONT")
 
 
 def test_garbage_is_logged_once_per_connection(daemon: DaemonHandle) -> None:

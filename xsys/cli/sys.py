@@ -259,7 +259,7 @@ def ports(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def kill(ctx: click.Context, pid: int, signal_name: str, as_json: bool) -> None:
     """Signal one of your processes (needs sys.allow_kill in the daemon's config)."""
-    r = call(ctx, "sys.kill", pid=pid, signal_name=signal_name)
+    r = call(ctx, "sys.kill", pid=pid, signal=signal_name)
     if as_json:
         return print_json(r)
     click.echo(f"sent {r['signal']} to {r['pid']}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import platform
-import signal
+import signal as signal_mod
 import socket
 import time
 from typing import Annotated, Any, Literal
@@ -486,7 +486,8 @@ def register(router: Router, app: App) -> None:
 
     @router.method("sys.kill", kind="blocking")
     def kill(ctx: Context, pid: Annotated[int, Range(1, 2**31)],
-             signal_name: Annotated[str, Doc("signal name, e.g. TERM, KILL, HUP")] = "TERM",
+             signal: Annotated[str | int,
+                               Doc("signal name (TERM, SIGKILL, hup) or number")] = "TERM",
              ) -> dict[str, Any]:
         """Send a signal to a process. Off unless ``sys.allow_kill``; then only processes
         of the caller's own uid (-32002 permission_denied otherwise; -32001 not_found
@@ -497,13 +498,14 @@ def register(router: Router, app: App) -> None:
         if not ctx.app.config.sys.allow_kill:
             raise PermissionDenied("sys.kill is disabled (set sys.allow_kill: true)",
                                    {"setting": "sys.allow_kill"})
-        name = signal_name.upper()
-        name = name if name.startswith("SIG") else f"SIG{name}"
         try:
-            signum = signal.Signals[name]
-        except KeyError:
-            raise InvalidParams(f"unknown signal {signal_name!r}",
-                                {"param": "signal_name"}) from None
+            if isinstance(signal, int):
+                signum = signal_mod.Signals(signal)
+            else:
+                name = signal.upper()
+                signum = signal_mod.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+        except (KeyError, ValueError):
+            raise InvalidParams(f"unknown signal {signal!r}", {"param": "signal"}) from None
         try:
             owner = psutil.Process(pid).uids().real
         except psutil.NoSuchProcess:

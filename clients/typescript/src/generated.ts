@@ -397,8 +397,8 @@ export type SysInfoResult = ResultOf<"sys.info">;
 export interface SysKillParams {
   /** (range 1..2147483648, wire type `int`) */
   pid: number;
-  /** signal name, e.g. TERM, KILL, HUP (default "TERM", wire type `str`) */
-  signal_name?: string;
+  /** signal name (TERM, SIGKILL, hup) or number (default "TERM", wire type `str|int`) */
+  signal?: string | number;
 }
 
 /** Result of `sys.kill`. */

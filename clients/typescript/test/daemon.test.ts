@@ -199,7 +199,7 @@ describe("real daemon: sys", { skip: unavailable ?? false }, () => {
   it("sys.kill signals one of the caller's processes", async () => {
     const child = spawn("sleep", ["30"], { stdio: "ignore" });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_c, sig) => resolve(sig)));
-    const res = await client.sys.kill(child.pid as number, { signal_name: "KILL" });
+    const res = await client.sys.kill(child.pid as number, { signal: "KILL" });
     assert.deepEqual(res, { pid: child.pid, signal: "SIGKILL", sent: true });
     assert.equal(await exited, "SIGKILL");
   });
@@ -236,13 +236,13 @@ describe("real daemon: errors", { skip: unavailable ?? false }, () => {
 
   it("PermissionDeniedError for a process of another user", async (t) => {
     if (process.getuid?.() !== 0) {
-      await assert.rejects(client.sys.kill(1, { signal_name: "HUP" }), PermissionDeniedError);
+      await assert.rejects(client.sys.kill(1, { signal: "HUP" }), PermissionDeniedError);
       return;
     }
     const child = spawn("sleep", ["30"], { stdio: "ignore", uid: 65534, gid: 65534 });
     t.after(() => child.kill("SIGKILL"));
     await new Promise((resolve) => child.once("spawn", resolve));
-    await assert.rejects(client.sys.kill(child.pid as number, { signal_name: "TERM" }), PermissionDeniedError);
+    await assert.rejects(client.sys.kill(child.pid as number, { signal: "TERM" }), PermissionDeniedError);
     assert.equal(child.exitCode, null, "still running");
   });
 
