@@ -16,12 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.alerts_support import Recorder
+from xsys.alerts.providers import HttpClient
 from xsys.client import AsyncClient, Client
 from xsys.protocol import DaemonNotRunning
 
@@ -146,6 +148,22 @@ def daemon_factory(tmp_path: Path, short_tmp: Path) -> Iterator[Callable[..., Da
     yield start
     for h in handles:
         h.stop()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Recorder]:
+    """A local HTTP server recording requests, standing in for ntfy/Gotify/webhooks."""
+    rec = await Recorder().start()
+    yield rec
+    await rec.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClient]:
+    """The alert providers' shared HTTP client, closed afterwards."""
+    client = HttpClient()
+    yield client
+    await client.close()
 
 
 @pytest.fixture
