@@ -48,37 +48,28 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"xsys.alerts.providers.{module}"), name)
 
 
+#: Provider name -> (class name, what its constructor takes after the config).
+_BUILD = {
+    "google_chat": ("GoogleChatProvider", "http"),
+    "ntfy": ("NtfyProvider", "http"),
+    "gotify": ("GotifyProvider", "http"),
+    "smtp": ("SmtpProvider", "run_blocking"),
+    "webhook": ("WebhookProvider", "http"),
+    "alertmanager": ("AlertmanagerProvider", "http"),
+    "console": ("ConsoleProvider", ""),
+}
+
+
 def build_providers(config: AlertsConfig, http: HttpClient,
                     run_blocking: RunBlocking | None = None) -> dict[str, Provider]:
     """The enabled providers by name, in the order of ``PROVIDER_NAMES``. Each provider's
     module (and so aiohttp, smtplib...) is imported only when that provider is enabled."""
-    makers: dict[str, Provider] = {}
-    if config.google_chat.enabled:
-        from xsys.alerts.providers.google_chat import GoogleChatProvider
-
-        makers["google_chat"] = GoogleChatProvider(config.google_chat, http)
-    if config.ntfy.enabled:
-        from xsys.alerts.providers.ntfy import NtfyProvider
-
-        makers["ntfy"] = NtfyProvider(config.ntfy, http)
-    if config.gotify.enabled:
-        from xsys.alerts.providers.gotify import GotifyProvider
-
-        makers["gotify"] = GotifyProvider(config.gotify, http)
-    if config.smtp.enabled:
-        from xsys.alerts.providers.smtp import SmtpProvider
-
-        makers["smtp"] = SmtpProvider(config.smtp, run_blocking)
-    if config.webhook.enabled:
-        from xsys.alerts.providers.webhook import WebhookProvider
-
-        makers["webhook"] = WebhookProvider(config.webhook, http)
-    if config.alertmanager.enabled:
-        from xsys.alerts.providers.alertmanager import AlertmanagerProvider
-
-        makers["alertmanager"] = AlertmanagerProvider(config.alertmanager, http)
-    if config.console.enabled:
-        from xsys.alerts.providers.console import ConsoleProvider
-
-        makers["console"] = ConsoleProvider(config.console)
-    return makers
+    extra: dict[str, Any] = {"http": http, "run_blocking": run_blocking}
+    made: dict[str, Provider] = {}
+    for name, (class_name, needs) in _BUILD.items():
+        cfg = getattr(config, name)
+        if not cfg.enabled:
+            continue
+        cls = __getattr__(class_name)
+        made[name] = cls(cfg, extra[needs]) if needs else cls(cfg)
+    return made
