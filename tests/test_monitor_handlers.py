@@ -10,40 +10,15 @@ from typing import Any
 import pytest
 
 from tests.alerts_support import HOST
+from tests.fswatch_support import FakeSession
 from xsys.config import Config, from_dict
 from xsys.handlers import monitor as handlers
 from xsys.monitor.collectors import Collection, Sample
 from xsys.monitor.service import MonitorService
 from xsys.protocol import INVALID_PARAMS, INVALID_REQUEST, NOT_FOUND, XsysError
 from xsys.server.app import App
-from xsys.server.context import Subscription
 from xsys.server.dispatch import invoke
 from xsys.server.router import Router
-
-
-class FakeSession:
-    """The connection side of a context, recording pushed events."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.subs: dict[str, Subscription] = {}
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.outbound_queue = 100
-
-    def send_notification(self, method: str, params: dict[str, Any]) -> None:
-        self.events.append((method, params))
-
-    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any]) -> None:
-        self.events.append((method, params))
-
-    def add_subscription(self, sub: Subscription) -> None:
-        self.subs[sub.id] = sub
-
-    def remove_subscription(self, sub: Subscription) -> None:
-        self.subs.pop(sub.id, None)
-
-    def find_subscription(self, sub_id: str) -> Subscription | None:
-        return self.subs.get(sub_id)
 
 
 class Values:
@@ -147,31 +122,31 @@ async def test_history(env: Env) -> None:
 
 async def test_subscribe_push_and_unsubscribe(env: Env) -> None:
     _, _, service, values = env
-    session = FakeSession()
+    session = FakeSession(asyncio.get_running_loop(), outbound_queue=100)
     r = await call(env, "monitor.subscribe", session=session)
     sub_id = r["subscription"]
     crit = await call(env, "monitor.subscribe", {"severity": "critical", "check": "mem*"},
                       session=session)
     values.values = {"cpu": 95.0, "memory": 75.0}
     await service.tick()
-    pushed = [(m, p["subscription"], p["alert"]["component"]) for m, p in session.events]
+    pushed = [(m, p["subscription"], p["alert"]["component"]) for m, p in session.notifications]
     assert sorted(pushed) == [("monitor.alert", sub_id, "cpu"),
                               ("monitor.alert", sub_id, "memory")]
-    _method, params = session.events[0]
+    _method, params = session.notifications[0]
     assert set(params) == {"subscription", "alert"}
     assert params["alert"]["status"] == "firing" and params["alert"]["host"]["hostname"]
     assert await call(env, "monitor.unsubscribe", {"subscription": sub_id},
                       session=session) == {"subscription": sub_id, "closed": True}
-    session.events.clear()
+    session.notifications.clear()
     values.values = {"cpu": 95.0, "memory": 95.0}
     await service.tick()
-    assert [(p["subscription"], p["alert"]["severity"]) for _, p in session.events] == [
+    assert [(p["subscription"], p["alert"]["severity"]) for _, p in session.notifications] == [
         (crit["subscription"], "critical")]
     assert len(service.bus) == 1
     assert await code_of(env, "monitor.unsubscribe", {"subscription": sub_id},
                          session=session) == NOT_FOUND
     assert await code_of(env, "monitor.subscribe") == INVALID_REQUEST  # no stream here
-    session.subs[crit["subscription"]].close()  # the connection went away
+    session.subscriptions[crit["subscription"]].close()  # the connection went away
     assert len(service.bus) == 0
 
 
