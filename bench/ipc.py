@@ -47,7 +47,6 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import struct
@@ -65,6 +64,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _daemon import stop_process  # noqa: E402
 
 from xsys.protocol import encode_request  # noqa: E402
 
@@ -255,12 +256,7 @@ class DaemonTarget(Target):
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
 
 
 # =========================================================================== clients

@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _daemon import stop_process  # noqa: E402
 
 from xsys.client import Client  # noqa: E402
 from xsys.config import Config, from_dict  # noqa: E402
@@ -131,12 +132,7 @@ class Daemon:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_process(self.proc, 15)
         self.log.close()
 
 
