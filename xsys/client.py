@@ -54,10 +54,14 @@ UNSUBSCRIBE = {
 }
 
 
-def _params(params: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    if params is None:
-        return kwargs or None
-    return {**params, **kwargs} if kwargs else params
+def _params(params: dict[str, Any] | None, kwargs: dict[str, Any],
+            on_progress: ProgressCallback | None) -> dict[str, Any] | None:
+    """The request's params: ``params`` and keyword arguments merged, plus
+    ``progress: true`` when a progress callback was given."""
+    merged = (kwargs or None) if params is None else ({**params, **kwargs} if kwargs else params)
+    if on_progress is not None:
+        merged = {**(merged or {}), "progress": True}
+    return merged
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
@@ -240,9 +244,7 @@ class Client:
         its result. ``on_progress`` asks for progress (``progress: true``) and receives
         each ``<ns>.progress`` params. Raises the protocol's typed errors, ``TimeoutError``
         and ``ConnectionClosed``."""
-        merged = _params(params, kwargs)
-        if on_progress is not None:
-            merged = {**(merged or {}), "progress": True}
+        merged = _params(params, kwargs, on_progress)
         with self._lock:
             req_id = next(self._ids)
             self._send(encode_request(req_id, method, merged))
@@ -584,9 +586,7 @@ class AsyncClient:
         if not self.connected:
             await self.connect()
         assert self._transport is not None
-        merged = _params(params, kwargs)
-        if on_progress is not None:
-            merged = {**(merged or {}), "progress": True}
+        merged = _params(params, kwargs, on_progress)
         req_id = next(self._ids)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()

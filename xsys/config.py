@@ -65,7 +65,6 @@ class SysConfig:
     """Period of the background sampler feeding cpu percent and I/O rates."""
     allow_kill: bool = False
     """Whether ``sys.kill`` may signal anything (then only the caller's own processes)."""
-    max_processes: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -368,12 +367,10 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         layers.append((str(path), read_config_file(path)))
-    env_layer: dict[str, Any] = {}
     for var, (section, key) in ENV_KEYS.items():
         if env.get(var):
             value = env[var].upper() if key == "log_level" else env[var]
             layers.append((f"env:{var}", {section: {key: value}}))
-            env_layer.setdefault(section, {})[key] = value
     if overrides:
         layers.append(("command line", overrides))
     for origin, layer in layers:

@@ -246,7 +246,6 @@ def error_from_oserror(exc: OSError, path: str | None = None) -> XsysError:
 # --------------------------------------------------------------------------- msgpack
 
 
-_packer_default: Any = None
 _local = threading.local()
 _pack_header = HEADER.pack
 _unpackb = msgpack.unpackb
@@ -258,8 +257,7 @@ _PACKER_KEEP_BYTES = 1 << 20
 
 
 def _new_packer() -> Any:
-    return msgpack.Packer(use_bin_type=True, default=_packer_default,
-                          buf_size=_PACKER_BUF_BYTES)
+    return msgpack.Packer(use_bin_type=True, buf_size=_PACKER_BUF_BYTES)
 
 
 class FrameEncoder:
@@ -281,9 +279,7 @@ class FrameEncoder:
 
     def frame(self, obj: Any) -> bytes:
         """One complete frame: the 4-byte big-endian length, then the msgpack payload."""
-        payload = self._pack(obj)
-        if len(payload) > _PACKER_KEEP_BYTES:
-            self._pack = _new_packer().pack
+        payload = self.payload(obj)
         return _pack_header(len(payload)) + payload
 
 
@@ -295,7 +291,7 @@ def frame_parts(obj: Any) -> tuple[int, list[bytes | memoryview]]:
     """Encode ``obj`` as one frame given as parts to write in order, without copying a
     large payload out of its packer: returns (payload length, [header, payload]) for
     payloads of ``LARGE_FRAME_BYTES`` or more and (length, [frame]) for smaller ones."""
-    packer = msgpack.Packer(use_bin_type=True, autoreset=False, default=_packer_default)
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
     packer.pack(obj)
     view = packer.getbuffer()
     size = len(view)
@@ -313,8 +309,6 @@ def _thread_encoder() -> FrameEncoder:
 
 def packb(obj: Any) -> bytes:
     """msgpack-encode ``obj`` (str as str, bytes as bin, no datetime extensions)."""
-    if _packer_default is not None:  # a hook set at run time: a fresh packer, as it may nest
-        return msgpack.packb(obj, use_bin_type=True, default=_packer_default)  # type: ignore[no-any-return]
     return _thread_encoder().payload(obj)
 
 
@@ -328,9 +322,6 @@ def unpackb(payload: bytes | bytearray) -> Any:
 
 def encode_frame(obj: Any) -> bytes:
     """One complete frame: the 4-byte big-endian length, then the msgpack payload."""
-    if _packer_default is not None:
-        payload = packb(obj)
-        return _pack_header(len(payload)) + payload
     return _thread_encoder().frame(obj)
 
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -52,7 +52,7 @@ def state(ctx: click.Context) -> CliState:
     return obj
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> None:
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print ``xsys: message`` to stderr and exit with ``code``."""
     click.echo(f"xsys: {message}", err=True)
     sys.exit(code)
@@ -68,10 +68,8 @@ def connected(ctx: click.Context, timeout: float | None = -1.0) -> Iterator[Clie
     except DaemonNotRunning:
         fail(f"the daemon is not running (no answer on {st.socket_path}); "
              "start it with `xsys serve` (or `make run`)", EXIT_UNREACHABLE)
-        raise  # unreachable; for type checkers
     except PermissionError:
         fail(f"permission denied opening {st.socket_path}", EXIT_UNREACHABLE)
-        raise
     try:
         yield client
     except ConnectionClosed as exc:

@@ -32,7 +32,6 @@ def show(config_file: str | None, as_json: bool) -> None:
         loaded = load_config(config_file)
     except ConfigError as exc:
         fail(f"config error: {exc}")
-        return
     tree = to_dict(loaded.config)
     if as_json:
         print_json({"config": tree, "sources": loaded.sources, "files": list(loaded.files)})

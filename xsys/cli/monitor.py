@@ -255,7 +255,6 @@ def import_tinymonitor(file: str, output: str | None) -> None:
         data = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         fail(f"{file}: {exc}")
-        return
     if not isinstance(data, dict) or not looks_like_tinymonitor(data):
         fail(f"{file}: not a TinyMonitor config (expected keys such as refresh, cooldown, "
              "cpu, alerts)")
@@ -266,7 +265,6 @@ def import_tinymonitor(file: str, output: str | None) -> None:
         from_dict(Config, converted)
     except ConfigError as exc:
         fail(f"{file}: the converted config is invalid: {exc}")
-        return
     text = json.dumps(converted, indent=2) + "\n"
     if output:
         Path(output).write_text(text, encoding="utf-8")

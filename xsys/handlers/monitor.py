@@ -107,7 +107,7 @@ def register(router: Router, app: App) -> None:
         "params": {"subscription": id, "alert": {<alert fields>}}}`` for every alert that
         is not silenced, until ``monitor.unsubscribe`` or the connection closes.
         """
-        sub = ctx.subscribe("monitor", "alerts")
+        sub = ctx.subscribe("monitor")
         floor = SEVERITY_RANK[severity] if severity else 0
 
         def listener(alert: Alert) -> None:

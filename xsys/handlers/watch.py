@@ -143,7 +143,7 @@ def register(router: Router, app: App) -> None:
                           ignore_patterns=tuple(ignore_patterns or ()),
                           events=tuple(sorted(event_filter.events)),
                           include_dirs=include_dirs, owner=ctx.session)
-        sub = ctx.subscribe("watch", kind="watch")
+        sub = ctx.subscribe("watch")
         try:
             stream = await service.add(spec, SubscriptionSink(sub))
         except BaseException:

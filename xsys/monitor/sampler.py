@@ -27,14 +27,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class IoRates:
-    """Per-second rates of I/O counters between two samples (psutil's field names with
-    ``_per_s``: ``read_bytes_per_s``... for disks, ``bytes_sent_per_s``... for NICs)."""
-
-    values: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """One sample of the machine.
 
@@ -126,7 +118,6 @@ class Sampler:
         self._prev_net: dict[str, dict[str, float]] = {}
         self._prev_ts = 0.0
         self._task: asyncio.Task[None] | None = None
-        self.listeners: list[Any] = []
         self.samples_taken = 0
         self._count_logical = psutil.cpu_count(logical=True) or 1
         self._count_physical = psutil.cpu_count(logical=False)
@@ -201,14 +192,9 @@ class Sampler:
             next_at += self.interval_s
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             try:
-                snap = await app.run_blocking(self.sample_now)
+                await app.run_blocking(self.sample_now)
             except Exception:
                 log.exception("sampling failed")
                 continue
-            for listener in list(self.listeners):
-                try:
-                    listener(snap)
-                except Exception:
-                    log.exception("sampler listener %r failed", listener)
             if loop.time() - next_at > self.interval_s:
                 next_at = loop.time()  # fell behind (suspend, overload): do not burst

@@ -71,10 +71,9 @@ class Subscription:
     ``on_close`` callbacks once (also when the connection closes).
     """
 
-    def __init__(self, session: Session, namespace: str, kind: str = "") -> None:
+    def __init__(self, session: Session, namespace: str) -> None:
         self.id = f"{namespace}-{next(_sub_ids)}"
         self.namespace = namespace
-        self.kind = kind
         self.created_at = time.time()
         self.queue: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
         self.dropped = 0
@@ -192,12 +191,12 @@ class Context:
 
     # ----------------------------------------------------------- subscriptions
 
-    def subscribe(self, namespace: str, kind: str = "") -> Subscription:
+    def subscribe(self, namespace: str) -> Subscription:
         """Open a subscription on this connection (loop thread only); raises
         ``InvalidRequest`` where the transport cannot push (plain HTTP)."""
         if self.session is None:
             raise InvalidRequest(f"{self.method} needs a streaming connection (socket or /ws)")
-        sub = Subscription(self.session, namespace, kind)
+        sub = Subscription(self.session, namespace)
         self.session.add_subscription(sub)
         return sub
 

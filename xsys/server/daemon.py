@@ -82,12 +82,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         app = self.app
         sampler = Sampler(app.config.sys.sample_interval_s)
-        app.services["sampler"] = app.services.get("sampler", sampler)
+        app.services["sampler"] = sampler
         app.services["daemon"] = self
         register_all(self.router, app)
         install_http(app, self.router, self.server)
         try:
-            await app.services["sampler"].start(app)
+            await sampler.start(app)
             await app.start()
             await self.server.start(self.socket_path)
         except DaemonAlreadyRunning as exc:
