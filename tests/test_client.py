@@ -50,7 +50,6 @@ def test_timeout_and_connection_closed(short_tmp: Path) -> None:
     c = Client(path, timeout=0.3)
     with pytest.raises(TimeoutError):
         c.call("rpc.ping")
-    conn_holder: list[socket.socket] = []
 
     def accept_and_close() -> None:
         conn, _ = srv.accept()
@@ -65,7 +64,6 @@ def test_timeout_and_connection_closed(short_tmp: Path) -> None:
         c2.call("rpc.ping")
     t.join()
     srv.close()
-    del conn_holder
 
 
 async def test_async_timeout_and_loss(short_tmp: Path) -> None:

@@ -145,7 +145,6 @@ def test_truncated_frame_then_disconnect_leaves_server_healthy(daemon: DaemonHan
 
 def test_frame_split_in_single_bytes_and_many_frames_in_one_write(daemon: DaemonHandle) -> None:
     raw = Raw(daemon.socket)
-    frame = struct.pack(">I", 0)[:0]
     payload = msgpack.packb({"id": 1, "method": "rpc.ping"})
     frame = struct.pack(">I", len(payload)) + payload
     for b in frame:
