@@ -19,20 +19,12 @@ from typing import Annotated, Any, Literal
 
 import psutil
 
+from xsys.monitor.collectors import PSEUDO_FS
 from xsys.monitor.sampler import Sampler, Snapshot
 from xsys.protocol import InvalidParams, NotFound, PermissionDenied, error_from_oserror
 from xsys.server.app import App
 from xsys.server.context import Context
 from xsys.server.router import Doc, Range, Router
-
-#: Filesystems skipped by ``sys.disks`` unless ``all`` (pseudo and image filesystems, as
-#: node_exporter's default ``--collector.filesystem.fs-types-exclude``).
-PSEUDO_FS = frozenset({
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc",
-    "procfs", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
-    "tracefs", "aufs", "fuse.snapfuse", "fuse.lxcfs", "ramfs", "efivarfs",
-})
 
 
 def _nt(value: Any) -> dict[str, Any]:
@@ -65,6 +57,20 @@ def skip_partition(part: Any) -> bool:
             or part.fstype == "")
 
 
+def partitions(include_all: bool = False) -> list[Any]:
+    """psutil ``disk_partitions`` entries of real filesystems, one per mountpoint (all of
+    them with ``include_all``)."""
+    if include_all:
+        return list(psutil.disk_partitions(all=True))
+    out = []
+    seen: set[str] = set()
+    for part in psutil.disk_partitions(all=False):
+        if not skip_partition(part) and part.mountpoint not in seen:
+            seen.add(part.mountpoint)
+            out.append(part)
+    return out
+
+
 def list_disks(include_all: bool = False) -> list[dict[str, Any]]:
     """Mounted filesystems with usage (blocking: ``statvfs`` may stall on network mounts).
 
@@ -74,11 +80,7 @@ def list_disks(include_all: bool = False) -> list[dict[str, Any]]:
     ``disk_partitions``/``disk_usage`` and ``os.statvfs``.
     """
     out = []
-    seen: set[str] = set()
-    for part in psutil.disk_partitions(all=include_all):
-        if not include_all and (skip_partition(part) or part.mountpoint in seen):
-            continue
-        seen.add(part.mountpoint)
+    for part in partitions(include_all):
         row: dict[str, Any] = {
             "device": part.device, "mountpoint": part.mountpoint, "fstype": part.fstype,
             "opts": part.opts,

@@ -8,6 +8,7 @@ diskstats, netdev, netclass, stat, time).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from xsys.handlers.system import list_disks
+from xsys.handlers.system import partitions
 
 _MEMINFO = {
     "total": "MemTotal", "available": "MemAvailable", "free": "MemFree",
@@ -94,14 +95,10 @@ class NodeCollector(Collector):
                                             "Filesystem total free file nodes.",
                                             labels=labels),
         }
-        import os
-
-        for d in list_disks():
-            if "error" in d:
-                continue
-            lv = [d["device"], d["fstype"], d["mountpoint"]]
+        for part in partitions():
+            lv = [part.device, part.fstype, part.mountpoint]
             try:
-                st = os.statvfs(d["mountpoint"])
+                st = os.statvfs(part.mountpoint)
             except OSError:
                 continue
             fams["size"].add_metric(lv, st.f_blocks * st.f_frsize)

@@ -32,15 +32,17 @@ from xsys.monitor.settings import MonitorConfig
 
 log = logging.getLogger(__name__)
 
-#: Filesystem types never checked (pseudo, image and container layers), as TinyMonitor and
-#: node_exporter's default fs-types-exclude.
+#: Pseudo, image and container-layer filesystems (node_exporter's default
+#: fs-types-exclude): skipped by ``sys.disks``, ``/metrics`` and the filesystem check.
 PSEUDO_FS = frozenset({
     "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
     "devtmpfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc",
     "procfs", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
-    "tracefs", "aufs", "fuse.snapfuse", "fuse.lxcfs", "ramfs", "efivarfs", "tmpfs",
-    "devfs", "nullfs", "udf",
+    "tracefs", "aufs", "fuse.snapfuse", "fuse.lxcfs", "ramfs", "efivarfs",
 })
+#: Filesystem types the monitor never checks, as TinyMonitor: the above plus memory-backed
+#: and optical ones.
+UNCHECKED_FS = PSEUDO_FS | {"tmpfs", "devfs", "nullfs", "udf"}
 
 #: Units of the checks' values.
 UNITS = {
@@ -101,7 +103,7 @@ def skip_mount(part: Any, exclude: tuple[str, ...], include: tuple[str, ...]) ->
     if include:
         return mount not in include
     dev = str(part.device)
-    if part.fstype in PSEUDO_FS or part.fstype == "" or "loop" in dev:
+    if part.fstype in UNCHECKED_FS or part.fstype == "" or "loop" in dev:
         return True
     if dev.startswith("/dev/ram") or "docker" in mount or "cdrom" in str(part.opts):
         return True
