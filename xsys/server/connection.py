@@ -31,7 +31,7 @@ from xsys.protocol import (
     unpackb,
 )
 from xsys.server.context import Context, Peer, Subscription
-from xsys.server.dispatch import run_spec, split_progress
+from xsys.server.dispatch import prepare, run_spec
 
 if TYPE_CHECKING:
     from xsys.server.listener import Server
@@ -181,13 +181,7 @@ class Connection(asyncio.Protocol):
                 f"id {req_id} is already in flight on this connection", {"field": "id"}))
             return
         try:
-            spec = self.router.get(method)
-            if params or spec.params:
-                params, want_progress = split_progress(params)
-                kwargs = self.router.bind(spec, params)
-            else:
-                want_progress = False
-                kwargs = {}
+            spec, kwargs, want_progress = prepare(self.router, method, params)
         except XsysError as exc:
             self._write(encode_error(req_id, exc))
             return

@@ -25,6 +25,17 @@ def split_progress(params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return params, flag
 
 
+def prepare(router: Router, method: str,
+            params: dict[str, Any]) -> tuple[MethodSpec, dict[str, Any], bool]:
+    """Look ``method`` up and validate ``params``: (spec, handler kwargs, progress wanted).
+    Raises ``MethodNotFound`` and ``InvalidParams``."""
+    spec = router.get(method)
+    if not params and not spec.params:  # the common parameterless call: nothing to check
+        return spec, {}, False
+    clean, want_progress = split_progress(params)
+    return spec, router.bind(spec, clean), want_progress
+
+
 async def run_spec(app: App, spec: MethodSpec, ctx: Context, kwargs: dict[str, Any]) -> Any:
     """Run ``spec``'s handler with validated ``kwargs`` according to its kind."""
     if spec.kind == "async":
@@ -46,8 +57,6 @@ async def invoke(
 ) -> Any:
     """Validate and run ``method`` with ``params``; raises the handler's ``XsysError``s,
     ``MethodNotFound`` and ``InvalidParams``."""
-    spec = router.get(method)
-    clean, want_progress = split_progress(params or {})
-    kwargs = router.bind(spec, clean)
+    spec, kwargs, want_progress = prepare(router, method, params or {})
     ctx = Context(app, method, request_id, peer, session, want_progress)
     return await run_spec(app, spec, ctx, kwargs)
