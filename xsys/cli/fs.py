@@ -25,6 +25,7 @@ from xsys.cli.common import (
     print_json,
     table,
 )
+from xsys.monitor.units import parse_bytes
 from xsys.protocol import TooLarge
 
 #: Bytes per ``fs.read`` while ``cat`` streams a file.
@@ -330,15 +331,11 @@ def du(ctx: click.Context, path: str, as_json: bool) -> None:
 
 
 def _size(value: str | None) -> int | None:
-    """``"10M"``, ``"4k"``, ``"123"`` -> bytes (1024-based)."""
+    """``"10M"``, ``"4k"``, ``"123"`` -> bytes (1024-based, as the monitor's sizes)."""
     if value is None:
         return None
-    text = value.strip().upper().removesuffix("B").removesuffix("I")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
     try:
-        if text and text[-1] in scale:
-            return int(float(text[:-1]) * scale[text[-1]])
-        return int(text)
+        return int(parse_bytes(value))
     except ValueError:
         raise click.BadParameter(f"not a size: {value!r}") from None
 
