@@ -28,11 +28,13 @@ _event_lock = threading.Lock()
 @dataclass(frozen=True)
 class Peer:
     """The connecting process's credentials (SO_PEERCRED on Linux); None where unknown
-    (HTTP gateway, platforms without peer credentials)."""
+    (HTTP gateway, platforms without peer credentials). ``groups``: the peer's
+    supplementary gids (SO_PEERGROUPS, Linux 4.13+), None where unknown."""
 
     pid: int | None = None
     uid: int | None = None
     gid: int | None = None
+    groups: tuple[int, ...] | None = None
 
 
 class Session(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PEERCRED = struct.Struct("3i")
+#: ``SO_PEERGROUPS`` (Linux 4.13+; not every Python names it).
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
 
 
 class DaemonAlreadyRunning(RuntimeError):
@@ -44,7 +47,25 @@ def peer_credentials(sock: socket.socket | None) -> Peer:
     except OSError:
         return Peer()
     pid, uid, gid = _PEERCRED.unpack(raw)
-    return Peer(pid=pid, uid=uid, gid=gid)
+    return Peer(pid=pid, uid=uid, gid=gid, groups=peer_groups(sock))
+
+
+def peer_groups(sock: socket.socket) -> tuple[int, ...] | None:
+    """The supplementary gids of the peer of the Unix socket ``sock`` (``SO_PEERGROUPS``,
+    Linux 4.13+), or None where the kernel cannot tell."""
+    if not sys.platform.startswith("linux"):
+        return None
+    size = 4 * 64
+    while size <= 4 * 65536:
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, size)
+        except OSError as exc:
+            if exc.errno == errno.ERANGE:
+                size *= 4
+                continue
+            return None
+        return tuple(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
+    return None
 
 
 def resolve_group(group: str) -> int | None:
