@@ -56,7 +56,7 @@ def register(router: Router, app: App) -> None:
 
 
 def _register_metadata(router: Router, app: App) -> None:
-    @router.method("fs.stat", kind="blocking")
+    @router.method("fs.stat", kind="blocking", safe=True)
     def stat(ctx: Context, path: Path) -> dict[str, Any]:
         """Metadata of one entry (a symlink is described itself, with its target).
 
@@ -67,7 +67,7 @@ def _register_metadata(router: Router, app: App) -> None:
         """
         return wire(service(app).stat(path))
 
-    @router.method("fs.exists", kind="blocking")
+    @router.method("fs.exists", kind="blocking", safe=True)
     def exists(ctx: Context, path: Path) -> dict[str, Any]:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
 
@@ -87,7 +87,7 @@ def _register_metadata(router: Router, app: App) -> None:
 
 
 def _register_reading(router: Router, app: App) -> None:
-    @router.method("fs.read", kind="blocking")
+    @router.method("fs.read", kind="blocking", safe=True)
     def read(ctx: Context, path: Path,
              offset: Annotated[int, Range(0, None), Doc("first byte to read")] = 0,
              length: Annotated[int | None, Range(0, None),
@@ -102,7 +102,7 @@ def _register_reading(router: Router, app: App) -> None:
         """
         return wire(service(app).read(path, offset, length, encoding, ctx))
 
-    @router.method("fs.hash", kind="blocking", progress=True)
+    @router.method("fs.hash", kind="blocking", progress=True, safe=True)
     def hash_(ctx: Context, path: Path,
               algorithm: Annotated[Algorithm, Doc("hash function")] = "sha256",
               ) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def _register_reading(router: Router, app: App) -> None:
         """
         return wire(service(app).hash(path, algorithm, ctx))
 
-    @router.method("fs.tail", kind="blocking")
+    @router.method("fs.tail", kind="blocking", safe=True)
     def tail(ctx: Context, path: Path,
              lines: Annotated[int, Range(0, None), Doc("lines wanted (at most "
                                                        "fs.max_tail_lines)")] = 10,
@@ -186,7 +186,7 @@ def _encode(data: bytes | str, encoding: str) -> bytes:
 
 
 def _register_trees(router: Router, app: App) -> None:
-    @router.method("fs.list", kind="blocking")
+    @router.method("fs.list", kind="blocking", safe=True)
     def list_(ctx: Context, path: Path,
               recursive: Annotated[bool, Doc("descend into subdirectories")] = False,
               glob: Annotated[str | None, Doc("fnmatch pattern on the name (on the "
@@ -201,7 +201,7 @@ def _register_trees(router: Router, app: App) -> None:
         """
         return wire(service(app).list(path, recursive, glob, include_hidden, limit, ctx))
 
-    @router.method("fs.find", kind="blocking", progress=True)
+    @router.method("fs.find", kind="blocking", progress=True, safe=True)
     def find(ctx: Context, path: Path,
              name: Annotated[str | None, Doc("fnmatch glob on the base name")] = None,
              regex: Annotated[str | None, Doc("regular expression searched in the base "
@@ -221,7 +221,7 @@ def _register_trees(router: Router, app: App) -> None:
                           max_size=max_size, modified_since=modified_since)
         return wire(service(app).find(path, query, limit, ctx))
 
-    @router.method("fs.du", kind="blocking", progress=True)
+    @router.method("fs.du", kind="blocking", progress=True, safe=True)
     def du(ctx: Context, path: Path) -> dict[str, Any]:
         """Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others,
         errors}``.

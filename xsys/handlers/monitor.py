@@ -50,7 +50,7 @@ def register(router: Router, app: App) -> None:
     if "monitor" not in app.capabilities:
         app.capabilities.append("monitor")
 
-    @router.method("monitor.status", kind="inline")
+    @router.method("monitor.status", kind="inline", safe=True)
     def status(ctx: Context) -> dict[str, Any]:
         """Every check component with its state, value, threshold and since.
 
@@ -65,7 +65,7 @@ def register(router: Router, app: App) -> None:
         """
         return service.status()
 
-    @router.method("monitor.checks", kind="inline")
+    @router.method("monitor.checks", kind="inline", safe=True)
     def checks(ctx: Context) -> dict[str, Any]:
         """The configured checks and their thresholds.
 
@@ -75,7 +75,7 @@ def register(router: Router, app: App) -> None:
         """
         return {"checks": service.checks()}
 
-    @router.method("monitor.history", kind="inline")
+    @router.method("monitor.history", kind="inline", safe=True)
     def history(
         ctx: Context,
         limit: Annotated[int, Range(1, 100_000), Doc("newest alerts at most")] = 50,
@@ -214,7 +214,7 @@ def register(router: Router, app: App) -> None:
             raise NotFound("no silence matches", {"check": check, "component": component})
         return {"removed": [s.id for s in removed]}
 
-    @router.method("monitor.silences", kind="inline")
+    @router.method("monitor.silences", kind="inline", safe=True)
     def silences(ctx: Context) -> dict[str, Any]:
         """Active silences: ``{"silences": [{"id", "check", "component", "starts_at",
         "ends_at", "comment", "created_by"}]}``."""

@@ -14,7 +14,7 @@ from xsys.server.router import Router
 def register(router: Router, app: App) -> None:
     """Declare rpc.hello, rpc.ping and rpc.methods."""
 
-    @router.method("rpc.hello", kind="inline")
+    @router.method("rpc.hello", kind="inline", safe=True)
     def hello(ctx: Context) -> dict[str, Any]:
         """Protocol version, server name and version, pid, method names and capabilities.
 
@@ -31,12 +31,12 @@ def register(router: Router, app: App) -> None:
             "max_frame_bytes": app.config.server.max_frame_bytes,
         }
 
-    @router.method("rpc.ping", kind="inline")
+    @router.method("rpc.ping", kind="inline", safe=True)
     def ping(ctx: Context) -> dict[str, Any]:
         """Liveness check: ``{"pong": true, "ts": <server time, epoch seconds>}``."""
         return {"pong": True, "ts": time.time()}
 
-    @router.method("rpc.methods", kind="inline")
+    @router.method("rpc.methods", kind="inline", safe=True)
     def methods(ctx: Context) -> dict[str, Any]:
         """Every method with its parameter schema and one-line summary.
 

@@ -157,7 +157,7 @@ def register(router: Router, app: App) -> None:
     lister = ProcessLister()
     app.capabilities.append("sys")
 
-    @router.method("sys.info", kind="blocking")
+    @router.method("sys.info", kind="blocking", safe=True)
     def info(ctx: Context) -> dict[str, Any]:
         """Host identity and totals: hostname, os, kernel, arch, boot time, uptime, CPU
         count/model, memory and swap totals, load.
@@ -205,7 +205,7 @@ def register(router: Router, app: App) -> None:
             "ts": snap.ts,
         }
 
-    @router.method("sys.cpu", kind="inline")
+    @router.method("sys.cpu", kind="inline", safe=True)
     def cpu(ctx: Context,
             per_cpu: Annotated[bool, Doc("include one entry per logical CPU")] = True,
             ) -> dict[str, Any]:
@@ -236,7 +236,7 @@ def register(router: Router, app: App) -> None:
         )
         return out
 
-    @router.method("sys.memory", kind="inline")
+    @router.method("sys.memory", kind="inline", safe=True)
     def memory(ctx: Context) -> dict[str, Any]:
         """Virtual memory and swap, in bytes and percent (psutil ``virtual_memory``,
         ``swap_memory``; sampled in the background).
@@ -248,7 +248,7 @@ def register(router: Router, app: App) -> None:
         snap = _snapshot(ctx.app)
         return {"virtual": dict(snap.memory), "swap": dict(snap.swap), "ts": snap.ts}
 
-    @router.method("sys.disks", kind="blocking")
+    @router.method("sys.disks", kind="blocking", safe=True)
     def disks(ctx: Context,
               all: Annotated[bool, Doc("include pseudo, loop and duplicate mounts")] = False,
               ) -> dict[str, Any]:
@@ -260,7 +260,7 @@ def register(router: Router, app: App) -> None:
         """
         return {"disks": list_disks(all), "ts": time.time()}
 
-    @router.method("sys.disk_io", kind="inline")
+    @router.method("sys.disk_io", kind="inline", safe=True)
     def disk_io(ctx: Context,
                 per_disk: Annotated[bool, Doc("include one entry per disk")] = True,
                 ) -> dict[str, Any]:
@@ -278,7 +278,7 @@ def register(router: Router, app: App) -> None:
             out["disks"] = {k: dict(v) for k, v in snap.disk_io.items()}
         return out
 
-    @router.method("sys.network", kind="blocking")
+    @router.method("sys.network", kind="blocking", safe=True)
     def network(ctx: Context) -> dict[str, Any]:
         """Network interfaces with addresses, MAC, up/speed/MTU, counters and per-second
         rates (psutil ``net_if_addrs``, ``net_if_stats``, ``net_io_counters``).
@@ -318,7 +318,7 @@ def register(router: Router, app: App) -> None:
         return {"interfaces": interfaces, "total": dict(snap.net_io_total),
                 "interval_s": round(snap.interval_s, 6), "ts": snap.ts}
 
-    @router.method("sys.load", kind="inline")
+    @router.method("sys.load", kind="inline", safe=True)
     def load(ctx: Context) -> dict[str, Any]:
         """Load averages over 1, 5 and 15 minutes, absolute and per logical CPU
         (``os.getloadavg``; node_exporter's ``node_load1``...).
@@ -334,7 +334,7 @@ def register(router: Router, app: App) -> None:
                             "load15": round(l15 / n, 4)},
                 "cpu_count": n, "ts": snap.ts}
 
-    @router.method("sys.processes", kind="blocking")
+    @router.method("sys.processes", kind="blocking", safe=True)
     def processes(
         ctx: Context,
         sort: Annotated[Literal["cpu", "memory", "pid", "name"],
@@ -369,7 +369,7 @@ def register(router: Router, app: App) -> None:
         return {"processes": rows[:limit], "total": total, "truncated": total > limit,
                 "ts": time.time()}
 
-    @router.method("sys.process", kind="blocking")
+    @router.method("sys.process", kind="blocking", safe=True)
     def process(ctx: Context, pid: Annotated[int, Range(0, 2**31)]) -> dict[str, Any]:
         """One process in detail; -32001 not_found when it does not exist (or is gone).
 
@@ -400,7 +400,7 @@ def register(router: Router, app: App) -> None:
             row["children"], row["open_files_count"] = [], None
         return row
 
-    @router.method("sys.sensors", kind="blocking")
+    @router.method("sys.sensors", kind="blocking", safe=True)
     def sensors(ctx: Context) -> dict[str, Any]:
         """Temperatures (°C), fans (RPM) and battery where the platform has them; empty
         lists otherwise, never an error (psutil ``sensors_*``).
@@ -437,7 +437,7 @@ def register(router: Router, app: App) -> None:
             pass
         return {"temperatures": temps, "fans": fans, "battery": battery}
 
-    @router.method("sys.users", kind="blocking")
+    @router.method("sys.users", kind="blocking", safe=True)
     def users(ctx: Context) -> dict[str, Any]:
         """Users logged in (psutil ``users``): ``{"users": [{name, terminal, host,
         started (epoch s), pid}]}``."""
@@ -445,7 +445,7 @@ def register(router: Router, app: App) -> None:
                            "started": u.started, "pid": getattr(u, "pid", None)}
                           for u in psutil.users()]}
 
-    @router.method("sys.ports", kind="blocking")
+    @router.method("sys.ports", kind="blocking", safe=True)
     def ports(ctx: Context,
               kind: Annotated[Literal["inet", "inet4", "inet6", "tcp", "udp", "unix", "all"],
                               Doc("socket families (psutil net_connections kind)")] = "inet",

@@ -88,8 +88,9 @@ class ParamSpec:
 @dataclass(frozen=True)
 class MethodSpec:
     """A registered method: name, summary (the docstring's first line), description (the
-    rest), parameters, how it runs, whether it streams (returns a subscription) and the
-    handler itself."""
+    rest), parameters, how it runs, whether it streams (returns a subscription), whether it
+    is *safe* (RFC 9110 section 9.2.1: read-only, no state changes; the HTTP mirror serves
+    only safe methods unless ``http.allow_write``) and the handler itself."""
 
     name: str
     summary: str
@@ -99,6 +100,7 @@ class MethodSpec:
     handler: Callable[..., Any] = field(repr=False)
     streams: str | None = None
     progress: bool = False
+    safe: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The ``rpc.methods`` form of this method."""
@@ -113,6 +115,8 @@ class MethodSpec:
             out["streams"] = self.streams
         if self.progress:
             out["progress"] = True
+        if self.safe:
+            out["safe"] = True
         return out
 
 
@@ -282,18 +286,21 @@ class Router:
         kind: Kind | None = None,
         streams: str | None = None,
         progress: bool = False,
+        safe: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``fn`` as method ``name``.
 
         ``kind`` defaults to ``"async"`` for coroutine functions and ``"blocking"``
         otherwise. ``streams`` names the notification a subscription method pushes
         (e.g. ``"watch.event"``); ``progress`` marks methods that honour
-        ``progress: true``. Raises ``ValueError`` on a duplicate name and ``TypeError`` on an
-        unsupported annotation.
+        ``progress: true``. ``safe`` marks read-only methods (RFC 9110 "safe methods": no
+        state change on the host or in the daemon); unmarked methods count as unsafe, so
+        the HTTP mirror refuses them unless ``http.allow_write``. Raises ``ValueError`` on a
+        duplicate name and ``TypeError`` on an unsupported annotation.
         """
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(name, fn, kind=kind, streams=streams, progress=progress)
+            self.add(name, fn, kind=kind, streams=streams, progress=progress, safe=safe)
             return fn
 
         return register
@@ -306,6 +313,7 @@ class Router:
         kind: Kind | None = None,
         streams: str | None = None,
         progress: bool = False,
+        safe: bool = False,
     ) -> MethodSpec:
         """Register ``fn`` as ``name`` (see ``method``) and return its spec."""
         if name in self._methods:
@@ -334,6 +342,7 @@ class Router:
             handler=fn,
             streams=streams,
             progress=progress,
+            safe=safe,
         )
         self._methods[name] = spec
         return spec
