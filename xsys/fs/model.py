@@ -9,7 +9,33 @@ import os
 import stat
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+
+def wire_str(text: str) -> str | bytes:
+    """``text`` for the wire: itself, or the original bytes (``os.fsencode``) when it holds
+    surrogate escapes, i.e. came from a file name that is not valid UTF-8 (such names go
+    as msgpack bin in the same field; docs/protocol.md, "File names")."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def to_wire(value: Any) -> Any:
+    """``value`` (maps, lists and scalars) with every ``str`` passed through
+    ``wire_str``."""
+    if isinstance(value, str):
+        return wire_str(value)
+    if isinstance(value, dict):
+        return {k: to_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_wire(v) for v in value]
+    return value
+
 
 #: Entry types as they appear on the wire.
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
@@ -119,16 +145,13 @@ class Entry:
     symlink_target: str | None = None
 
     @classmethod
-    def from_stat(cls, name: str, path: str, st: os.stat_result) -> Entry:
-        """Build from an ``lstat`` result (reads the link target for symlinks)."""
-        target = None
-        if stat.S_ISLNK(st.st_mode):
-            try:
-                target = os.readlink(path)
-            except OSError:
-                target = None
+    def from_stat(cls, name: str, path: str, st: os.stat_result,
+                  target: str | None = None) -> Entry:
+        """Build from an ``lstat`` result; ``target``: the link's target for symlinks (read
+        by the caller with ``readlinkat``)."""
         return cls(name=name, path=path, type=entry_type(st.st_mode), size=st.st_size,
-                   mode=stat.S_IMODE(st.st_mode), mtime_at=st.st_mtime, symlink_target=target)
+                   mode=stat.S_IMODE(st.st_mode), mtime_at=st.st_mtime,
+                   symlink_target=target if stat.S_ISLNK(st.st_mode) else None)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import os
 import stat
 from collections.abc import Iterator
 
-from xsys.fs.model import HashResult, Job, ReadResult, TailResult, check_cancelled
-from xsys.fs.sandbox import Resolved, Sandbox
+from xsys.fs.model import HashResult, Job, ReadResult, TailResult, check_cancelled, entry_type
+from xsys.fs.sandbox import Located
 from xsys.protocol import Conflict, InvalidParams, TooLarge, error_from_oserror
 
 #: Algorithms ``fs.hash`` accepts (``hashlib`` names).
@@ -25,24 +25,37 @@ def pread(fd: int, size: int, offset: int) -> bytes:
     return os.read(fd, size)
 
 
+#: Flags for reading a file: never follow a final symlink, never block on a FIFO.
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+
+
+def check_regular(fd: int, path: str) -> os.stat_result:
+    """``fstat`` of ``fd``, which must be a regular file: -32007 (``EISDIR`` for a
+    directory, ``reason: "not_regular_file"`` and the ``type`` for a FIFO, socket or
+    device), so no worker ever blocks on a special file."""
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode):
+        return st
+    if stat.S_ISDIR(st.st_mode):
+        raise Conflict(f"is a directory: {path}", {"errno": "EISDIR", "path": path})
+    kind = entry_type(st.st_mode)
+    raise Conflict(f"not a regular file ({kind}): {path}",
+                   {"path": path, "type": kind, "reason": "not_regular_file"})
+
+
 @contextlib.contextmanager
-def open_checked(sandbox: Sandbox, res: Resolved) -> Iterator[int]:
-    """Open ``res.real`` read-only and yield the fd after checking it against the roots;
-    directories are refused with -32007 (EISDIR)."""
+def open_regular(loc: Located) -> Iterator[tuple[int, os.stat_result]]:
+    """Open the located entry for reading without following a symlink swapped in and
+    without blocking on a FIFO; yield ``(fd, fstat)`` of a regular file (see
+    ``check_regular``)."""
+    fd = loc.open(READ_FLAGS)
     try:
-        fd = os.open(res.real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise error_from_oserror(exc, res.real) from None
-    try:
-        sandbox.check_fd(fd, res.requested)
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise Conflict(f"is a directory: {res.real}", {"errno": "EISDIR", "path": res.real})
-        yield fd
+        yield fd, check_regular(fd, loc.path)
     finally:
         os.close(fd)
 
 
-def read_file(sandbox: Sandbox, res: Resolved, offset: int, length: int | None,
+def read_file(loc: Located, offset: int, length: int | None,
               encoding: str | None, limit: int, chunk: int, job: Job) -> ReadResult:
     """Read ``length`` bytes (None: to the end) from ``offset``.
 
@@ -51,15 +64,15 @@ def read_file(sandbox: Sandbox, res: Resolved, offset: int, length: int | None,
     """
     if encoding is not None:
         _check_encoding(encoding)
-    with open_checked(sandbox, res) as fd:
-        size = os.fstat(fd).st_size
+    with open_regular(loc) as (fd, st):
+        size = st.st_size
         remaining = max(0, size - offset)
         want = remaining if length is None else min(length, remaining)
         if want > limit:
             raise TooLarge(
                 f"read of {want} bytes exceeds the limit of {limit} bytes; "
                 "read in pieces with offset/length",
-                {"limit": limit, "requested": want, "size": size, "path": res.real})
+                {"limit": limit, "requested": want, "size": size, "path": loc.path})
         pieces: list[bytes] = []
         got = 0
         while got < want:  # one pread (bounded by ``limit``): the kernel fills the bytes
@@ -67,7 +80,7 @@ def read_file(sandbox: Sandbox, res: Resolved, offset: int, length: int | None,
             try:
                 piece = pread(fd, want - got, offset + got)
             except OSError as exc:
-                raise error_from_oserror(exc, res.real) from None
+                raise error_from_oserror(exc, loc.path) from None
             if not piece:
                 break
             pieces.append(piece)
@@ -83,7 +96,7 @@ def read_file(sandbox: Sandbox, res: Resolved, offset: int, length: int | None,
             raise InvalidParams(f"the file is not valid {encoding}: {exc.reason} at byte "
                                 f"{offset + exc.start}",
                                 {"param": "encoding", "offset": offset + exc.start}) from None
-    return ReadResult(path=res.real, data=data, offset=offset, length=got, size=size,
+    return ReadResult(path=loc.path, data=data, offset=offset, length=got, size=size,
                       eof=offset + got >= size)
 
 
@@ -97,13 +110,12 @@ def _check_encoding(encoding: str) -> None:
                             {"param": "encoding", "got": encoding}) from None
 
 
-def hash_file(sandbox: Sandbox, res: Resolved, algorithm: str, chunk: int,
-              job: Job) -> HashResult:
+def hash_file(loc: Located, algorithm: str, chunk: int, job: Job) -> HashResult:
     """Stream the file through ``algorithm`` in ``chunk``-byte pieces, reporting progress
     in bytes against the file size."""
     h = hashlib.new(algorithm)
-    with open_checked(sandbox, res) as fd:
-        size = os.fstat(fd).st_size
+    with open_regular(loc) as (fd, st):
+        size = st.st_size
         buf = bytearray(chunk)
         view = memoryview(buf)
         done = 0
@@ -118,17 +130,16 @@ def hash_file(sandbox: Sandbox, res: Resolved, algorithm: str, chunk: int,
                 done += n
                 job.progress(done, size, "bytes")
         job.progress(done, size, "bytes", force=True)
-    return HashResult(path=res.real, algorithm=algorithm, digest=h.hexdigest(), size=done)
+    return HashResult(path=loc.path, algorithm=algorithm, digest=h.hexdigest(), size=done)
 
 
-def tail_file(sandbox: Sandbox, res: Resolved, lines: int, limit: int, chunk: int,
-              job: Job) -> TailResult:
+def tail_file(loc: Located, lines: int, limit: int, chunk: int, job: Job) -> TailResult:
     """The last ``lines`` lines (a final newline does not start an empty line), reading
     backwards in ``chunk`` pieces and never more than ``limit`` bytes."""
-    with open_checked(sandbox, res) as fd:
-        size = os.fstat(fd).st_size
+    with open_regular(loc) as (fd, st):
+        size = st.st_size
         if lines == 0 or size == 0:
-            return TailResult(path=res.real, lines=[], size=size)
+            return TailResult(path=loc.path, lines=[], size=size)
         pos = size
         data = b""
         step = min(chunk, 64 * 1024)
@@ -143,4 +154,4 @@ def tail_file(sandbox: Sandbox, res: Resolved, lines: int, limit: int, chunk: in
     if pos > 0:
         parts = parts[1:]  # it may start mid-line
     text = [p.decode("utf-8", errors="replace").rstrip("\r") for p in parts[-lines:]]
-    return TailResult(path=res.real, lines=text, size=size)
+    return TailResult(path=loc.path, lines=text, size=size)

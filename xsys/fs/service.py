@@ -30,7 +30,7 @@ from xsys.fs.model import (
     WriteResult,
     entry_type,
 )
-from xsys.fs.sandbox import Resolved, Sandbox, default_roots
+from xsys.fs.sandbox import Located, Resolved, Sandbox, default_roots
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, InvalidParams, TooLarge, error_from_oserror
 
 WriteMode = Literal["create", "overwrite", "append"]
@@ -57,139 +57,156 @@ class FsService:
         """The resolved roots."""
         return self.sandbox.roots
 
-    def resolve(self, path: str, *, allow_outward_link: bool = False) -> Resolved:
-        """Resolve ``path`` in the sandbox (raises -32002 outside the roots)."""
+    def resolve(self, path: str | bytes, *, allow_outward_link: bool = False) -> Resolved:
+        """Resolve ``path`` in the sandbox to path strings (raises -32002 outside the
+        roots); the operations below use ``locate`` and act on descriptors instead."""
         return self.sandbox.resolve(path, allow_outward_link=allow_outward_link)
+
+    def locate(self, path: str | bytes, *, follow: bool = True,
+               allow_missing: bool = False) -> Located:
+        """``Sandbox.locate``: the open parent descriptor and name of ``path``."""
+        return self.sandbox.locate(path, follow=follow, allow_missing=allow_missing)
 
     # ------------------------------------------------------------------ metadata
 
-    def stat(self, path: str) -> FileInfo:
+    def stat(self, path: str | bytes) -> FileInfo:
         """Metadata of ``path``'s entry; a symlink is described itself (``type``
         ``symlink``, ``symlink_target``) and must point inside the roots."""
-        res = self.resolve(path)
-        try:
-            st = os.lstat(res.entry)
-            target = os.readlink(res.entry) if stat.S_ISLNK(st.st_mode) else None
-        except OSError as exc:
-            raise error_from_oserror(exc, res.entry) from None
-        return FileInfo.from_stat(res.entry, st, target)
+        with self.locate(path, follow=False) as loc:
+            st = loc.lstat()
+            target = None
+            if stat.S_ISLNK(st.st_mode):
+                assert loc.name is not None
+                try:
+                    target = os.readlink(loc.name, dir_fd=loc.dir_fd)
+                except OSError as exc:
+                    raise error_from_oserror(exc, loc.path) from None
+                self.locate(path, follow=True, allow_missing=True).close()
+            return FileInfo.from_stat(loc.path, st, target)
 
-    def exists(self, path: str) -> Existence:
+    def exists(self, path: str | bytes) -> Existence:
         """Whether ``path`` exists (following symlinks) and its type."""
-        res = self.resolve(path)
-        try:
-            st = os.stat(res.real)
-        except (FileNotFoundError, NotADirectoryError):
-            return Existence(path=res.real, exists=False, type=None)
-        except OSError as exc:
-            raise error_from_oserror(exc, res.real) from None
-        return Existence(path=res.real, exists=True, type=entry_type(st.st_mode))
+        with self.locate(path, follow=True, allow_missing=True) as loc:
+            if loc.st is None:
+                return Existence(path=loc.path, exists=False, type=None)
+            return Existence(path=loc.path, exists=True, type=entry_type(loc.st.st_mode))
 
-    def chmod(self, path: str, mode: int | str) -> ChmodResult:
+    def chmod(self, path: str | bytes, mode: int | str) -> ChmodResult:
         """Set the permission bits of ``path`` (symlinks followed) to ``mode`` (int, or an
-        octal string such as ``"0755"``); -32602 on a malformed mode."""
+        octal string such as ``"0755"``); -32602 on a malformed mode, -32002 for a file
+        with several hard links (unless ``fs.allow_hardlinked_writes``)."""
         try:
             bits = writing.parse_mode(mode)
         except ValueError as exc:
             raise InvalidParams(f"parameter 'mode': {exc}", {"param": "mode", "got": mode}) \
                 from None
-        res = self.resolve(path)
-        try:
-            os.chmod(res.real, bits)
-            now = stat.S_IMODE(os.stat(res.real).st_mode)
-        except OSError as exc:
-            raise error_from_oserror(exc, res.real) from None
-        return ChmodResult(path=res.real, mode=now)
+        with self.locate(path) as loc:
+            now = writing.chmod(loc, bits, self.config.allow_hardlinked_writes)
+            return ChmodResult(path=loc.path, mode=now)
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, path: str, offset: int = 0, length: int | None = None,
+    def read(self, path: str | bytes, offset: int = 0, length: int | None = None,
              encoding: str | None = None, job: Job | None = None) -> ReadResult:
         """``length`` bytes (None: to the end) from ``offset``; -32004 above the read
-        limit; text when ``encoding`` is given."""
-        res = self.resolve(path)
-        return reading.read_file(self.sandbox, res, offset, length, encoding, self.read_limit,
-                                 self.config.chunk_bytes, job or NullJob())
+        limit; text when ``encoding`` is given; -32007 for a directory or special file."""
+        with self.locate(path) as loc:
+            return reading.read_file(loc, offset, length, encoding, self.read_limit,
+                                     self.config.chunk_bytes, job or NullJob())
 
-    def hash(self, path: str, algorithm: str = "sha256", job: Job | None = None) -> HashResult:
+    def hash(self, path: str | bytes, algorithm: str = "sha256",
+             job: Job | None = None) -> HashResult:
         """The hex digest of the file, streamed in chunks (progress in bytes)."""
-        res = self.resolve(path)
-        return reading.hash_file(self.sandbox, res, algorithm, self.config.chunk_bytes,
-                                 job or NullJob())
+        with self.locate(path) as loc:
+            return reading.hash_file(loc, algorithm, self.config.chunk_bytes,
+                                     job or NullJob())
 
-    def tail(self, path: str, lines: int = 10, job: Job | None = None) -> TailResult:
+    def tail(self, path: str | bytes, lines: int = 10, job: Job | None = None) -> TailResult:
         """The last ``lines`` lines of a text file (at most ``max_tail_lines``)."""
         if lines > self.config.max_tail_lines:
             raise TooLarge(f"at most {self.config.max_tail_lines} lines per fs.tail",
                            {"limit": self.config.max_tail_lines, "requested": lines})
-        res = self.resolve(path)
-        return reading.tail_file(self.sandbox, res, lines, self.read_limit,
-                                 self.config.chunk_bytes, job or NullJob())
+        with self.locate(path) as loc:
+            return reading.tail_file(loc, lines, self.read_limit, self.config.chunk_bytes,
+                                     job or NullJob())
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, path: str, data: bytes, mode: WriteMode = "overwrite",
+    def write(self, path: str | bytes, data: bytes, mode: WriteMode = "overwrite",
               make_parents: bool = False, expected_sha256: str | None = None,
               job: Job | None = None) -> WriteResult:
         """Write ``data`` (create | overwrite atomically, or append); -32004 above
         ``max_write_bytes``, -32003 for ``create`` over an existing file, -32007 when
-        ``expected_sha256`` does not match the current content."""
+        ``expected_sha256`` does not match the current content, -32002 over a file with
+        several hard links (unless ``fs.allow_hardlinked_writes``)."""
         if len(data) > self.config.max_write_bytes:
             raise TooLarge(f"write of {len(data)} bytes exceeds the limit of "
                            f"{self.config.max_write_bytes} bytes",
                            {"limit": self.config.max_write_bytes, "requested": len(data)})
-        res = self.resolve(path)
         job = job or NullJob()
         chunk = self.config.chunk_bytes
-        with self.locks.lock(res.real):
-            writing.check_expected(res.real, expected_sha256, chunk)
+        allow = self.config.allow_hardlinked_writes
+        with self.locate(path, allow_missing=True) as loc, self.locks.lock(loc.path):
+            writing.check_expected(loc, expected_sha256, chunk)
             if mode == "append":
-                return writing.append(self.sandbox, res, data, make_parents=make_parents,
-                                      umask=self.umask, chunk=chunk, job=job)
-            return writing.atomic_write(self.sandbox, res, data, exclusive=mode == "create",
-                                        make_parents=make_parents, umask=self.umask,
-                                        chunk=chunk, job=job)
+                return writing.append(loc, data, make_dirs=make_parents, umask=self.umask,
+                                      chunk=chunk, job=job, allow_hardlinked=allow)
+            return writing.atomic_write(loc, data, exclusive=mode == "create",
+                                        make_dirs=make_parents, umask=self.umask,
+                                        chunk=chunk, job=job, allow_hardlinked=allow)
 
-    def mkdir(self, path: str, parents: bool = False) -> MkdirResult:
+    def mkdir(self, path: str | bytes, parents: bool = False) -> MkdirResult:
         """Create a directory (``parents``: like ``mkdir -p``)."""
-        return writing.mkdir(self.resolve(path), parents, self.umask)
+        with self.locate(path, allow_missing=True) as loc:
+            return writing.mkdir(loc, parents, self.umask)
 
     # ------------------------------------------------------------------ trees
 
-    def list(self, path: str, recursive: bool = False, glob: str | None = None,
+    def list(self, path: str | bytes, recursive: bool = False, glob: str | None = None,
              include_hidden: bool = False, limit: int | None = None,
              job: Job | None = None) -> Listing:
         """Directory entries, bounded by ``limit`` (clamped to ``max_list_entries``)."""
-        res = self.resolve(path)
-        return tree.list_dir(res, recursive, glob, include_hidden, self._limit(limit),
-                             job or NullJob())
+        with self.locate(path, allow_missing=True) as loc:
+            return tree.list_dir(loc, recursive, glob, include_hidden, self._limit(limit),
+                                 job or NullJob())
 
-    def find(self, path: str, query: tree.FindQuery, limit: int | None = None,
+    def find(self, path: str | bytes, query: tree.FindQuery, limit: int | None = None,
              job: Job | None = None) -> Listing:
         """Entries below ``path`` matching ``query``, bounded like ``list``."""
-        res = self.resolve(path)
-        return tree.find(res, query, self._limit(limit), job or NullJob())
+        query = query.compile()
+        with self.locate(path, allow_missing=True) as loc:
+            return tree.find(loc, query, self._limit(limit), job or NullJob())
 
-    def du(self, path: str, job: Job | None = None) -> DiskUsage:
+    def du(self, path: str | bytes, job: Job | None = None) -> DiskUsage:
         """Size and counts of the tree at ``path``."""
-        return tree.disk_usage(self.resolve(path), job or NullJob())
+        with self.locate(path, follow=True) as loc:
+            return tree.disk_usage(loc, job or NullJob())
 
-    def remove(self, path: str, recursive: bool = False, job: Job | None = None) -> RemoveResult:
-        """Remove a file, symlink or directory (non-empty ones need ``recursive``)."""
-        res = self.resolve(path, allow_outward_link=True)
-        return tree.remove(res, recursive, job or NullJob())
+    def remove(self, path: str | bytes, recursive: bool = False,
+               job: Job | None = None) -> RemoveResult:
+        """Remove a file, symlink (itself) or directory (non-empty ones need
+        ``recursive``); a root, or a directory holding one, never (-32002)."""
+        with self.locate(path, follow=False) as loc:
+            tree.guard_roots(loc, self.roots, "remove")
+            return tree.remove(loc, recursive, job or NullJob())
 
-    def copy(self, src: str, dst: str, overwrite: bool = False, preserve: bool = False,
-             job: Job | None = None) -> TransferResult:
-        """Copy a file or tree to exactly ``dst``."""
-        s, d = self.resolve(src), self.resolve(dst)
-        return tree.copy(s, d, overwrite, preserve, self.config.chunk_bytes, job or NullJob())
+    def copy(self, src: str | bytes, dst: str | bytes, overwrite: bool = False,
+             preserve: bool = False, job: Job | None = None) -> TransferResult:
+        """Copy a file or tree to exactly ``dst`` (never over a root)."""
+        with self.locate(src) as s, self.locate(dst, allow_missing=True) as d:
+            tree.guard_roots(d, self.roots, "replace")
+            return tree.copy(s, d, overwrite, preserve, self.config.chunk_bytes,
+                             job or NullJob())
 
-    def move(self, src: str, dst: str, overwrite: bool = False, preserve: bool = True,
-             job: Job | None = None) -> TransferResult:
-        """Move (rename, or copy and remove across filesystems) to exactly ``dst``."""
-        s, d = self.resolve(src), self.resolve(dst)
-        with self.locks.lock(d.entry):
+    def move(self, src: str | bytes, dst: str | bytes, overwrite: bool = False,
+             preserve: bool = True, job: Job | None = None) -> TransferResult:
+        """Move (rename, or copy and remove across filesystems) to exactly ``dst``; a
+        root, or a directory holding one, is never moved or replaced (-32002)."""
+        with self.locate(src, follow=False) as s, \
+                self.locate(dst, follow=False, allow_missing=True) as d, \
+                self.locks.lock(d.path):
+            tree.guard_roots(s, self.roots, "move")
+            tree.guard_roots(d, self.roots, "replace")
             return tree.move(s, d, overwrite, preserve, self.config.chunk_bytes,
                              job or NullJob())
 

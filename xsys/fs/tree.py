@@ -1,20 +1,27 @@
-"""Directory trees: listing, find, disk usage, removal, copy and move. Every function here
-blocks and runs in the daemon's thread pool; walks never follow symlinks (a link is
-reported or copied as a link, so no walk leaves the roots), check the job for
-cancellation and report progress."""
+"""Directory trees: listing, find, disk usage, removal, copy and move, on descriptors.
+
+Every function here blocks and runs in the daemon's thread pool. Walks read a directory
+through its descriptor (``scandir(fd)``, ``fstatat``) and go down with
+``openat(fd, name, O_NOFOLLOW | O_DIRECTORY)``, checking that the directory opened is the
+one listed (same device and inode, as ``os.fwalk`` does), so no walk ever follows a
+symlink or a directory swapped in while it runs: a link is reported, copied or removed as
+a link. Long loops check the job for cancellation and report progress.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import fnmatch
 import os
-import re
-import shutil
 import stat
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+import regex
 
 from xsys.fs.model import (
     DIR,
@@ -29,8 +36,9 @@ from xsys.fs.model import (
     check_cancelled,
     entry_type,
 )
-from xsys.fs.sandbox import Resolved
-from xsys.fs.writing import TEMP_SUFFIX
+from xsys.fs.reading import READ_FLAGS, check_regular
+from xsys.fs.sandbox import LIST_FLAGS, NOFOLLOW, Located, changed
+from xsys.fs.writing import link_into_place, new_file
 from xsys.protocol import (
     AlreadyExists,
     Conflict,
@@ -40,88 +48,158 @@ from xsys.protocol import (
     error_from_oserror,
 )
 
+#: Longest ``glob``, ``name`` or ``regex`` pattern accepted (characters).
+MAX_PATTERN_CHARS = 1024
+#: Time one regex search of one name may take before ``fs.find`` gives up (seconds). The
+#: ``regex`` package avoids most catastrophic backtracking; this bounds the rest.
+REGEX_TIMEOUT_S = 0.25
 
-def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return a.st_dev == b.st_dev and a.st_ino == b.st_ino
+
+
+def open_subdir(parent_fd: int, name: str, listed: os.stat_result | None) -> int | None:
+    """Open the directory ``name`` in ``parent_fd`` for reading without following a
+    symlink; None when it is no longer that directory (swapped, removed)."""
     try:
-        return entry.stat(follow_symlinks=False)
-    except OSError:
+        fd = os.open(name, LIST_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+            return None
+        raise
+    if listed is not None and not _same(os.fstat(fd), listed):
+        os.close(fd)
         return None
+    return fd
 
 
-def _walk(top: str, job: Job, include_hidden: bool = True,
-          errors: list[str] | None = None) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """Depth-first walk below ``top`` yielding ``(relative name, entry)`` in directory
-    order, streaming (one directory open at a time, nothing held but the directories still
-    to visit), descending into real directories only (never symlinks). Hidden names
-    (leading dot) are skipped and not descended into unless ``include_hidden``."""
-    stack: list[tuple[str, str]] = [("", top)]
-    while stack:
-        rel_dir, abs_dir = stack.pop()
-        check_cancelled(job)
-        subdirs: list[tuple[str, str]] = []
+@dataclass
+class WalkItem:
+    """One entry met by ``walk``: ``rel`` (path relative to the top), ``name``, ``st``
+    (its ``lstat``) and ``dir_fd`` (the open directory holding it: valid only until the
+    walk moves on)."""
+
+    rel: str
+    name: str
+    st: os.stat_result
+    dir_fd: int
+
+    def link_target(self) -> str | None:
+        """The symlink's target (``readlinkat``), None for other entries or on error."""
+        if not stat.S_ISLNK(self.st.st_mode):
+            return None
         try:
-            with os.scandir(abs_dir) as it:
-                for entry in it:
-                    if not include_hidden and entry.name.startswith("."):
-                        continue
-                    rel = os.path.join(rel_dir, entry.name) if rel_dir else entry.name
-                    yield rel, entry
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            subdirs.append((rel, entry.path))
-                    except OSError:
-                        continue
+            return os.readlink(self.name, dir_fd=self.dir_fd)
         except OSError:
-            if errors is not None:
-                errors.append(abs_dir)
-            if abs_dir == top:
-                raise
-            continue
-        stack.extend(reversed(subdirs))
+            return None
 
 
-def _flat(top: str, include_hidden: bool) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    with os.scandir(top) as it:
+def _scan(fd: int, rel_dir: str, include_hidden: bool
+          ) -> Generator[WalkItem, None, list[tuple[str, str, os.stat_result]]]:
+    subdirs: list[tuple[str, str, os.stat_result]] = []
+    with os.scandir(fd) as it:
         for entry in it:
-            if include_hidden or not entry.name.startswith("."):
-                yield entry.name, entry
+            if not include_hidden and entry.name.startswith("."):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            rel = os.path.join(rel_dir, entry.name) if rel_dir else entry.name
+            yield WalkItem(rel, entry.name, st, fd)
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append((entry.name, rel, st))
+    return subdirs
+
+
+def walk(top_fd: int, job: Job, include_hidden: bool = True,
+         errors: list[str] | None = None, recursive: bool = True) -> Iterator[WalkItem]:
+    """Depth-first walk of the directory ``top_fd`` (owned by the caller), streaming: one
+    directory listed at a time, descending only into real directories (see the module
+    docstring). Hidden names (leading dot) are skipped and not descended into unless
+    ``include_hidden``. Subdirectories that cannot be read are added to ``errors``."""
+    subdirs = yield from _scan(top_fd, "", include_hidden)
+    if not recursive:
+        return
+    frames: list[tuple[int, Iterator[tuple[str, str, os.stat_result]]]] = [
+        (top_fd, iter(subdirs))]
+    try:
+        while frames:
+            fd, pending = frames[-1]
+            nxt = next(pending, None)
+            if nxt is None:
+                frames.pop()
+                if fd != top_fd:
+                    os.close(fd)
+                continue
+            check_cancelled(job)
+            name, rel, listed = nxt
+            try:
+                sub = open_subdir(fd, name, listed)
+            except OSError:
+                sub = None
+            if sub is None:
+                if errors is not None:
+                    errors.append(rel)
+                continue
+            frames.append((sub, iter(())))
+            try:
+                children = yield from _scan(sub, rel, include_hidden)
+            except OSError:
+                if errors is not None:
+                    errors.append(rel)
+                children = []
+            frames[-1] = (sub, iter(children))
+    finally:
+        for fd, _ in frames:
+            if fd != top_fd:
+                os.close(fd)
+
+
+def _entry(item: WalkItem, top: str) -> Entry:
+    return Entry.from_stat(item.rel, os.path.join(top, item.rel), item.st, item.link_target())
 
 
 # --------------------------------------------------------------------------- list
 
 
-def list_dir(res: Resolved, recursive: bool, glob: str | None, include_hidden: bool,
+def check_pattern(param: str, pattern: str | None) -> None:
+    """-32602 when a glob or regex is longer than ``MAX_PATTERN_CHARS``."""
+    if pattern is not None and len(pattern) > MAX_PATTERN_CHARS:
+        raise InvalidParams(f"parameter '{param}': at most {MAX_PATTERN_CHARS} characters",
+                            {"param": param, "limit": MAX_PATTERN_CHARS})
+
+
+def list_dir(loc: Located, recursive: bool, glob: str | None, include_hidden: bool,
              limit: int, job: Job) -> Listing:
-    """Entries of the directory ``res.real`` (``name`` relative to it) sorted by name
-    (relative path when ``recursive``). ``glob`` (fnmatch) applies to the base name, or to
-    the relative path when it contains ``/``. At most ``limit`` entries: the directory is
+    """Entries of the located directory (``name`` relative to it) sorted by name (relative
+    path when ``recursive``). ``glob`` (fnmatch) applies to the base name, or to the
+    relative path when it contains ``/``. At most ``limit`` entries: the directory is
     streamed and ``truncated`` says more exist (which ones were kept then follows directory
     order). Memory stays bounded by ``limit``."""
-    top = res.real
-    if not os.path.isdir(top):
-        if not os.path.lexists(top):
-            raise NotFound(f"no such directory: {top}", {"errno": "ENOENT", "path": top})
-        raise Conflict(f"not a directory: {top}", {"errno": "ENOTDIR", "path": top})
+    check_pattern("glob", glob)
     match = _glob_matcher(glob)
+    top = loc.path
     entries: list[Entry] = []
     scanned = 0
     truncated = False
-    source = _walk(top, job, include_hidden) if recursive else _flat(top, include_hidden)
+    fd = loc.open_dir()
     try:
-        for rel, entry in source:
+        for item in walk(fd, job, include_hidden, recursive=recursive):
             scanned += 1
             if scanned % 1000 == 0:
                 check_cancelled(job)
-            if not match(rel, entry.name):
+            if not match(item.rel, item.name):
                 continue
             if len(entries) >= limit:
                 truncated = True
                 break
-            st = _lstat(entry)
-            if st is not None:
-                entries.append(Entry.from_stat(rel, entry.path, st))
+            entries.append(_entry(item, top))
     except OSError as exc:
         raise error_from_oserror(exc, top) from None
+    finally:
+        os.close(fd)
     entries.sort(key=lambda e: e.name)
     return Listing(path=top, entries=entries, truncated=truncated, scanned=scanned)
 
@@ -140,9 +218,11 @@ def _glob_matcher(glob: str | None) -> Callable[[str, str], bool]:
 @dataclass(frozen=True)
 class FindQuery:
     """``fs.find`` criteria, all optional and combined with AND: ``name`` (fnmatch glob
-    on the base name), ``regex`` (``re.search`` on the base name), ``type`` (``file``,
-    ``dir``, ``symlink``), ``min_size``/``max_size`` in bytes (inclusive; files only),
-    ``modified_since`` (epoch seconds, mtime >= it)."""
+    on the base name), ``regex`` (searched in the base name with the ``regex`` package,
+    each search bounded by ``REGEX_TIMEOUT_S``), ``type`` (``file``, ``dir``,
+    ``symlink``), ``min_size``/``max_size`` in bytes (inclusive; files only),
+    ``modified_since`` (epoch seconds, mtime >= it). Patterns are at most
+    ``MAX_PATTERN_CHARS`` long."""
 
     name: str | None = None
     regex: str | None = None
@@ -150,29 +230,40 @@ class FindQuery:
     min_size: int | None = None
     max_size: int | None = None
     modified_since: float | None = None
-    _compiled: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _compiled: Any = field(default=None, repr=False, compare=False)
 
     def compile(self) -> FindQuery:
-        """A copy with ``regex`` compiled; raises -32602 on a bad pattern."""
+        """A copy with ``regex`` compiled; raises -32602 on a bad or too long pattern."""
+        check_pattern("name", self.name)
+        check_pattern("regex", self.regex)
         if self.regex is None:
             return self
         try:
-            rx = re.compile(self.regex)
-        except re.error as exc:
+            rx = regex.compile(self.regex)
+        except (regex.error, RecursionError, OverflowError) as exc:
             raise InvalidParams(f"parameter 'regex': {exc}",
                                 {"param": "regex", "got": self.regex}) from None
         return FindQuery(self.name, self.regex, self.type, self.min_size, self.max_size,
                          self.modified_since, rx)
 
     def matches(self, name: str, st: os.stat_result) -> bool:
-        """Whether an entry called ``name`` with ``lstat`` result ``st`` matches."""
+        """Whether an entry called ``name`` with ``lstat`` result ``st`` matches; raises
+        -32602 when the regex takes longer than ``REGEX_TIMEOUT_S`` on one name."""
         kind = entry_type(st.st_mode)
         if self.type is not None and kind != self.type:
             return False
         if self.name is not None and not fnmatch.fnmatchcase(name, self.name):
             return False
-        if self._compiled is not None and not self._compiled.search(name):
-            return False
+        if self._compiled is not None:
+            try:
+                if not self._compiled.search(name, timeout=REGEX_TIMEOUT_S, concurrent=True):
+                    return False
+            except TimeoutError:
+                raise InvalidParams(
+                    f"parameter 'regex': matching took longer than {REGEX_TIMEOUT_S}s on one "
+                    "name; simplify the pattern",
+                    {"param": "regex", "reason": "timeout", "timeout_s": REGEX_TIMEOUT_S},
+                ) from None
         if self.min_size is not None and (kind != FILE or st.st_size < self.min_size):
             return False
         if self.max_size is not None and (kind != FILE or st.st_size > self.max_size):
@@ -180,33 +271,32 @@ class FindQuery:
         return not (self.modified_since is not None and st.st_mtime < self.modified_since)
 
 
-def find(res: Resolved, query: FindQuery, limit: int, job: Job) -> Listing:
-    """Entries below ``res.real`` (itself excluded) matching ``query``, depth-first by
-    name, at most ``limit``; progress counts entries scanned (total unknown)."""
-    top = res.real
-    if not os.path.isdir(top):
-        if not os.path.lexists(top):
-            raise NotFound(f"no such directory: {top}", {"errno": "ENOENT", "path": top})
-        raise Conflict(f"not a directory: {top}", {"errno": "ENOTDIR", "path": top})
+def find(loc: Located, query: FindQuery, limit: int, job: Job) -> Listing:
+    """Entries below the located directory (itself excluded) matching ``query``,
+    depth-first by name, at most ``limit``; progress counts entries scanned (total
+    unknown)."""
     query = query.compile()
+    top = loc.path
     entries: list[Entry] = []
     scanned = 0
     truncated = False
+    fd = loc.open_dir()
     try:
-        for rel, entry in _walk(top, job):
+        for item in walk(fd, job):
             scanned += 1
             if scanned % 256 == 0:
                 check_cancelled(job)
                 job.progress(scanned, None, "files")
-            st = _lstat(entry)
-            if st is None or not query.matches(entry.name, st):
+            if not query.matches(item.name, item.st):
                 continue
             if len(entries) >= limit:
                 truncated = True
                 break
-            entries.append(Entry.from_stat(rel, entry.path, st))
+            entries.append(_entry(item, top))
     except OSError as exc:
         raise error_from_oserror(exc, top) from None
+    finally:
+        os.close(fd)
     entries.sort(key=lambda e: e.name)
     job.progress(scanned, None, "files", force=True)
     return Listing(path=top, entries=entries, truncated=truncated, scanned=scanned)
@@ -215,14 +305,10 @@ def find(res: Resolved, query: FindQuery, limit: int, job: Job) -> Listing:
 # --------------------------------------------------------------------------- du
 
 
-def disk_usage(res: Resolved, job: Job) -> DiskUsage:
-    """Sizes and counts of the tree at ``res.real`` (see ``DiskUsage``); progress counts
-    entries scanned."""
-    top = res.real
-    try:
-        st0 = os.lstat(top)
-    except OSError as exc:
-        raise error_from_oserror(exc, top) from None
+def disk_usage(loc: Located, job: Job) -> DiskUsage:
+    """Sizes and counts of the tree at the located entry (see ``DiskUsage``); progress
+    counts entries scanned."""
+    st0 = loc.lstat()
     size = disk = files = dirs = links = others = 0
     seen: set[tuple[int, int]] = set()
     errors: list[str] = []
@@ -250,82 +336,115 @@ def disk_usage(res: Resolved, job: Job) -> DiskUsage:
     if stat.S_ISDIR(st0.st_mode):
         dirs -= 1  # the top itself is not counted
         scanned = 0
+        fd = loc.open_dir()
         try:
-            for _rel, entry in _walk(top, job, errors=errors):
+            for item in walk(fd, job, errors=errors):
                 scanned += 1
-                st = _lstat(entry)
-                if st is None:
-                    errors.append(entry.path)
-                    continue
-                account(st)
+                account(item.st)
                 if scanned % 256 == 0:
                     job.progress(scanned, None, "files")
         except OSError as exc:
-            raise error_from_oserror(exc, top) from None
+            raise error_from_oserror(exc, loc.path) from None
+        finally:
+            os.close(fd)
         job.progress(scanned, None, "files", force=True)
-    return DiskUsage(path=top, size=size, disk_bytes=disk, files=files, dirs=dirs,
+    return DiskUsage(path=loc.path, size=size, disk_bytes=disk, files=files, dirs=dirs,
                      symlinks=links, others=others, errors=len(errors))
 
 
 # --------------------------------------------------------------------------- remove
 
 
-def remove(res: Resolved, recursive: bool, job: Job) -> RemoveResult:
-    """Remove ``res.entry`` (a symlink is removed itself, never its target). A non-empty
-    directory needs ``recursive`` (else -32007, ENOTEMPTY); a root is never removed
-    (-32002)."""
-    target = res.entry
-    if res.is_root:
-        raise PermissionDenied(f"refusing to remove a sandbox root: {target}",
-                               {"path": target, "reason": "root"})
+def guard_roots(loc: Located, roots: tuple[str, ...], action: str) -> None:
+    """Refuse (-32002, ``reason: "root"``) to remove, move or replace a root or a
+    directory that holds one, whatever the spelling (compared on real paths)."""
+    path = loc.path
+    for root in roots:
+        if loc.is_root or path == root or root.startswith(path.rstrip(os.sep) + os.sep):
+            raise PermissionDenied(f"refusing to {action} a sandbox root: {path}",
+                                   {"path": path, "reason": "root", "root": root})
+
+
+def remove(loc: Located, recursive: bool, job: Job) -> RemoveResult:
+    """Remove the located entry (found without following a final symlink, so a link is
+    removed itself, never its target). A non-empty directory needs ``recursive`` (else
+    -32007, ENOTEMPTY); callers refuse roots first (``guard_roots``)."""
+    target = loc.path
+    if loc.st is None or loc.name is None:
+        raise NotFound(f"no such file or directory: {target}",
+                       {"errno": "ENOENT", "path": target})
     try:
-        st = os.lstat(target)
+        if not stat.S_ISDIR(loc.st.st_mode):
+            os.unlink(loc.name, dir_fd=loc.dir_fd)
+            return RemoveResult(path=target, removed=True, files=1, dirs=0)
+        if not recursive:
+            os.rmdir(loc.name, dir_fd=loc.dir_fd)
+            return RemoveResult(path=target, removed=True, files=0, dirs=1)
+        fd = open_subdir(loc.dir_fd, loc.name, loc.st)
+        if fd is None:
+            raise changed(target)
+        try:
+            files, dirs = _clear_tree(fd, job)
+        finally:
+            os.close(fd)
+        os.rmdir(loc.name, dir_fd=loc.dir_fd)
     except OSError as exc:
         raise error_from_oserror(exc, target) from None
-    if not stat.S_ISDIR(st.st_mode):
-        try:
-            os.unlink(target)
-        except OSError as exc:
-            raise error_from_oserror(exc, target) from None
-        return RemoveResult(path=target, removed=True, files=1, dirs=0)
-    if not recursive:
-        try:
-            os.rmdir(target)
-        except OSError as exc:
-            raise error_from_oserror(exc, target) from None
-        return RemoveResult(path=target, removed=True, files=0, dirs=1)
-    files, dirs = _rmtree(target, job)
-    return RemoveResult(path=target, removed=True, files=files, dirs=dirs)
+    return RemoveResult(path=target, removed=True, files=files, dirs=dirs + 1)
 
 
-def _rmtree(top: str, job: Job) -> tuple[int, int]:
-    """Remove the tree at ``top`` bottom-up without following symlinks; returns
-    ``(files, dirs)`` removed."""
-    files = dirs = 0
+def _clear_dir(fd: int) -> tuple[int, list[str]]:
+    """Unlink every non-directory in ``fd``; return (count, subdirectory names)."""
+    with os.scandir(fd) as it:
+        listed = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+    files = 0
+    subdirs: list[str] = []
+    for name, is_dir in listed:
+        if is_dir:
+            subdirs.append(name)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=fd)
+            files += 1
+    return files, subdirs
 
-    def onerror(exc: OSError) -> None:
-        raise exc
 
+def _clear_tree(top_fd: int, job: Job) -> tuple[int, int]:
+    """Empty the directory ``top_fd`` bottom-up through descriptors; returns ``(files,
+    dirs)`` removed. A subdirectory swapped for a symlink is unlinked as a link."""
+    files, subdirs = _clear_dir(top_fd)
+    dirs = 0
+    frames: list[tuple[int, list[str], str | None]] = [(top_fd, subdirs, None)]
     try:
-        for root, dirnames, filenames in os.walk(top, topdown=False, onerror=onerror,
-                                                 followlinks=False):
-            check_cancelled(job)
-            for name in filenames:
-                os.unlink(os.path.join(root, name))
-                files += 1
-            for name in dirnames:
-                path = os.path.join(root, name)
-                if os.path.islink(path):
-                    os.unlink(path)
-                    files += 1
-                else:
-                    os.rmdir(path)
-                    dirs += 1
-            job.progress(files + dirs, None, "files")
-        os.rmdir(top)
-    except OSError as exc:
-        raise error_from_oserror(exc) from None
-    return files, dirs + 1
+        while frames:
+            fd, pending, _name = frames[-1]
+            if pending:
+                check_cancelled(job)
+                name = pending.pop()
+                try:
+                    sub = open_subdir(fd, name, None)
+                except OSError as exc:
+                    raise error_from_oserror(exc, name) from None
+                if sub is None:  # no longer a directory: a link or file now, or gone
+                    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                        os.unlink(name, dir_fd=fd)
+                        files += 1
+                    continue
+                n, subs = _clear_dir(sub)
+                files += n
+                frames.append((sub, subs, name))
+                job.progress(files + dirs, None, "files")
+                continue
+            frames.pop()
+            if _name is not None:
+                os.close(fd)
+                os.rmdir(_name, dir_fd=frames[-1][0])
+                dirs += 1
+    finally:
+        for open_fd, _, opened_as in frames:
+            if opened_as is not None:
+                os.close(open_fd)
+    return files, dirs
 
 
 # --------------------------------------------------------------------------- copy
@@ -351,58 +470,70 @@ class _Copy:
         self.job.progress(self.copied, self.total, "bytes")
 
 
-def _tree_bytes(top: str, job: Job) -> int:
-    total = 0
-    for _rel, entry in _walk(top, job):
-        st = _lstat(entry)
-        if st is not None and stat.S_ISREG(st.st_mode):
-            total += st.st_size
-    return total
+def _tree_bytes(fd: int, job: Job) -> int:
+    return sum(i.st.st_size for i in walk(fd, job) if stat.S_ISREG(i.st.st_mode))
 
 
-def _check_pair(src: str, dst: str) -> None:
+def check_pair(src: str, dst: str) -> None:
+    """-32602 when ``dst`` is ``src`` or lies inside it (real paths)."""
     if src == dst:
         raise InvalidParams("src and dst are the same path", {"param": "dst", "path": dst})
     if dst.startswith(src.rstrip(os.sep) + os.sep):
         raise InvalidParams("dst is inside src", {"param": "dst", "path": dst, "src": src})
 
 
-def copy(src: Resolved, dst: Resolved, overwrite: bool, preserve: bool, chunk: int,
+def _lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def copy(src: Located, dst: Located, overwrite: bool, preserve: bool, chunk: int,
          job: Job) -> TransferResult:
-    """Copy the file or tree at ``src.real`` to exactly ``dst.real`` (not into it).
+    """Copy the file or tree at ``src`` to exactly ``dst`` (not into it).
 
     An existing ``dst`` needs ``overwrite`` (else -32003): a file is replaced atomically,
     a directory is merged into (its files replaced). Symlinks inside a tree are copied as
-    links; fifos, sockets and devices are skipped. ``preserve`` copies times too (the
-    permission bits are always copied). Progress: bytes against the tree's total.
+    links; fifos, sockets and devices are skipped (a special file named as ``src`` is
+    refused with -32602). ``preserve`` copies times too (the permission bits are always
+    copied). Progress: bytes against the tree's total.
     """
-    s, d = src.real, dst.real
-    _check_pair(s, d)
-    try:
-        st = os.stat(s)
-    except OSError as exc:
-        raise error_from_oserror(exc, s) from None
+    s, d = src.path, dst.path
+    check_pair(s, d)
+    if src.st is None:
+        raise NotFound(f"no such file or directory: {s}", {"errno": "ENOENT", "path": s})
+    if len(dst.missing) > 1:
+        parent = os.path.dirname(d)
+        raise NotFound(f"no such directory: {parent}", {"errno": "ENOENT", "path": parent})
+    assert dst.name is not None
+    st = src.st
     state = _Copy(job=job, chunk=chunk, overwrite=overwrite, preserve=preserve)
-    dst_exists = os.path.lexists(d)
-    if dst_exists and not overwrite:
+    dst_st = dst.st
+    if dst_st is not None and not overwrite:
         raise AlreadyExists(f"destination exists: {d}", {"errno": "EEXIST", "path": d})
-    if not os.path.isdir(os.path.dirname(d)):
-        raise error_from_oserror(FileNotFoundError(2, "No such file or directory"),
-                                 os.path.dirname(d))
     try:
         if stat.S_ISDIR(st.st_mode):
-            if dst_exists and not os.path.isdir(d):
+            if dst_st is not None and not stat.S_ISDIR(dst_st.st_mode):
                 raise Conflict(f"cannot copy a directory over a non-directory: {d}",
                                {"errno": "ENOTDIR", "path": d})
-            if job.want_progress:
-                state.total = _tree_bytes(s, job)
-            _copy_tree(s, d, state)
+            src_fd = src.open_dir()
+            try:
+                if job.want_progress:
+                    state.total = _tree_bytes(src_fd, job)
+                _copy_tree(src_fd, st, dst.dir_fd, dst.name, state)
+            finally:
+                os.close(src_fd)
         elif stat.S_ISREG(st.st_mode):
-            if dst_exists and os.path.isdir(d):
+            if dst_st is not None and stat.S_ISDIR(dst_st.st_mode):
                 raise Conflict(f"cannot copy a file over a directory: {d}",
                                {"errno": "EISDIR", "path": d})
             state.total = st.st_size
-            _copy_file(s, d, state)
+            fd = src.open(READ_FLAGS)
+            try:
+                _copy_file(fd, check_regular(fd, s), dst.dir_fd, dst.name, state)
+            finally:
+                os.close(fd)
         else:
             raise InvalidParams(f"cannot copy a {entry_type(st.st_mode)}: {s}",
                                 {"param": "src", "path": s})
@@ -414,88 +545,165 @@ def copy(src: Resolved, dst: Resolved, overwrite: bool, preserve: bool, chunk: i
                           skipped=state.skipped, renamed=False)
 
 
-def _copy_file(s: str, d: str, state: _Copy) -> None:
-    """Copy one regular file through a temp file next to ``d`` renamed into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(d)}.", suffix=TEMP_SUFFIX,
-                               dir=os.path.dirname(d))
+def _apply_meta(fd: int, st: os.stat_result, preserve: bool) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    if preserve:
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_file(src_fd: int, st: os.stat_result, dst_dir_fd: int, name: str,
+               state: _Copy) -> None:
+    """Copy one regular file into a new file in ``dst_dir_fd`` linked in as ``name``."""
+    fd, tmp = new_file(dst_dir_fd, name, 0o600)
     try:
-        with open(s, "rb", buffering=0) as fin, os.fdopen(fd, "wb", buffering=0) as fout:
+        try:
             while True:
                 check_cancelled(state.job)
-                piece = fin.read(state.chunk)
+                piece = os.read(src_fd, state.chunk)
                 if not piece:
                     break
-                fout.write(piece)
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view):]
                 state.tick(len(piece))
-        if state.preserve:
-            shutil.copystat(s, tmp)
-        else:
-            shutil.copymode(s, tmp)
-        os.replace(tmp, d)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            _apply_meta(fd, st, state.preserve)
+            link_into_place(fd, tmp, dst_dir_fd, name, exclusive=False)
+            tmp = None
+        finally:
+            os.close(fd)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dst_dir_fd)
     state.files += 1
 
 
-def _copy_tree(s: str, d: str, state: _Copy) -> None:
-    """Copy the directory ``s`` to ``d`` (merging into an existing ``d``)."""
-    dirs_made: list[tuple[str, str]] = [(s, d)]
-    os.makedirs(d, exist_ok=True)
-    state.dirs += 1
-    for rel, entry in _walk(s, state.job):
-        target = os.path.join(d, rel)
-        st = _lstat(entry)
-        if st is None:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            if os.path.lexists(target) and not os.path.isdir(target):
-                raise Conflict(f"cannot merge a directory over a file: {target}",
-                               {"errno": "ENOTDIR", "path": target})
-            os.makedirs(target, exist_ok=True)
-            dirs_made.append((entry.path, target))
-            state.dirs += 1
-        elif stat.S_ISLNK(st.st_mode):
-            if os.path.lexists(target):
-                os.unlink(target)
-            os.symlink(os.readlink(entry.path), target)
-            state.links += 1
-        elif stat.S_ISREG(st.st_mode):
-            if os.path.isdir(target) and not os.path.islink(target):
-                raise Conflict(f"cannot copy a file over a directory: {target}",
-                               {"errno": "EISDIR", "path": target})
-            _copy_file(entry.path, target, state)
-        else:
-            state.skipped += 1
-    for src_dir, dst_dir in reversed(dirs_made):
-        if state.preserve:
-            shutil.copystat(src_dir, dst_dir)
-        else:
-            shutil.copymode(src_dir, dst_dir)
+def _copy_tree(src_fd: int, src_st: os.stat_result, dst_parent: int, name: str,
+               state: _Copy, depth: int = 0) -> None:
+    """Copy the directory ``src_fd`` to ``name`` in ``dst_parent`` (merging into an
+    existing directory); directories get their mode (and times) after their contents."""
+    if depth > 1000:
+        raise InvalidParams("directory tree deeper than 1000 levels", {"param": "src"})
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, 0o700, dir_fd=dst_parent)
+    dst_fd = open_subdir(dst_parent, name, None)
+    if dst_fd is None:
+        raise changed(name)
+    try:
+        state.dirs += 1
+        with os.scandir(src_fd) as it:
+            listed = list(it)
+        for entry in listed:
+            check_cancelled(state.job)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            there = _lstat_at(dst_fd, entry.name)
+            if stat.S_ISDIR(st.st_mode):
+                if there is not None and not stat.S_ISDIR(there.st_mode):
+                    raise Conflict(f"cannot merge a directory over a file: {entry.name}",
+                                   {"errno": "ENOTDIR", "path": entry.name})
+                sub = open_subdir(src_fd, entry.name, st)
+                if sub is None:
+                    state.skipped += 1
+                    continue
+                try:
+                    _copy_tree(sub, st, dst_fd, entry.name, state, depth + 1)
+                finally:
+                    os.close(sub)
+            elif stat.S_ISLNK(st.st_mode):
+                if there is not None:
+                    if stat.S_ISDIR(there.st_mode):
+                        raise Conflict(f"cannot copy a link over a directory: {entry.name}",
+                                       {"errno": "EISDIR", "path": entry.name})
+                    os.unlink(entry.name, dir_fd=dst_fd)
+                os.symlink(os.readlink(entry.name, dir_fd=src_fd), entry.name, dir_fd=dst_fd)
+                state.links += 1
+            elif stat.S_ISREG(st.st_mode):
+                if there is not None and stat.S_ISDIR(there.st_mode):
+                    raise Conflict(f"cannot copy a file over a directory: {entry.name}",
+                                   {"errno": "EISDIR", "path": entry.name})
+                try:
+                    fd = os.open(entry.name, READ_FLAGS | NOFOLLOW, dir_fd=src_fd)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        state.skipped += 1
+                        continue
+                    raise
+                try:
+                    fst = os.fstat(fd)
+                    if not stat.S_ISREG(fst.st_mode):
+                        state.skipped += 1
+                        continue
+                    _copy_file(fd, fst, dst_fd, entry.name, state)
+                finally:
+                    os.close(fd)
+            else:
+                state.skipped += 1
+        _apply_meta(dst_fd, src_st, state.preserve)
+    finally:
+        os.close(dst_fd)
 
 
 # --------------------------------------------------------------------------- move
 
+_RENAME_NOREPLACE = 1
+_renameat2: Any = None
 
-def move(src: Resolved, dst: Resolved, overwrite: bool, preserve: bool, chunk: int,
+
+def rename_noreplace(src_dir: int, src: str, dst_dir: int, dst: str) -> None:
+    """``renameat2(..., RENAME_NOREPLACE)`` (Linux, glibc 2.28+): fails with EEXIST when
+    ``dst`` exists, atomically; elsewhere a check then ``renameat``. Raises ``OSError``."""
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            fn = libc.renameat2
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _renameat2 = fn
+        except (OSError, AttributeError):
+            _renameat2 = False
+    if _renameat2:
+        rc = _renameat2(src_dir, os.fsencode(src), dst_dir, os.fsencode(dst), _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(err, os.strerror(err), dst)
+    if _lstat_at(dst_dir, dst) is not None:
+        raise FileExistsError(errno.EEXIST, "File exists", dst)
+    os.rename(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+
+
+def move(src: Located, dst: Located, overwrite: bool, preserve: bool, chunk: int,
          job: Job) -> TransferResult:
-    """Move ``src.entry`` (a symlink moves itself) to exactly ``dst.entry``: a rename when
-    both are on one filesystem, else a copy then a removal. An existing ``dst`` needs
-    ``overwrite`` (-32003); a root never moves (-32002)."""
-    s, d = src.entry, dst.entry
-    if src.is_root:
-        raise PermissionDenied(f"refusing to move a sandbox root: {s}",
-                               {"path": s, "reason": "root"})
-    _check_pair(s, d)
-    try:
-        st = os.lstat(s)
-    except OSError as exc:
-        raise error_from_oserror(exc, s) from None
-    if os.path.lexists(d) and not overwrite:
+    """Move the located ``src`` (found without following a final symlink: a link moves
+    itself) to exactly ``dst``: a rename when both are on one filesystem, else a copy then
+    a removal. An existing ``dst`` needs ``overwrite`` (-32003); callers refuse roots
+    first (``guard_roots``)."""
+    s, d = src.path, dst.path
+    check_pair(s, d)
+    if src.st is None or src.name is None:
+        raise NotFound(f"no such file or directory: {s}", {"errno": "ENOENT", "path": s})
+    if len(dst.missing) > 1:
+        parent = os.path.dirname(d)
+        raise NotFound(f"no such directory: {parent}", {"errno": "ENOENT", "path": parent})
+    assert dst.name is not None
+    st = src.st
+    if dst.st is not None and not overwrite:
         raise AlreadyExists(f"destination exists: {d}", {"errno": "EEXIST", "path": d})
     try:
-        os.rename(s, d)
+        if overwrite:
+            os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
+        else:
+            rename_noreplace(src.dir_fd, src.name, dst.dir_fd, dst.name)
+    except FileExistsError:
+        raise AlreadyExists(f"destination exists: {d}", {"errno": "EEXIST", "path": d}) \
+            from None
     except OSError as exc:
         if exc.errno != errno.EXDEV:  # EXDEV: another filesystem, copy then remove
             raise error_from_oserror(exc, d) from None
@@ -506,10 +714,11 @@ def move(src: Resolved, dst: Resolved, overwrite: bool, preserve: bool, chunk: i
                               skipped=0, renamed=True)
     if stat.S_ISLNK(st.st_mode):
         try:
-            if os.path.lexists(d):
-                os.unlink(d)
-            os.symlink(os.readlink(s), d)
-            os.unlink(s)
+            target = os.readlink(src.name, dir_fd=src.dir_fd)
+            if dst.st is not None:
+                os.unlink(dst.name, dir_fd=dst.dir_fd)
+            os.symlink(target, dst.name, dir_fd=dst.dir_fd)
+            os.unlink(src.name, dir_fd=src.dir_fd)
         except OSError as exc:
             raise error_from_oserror(exc, d) from None
         return TransferResult(src=s, dst=d, files=0, dirs=0, symlinks=1, copied_bytes=0,

@@ -1,7 +1,11 @@
 """The ``fs`` namespace: sandboxed file operations (issue 3, PROTOCOL.md).
 
-Every path is resolved against ``fs.roots`` (realpath, ``..`` and symlinks applied);
-anything outside is refused with -32002 and the resolved path in ``data``. OS errors map
+Every path is resolved against ``fs.roots`` on descriptors (``xsys.fs.sandbox``: ``..`` and
+symlinks applied, nothing followed out of the roots); anything outside is refused with
+-32002 and the resolved path in ``data``. Each request runs with the peer's file
+credentials (``xsys.fs.creds``: a non-root peer can read, write, create and chmod exactly
+what it could itself; files it creates are its own). Paths are str, or bin for a name
+that is not valid UTF-8, in parameters and in results alike. OS errors map
 to protocol codes with the errno name in ``data`` (``{"errno": "ENOENT", "path": ...}``).
 Every method runs in the thread pool (``kind="blocking"``); long ones honour
 ``progress: true`` with ``fs.progress {request, done, total, unit}`` notifications.
@@ -11,25 +15,46 @@ Sizes are int bytes; timestamps are epoch float seconds (``*_at``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from xsys.fs import FindQuery, FsService
+from xsys.fs.creds import as_peer
+from xsys.fs.model import to_wire
 from xsys.fs.reading import ALGORITHMS
 from xsys.server.app import App
 from xsys.server.context import Context
 from xsys.server.router import Doc, Range, Router
 
-Path = Annotated[str, Doc("path (absolute, or relative to the first root)")]
+Path = Annotated[str | bytes, Doc("path (absolute, or relative to the first root); bin for a "
+                                  "name that is not valid UTF-8")]
 Count = Annotated[int | None, Range(1, None), Doc("most entries returned (default and "
                                                    "maximum: fs.max_list_entries)")]
 Algorithm = Literal["sha256", "sha1", "md5", "blake2b"]
 assert set(ALGORITHMS) == {"sha256", "sha1", "md5", "blake2b"}
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 def wire(obj: Any) -> dict[str, Any]:
-    """A result dataclass as its wire map."""
-    out: dict[str, Any] = dataclasses.asdict(obj)
+    """A result dataclass as its wire map (file names that are not UTF-8 as bin)."""
+    out: dict[str, Any] = to_wire(dataclasses.asdict(obj))
     return out
+
+
+def as_caller(fn: F) -> F:
+    """Run the handler ``fn(ctx, ...)`` with the peer's file credentials
+    (``xsys.fs.creds.as_peer``); it runs in a worker thread, so only that thread changes."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        peer = ctx.peer
+        with as_peer(peer.uid, peer.gid, peer.groups):
+            return fn(ctx, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def service(app: App) -> FsService:
@@ -57,6 +82,7 @@ def register(router: Router, app: App) -> None:
 
 def _register_metadata(router: Router, app: App) -> None:
     @router.method("fs.stat", kind="blocking", safe=True)
+    @as_caller
     def stat(ctx: Context, path: Path) -> dict[str, Any]:
         """Metadata of one entry (a symlink is described itself, with its target).
 
@@ -68,6 +94,7 @@ def _register_metadata(router: Router, app: App) -> None:
         return wire(service(app).stat(path))
 
     @router.method("fs.exists", kind="blocking", safe=True)
+    @as_caller
     def exists(ctx: Context, path: Path) -> dict[str, Any]:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
 
@@ -76,6 +103,7 @@ def _register_metadata(router: Router, app: App) -> None:
         return wire(service(app).exists(path))
 
     @router.method("fs.chmod", kind="blocking")
+    @as_caller
     def chmod(ctx: Context, path: Path,
               mode: Annotated[int | str, Doc("permission bits: int (0o755 = 493) or octal "
                                               "string '0755'")]) -> dict[str, Any]:
@@ -88,6 +116,7 @@ def _register_metadata(router: Router, app: App) -> None:
 
 def _register_reading(router: Router, app: App) -> None:
     @router.method("fs.read", kind="blocking", safe=True)
+    @as_caller
     def read(ctx: Context, path: Path,
              offset: Annotated[int, Range(0, None), Doc("first byte to read")] = 0,
              length: Annotated[int | None, Range(0, None),
@@ -103,6 +132,7 @@ def _register_reading(router: Router, app: App) -> None:
         return wire(service(app).read(path, offset, length, encoding, ctx))
 
     @router.method("fs.hash", kind="blocking", progress=True, safe=True)
+    @as_caller
     def hash_(ctx: Context, path: Path,
               algorithm: Annotated[Algorithm, Doc("hash function")] = "sha256",
               ) -> dict[str, Any]:
@@ -113,6 +143,7 @@ def _register_reading(router: Router, app: App) -> None:
         return wire(service(app).hash(path, algorithm, ctx))
 
     @router.method("fs.tail", kind="blocking", safe=True)
+    @as_caller
     def tail(ctx: Context, path: Path,
              lines: Annotated[int, Range(0, None), Doc("lines wanted (at most "
                                                        "fs.max_tail_lines)")] = 10,
@@ -126,6 +157,7 @@ def _register_reading(router: Router, app: App) -> None:
 
 def _register_writing(router: Router, app: App) -> None:
     @router.method("fs.write", kind="blocking")
+    @as_caller
     def write(ctx: Context, path: Path,
               data: Annotated[bytes | str, Doc("content: bin, or str encoded with "
                                                "`encoding`")],
@@ -149,6 +181,7 @@ def _register_writing(router: Router, app: App) -> None:
         return wire(service(app).write(path, raw, mode, make_parents, expected_sha256, ctx))
 
     @router.method("fs.mkdir", kind="blocking")
+    @as_caller
     def mkdir(ctx: Context, path: Path,
               parents: Annotated[bool, Doc("create missing parents; no error if it "
                                            "exists")] = False) -> dict[str, Any]:
@@ -159,6 +192,7 @@ def _register_writing(router: Router, app: App) -> None:
         return wire(service(app).mkdir(path, parents))
 
     @router.method("fs.remove", kind="blocking", progress=True)
+    @as_caller
     def remove(ctx: Context, path: Path,
                recursive: Annotated[bool, Doc("required for non-empty directories")] = False,
                ) -> dict[str, Any]:
@@ -187,6 +221,7 @@ def _encode(data: bytes | str, encoding: str) -> bytes:
 
 def _register_trees(router: Router, app: App) -> None:
     @router.method("fs.list", kind="blocking", safe=True)
+    @as_caller
     def list_(ctx: Context, path: Path,
               recursive: Annotated[bool, Doc("descend into subdirectories")] = False,
               glob: Annotated[str | None, Doc("fnmatch pattern on the name (on the "
@@ -202,6 +237,7 @@ def _register_trees(router: Router, app: App) -> None:
         return wire(service(app).list(path, recursive, glob, include_hidden, limit, ctx))
 
     @router.method("fs.find", kind="blocking", progress=True, safe=True)
+    @as_caller
     def find(ctx: Context, path: Path,
              name: Annotated[str | None, Doc("fnmatch glob on the base name")] = None,
              regex: Annotated[str | None, Doc("regular expression searched in the base "
@@ -222,6 +258,7 @@ def _register_trees(router: Router, app: App) -> None:
         return wire(service(app).find(path, query, limit, ctx))
 
     @router.method("fs.du", kind="blocking", progress=True, safe=True)
+    @as_caller
     def du(ctx: Context, path: Path) -> dict[str, Any]:
         """Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others,
         errors}``.
@@ -232,6 +269,7 @@ def _register_trees(router: Router, app: App) -> None:
         return wire(service(app).du(path, ctx))
 
     @router.method("fs.copy", kind="blocking", progress=True)
+    @as_caller
     def copy(ctx: Context, src: Path, dst: Path,
              overwrite: Annotated[bool, Doc("replace files at dst / merge into a dst "
                                             "directory")] = False,
@@ -247,6 +285,7 @@ def _register_trees(router: Router, app: App) -> None:
         return wire(service(app).copy(src, dst, overwrite, preserve, ctx))
 
     @router.method("fs.move", kind="blocking", progress=True)
+    @as_caller
     def move(ctx: Context, src: Path, dst: Path,
              overwrite: Annotated[bool, Doc("replace an existing dst")] = False,
              preserve: Annotated[bool, Doc("keep timestamps when the move has to copy "
