@@ -91,6 +91,10 @@ class FsConfig:
     """I/O chunk size for streamed reads, writes, copies and hashes (bytes)."""
     max_tail_lines: int = 10_000
     """Most lines one ``fs.tail`` returns."""
+    allow_hardlinked_writes: bool = False
+    """Allow ``fs.write`` over, and ``fs.chmod`` of, a regular file with more than one hard
+    link (such a file may also be reachable from outside the roots); refused with -32002
+    (``reason: "hardlinked"``) by default."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` when a limit is not positive or a root is empty."""
