@@ -1,6 +1,7 @@
 """xsys: a local system daemon serving metrics, file operations, file-change events and
 alerts over a length-prefixed msgpack protocol (see PROTOCOL.md)."""
 
+from xsys.client import UntrustedServer
 from xsys.protocol import (
     AlreadyExists,
     Conflict,
@@ -34,6 +35,7 @@ __all__ = [
     "PermissionDenied",
     "TooLarge",
     "Unauthorized",
+    "UntrustedServer",
     "XsysError",
     "__version__",
 ]

@@ -15,6 +15,16 @@
 Errors arrive as the typed exceptions of ``xsys.protocol`` (``NotFound``,
 ``InvalidParams``...); a missing daemon raises ``DaemonNotRunning`` naming the socket, and
 a connection lost mid-call raises ``ConnectionClosed``. Timeouts raise ``TimeoutError``.
+
+Trust: before a request is sent, both clients check that the socket file is owned by a
+trusted uid (root and the client's own uid; or root and ``expected_uid`` /
+``$XSYS_SERVER_UID``) and, on Linux, that the process that accepted the connection runs as
+one (``SO_PEERCRED``). Otherwise they raise ``UntrustedServer`` (-32006, a subclass of
+``Unauthorized``) and nothing is sent.
+
+Paths: parameters may be ``str``, ``bytes`` or ``os.PathLike``; ``bytes`` (and a ``str``
+that is not valid UTF-8, such as ``os.fsdecode`` gives for a non-UTF-8 name) travel as
+msgpack bin. File names in results come back as ``bytes`` where they are not UTF-8.
 """
 
 from __future__ import annotations
@@ -24,8 +34,10 @@ import collections
 import contextlib
 import itertools
 import math
+import os
 import select
 import socket
+import struct
 import threading
 import time
 import typing
@@ -38,6 +50,7 @@ from xsys.protocol import (
     ConnectionClosed,
     DaemonNotRunning,
     FrameDecoder,
+    Unauthorized,
     XsysError,
     default_socket_path,
     encode_request,
@@ -52,6 +65,116 @@ UNSUBSCRIBE = {
     "watch.add": "watch.remove",
     "monitor.subscribe": "monitor.unsubscribe",
 }
+
+
+class UntrustedServer(Unauthorized):
+    """Client side: the socket, or the process behind it, belongs to a uid this client
+    does not trust as the daemon's (another user may be impersonating it); nothing was
+    sent. ``code`` -32006 (unauthorized); ``data``: ``{"socket", "uid", "expected_uids",
+    "check": "socket_owner" | "peer_credentials"}`` (and ``"pid"`` for the latter)."""
+
+    name = "untrusted_server"
+
+
+#: Environment variable naming the uid (or user name) the daemon runs as.
+SERVER_UID_ENV = "XSYS_SERVER_UID"
+_PEERCRED = struct.Struct("3i")
+
+
+def trusted_server_uids(expected_uid: int | None = None,
+                        environ: typing.Mapping[str, str] | None = None,
+                        ) -> frozenset[int] | None:
+    """The uids a client accepts as the daemon's: root and ``expected_uid`` when given,
+    else root and ``$XSYS_SERVER_UID`` (a uid or a user name) when set, else root and
+    the client's own effective uid. None where the platform has no uids (Windows: no
+    check). Raises ``ValueError`` for an unknown user name."""
+    if not hasattr(os, "geteuid"):
+        return None
+    if expected_uid is None:
+        env = os.environ if environ is None else environ
+        named = env.get(SERVER_UID_ENV, "").strip()
+        if named.isdigit():
+            expected_uid = int(named)
+        elif named:
+            import pwd
+
+            try:
+                expected_uid = pwd.getpwnam(named).pw_uid
+            except KeyError:
+                raise ValueError(f"{SERVER_UID_ENV}={named!r} is neither a uid nor a known "
+                                 "user name") from None
+    return frozenset({0, os.geteuid() if expected_uid is None else expected_uid})
+
+
+def _untrusted(path: str, uid: int, trusted: frozenset[int], check: str,
+               pid: int | None = None) -> UntrustedServer:
+    what = "the socket file is owned by" if check == "socket_owner" else \
+        f"the process answering on it (pid {pid}) runs as"
+    data: dict[str, Any] = {"socket": path, "uid": uid, "expected_uids": sorted(trusted),
+                            "check": check}
+    if pid is not None:
+        data["pid"] = pid
+    return UntrustedServer(
+        f"refusing to talk to {path}: {what} uid {uid}, not a trusted uid "
+        f"({', '.join(map(str, sorted(trusted)))}); another user may be impersonating the "
+        f"xsys daemon (if it runs as another user, pass expected_uid or set "
+        f"{SERVER_UID_ENV})", data)
+
+
+def _check_socket_owner(path: str, trusted: frozenset[int] | None) -> None:
+    """Refuse ``path`` before connecting when its socket file (symlinks followed, as
+    ``connect`` does) belongs to an untrusted uid. A missing or unreadable path is left
+    to ``connect`` to report. Raises ``UntrustedServer``."""
+    if trusted is None or path.startswith("\0"):  # no uids, or an abstract socket
+        return
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return
+    if uid not in trusted:
+        raise _untrusted(path, uid, trusted, "socket_owner")
+
+
+def _check_peer(sock: Any, path: str, trusted: frozenset[int] | None) -> None:
+    """Refuse a connected socket whose peer (``SO_PEERCRED``, Linux) runs as an untrusted
+    uid: unlike the file owner, this cannot be raced. Raises ``UntrustedServer``."""
+    if trusted is None or not hasattr(socket, "SO_PEERCRED"):
+        return
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    pid, uid, _gid = _PEERCRED.unpack(raw)
+    if uid not in trusted:
+        raise _untrusted(path, uid, trusted, "peer_credentials", pid)
+
+
+def _wire_value(value: Any) -> Any:
+    """``value`` with paths made packable: ``os.PathLike`` -> ``os.fspath``, a ``str``
+    that is not valid UTF-8 (surrogate escapes) -> ``os.fsencode`` bytes (msgpack bin),
+    through lists, tuples and maps."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(value)
+        return value
+    if isinstance(value, os.PathLike):
+        return _wire_value(os.fspath(value))
+    if isinstance(value, dict):
+        return {key: _wire_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire_value(item) for item in value]
+    return value
+
+
+def _encode(req_id: int, method: str, params: dict[str, Any] | None) -> bytes:
+    """The request frame; params holding ``os.PathLike`` or non-UTF-8 ``str`` values are
+    converted (``_wire_value``) only when plain packing fails, so the common case pays
+    nothing. Raises ``TypeError`` for values msgpack cannot carry."""
+    try:
+        return encode_request(req_id, method, params)
+    except (TypeError, UnicodeEncodeError):
+        if params is None:
+            raise
+        return encode_request(req_id, method, _wire_value(params))
 
 
 def _params(params: dict[str, Any] | None, kwargs: dict[str, Any],
@@ -156,7 +279,10 @@ class Client:
     ``socket_path``: default ``default_socket_path()``; ``connect_timeout`` and
     ``timeout`` (per call) in seconds (None = wait forever). Subscription events that
     arrive while waiting for a response are kept (at most ``max_queued_events`` per
-    subscription, oldest dropped) until read.
+    subscription, oldest dropped) until read. ``expected_uid``: the uid the daemon runs
+    as, when neither root nor this process's (default ``$XSYS_SERVER_UID``); see
+    ``trusted_server_uids``. Raises ``UntrustedServer`` on connect when the socket or its
+    server belongs to another uid.
     """
 
     def __init__(
@@ -168,8 +294,10 @@ class Client:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_queued_events: int = 10_000,
         connect: bool = True,
+        expected_uid: int | None = None,
     ) -> None:
         self.socket_path = socket_path or default_socket_path()
+        self.trusted_uids = trusted_server_uids(expected_uid)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.max_frame_bytes = max_frame_bytes
@@ -191,17 +319,20 @@ class Client:
     # ------------------------------------------------------------------ connection
 
     def connect(self) -> Client:
-        """Open the socket; raises ``DaemonNotRunning`` when nothing listens there."""
+        """Open the socket; raises ``DaemonNotRunning`` when nothing listens there and
+        ``UntrustedServer`` when the socket or the process behind it is another uid's."""
         if self._sock is not None:
             return self
+        _check_socket_owner(self.socket_path, self.trusted_uids)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.connect_timeout)
         try:
             sock.connect(self.socket_path)
+            _check_peer(sock, self.socket_path, self.trusted_uids)
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
             sock.close()
             raise _not_running(self.socket_path, exc) from None
-        except OSError:
+        except (OSError, UntrustedServer):
             sock.close()
             raise
         # Blocking from now on: sends never time out, and a read with a deadline waits
@@ -247,7 +378,7 @@ class Client:
         merged = _params(params, kwargs, on_progress)
         with self._lock:
             req_id = next(self._ids)
-            self._send(encode_request(req_id, method, merged))
+            self._send(_encode(req_id, method, merged))
             return self._wait_response(req_id, self.timeout if timeout == -1.0 else timeout,
                                        on_progress)
 
@@ -485,11 +616,29 @@ class _AsyncProtocol(asyncio.Protocol):
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
+        #: Until the server is verified, what it sends waits (reading paused) in
+        #: ``_early``; a refused connection is detached and everything is dropped.
+        self.state: typing.Literal["pending", "attached", "detached"] = "pending"
+        self._early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.Transport, transport)
 
+    def attach(self) -> None:
+        """The server is trusted: deliver what it sent so far and read on."""
+        self.state = "attached"
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
+        if early and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
+        if self.state != "attached":
+            if self.state == "pending" and self.transport is not None:
+                self._early.append(data)
+                self.transport.pause_reading()
+            return
         client = self.client
         try:
             payloads = client._decoder.feed(data)
@@ -502,6 +651,8 @@ class _AsyncProtocol(asyncio.Protocol):
             client._dispatch(unpackb(payload))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.state == "detached":
+            return
         self.client._fail(ConnectionClosed(
             f"connection to {self.client.socket_path} lost" + (f": {exc}" if exc else "")))
 
@@ -511,6 +662,7 @@ class AsyncClient:
     (``asyncio.gather``), each matched to its answer by id.
 
     Use ``async with AsyncClient(path) as c`` or ``await c.connect()``/``await c.close()``.
+    ``expected_uid``: as for ``Client``.
     """
 
     def __init__(
@@ -520,8 +672,10 @@ class AsyncClient:
         connect_timeout: float = 5.0,
         timeout: float | None = 30.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        expected_uid: int | None = None,
     ) -> None:
         self.socket_path = socket_path or default_socket_path()
+        self.trusted_uids = trusted_server_uids(expected_uid)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self._decoder = FrameDecoder(max_frame_bytes)
@@ -539,18 +693,29 @@ class AsyncClient:
         return self._transport is not None and not self._transport.is_closing()
 
     async def connect(self) -> AsyncClient:
-        """Open the socket; raises ``DaemonNotRunning`` when nothing listens there."""
+        """Open the socket; raises ``DaemonNotRunning`` when nothing listens there and
+        ``UntrustedServer`` when the socket or the process behind it is another uid's."""
         if self.connected:
             return self
         loop = asyncio.get_running_loop()
         self._decoder = FrameDecoder(self._decoder.max_frame_bytes)
+        # A stat of the path blocks no longer than the connect's own path lookup.
+        _check_socket_owner(self.socket_path, self.trusted_uids)
         try:
-            transport, _ = await asyncio.wait_for(
+            transport, protocol = await asyncio.wait_for(
                 loop.create_unix_connection(lambda: _AsyncProtocol(self), self.socket_path),
                 self.connect_timeout)
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
             raise _not_running(self.socket_path, exc) from None
+        try:
+            _check_peer(transport.get_extra_info("socket"), self.socket_path,
+                        self.trusted_uids)
+        except UntrustedServer:
+            protocol.state = "detached"
+            transport.abort()
+            raise
         self._transport = transport
+        protocol.attach()
         self._corked = None  # frames held for a previous connection died with it
         return self
 
@@ -588,12 +753,13 @@ class AsyncClient:
         assert self._transport is not None
         merged = _params(params, kwargs, on_progress)
         req_id = next(self._ids)
+        frame = _encode(req_id, method, merged)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending[req_id] = fut
         if on_progress is not None:
             self._progress[req_id] = on_progress
-        self._send(encode_request(req_id, method, merged))
+        self._send(frame)
         wait = self.timeout if timeout == -1.0 else timeout
         # A timer on the future itself rather than asyncio.wait_for, which costs a second
         # future and its callbacks on every call.

@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from xsys.client import Client
+from xsys.client import Client, UntrustedServer
 from xsys.monitor.units import format_bytes, format_duration
 from xsys.protocol import ConnectionClosed, DaemonNotRunning, XsysError, default_socket_path
 
@@ -68,6 +68,8 @@ def connected(ctx: click.Context, timeout: float | None = -1.0) -> Iterator[Clie
     except DaemonNotRunning:
         fail(f"the daemon is not running (no answer on {st.socket_path}); "
              "start it with `xsys serve` (or `make run`)", EXIT_UNREACHABLE)
+    except UntrustedServer as exc:
+        fail(exc.message, EXIT_UNREACHABLE)
     except PermissionError:
         fail(f"permission denied opening {st.socket_path}", EXIT_UNREACHABLE)
     try:

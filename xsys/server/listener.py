@@ -79,17 +79,68 @@ def resolve_group(group: str) -> int | None:
     return grp.getgrnam(group).gr_gid
 
 
-def prepare_socket_path(path: str, gid: int | None) -> None:
-    """Create the socket's directory (0700, or 0750 when a group is configured) and clear a
-    stale socket file. Raises ``DaemonAlreadyRunning`` when a live daemon answers there and
-    ``FileExistsError`` when the path is something other than a socket."""
-    directory = os.path.dirname(os.path.abspath(path))
-    dir_mode = 0o750 if gid is not None else 0o700
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=dir_mode, exist_ok=True)
-        os.chmod(directory, dir_mode)
+class UnsafeSocketDirectory(PermissionError):
+    """The socket's directory could be controlled by someone other than the daemon's user
+    (a symlink, not a directory, owned by another uid, or group/other-writable): the daemon
+    refuses to listen there. ``str(exc)`` is one line naming the path and the fix."""
+
+
+def check_socket_directory(directory: str, st: os.stat_result) -> None:
+    """Refuse a socket directory that another user could control. ``st`` is the
+    directory's ``lstat``; it must be a real directory (not a symlink), owned by the
+    daemon's effective uid, with no group or other write bit (group read/search is fine,
+    for ``server.group``). Raises ``UnsafeSocketDirectory`` otherwise."""
+    own_uid = os.geteuid()
+    mode = stat.S_IMODE(st.st_mode)
+    problem = None
+    if stat.S_ISLNK(st.st_mode):
+        problem = "is a symlink"
+    elif not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory"
+    elif st.st_uid != own_uid:
+        problem = f"is owned by uid {st.st_uid}, not by the daemon's uid {own_uid}"
+    elif mode & 0o022:
+        who = {0o020: "its group", 0o002: "others"}.get(mode & 0o022, "its group and others")
+        problem = f"is writable by {who} (mode {mode:04o})"
+    if problem is not None:
+        raise UnsafeSocketDirectory(
+            f"socket directory {directory} {problem}; refusing to listen there (another "
+            "user could replace the socket): remove it or set server.socket elsewhere")
+
+
+def _make_socket_directory(directory: str, dir_mode: int, gid: int | None) -> None:
+    """``mkdir`` the socket directory when missing (its missing ancestors first) and give
+    it ``dir_mode`` and group ``gid`` through a descriptor opened without following
+    symlinks. Leaves anything already at ``directory`` alone for the caller to verify."""
+    parent = os.path.dirname(directory)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)
+    try:
+        os.mkdir(directory, 0o700)  # never follows a symlink: EEXIST for one
+    except FileExistsError:
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
         if gid is not None:
-            os.chown(directory, -1, gid)
+            os.fchown(fd, -1, gid)
+        os.fchmod(fd, dir_mode)
+    finally:
+        os.close(fd)
+
+
+def prepare_socket_path(path: str, gid: int | None) -> None:
+    """Make ``path``'s directory safe to listen in and clear a stale socket file.
+
+    A missing directory is created (0700, or 0750 and group ``gid`` with ``server.group``);
+    an existing one must pass ``check_socket_directory`` (``lstat``: a real directory of
+    the daemon's uid, not group/other-writable), and so must the one just created (checked
+    again, in case another user raced the ``mkdir``). Raises ``UnsafeSocketDirectory``
+    (a ``PermissionError``; the daemon exits 1 with its one-line message),
+    ``DaemonAlreadyRunning`` when a live daemon answers at ``path`` and
+    ``FileExistsError`` when ``path`` is something other than a socket."""
+    directory = os.path.dirname(os.path.abspath(path))
+    _make_socket_directory(directory, 0o750 if gid is not None else 0o700, gid)
+    check_socket_directory(directory, os.lstat(directory))
     try:
         st = os.lstat(path)
     except FileNotFoundError:
