@@ -29,9 +29,13 @@ def get(url: str) -> tuple[int, bytes, str]:
         return e.code, e.read(), e.headers.get("Content-Type", "")
 
 
+TOKEN = "test-token-0123456789abcdef"
+
+
 def post(url: str, body: Any) -> tuple[int, Any]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {TOKEN}"})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read())
@@ -42,7 +46,7 @@ def post(url: str, body: Any) -> tuple[int, Any]:
 @pytest.fixture
 def http_daemon(daemon_factory: Callable[..., DaemonHandle]) -> tuple[DaemonHandle, str]:
     port = free_port()
-    d = daemon_factory({"http": {"enabled": True, "port": port, "api": True}})
+    d = daemon_factory({"http": {"enabled": True, "port": port, "api": True, "token": TOKEN}})
     return d, f"http://127.0.0.1:{port}"
 
 

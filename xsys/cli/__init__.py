@@ -9,6 +9,7 @@ from xsys import __version__
 from xsys.cli.common import CliState, call, json_option, print_json, table
 from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
+from xsys.cli.http import http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.sys import sys_group
 from xsys.cli.watch import watch_command
@@ -84,5 +85,6 @@ main.add_command(sys_group)
 main.add_command(config_group)
 main.add_command(monitor_group)
 main.add_command(fs_group)
+main.add_command(http_group)
 main.add_command(watch_command)
 config_group.add_command(import_tinymonitor)

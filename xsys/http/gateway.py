@@ -7,16 +7,31 @@
   "sample_age_s"}``; 503 when the sampler has stalled for 5 intervals.
 - ``POST /api/v1/<method>`` (only with ``http.api: true``): the same router as the socket;
   JSON body = params; answers ``{"result": ...}`` or ``{"error": {code, message, data}}``
-  with an HTTP status per error code. Binary results are base64 strings. HTTP has no peer
-  credentials, so the mirror is off by default and binds to loopback.
+  with an HTTP status per error code. Binary results are base64 strings. ``GET`` works
+  for safe methods (query parameters as strings).
+
+Checks, in order (docs/security/http.md):
+
+1. every endpoint: an ``Origin`` header that is not this listener -> 403 (CSRF);
+2. ``/metrics``, ``/health``: basic auth when the web config has ``basic_auth_users``
+   -> 401 ``WWW-Authenticate: Basic``;
+3. the API: ``Host`` not this listener -> 403 (DNS rebinding); ``Authorization: Bearer``
+   missing or wrong (``hmac.compare_digest``) -> 401 ``WWW-Authenticate: Bearer``; a
+   body that is not ``application/json`` -> 415; invalid or too deep JSON -> 400; a
+   method that is not safe without ``http.allow_write`` -> 403 (-32002); ``GET`` of an
+   unsafe method -> 405.
+
+HTTP has no peer credentials: API requests act as the daemon's own user (the token file
+is readable only by that user).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
+import os
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,12 +40,25 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from xsys import __version__
+from xsys.http.guard import Listener, parse_json
 from xsys.http.node import NodeCollector
-from xsys.protocol import InternalError, InvalidParams, InvalidRequest, XsysError
-from xsys.server.dispatch import invoke
+from xsys.http.token import tokens_equal
+from xsys.http.webconfig import BasicAuth, WebConfig
+from xsys.protocol import (
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    PermissionDenied,
+    TooLarge,
+    Unauthorized,
+    XsysError,
+)
+from xsys.server.context import Context, Peer
+from xsys.server.dispatch import prepare, run_spec
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import ssl
+    from collections.abc import Awaitable, Callable, Iterator
 
     from xsys.server.app import App
     from xsys.server.listener import Server
@@ -43,6 +71,28 @@ HTTP_STATUS = {
     -32700: 400, -32600: 400, -32601: 404, -32602: 400, -32603: 500, -32001: 404,
     -32002: 403, -32003: 409, -32004: 413, -32005: 503, -32006: 403, -32007: 409,
 }
+#: JSON bodies at least this large are decoded in the thread pool, not on the loop.
+POOL_PARSE_BYTES = 64 * 1024
+_API_PREFIX = "/api/v1/"
+
+
+@dataclass
+class GatewayState:
+    """What the running gateway knows beyond ``app.config.http`` (which it re-reads per
+    request, so a SIGHUP reload of ``token``/``allow_write``/``api`` applies at once):
+
+    - ``listener``: the authorities that name it (Host/Origin checks);
+    - ``file_token``: the token from ``http.token_file`` (None until loaded);
+    - ``web``: the parsed web config file, ``basic_auth`` its checker (None = no auth),
+      ``ssl_context`` when serving HTTPS.
+    """
+
+    listener: Listener
+    file_token: str | None = None
+    web: WebConfig | None = None
+    basic_auth: BasicAuth | None = None
+    ssl_context: ssl.SSLContext | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def registry_of(app: App) -> CollectorRegistry:
@@ -88,12 +138,82 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def build_app(app: App, router: Router, server: Server | None = None) -> web.Application:
-    """The aiohttp application for ``app``'s router (see module docstring)."""
+def _error(exc: XsysError, status: int | None = None,
+           headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": exc.to_wire()},
+                             status=status or HTTP_STATUS.get(exc.code, 500), headers=headers)
+
+
+def _local_address(request: web.Request) -> tuple[str | None, int]:
+    """The (address, port) the connection arrived on."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return str(sockname[0]), int(sockname[1])
+    return None, -1
+
+
+def daemon_peer() -> Peer:
+    """The credentials HTTP requests act with: the daemon's own (HTTP has no peer)."""
+    return Peer(pid=None, uid=os.geteuid(), gid=os.getegid(), groups=tuple(os.getgroups()))
+
+
+def build_app(app: App, router: Router, state: GatewayState,
+              server: Server | None = None) -> web.Application:
+    """The aiohttp application for ``app``'s router guarded by ``state`` (see module
+    docstring)."""
     registry = registry_of(app)
     registry.register(NodeCollector())
     registry.register(DaemonCollector(app, server))
-    web_app = web.Application(client_max_size=app.config.server.max_frame_bytes)
+    peer = daemon_peer()
+
+    @web.middleware
+    async def guard(request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        try:
+            response = await _guarded(request, handler)
+        except web.HTTPException as exc:  # aiohttp's own 404/405/413...
+            decorate(request, exc)
+            raise
+        decorate(request, response)
+        return response
+
+    def decorate(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in state.headers.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith(_API_PREFIX):
+            response.headers.setdefault("Cache-Control", "no-store")
+
+    async def _guarded(request: web.Request,
+                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                       ) -> web.StreamResponse:
+        addr, port = _local_address(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and not state.listener.origin_matches(origin, addr, port):
+            return _error(PermissionDenied(
+                "cross-origin request refused: the Origin is not this gateway",
+                {"origin": origin, "reason": "foreign_origin"}))
+        if request.path.startswith(_API_PREFIX):
+            host = request.headers.get("Host", "")
+            if not state.listener.matches(host, addr, port):
+                return _error(PermissionDenied(
+                    "the Host header does not name this gateway (add it to "
+                    "http.allowed_hosts if it is yours)",
+                    {"host": host, "reason": "foreign_host"}))
+        elif request.path in ("/metrics", "/health") and state.basic_auth is not None:
+            try:
+                ok = await state.basic_auth.check(request.headers.get("Authorization"))
+            except BasicAuth.Busy:
+                return web.Response(status=429, text="Too Many Requests\n",
+                                    headers={"Retry-After": "1"})
+            if not ok:
+                return web.Response(status=401, text="Unauthorized\n",
+                                    headers={"WWW-Authenticate": 'Basic realm="xsys"'})
+        return await handler(request)
+
+    web_app = web.Application(client_max_size=app.config.server.max_frame_bytes,
+                              middlewares=[guard])
 
     async def metrics(_request: web.Request) -> web.Response:
         body = await app.run_blocking(generate_latest, registry)
@@ -110,47 +230,110 @@ def build_app(app: App, router: Router, server: Server | None = None) -> web.App
                 "sample_age_s": None if age is None else round(age, 3)}
         return web.json_response(body, status=200 if ok else 503)
 
+    def check_token(request: web.Request) -> web.Response | None:
+        expected = app.config.http.token or state.file_token
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        given = given.strip()
+        if expected and scheme.lower() == "bearer" and tokens_equal(given, expected):
+            return None
+        challenge = 'Bearer realm="xsys"'
+        if given:
+            challenge += ', error="invalid_token"'
+        return _error(Unauthorized("a valid bearer token is required "
+                                   "(Authorization: Bearer <token>; see `xsys http token`)"),
+                      status=401, headers={"WWW-Authenticate": challenge})
+
+    async def read_params(request: web.Request) -> Any:
+        if not request.body_exists:
+            return dict(request.query) if request.method == "GET" else {}
+        if request.content_type != "application/json" or (
+                request.charset not in (None, "utf-8", "utf8")):
+            raise _Refusal(_error(InvalidRequest(
+                "a request body must be Content-Type: application/json (UTF-8)",
+                {"content_type": request.headers.get("Content-Type", "")}), status=415))
+        if request.method == "GET":
+            raise InvalidRequest("GET takes its parameters from the query string; "
+                                 "POST a JSON body instead")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            limit = app.config.server.max_frame_bytes
+            raise TooLarge(f"the body is larger than {limit} bytes",
+                           {"limit_bytes": limit}) from None
+        if len(body) >= POOL_PARSE_BYTES:
+            return await app.run_blocking(parse_json, body)
+        return parse_json(body)
+
     async def api(request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        cfg = app.config.http
         try:
-            if not app.config.http.api:
+            if not cfg.api:
                 raise InvalidRequest("the REST mirror is disabled (set http.api: true)")
-            params: Any = {}
-            if request.can_read_body:
-                try:
-                    params = await request.json()
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise InvalidRequest("the body must be a JSON object") from None
-            if request.method == "GET":
-                params = dict(request.query)
+            refused = check_token(request)
+            if refused is not None:
+                return refused
+            params = await read_params(request)
             if not isinstance(params, dict):
                 raise InvalidParams("the body must be a JSON object of parameters")
-            result = await invoke(app, router, method, params)
+            spec = router.get(method)
+            if spec.streams:
+                raise InvalidRequest(f"{method} streams notifications; use the socket",
+                                     {"method": method, "streams": spec.streams})
+            if not spec.safe and request.method == "GET":
+                return _error(InvalidRequest(f"{method} is not a safe method; use POST",
+                                             {"method": method}),
+                              status=405, headers={"Allow": "POST"})
+            if not spec.safe and not cfg.allow_write:
+                raise PermissionDenied(
+                    f"{method} changes state; the HTTP mirror runs only safe (read-only) "
+                    "methods unless http.allow_write is true",
+                    {"method": method, "reason": "unsafe_method",
+                     "setting": "http.allow_write"})
+            spec, kwargs, want_progress = prepare(router, method, params)
+            ctx = Context(app, method, None, peer, None, want_progress)
+            result = await run_spec(app, spec, ctx, kwargs)
+        except _Refusal as refusal:
+            return refusal.response
         except XsysError as exc:
-            return web.json_response({"error": exc.to_wire()},
-                                     status=HTTP_STATUS.get(exc.code, 500))
+            return _error(exc)
         except Exception as exc:
             log.exception("%s via HTTP failed", method)
-            err = InternalError(f"internal error in {method}: {type(exc).__name__}")
-            return web.json_response({"error": err.to_wire()}, status=500)
+            return _error(InternalError(f"internal error in {method}: {type(exc).__name__}"))
         return web.json_response({"result": _jsonable(result)})
 
     web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/health", health)
-    web_app.router.add_post("/api/v1/{method}", api)
+    web_app.router.add_get(_API_PREFIX + "{method}", api, allow_head=False)
+    web_app.router.add_post(_API_PREFIX + "{method}", api)
     return web_app
 
 
-async def start_gateway(app: App, router: Router, server: Server | None = None
-                        ) -> web.AppRunner:
-    """Serve the gateway on ``http.host``:``http.port``; returns the runner to clean up.
-    Raises ``OSError`` when the port cannot be bound."""
+class _Refusal(Exception):
+    """Carries a finished error response out of a helper."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+async def start_gateway(app: App, router: Router, state: GatewayState,
+                        server: Server | None = None) -> web.AppRunner:
+    """Serve the gateway on ``http.host``:``http.port`` (HTTPS when ``state`` has an
+    ``ssl_context``); returns the runner to clean up. Raises ``OSError`` when the port
+    cannot be bound."""
     cfg = app.config.http
-    runner = web.AppRunner(build_app(app, router, server), access_log=None)
+    runner = web.AppRunner(build_app(app, router, state, server), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port)
-    await site.start()
+    site = web.TCPSite(runner, cfg.host, cfg.port, ssl_context=state.ssl_context)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     app.capabilities.append("http")
-    log.info("HTTP gateway on http://%s:%d (/metrics, /health%s)", cfg.host, cfg.port,
-             ", /api/v1" if cfg.api else "")
+    scheme = "https" if state.ssl_context is not None else "http"
+    log.info("HTTP gateway on %s://%s:%d (/metrics, /health%s%s)", scheme, cfg.host,
+             cfg.port, ", /api/v1" if cfg.api else "",
+             ", basic auth" if state.basic_auth is not None else "")
     return runner
