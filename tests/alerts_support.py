@@ -210,6 +210,95 @@ class SmtpSink:
         self.controller.stop()
 
 
+class Timer:
+    """One scheduled callback of ``Timers``."""
+
+    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delay = delay
+        self.callback = callback
+        self.cancelled = False
+        self.fired = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Timers:
+    """An injected ``call_later`` for the dispatcher: records every timer's delay; the test
+    fires them (``fire``) instead of waiting. With ``auto=True`` each timer fires on the
+    next loop iteration (no real wait), in order."""
+
+    def __init__(self, auto: bool = False) -> None:
+        self.auto = auto
+        self.timers: list[Timer] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(delay, callback)
+        self.timers.append(timer)
+        if self.auto:
+            asyncio.get_running_loop().call_soon(self._fire, timer)
+        return timer
+
+    @property
+    def delays(self) -> list[float]:
+        return [t.delay for t in self.timers]
+
+    def pending(self) -> list[Timer]:
+        return [t for t in self.timers if not t.cancelled and not t.fired]
+
+    def _fire(self, timer: Timer) -> None:
+        if not timer.cancelled and not timer.fired:
+            timer.fired = True
+            timer.callback()
+
+    def fire(self) -> int:
+        """Run every pending timer now; returns how many ran."""
+        due = self.pending()
+        for timer in due:
+            self._fire(timer)
+        return len(due)
+
+
+class Hang:
+    """A real aiohttp server whose every request hangs (never answers) until ``stop``;
+    ``count`` requests received, ``event`` set on each."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.event = asyncio.Event()
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        self.count += 1
+        self.event.set()
+        await self._release.wait()
+        return web.Response(status=200)
+
+    async def start(self) -> Hang:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
 async def eventually(check: Callable[[], bool], timeout: float = 10.0,
                      step: float = 0.02) -> None:
     """Wait until ``check()`` is true (polling), or fail."""

@@ -1,6 +1,7 @@
 """The dispatcher: routing, retries with backoff and Retry-After, per-provider timeouts,
 faults (refused connection, 500, a hang past the timeout) while the other providers still
-deliver, the bounded queue's drop policy, draining on shutdown, and the metrics."""
+deliver, the bounded queue's drop policy, draining on shutdown, and the metrics. (Lane
+isolation and the circuit breaker: ``test_alerts_isolation.py``.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.alerts_support import Recorder, make_alert, refused_url
+from tests.alerts_support import Recorder, Timers, eventually, make_alert, refused_url
 from xsys.alerts.dispatcher import Dispatcher
 from xsys.alerts.metrics import AlertMetrics
 from xsys.alerts.model import Alert
@@ -24,17 +25,6 @@ from xsys.monitor.settings import (
     ProviderConfig,
     WebhookConfig,
 )
-
-
-class Sleeps:
-    """An injected sleep that records the delays and does not wait."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
 
 
 class Gate(Provider):
@@ -107,9 +97,9 @@ async def test_resolved_not_sent_when_send_resolved_is_off(server: Recorder, htt
 async def test_retry_500_then_success(server: Recorder, http: HttpClient,
                                       metrics: AlertMetrics) -> None:
     server.set("/hook", (500, {}, 0.0), (502, {}, 0.0), (200, {}, 0.0))
-    sleeps = Sleeps()
+    timers = Timers(auto=True)
     d = Dispatcher({"webhook": webhook(f"{server.url}/hook", http)}, cfg(), metrics,
-                   sleep=sleeps, rng=lambda: 1.0)
+                   call_later=timers, rng=lambda: 1.0)
     d.start()
     a = make_alert()
     e = entry(a)
@@ -117,22 +107,22 @@ async def test_retry_500_then_success(server: Recorder, http: HttpClient,
     await d.stop()
     rec = e.deliveries["webhook"]
     assert (rec.status, rec.attempts, rec.error) == ("sent", 3, None)
-    assert sleeps.delays == [0.01, 0.02]  # backoff_s * 2**n (rng 1.0 = no jitter cut)
+    assert timers.delays == [0.01, 0.02]  # backoff_s * 2**n (rng 1.0 = no jitter cut)
     assert metrics.value("xsys_alert_delivery_retries_total", provider="webhook") == 2
 
 
 async def test_retry_after_is_honoured(server: Recorder, http: HttpClient,
                                        metrics: AlertMetrics) -> None:
     server.set("/hook", (429, {"Retry-After": "3"}, 0.0), (200, {}, 0.0))
-    sleeps = Sleeps()
+    timers = Timers(auto=True)
     d = Dispatcher({"webhook": webhook(f"{server.url}/hook", http)}, cfg(), metrics,
-                   sleep=sleeps)
+                   call_later=timers)
     d.start()
     a = make_alert()
     e = entry(a)
     d.submit(a, e)
     await d.stop()
-    assert sleeps.delays == [3.0]
+    assert timers.delays == [3.0]
     assert e.deliveries["webhook"].status == "sent"
 
 
@@ -285,7 +275,8 @@ async def test_stop_gives_up_backoffs_past_the_deadline(server: Recorder, http: 
     e = entry(a)
     d.submit(a, e)
     await server.wait("/down")
-    await asyncio.sleep(0.05)  # the worker is in its 100 s backoff now
+    await eventually(lambda: bool(d.lanes["webhook"].delayed))  # in its 100 s backoff now
+    assert d.lanes["webhook"].inflight == 0  # waiting on a timer, not in a worker
     started = time.monotonic()
     await d.stop(1.0)
     assert time.monotonic() - started < 5.0

@@ -1,5 +1,6 @@
-"""Alert delivery: the ``Alert`` model, the dispatcher (bounded queue, worker pool, retries,
-per-provider routing) and one module per notification provider."""
+"""Alert delivery: the ``Alert`` model, the dispatcher (one bounded lane per provider with its
+own concurrency, retries on timers and a circuit breaker, routing by levels/rules) and
+one module per notification provider."""
 
 from xsys.alerts.model import Alert, HostContext, Severity, Status
 

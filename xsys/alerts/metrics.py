@@ -4,7 +4,11 @@ its ``CollectorRegistry`` (``app.services["metrics_registry"]``, created if abse
 - ``xsys_alerts_sent_total{provider}``, ``xsys_alerts_failed_total{provider}``,
   ``xsys_alerts_dropped_total{provider}`` (queue full or undelivered at shutdown),
   ``xsys_alert_delivery_retries_total{provider}``;
-- ``xsys_alert_queue_depth`` (jobs waiting in the dispatcher queue);
+- ``xsys_alert_queue_depth`` (deliveries waiting, all providers together),
+  ``xsys_alert_provider_queue_depth{provider}`` (waiting for one provider, retries
+  included), ``xsys_alert_provider_inflight{provider}`` (attempts running);
+- ``xsys_alert_circuit_state{provider}`` (0 closed, 1 half-open, 2 open),
+  ``xsys_alert_circuit_opens_total{provider}`` (times the breaker opened);
 - ``xsys_monitor_alerts_total{check,severity,status}`` (notifications produced),
   ``xsys_monitor_check_level{check,component}`` (0 ok, 1 warning, 2 critical),
   ``xsys_monitor_ticks_total``, ``xsys_monitor_tick_duration_seconds`` (last tick).
@@ -28,14 +32,27 @@ class AlertMetrics:
                               "Alert notifications that failed after all retries",
                               ["provider"], registry=registry)
         self.dropped = Counter("xsys_alerts_dropped_total",
-                               "Alert notifications dropped (queue full or shutdown)",
+                               "Alert notifications dropped (provider queue full or "
+                               "undelivered at shutdown)",
                                ["provider"], registry=registry)
         self.retries = Counter("xsys_alert_delivery_retries_total",
                                "Delivery attempts after a first failure", ["provider"],
                                registry=registry)
         self.queue_depth = Gauge("xsys_alert_queue_depth",
-                                 "Deliveries waiting in the dispatcher queue",
+                                 "Deliveries waiting in the dispatcher queues (all providers)",
                                  registry=registry)
+        self.provider_queue_depth = Gauge("xsys_alert_provider_queue_depth",
+                                          "Deliveries waiting for one provider (retries "
+                                          "included)", ["provider"], registry=registry)
+        self.provider_inflight = Gauge("xsys_alert_provider_inflight",
+                                       "Delivery attempts running for one provider",
+                                       ["provider"], registry=registry)
+        self.circuit_state = Gauge("xsys_alert_circuit_state",
+                                   "Circuit breaker of a provider (0 closed, 1 half-open, "
+                                   "2 open)", ["provider"], registry=registry)
+        self.circuit_opens = Counter("xsys_alert_circuit_opens_total",
+                                     "Times a provider's circuit breaker opened",
+                                     ["provider"], registry=registry)
         self.alerts = Counter("xsys_monitor_alerts_total",
                               "Alert notifications produced by the monitor",
                               ["check", "severity", "status"], registry=registry)

@@ -60,8 +60,12 @@ def register(router: Router, app: App) -> None:
         (ok|warning|critical, the firing level), "pending" (level waiting out its
         duration, or null), "value", "unit", "threshold", "warning", "critical",
         "duration", "since", "started_at", "last_sent_at", "updated_at", "silenced"}],
-        "silences": [...], "providers": [names], "subscribers": int, "queue": {"depth", "in_flight",
-        "capacity", "workers", "dropped"}}``.
+        "silences": [...], "providers": [names], "provider_status": [{"name", "state"
+        (closed|open|half_open: the provider's circuit breaker), "queued", "queued_bytes",
+        "inflight", "consecutive_failures", "delivered_total", "failed_total",
+        "dropped_total", "next_attempt_at" (epoch s or null), "last_error"}],
+        "subscribers": int, "queue": {"depth", "in_flight" (all providers), "capacity",
+        "capacity_bytes", "workers" (per provider), "dropped"}}``.
         """
         return service.status()
 

@@ -237,11 +237,13 @@ class MonitorService:
             "firing": len(eng.firing()),
             "silences": [s.to_wire() for s in self.silences.list()],
             "providers": list(self.providers),
+            "provider_status": d.provider_status() if d else [],
             "subscribers": len(self.bus),
             "queue": {
                 "depth": d.depth if d else 0,
                 "in_flight": d.in_flight if d else 0,
                 "capacity": self.config.alerts.queue_size,
+                "capacity_bytes": self.config.alerts.queue_max_bytes,
                 "workers": self.config.alerts.workers,
                 "dropped": d.dropped if d else 0,
             },

@@ -191,12 +191,18 @@ def _check_levels(levels: tuple[str, ...], where: str) -> None:
             raise ValueError(f"{where}: unknown level {level!r} (expected WARNING or CRITICAL)")
 
 
+#: The longest ``timeout`` a provider may have (s): a delivery attempt always ends, so a
+#: provider that hangs is counted as failing and its circuit breaker can open.
+MAX_TIMEOUT_S = 300.0
+
+
 @dataclass(frozen=True)
 class ProviderConfig:
     """What every provider has: ``enabled``; routing like TinyMonitor: ``levels`` (the
     severities sent when there are no ``rules``) and ``rules`` (check name -> levels, with a
     ``default`` entry; a check without an entry and no ``default`` is not sent); ``timeout``
-    (s) per attempt; ``send_resolved``: also send the resolved notification of an alert this
+    (s) per attempt, in (0, ``MAX_TIMEOUT_S``]: every network call of a provider is bounded
+    by it; ``send_resolved``: also send the resolved notification of an alert this
     provider received."""
 
     enabled: bool = False
@@ -211,8 +217,9 @@ class ProviderConfig:
         _check_levels(self.levels, "levels")
         for key, levels in self.rules.items():
             _check_levels(levels, f"rules.{key}")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout: must be > 0 seconds, got {self.timeout}")
+        if not 0 < self.timeout <= MAX_TIMEOUT_S:
+            raise ValueError(f"timeout: must be in (0, {MAX_TIMEOUT_S:g}] seconds, "
+                             f"got {self.timeout}")
         if self.enabled:
             for key in self.required_keys():
                 if not getattr(self, key):
@@ -335,19 +342,33 @@ PROVIDER_NAMES = ("google_chat", "ntfy", "gotify", "smtp", "webhook", "alertmana
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    """Alert delivery: the dispatcher's ``workers`` and bounded ``queue_size`` (TinyMonitor's
-    Go port used 5 and 100); ``retries`` after the first attempt on connection errors,
-    timeouts, 5xx and 429, waiting ``backoff_s`` * 2^n (capped at ``backoff_max_s``, with
-    jitter) or the server's ``Retry-After`` (capped at ``retry_after_max_s``);
-    ``drain_timeout_s``: how long shutdown waits for queued deliveries; then one section per
-    provider."""
+    """Alert delivery. Every provider has its own lane (see ``xsys.alerts.dispatcher``), so
+    the limits below apply per provider:
+
+    - ``workers``: deliveries to one provider in flight at once (its concurrency limit).
+    - ``queue_size`` (count) and ``queue_max_bytes`` (bytes, msgpack size of the alerts):
+      deliveries one provider holds waiting, including those waiting for a retry; beyond
+      either, the oldest of the lowest severity is dropped and counted.
+    - ``retries`` after the first attempt on connection errors, timeouts, 5xx and 429,
+      ``backoff_s`` * 2^n later (capped at ``backoff_max_s``, with jitter) or after the
+      server's ``Retry-After`` (capped at ``retry_after_max_s``); a retry waits on a timer,
+      never in a worker.
+    - Circuit breaker: after ``circuit_failures`` consecutive failed attempts a provider is
+      paused (open) for ``circuit_open_s`` seconds; then one probe delivery goes out
+      (half-open); its success closes the breaker, its failure opens it again.
+    - ``drain_timeout_s``: how long shutdown waits for queued deliveries.
+
+    Then one section per provider."""
 
     workers: int = 5
     queue_size: int = 100
+    queue_max_bytes: int = 1 << 20
     retries: int = 3
     backoff_s: float = 1.0
     backoff_max_s: float = 30.0
     retry_after_max_s: float = 120.0
+    circuit_failures: int = 5
+    circuit_open_s: float = 60.0
     drain_timeout_s: float = 3.0
     google_chat: GoogleChatConfig = field(default_factory=GoogleChatConfig)
     ntfy: NtfyConfig = field(default_factory=NtfyConfig)
@@ -358,13 +379,23 @@ class AlertsConfig:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range pool, queue, retry or backoff settings."""
+        """Raise ``ValueError`` naming the key for out-of-range pool, queue, retry, backoff
+        or circuit-breaker settings."""
         if not 1 <= self.workers <= 256:
             raise ValueError(f"workers: must be in 1..256, got {self.workers}")
         if not 1 <= self.queue_size <= 1_000_000:
             raise ValueError(f"queue_size: must be in 1..1000000, got {self.queue_size}")
+        if not 1024 <= self.queue_max_bytes <= 1 << 30:
+            raise ValueError(f"queue_max_bytes: must be in 1024..{1 << 30}, "
+                             f"got {self.queue_max_bytes}")
         if not 0 <= self.retries <= 100:
             raise ValueError(f"retries: must be in 0..100, got {self.retries}")
+        if not 1 <= self.circuit_failures <= 1000:
+            raise ValueError(f"circuit_failures: must be in 1..1000, "
+                             f"got {self.circuit_failures}")
+        if not 0 < self.circuit_open_s <= 86400:
+            raise ValueError(f"circuit_open_s: must be in (0, 86400] seconds, "
+                             f"got {self.circuit_open_s}")
         for name in ("backoff_s", "backoff_max_s", "retry_after_max_s", "drain_timeout_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 seconds")

@@ -66,7 +66,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 class Provider(abc.ABC):
     """A notification target. ``name`` (``ntfy``...), ``config`` (its ``ProviderConfig``).
     ``send(alert)`` makes one attempt and raises ``DeliveryError`` (or a connection /
-    timeout error, which the dispatcher treats as retryable) on failure."""
+    timeout error, which the dispatcher treats as retryable) on failure.
+    ``max_concurrency``: a cap on this provider's attempts in flight below the
+    dispatcher's ``workers`` (None: no own cap)."""
+
+    max_concurrency: int | None = None
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
@@ -109,7 +113,15 @@ class Provider(abc.ABC):
 
 class HttpClient:
     """The one aiohttp ``ClientSession`` shared by the HTTP providers, opened on first use
-    (it must be created on the running loop) and closed by ``close()``."""
+    (it must be created on the running loop) and closed by ``close()``.
+
+    The connector has no pool-wide connection limit: a shared limit would let a provider
+    that hangs hold every connection and starve the others. Connections are bounded by the
+    dispatcher instead (``workers`` attempts in flight per provider), and every request by
+    its provider's ``timeout`` (``DEFAULT_TIMEOUT_S`` when a caller gives none)."""
+
+    #: Total seconds of a request made without an explicit timeout.
+    DEFAULT_TIMEOUT_S = 30.0
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
@@ -121,7 +133,8 @@ class HttpClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers={"User-Agent": USER_AGENT},
-                connector=aiohttp.TCPConnector(limit=32),
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=self.DEFAULT_TIMEOUT_S),
             )
         return self._session
 

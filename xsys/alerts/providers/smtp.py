@@ -6,7 +6,9 @@ an HTML part. ``to_addrs`` may be a list or a comma-separated string (TinyMonito
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -26,9 +28,13 @@ async def _to_thread(fn: Callable[[], None]) -> None:
 
 class SmtpProvider(Provider):
     """Sends alerts by e-mail. ``run_blocking``: how to run the blocking SMTP dialogue
-    (``App.run_blocking``; a plain thread by default)."""
+    (``App.run_blocking``; a plain thread by default). An attempt holds a thread of that
+    pool, so at most ``max_concurrency`` run at once; one that outlives its timeout (a
+    server dripping bytes within each socket timeout) has its socket shut down, which ends
+    the thread's dialogue at once."""
 
     config: SmtpConfig
+    max_concurrency = 2
 
     def __init__(self, config: SmtpConfig, run_blocking: RunBlocking | None = None) -> None:
         super().__init__("smtp", config)
@@ -52,18 +58,24 @@ class SmtpProvider(Provider):
     def _tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.config.ca_file or None)
 
-    def deliver(self, msg: EmailMessage) -> None:
+    def deliver(self, msg: EmailMessage, opened: list[smtplib.SMTP] | None = None) -> None:
         """The blocking SMTP dialogue; raises ``DeliveryError`` for SMTP replies (4xx
-        retryable, 5xx not) and lets connection errors (``OSError``) through."""
+        retryable, 5xx not) and lets connection errors (``OSError``) through. The client
+        is appended to ``opened`` once created (so ``send`` can abort it)."""
         cfg = self.config
         try:
             client: smtplib.SMTP
             if cfg.use_ssl:
-                client = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
-                                          context=self._tls_context())
+                client = smtplib.SMTP_SSL(context=self._tls_context(), timeout=cfg.timeout)
             else:
-                client = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                client = smtplib.SMTP(timeout=cfg.timeout)
+            # connect() separately (so ``send`` can reach the socket while the greeting is
+            # read); TLS verifies against ``_host``, which only the constructor sets
+            client._host = cfg.host  # type: ignore[attr-defined]
+            if opened is not None:
+                opened.append(client)
             with client:
+                client.connect(cfg.host, cfg.port)
                 client.ehlo()
                 if cfg.use_tls:
                     client.starttls(context=self._tls_context())
@@ -86,6 +98,21 @@ class SmtpProvider(Provider):
             raise ConnectionError(f"SMTP server disconnected: {exc}") from exc
 
     async def send(self, alert: Alert) -> None:
-        """Send the e-mail from the thread pool (see ``deliver``)."""
+        """Send the e-mail from the thread pool (see ``deliver``); when cancelled (the
+        dispatcher's timeout), shut the connection down so the thread stops too."""
         msg = self.build(alert)
-        await self._run_blocking(lambda: self.deliver(msg))
+        opened: list[smtplib.SMTP] = []
+        try:
+            await self._run_blocking(lambda: self.deliver(msg, opened))
+        except asyncio.CancelledError:
+            for client in opened:
+                _abort(client)
+            raise
+
+
+def _abort(client: smtplib.SMTP) -> None:
+    """Shut down ``client``'s socket from another thread: a recv blocked in it returns."""
+    sock = getattr(client, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
