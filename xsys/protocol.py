@@ -61,13 +61,39 @@ class XsysError(Exception):
 
     def to_wire(self) -> dict[str, Any]:
         """The ``error`` member of a response: ``{"code", "message", "data"?}``."""
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        err: dict[str, Any] = {"code": self.code, "message": _wire_text(self.message)}
         if self.data is not None:
-            err["data"] = self.data
+            err["data"] = _wire_data(self.data)
         return err
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, data={self.data!r})"
+
+
+def _wire_text(text: str) -> str:
+    """``text`` made encodable as UTF-8 (surrogate escapes from a non-UTF-8 file name are
+    shown as ``\\xNN``)."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _wire_data(value: Any) -> Any:
+    """Error ``data`` with every string that is not valid UTF-8 (a file name) as the bin of
+    its original bytes (``os.fsencode``), as in results (docs/protocol.md)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(value)
+        return value
+    if isinstance(value, dict):
+        return {k: _wire_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire_data(v) for v in value]
+    return value
 
 
 class ParseError(XsysError):

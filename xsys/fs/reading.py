@@ -33,7 +33,11 @@ def check_regular(fd: int, path: str) -> os.stat_result:
     """``fstat`` of ``fd``, which must be a regular file: -32007 (``EISDIR`` for a
     directory, ``reason: "not_regular_file"`` and the ``type`` for a FIFO, socket or
     device), so no worker ever blocks on a special file."""
-    st = os.fstat(fd)
+    return check_regular_mode(os.fstat(fd), path)
+
+
+def check_regular_mode(st: os.stat_result, path: str) -> os.stat_result:
+    """``st`` when it describes a regular file, else the -32007 of ``check_regular``."""
     if stat.S_ISREG(st.st_mode):
         return st
     if stat.S_ISDIR(st.st_mode):

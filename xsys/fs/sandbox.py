@@ -44,6 +44,9 @@ from xsys.protocol import InvalidParams, NotFound, PermissionDenied, XsysError, 
 
 #: Symlinks followed while resolving one path before it counts as a loop (Linux: 40).
 MAX_SYMLINKS = 40
+#: Times one resolution looks again at a component that changed between two system calls
+#: before it refuses with -32002 (``reason: "changed"``).
+MAX_RETRIES = 8
 #: Descriptor flags for directories on the walk (``O_PATH`` where Linux has it: search
 #: permission is enough, as for the kernel's own walk).
 DIR_FLAGS = (getattr(os, "O_PATH", 0) or os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) \
@@ -331,6 +334,7 @@ class _Walk:
         self.follow = follow
         self.allow_missing = allow_missing
         self.links = 0
+        self.retries = 0
         # fd mode: a stack of (fd, real path); its bottom is a root. Outside mode: no stack,
         # a lexical cursor.
         self.stack: list[tuple[int, str]] = []
@@ -408,7 +412,8 @@ class _Walk:
                 raise error_from_oserror(exc, os.path.join(real, comp)) from None
             last = not self.pending
             if stat.S_ISLNK(st.st_mode) and (self.follow or not last):
-                self._follow_link(fd, real, comp)
+                if not self._follow_link(fd, real, comp):
+                    self._retry(comp, real)
                 continue
             if last:
                 return self._found(comp, st)
@@ -419,8 +424,9 @@ class _Walk:
             try:
                 sub = os.open(comp, DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise changed(os.path.join(real, comp), exc) from None
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                    self._retry(comp, real, exc)  # swapped since the lstat: look again
+                    continue
                 raise error_from_oserror(exc, os.path.join(real, comp)) from None
             self.stack.append((sub, os.path.join(real, comp)))
         if missing:
@@ -434,7 +440,16 @@ class _Walk:
         return Located(self.requested, fd, None, real, self.root, os.stat(fd),
                        is_root=real == self.root)
 
-    def _follow_link(self, fd: int, real: str, comp: str) -> None:
+    def _retry(self, comp: str, real: str, exc: OSError | None = None) -> None:
+        """``comp`` changed between two system calls: walk it again, a few times at most,
+        then refuse (-32002 ``changed``)."""
+        self.retries += 1
+        if self.retries > MAX_RETRIES:
+            raise changed(os.path.join(real, comp), exc)
+        self.pending.appendleft(comp)
+
+    def _follow_link(self, fd: int, real: str, comp: str) -> bool:
+        """Queue the link's target; False when ``comp`` is no longer a link."""
         self.links += 1
         where = os.path.join(real, comp)
         if self.links > MAX_SYMLINKS:
@@ -442,11 +457,15 @@ class _Walk:
         try:
             target = os.readlink(comp, dir_fd=fd)
         except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT):
+                self.links -= 1
+                return False
             raise error_from_oserror(exc, where) from None
         if os.path.isabs(target):  # from the top; outside the roots it goes lexically
             self._close_all()
             self.cursor = os.sep
         self._pending_front(target.split(os.sep))
+        return True
 
     def _found(self, comp: str, st: os.stat_result) -> Located:
         fd, real = self.stack.pop()

@@ -311,6 +311,10 @@ def append(loc: Located, data: bytes, *, make_dirs: bool, umask: int, chunk: int
     target = loc.path
     require_parent(loc, make_dirs, umask)
     check_hardlinks(loc, allow_hardlinked)
+    if loc.st is not None and not stat.S_ISREG(loc.st.st_mode):
+        from xsys.fs.reading import check_regular_mode
+
+        check_regular_mode(loc.st, target)
     created = loc.st is None
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
     fd = loc.open(flags, 0o666 & ~umask)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from typing import Annotated, Any, Literal
 
+from xsys.fs.creds import as_peer
+from xsys.fs.model import wire_str
 from xsys.fs.sandbox import Sandbox, default_roots
-from xsys.protocol import InvalidParams, NotFound, error_from_oserror
+from xsys.protocol import InvalidParams
 from xsys.server.app import App
-from xsys.server.context import Context, Subscription
+from xsys.server.context import Context, Peer, Subscription
 from xsys.server.router import Doc, Range, Router
 from xsys.watch.events import EventFilter
 from xsys.watch.observer import GAPS_DETECTED
@@ -74,21 +77,23 @@ def sandbox_of(app: App) -> Sandbox:
     return Sandbox(app.config.fs.roots or default_roots())
 
 
-def resolve_roots(sandbox: Sandbox, paths: list[str], recursive: bool) -> tuple[Root, ...]:
-    """Resolve and check each path: -32002 outside the roots, -32001 missing."""
+def resolve_roots(sandbox: Sandbox, paths: list[str | bytes], recursive: bool,
+                  peer: Peer | None = None) -> tuple[Root, ...]:
+    """Resolve and check each path on descriptors, with the peer's file credentials (it
+    must be able to reach the path itself): -32002 outside the roots or not permitted,
+    -32001 missing. The watch is then set on the real path found."""
+    peer = peer or Peer()
     roots: list[Root] = []
-    for path in paths:
-        res = sandbox.resolve(path)
-        try:
-            is_dir = os.path.isdir(res.real)
-            if not is_dir and not os.path.exists(res.real):
-                raise NotFound(f"no such file or directory: {res.real}",
-                               {"errno": "ENOENT", "path": res.real})
-        except OSError as exc:
-            raise error_from_oserror(exc, res.real) from None
-        root = Root(path=res.real, is_file=not is_dir, recursive=recursive and is_dir)
-        if root not in roots:
-            roots.append(root)
+    with as_peer(peer.uid, peer.gid, peer.groups):
+        for path in paths:
+            with sandbox.locate(path) as loc:
+                st = loc.lstat()
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if is_dir:  # the peer must be able to list it, as inotify would let it
+                    os.close(loc.open_dir())
+                root = Root(path=loc.path, is_file=not is_dir, recursive=recursive and is_dir)
+            if root not in roots:
+                roots.append(root)
     return tuple(roots)
 
 
@@ -105,7 +110,8 @@ def register(router: Router, app: App) -> None:
     @router.method("watch.add", kind="async", streams="watch.event")
     async def add(
         ctx: Context,
-        paths: Annotated[list[str], Doc("files or directories to watch")],
+        paths: Annotated[list[str | bytes], Doc("files or directories to watch (bin for a "
+                                                "name that is not valid UTF-8)")],
         recursive: Annotated[bool, Doc("watch subdirectories too")] = False,
         patterns: Annotated[list[str] | None, Doc("gitignore-style globs to include "
                                                   "(relative to the watched path)")] = None,
@@ -137,7 +143,8 @@ def register(router: Router, app: App) -> None:
             raise InvalidParams(f"parameter 'debounce_ms': at most {cfg.max_debounce_ms}",
                                 {"param": "debounce_ms", "max": cfg.max_debounce_ms})
         event_filter = EventFilter(events, patterns, ignore_patterns, include_dirs)
-        roots = await app.run_blocking(resolve_roots, sandbox_of(app), paths, recursive)
+        roots = await app.run_blocking(resolve_roots, sandbox_of(app), paths, recursive,
+                                       ctx.peer)
         spec = StreamSpec(roots=roots, filter=event_filter, debounce_ms=debounce_ms,
                           recursive=recursive, patterns=tuple(patterns or ()),
                           ignore_patterns=tuple(ignore_patterns or ()),
@@ -149,12 +156,12 @@ def register(router: Router, app: App) -> None:
         except BaseException:
             sub.close()
             raise
-        sub.info = {"paths": [r.path for r in roots]}
+        sub.info = {"paths": [wire_str(r.path) for r in roots]}
         sub.on_close(lambda _s: service.remove(stream))
         if sub.closed:  # the connection closed while the watches were being added
             service.remove(stream)
         _release_after_response(stream)
-        return {"subscription": sub.id, "paths": [r.path for r in roots]}
+        return {"subscription": sub.id, "paths": [wire_str(r.path) for r in roots]}
 
     @router.method("watch.remove", kind="inline")
     def remove(ctx: Context,

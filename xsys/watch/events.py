@@ -22,6 +22,7 @@ from watchdog.events import (
     FileSystemEvent,
 )
 
+from xsys.fs.model import wire_str
 from xsys.protocol import InvalidParams
 
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
@@ -51,11 +52,12 @@ class WatchEvent:
     dest_path: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        """``{type, path, dest_path?, is_dir, ts}``."""
-        out: dict[str, Any] = {"type": self.type, "path": self.path, "is_dir": self.is_dir,
-                               "ts": self.ts}
+        """``{type, path, dest_path?, is_dir, ts}``; a path that is not valid UTF-8 goes
+        as bin (``xsys.fs.model.wire_str``)."""
+        out: dict[str, Any] = {"type": self.type, "path": wire_str(self.path),
+                               "is_dir": self.is_dir, "ts": self.ts}
         if self.dest_path is not None:
-            out["dest_path"] = self.dest_path
+            out["dest_path"] = wire_str(self.dest_path)
         return out
 
 
