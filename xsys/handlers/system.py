@@ -9,13 +9,16 @@ interval and the first call is never a meaningless 0.0.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import os
 import platform
 import signal as signal_mod
 import socket
+import sys
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import psutil
 
@@ -150,6 +153,117 @@ class ProcessLister:
             time.sleep(self.prime_s)
         self._last = time.monotonic()
         return [_process_row(p.info) for p in psutil.process_iter(_PROC_ATTRS)]
+
+
+class _Target(NamedTuple):
+    """What ``sys.kill`` checks of a process: its thread-group id (the process a thread id
+    stands for) and its real and saved uids."""
+
+    tgid: int
+    real_uid: int
+    saved_uid: int
+
+
+def _target(pid: int) -> _Target:
+    """The process behind ``pid`` (Linux: ``/proc/<pid>/status``, so thread ids resolve to
+    their process; elsewhere psutil). Raises ``NotFound``."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/status", "rb") as fh:
+                fields = dict(line.split(b":", 1) for line in fh.read().splitlines()
+                              if b":" in line)
+            uids = fields[b"Uid"].split()
+            return _Target(int(fields[b"Tgid"]), int(uids[0]), int(uids[2]))
+        except (FileNotFoundError, ProcessLookupError, KeyError, IndexError, ValueError):
+            raise NotFound(f"no process {pid}", {"pid": pid}) from None
+    try:
+        ids = psutil.Process(pid).uids()
+    except psutil.NoSuchProcess:
+        raise NotFound(f"no process {pid}", {"pid": pid}) from None
+    return _Target(pid, ids.real, ids.saved)
+
+
+def _protected_reason(pid: int) -> str | None:
+    """Why ``pid`` may never be signalled through the daemon (``init``, ``daemon``,
+    ``daemon_ancestor``, ``daemon_descendant``), or None."""
+    me = os.getpid()
+    if pid == 1:
+        return "init"
+    if pid == me:
+        return "daemon"
+    daemon = psutil.Process(me)
+    if any(p.pid == pid for p in daemon.parents()):
+        return "daemon_ancestor"
+    if any(p.pid == pid for p in daemon.children(recursive=True)):
+        return "daemon_descendant"
+    return None
+
+
+_WHO = {"init": "pid 1 (init)", "daemon": "the xsys daemon itself",
+        "daemon_ancestor": "an ancestor of the xsys daemon",
+        "daemon_descendant": "a process of the xsys daemon"}
+
+
+def _check_kill(pid: int, target: _Target, peer_uid: int | None) -> None:
+    """Raise ``PermissionDenied`` (with ``data.reason``) unless a peer of ``peer_uid`` may
+    signal ``target``."""
+    reason = _protected_reason(target.tgid)
+    if reason is not None:
+        raise PermissionDenied(
+            f"process {pid} is {_WHO[reason]}; sys.kill never signals it",
+            {"pid": pid, "reason": reason})
+    if peer_uid is None:
+        raise PermissionDenied("sys.kill needs the caller's uid, which is unknown here",
+                               {"pid": pid, "reason": "unknown_peer"})
+    if peer_uid != 0 and peer_uid not in (target.real_uid, target.saved_uid):
+        raise PermissionDenied(
+            f"process {pid} does not belong to the caller (uid {peer_uid})",
+            {"pid": pid, "reason": "not_owner", "owner_uid": target.real_uid,
+             "uid": peer_uid})
+
+
+def send_signal(pid: int, signum: signal_mod.Signals, peer_uid: int | None) -> None:
+    """Send ``signum`` to process ``pid`` for a peer of ``peer_uid`` under the ``sys.kill``
+    rules (see its docstring). On Linux the process is pinned by a pidfd before the checks
+    and signalled through it, so a pid that dies and is reused in between is never
+    signalled. Raises ``PermissionDenied``, ``NotFound`` or the mapped ``OSError``."""
+    target = _target(pid)
+    fd = _pidfd_open(target.tgid)
+    if fd is None:  # no pidfds here: check, then kill (a reuse race remains)
+        _check_kill(pid, target, peer_uid)
+        try:
+            os.kill(target.tgid, signum)
+        except OSError as exc:
+            raise error_from_oserror(exc) from None
+        return
+    try:
+        target = _target(target.tgid)  # read again: now about the pinned process
+        # Still alive (EPERM says so too), so what was just read is the pinned process's.
+        with contextlib.suppress(PermissionError):
+            signal_mod.pidfd_send_signal(fd, 0)
+        _check_kill(pid, target, peer_uid)
+        signal_mod.pidfd_send_signal(fd, signum)
+    except ProcessLookupError:
+        raise NotFound(f"no process {pid}", {"pid": pid}) from None
+    except OSError as exc:
+        raise error_from_oserror(exc) from None
+    finally:
+        os.close(fd)
+
+
+def _pidfd_open(pid: int) -> int | None:
+    """A pidfd for ``pid``, or None where the platform or kernel has none. Raises
+    ``NotFound``."""
+    if not hasattr(os, "pidfd_open") or not hasattr(signal_mod, "pidfd_send_signal"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise NotFound(f"no process {pid}", {"pid": pid}) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM):  # old kernel, or seccomp says no
+            return None
+        raise error_from_oserror(exc) from None
 
 
 def register(router: Router, app: App) -> None:
@@ -491,15 +605,21 @@ def register(router: Router, app: App) -> None:
              signal: Annotated[str | int,
                                Doc("signal name (TERM, SIGKILL, hup) or number")] = "TERM",
              ) -> dict[str, Any]:
-        """Send a signal to a process. Off unless ``sys.allow_kill``; then only processes
-        of the caller's own uid (-32002 permission_denied otherwise; -32001 not_found
-        when the pid does not exist).
+        """Send a signal to a process (off unless ``sys.allow_kill``).
+
+        Never to pid 1, the daemon, its ancestors or its descendants, whoever asks; a
+        non-root caller only to processes whose real or saved uid is its own (as kill(2)).
+        A thread id stands for its process. Refusals are -32002 permission_denied with
+        ``data.reason`` (``disabled``, ``init``, ``daemon``, ``daemon_ancestor``,
+        ``daemon_descendant``, ``unknown_peer``, ``not_owner``); -32001 not_found when
+        the pid does not exist. On Linux the signal goes through a pidfd opened before
+        the checks, so a pid reused meanwhile is never signalled.
 
         Returns ``{"pid", "signal", "sent": true}``.
         """
         if not ctx.app.config.sys.allow_kill:
             raise PermissionDenied("sys.kill is disabled (set sys.allow_kill: true)",
-                                   {"setting": "sys.allow_kill"})
+                                   {"setting": "sys.allow_kill", "reason": "disabled"})
         try:
             if isinstance(signal, int):
                 signum = signal_mod.Signals(signal)
@@ -508,16 +628,6 @@ def register(router: Router, app: App) -> None:
                 signum = signal_mod.Signals[name if name.startswith("SIG") else f"SIG{name}"]
         except (KeyError, ValueError):
             raise InvalidParams(f"unknown signal {signal!r}", {"param": "signal"}) from None
-        try:
-            owner = psutil.Process(pid).uids().real
-        except psutil.NoSuchProcess:
-            raise NotFound(f"no process {pid}", {"pid": pid}) from None
-        if ctx.peer.uid is None or owner != ctx.peer.uid:
-            raise PermissionDenied(f"process {pid} does not belong to the caller",
-                                   {"pid": pid, "owner_uid": owner, "uid": ctx.peer.uid})
-        try:
-            os.kill(pid, signum)
-        except OSError as exc:
-            raise error_from_oserror(exc) from None
+        send_signal(pid, signum, ctx.peer.uid)
         return {"pid": pid, "signal": signum.name, "sent": True}
 
