@@ -22,7 +22,7 @@ import { DEFAULT_MAX_FRAME } from "./framing.js";
 import { type MethodMap, type XsysNamespaces, createNamespaces } from "./generated.js";
 import { defaultSocketPath } from "./socketPath.js";
 import { Subscription, type SubscriptionNotificationParams } from "./subscription.js";
-import { connectSocket } from "./transport.js";
+import { connectSocket, trustedServerUids } from "./transport.js";
 
 /** Reconnection policy: exponential backoff with jitter between attempts. */
 export interface ReconnectOptions {
@@ -47,6 +47,12 @@ export interface ClientOptions {
   reconnect?: boolean | ReconnectOptions;
   /** Default buffer of each subscription, in items (default 10,000). */
   subscriptionBufferSize?: number;
+  /**
+   * The uid the daemon runs as, when it is neither root nor this process's uid (default:
+   * `$XSYS_SERVER_UID`). A socket owned by any other uid is refused with
+   * `UntrustedServerError` before anything is sent; see `trustedServerUids`.
+   */
+  expectedUid?: number;
 }
 
 export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "disconnected" | "closed";
@@ -148,6 +154,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
   private readonly defaultTimeoutMs: number;
   private readonly reconnectPolicy: Required<ReconnectOptions> | null;
   private readonly subscriptionBufferSize: number;
+  private readonly trustedUids: ReadonlySet<number> | null;
 
   private _state: ClientState = "idle";
   private conn: Connection | null = null;
@@ -170,6 +177,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.defaultTimeoutMs = options.timeoutMs ?? 0;
     this.subscriptionBufferSize = options.subscriptionBufferSize ?? 10_000;
+    this.trustedUids = trustedServerUids(options.expectedUid);
     const rc = options.reconnect;
     if (rc) {
       const o: ReconnectOptions = rc === true ? {} : rc;
@@ -205,7 +213,8 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
 
   /**
    * Open the connection (calls made before this connect lazily). Rejects with
-   * `ConnectionClosedError` when nothing listens on the socket.
+   * `ConnectionClosedError` when nothing listens on the socket and `UntrustedServerError`
+   * when the socket belongs to an untrusted uid (see `ClientOptions.expectedUid`).
    */
   connect(): Promise<this> {
     if (this._state === "open") return Promise.resolve(this);
@@ -534,7 +543,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
   // ------------------------------------------------------------------ connection life
 
   private async open(): Promise<void> {
-    const socket = await connectSocket(this.socketPath, { timeoutMs: this.connectTimeoutMs });
+    const socket = await connectSocket(this.socketPath, { timeoutMs: this.connectTimeoutMs, trustedUids: this.trustedUids });
     if (this._state === "closed") {
       socket.destroy();
       throw new ConnectionClosedError("client closed while connecting");

@@ -121,6 +121,16 @@ export class UnauthorizedError extends XsysError {
     super(ErrorCode.UNAUTHORIZED, message, data);
   }
 }
+/**
+ * -32006, raised by this client before sending anything: the socket file, or the process
+ * behind it, belongs to a uid the client does not trust as the daemon's (root and the
+ * client's own uid, or root and `expectedUid` / `$XSYS_SERVER_UID`). Another local user may
+ * be impersonating the daemon. A subclass of `UnauthorizedError`, like the Python client's
+ * `UntrustedServer`. `data`: `{socket, uid, expectedUids, check}` where `check` is
+ * `"socket_owner"` (before connecting) or `"socket_replaced"` (the path changed while connecting).
+ */
+export class UntrustedServerError extends UnauthorizedError {}
+
 /** -32007: a precondition failed (directory not empty, expected hash mismatch, ...). */
 export class ConflictError extends XsysError {
   constructor(message: string, data?: unknown) {

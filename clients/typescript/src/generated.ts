@@ -64,8 +64,8 @@ export const STREAMS: Readonly<Record<string, { notification: string; unsubscrib
 
 /** Parameters of `fs.chmod`. */
 export interface FsChmodParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** permission bits: int (0o755 = 493) or octal string '0755' (wire type `int|str`) */
   mode: number | string;
 }
@@ -75,10 +75,10 @@ export type FsChmodResult = ResultOf<"fs.chmod">;
 
 /** Parameters of `fs.copy`. */
 export interface FsCopyParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  src: string;
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  dst: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  src: string | Uint8Array;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  dst: string | Uint8Array;
   /** replace files at dst / merge into a dst directory (default false, wire type `bool`) */
   overwrite?: boolean;
   /** copy timestamps too (mode is always copied) (default false, wire type `bool`) */
@@ -90,8 +90,8 @@ export type FsCopyResult = ResultOf<"fs.copy">;
 
 /** Parameters of `fs.du`. */
 export interface FsDuParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
 }
 
 /** Result of `fs.du`. */
@@ -99,8 +99,8 @@ export type FsDuResult = ResultOf<"fs.du">;
 
 /** Parameters of `fs.exists`. */
 export interface FsExistsParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
 }
 
 /** Result of `fs.exists`. */
@@ -108,8 +108,8 @@ export type FsExistsResult = ResultOf<"fs.exists">;
 
 /** Parameters of `fs.find`. */
 export interface FsFindParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** fnmatch glob on the base name (default null, wire type `str`) */
   name?: string | null;
   /** regular expression searched in the base name (default null, wire type `str`) */
@@ -131,8 +131,8 @@ export type FsFindResult = ResultOf<"fs.find">;
 
 /** Parameters of `fs.hash`. */
 export interface FsHashParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** hash function (default "sha256", wire type `str`) */
   algorithm?: "sha256" | "sha1" | "md5" | "blake2b";
 }
@@ -142,8 +142,8 @@ export type FsHashResult = ResultOf<"fs.hash">;
 
 /** Parameters of `fs.list`. */
 export interface FsListParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** descend into subdirectories (default false, wire type `bool`) */
   recursive?: boolean;
   /** fnmatch pattern on the name (on the relative path if it has a /) (default null, wire type `str`) */
@@ -159,8 +159,8 @@ export type FsListResult = ResultOf<"fs.list">;
 
 /** Parameters of `fs.mkdir`. */
 export interface FsMkdirParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** create missing parents; no error if it exists (default false, wire type `bool`) */
   parents?: boolean;
 }
@@ -170,10 +170,10 @@ export type FsMkdirResult = ResultOf<"fs.mkdir">;
 
 /** Parameters of `fs.move`. */
 export interface FsMoveParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  src: string;
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  dst: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  src: string | Uint8Array;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  dst: string | Uint8Array;
   /** replace an existing dst (default false, wire type `bool`) */
   overwrite?: boolean;
   /** keep timestamps when the move has to copy across filesystems (default true, wire type `bool`) */
@@ -185,8 +185,8 @@ export type FsMoveResult = ResultOf<"fs.move">;
 
 /** Parameters of `fs.read`. */
 export interface FsReadParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** first byte to read (default 0, range 0.., wire type `int`) */
   offset?: number;
   /** bytes to read; nil: to the end (default null, range 0.., wire type `int`) */
@@ -200,8 +200,8 @@ export type FsReadResult = ResultOf<"fs.read">;
 
 /** Parameters of `fs.remove`. */
 export interface FsRemoveParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** required for non-empty directories (default false, wire type `bool`) */
   recursive?: boolean;
 }
@@ -211,8 +211,8 @@ export type FsRemoveResult = ResultOf<"fs.remove">;
 
 /** Parameters of `fs.stat`. */
 export interface FsStatParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
 }
 
 /** Result of `fs.stat`. */
@@ -220,8 +220,8 @@ export type FsStatResult = ResultOf<"fs.stat">;
 
 /** Parameters of `fs.tail`. */
 export interface FsTailParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** lines wanted (at most fs.max_tail_lines) (default 10, range 0.., wire type `int`) */
   lines?: number;
 }
@@ -231,8 +231,8 @@ export type FsTailResult = ResultOf<"fs.tail">;
 
 /** Parameters of `fs.write`. */
 export interface FsWriteParams {
-  /** path (absolute, or relative to the first root) (wire type `str`) */
-  path: string;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
   /** content: bin, or str encoded with `encoding` (wire type `bin|str`) */
   data: Uint8Array | string;
   /** create fails if the file exists; overwrite replaces atomically; append adds at the end (default "overwrite", wire type `str`) */
@@ -469,8 +469,8 @@ export type SysUsersResult = ResultOf<"sys.users">;
 
 /** Parameters of `watch.add`. */
 export interface WatchAddParams {
-  /** files or directories to watch (wire type `list[str]`) */
-  paths: string[];
+  /** files or directories to watch (bin for a name that is not valid UTF-8) (wire type `list[str|bin]`) */
+  paths: Array<string | Uint8Array>;
   /** watch subdirectories too (default false, wire type `bool`) */
   recursive?: boolean;
   /** gitignore-style globs to include (relative to the watched path) (default null, wire type `list[str]`) */
@@ -582,7 +582,7 @@ export class FsApi {
    * Wire method `fs.du`.
    * Reports progress through `options.onProgress`.
    */
-  du(path: string, params?: Omit<FsDuParams, "path">, options?: CallOptions): Promise<FsDuResult>;
+  du(path: string | Uint8Array, params?: Omit<FsDuParams, "path">, options?: CallOptions): Promise<FsDuResult>;
   /**
    * Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others, errors}``.
    *
@@ -590,7 +590,7 @@ export class FsApi {
    * Reports progress through `options.onProgress`.
    */
   du(params: FsDuParams, options?: CallOptions): Promise<FsDuResult>;
-  du(first: string | FsDuParams, second?: Omit<FsDuParams, "path"> | CallOptions, third?: CallOptions): Promise<FsDuResult> {
+  du(first: string | Uint8Array | FsDuParams, second?: Omit<FsDuParams, "path"> | CallOptions, third?: CallOptions): Promise<FsDuResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.du", params, options) as Promise<FsDuResult>;
   }
@@ -600,14 +600,14 @@ export class FsApi {
    *
    * Wire method `fs.exists`.
    */
-  exists(path: string, params?: Omit<FsExistsParams, "path">, options?: CallOptions): Promise<FsExistsResult>;
+  exists(path: string | Uint8Array, params?: Omit<FsExistsParams, "path">, options?: CallOptions): Promise<FsExistsResult>;
   /**
    * Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
    *
    * Wire method `fs.exists`.
    */
   exists(params: FsExistsParams, options?: CallOptions): Promise<FsExistsResult>;
-  exists(first: string | FsExistsParams, second?: Omit<FsExistsParams, "path"> | CallOptions, third?: CallOptions): Promise<FsExistsResult> {
+  exists(first: string | Uint8Array | FsExistsParams, second?: Omit<FsExistsParams, "path"> | CallOptions, third?: CallOptions): Promise<FsExistsResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.exists", params, options) as Promise<FsExistsResult>;
   }
@@ -618,7 +618,7 @@ export class FsApi {
    * Wire method `fs.find`.
    * Reports progress through `options.onProgress`.
    */
-  find(path: string, params?: Omit<FsFindParams, "path">, options?: CallOptions): Promise<FsFindResult>;
+  find(path: string | Uint8Array, params?: Omit<FsFindParams, "path">, options?: CallOptions): Promise<FsFindResult>;
   /**
    * Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries as in fs.list, ``name`` relative to ``path``).
    *
@@ -626,7 +626,7 @@ export class FsApi {
    * Reports progress through `options.onProgress`.
    */
   find(params: FsFindParams, options?: CallOptions): Promise<FsFindResult>;
-  find(first: string | FsFindParams, second?: Omit<FsFindParams, "path"> | CallOptions, third?: CallOptions): Promise<FsFindResult> {
+  find(first: string | Uint8Array | FsFindParams, second?: Omit<FsFindParams, "path"> | CallOptions, third?: CallOptions): Promise<FsFindResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.find", params, options) as Promise<FsFindResult>;
   }
@@ -637,7 +637,7 @@ export class FsApi {
    * Wire method `fs.hash`.
    * Reports progress through `options.onProgress`.
    */
-  hash(path: string, params?: Omit<FsHashParams, "path">, options?: CallOptions): Promise<FsHashResult>;
+  hash(path: string | Uint8Array, params?: Omit<FsHashParams, "path">, options?: CallOptions): Promise<FsHashResult>;
   /**
    * Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
    *
@@ -645,7 +645,7 @@ export class FsApi {
    * Reports progress through `options.onProgress`.
    */
   hash(params: FsHashParams, options?: CallOptions): Promise<FsHashResult>;
-  hash(first: string | FsHashParams, second?: Omit<FsHashParams, "path"> | CallOptions, third?: CallOptions): Promise<FsHashResult> {
+  hash(first: string | Uint8Array | FsHashParams, second?: Omit<FsHashParams, "path"> | CallOptions, third?: CallOptions): Promise<FsHashResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.hash", params, options) as Promise<FsHashResult>;
   }
@@ -655,14 +655,14 @@ export class FsApi {
    *
    * Wire method `fs.list`.
    */
-  list(path: string, params?: Omit<FsListParams, "path">, options?: CallOptions): Promise<FsListResult>;
+  list(path: string | Uint8Array, params?: Omit<FsListParams, "path">, options?: CallOptions): Promise<FsListResult>;
   /**
    * List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at, symlink_target}], truncated, scanned}``.
    *
    * Wire method `fs.list`.
    */
   list(params: FsListParams, options?: CallOptions): Promise<FsListResult>;
-  list(first: string | FsListParams, second?: Omit<FsListParams, "path"> | CallOptions, third?: CallOptions): Promise<FsListResult> {
+  list(first: string | Uint8Array | FsListParams, second?: Omit<FsListParams, "path"> | CallOptions, third?: CallOptions): Promise<FsListResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.list", params, options) as Promise<FsListResult>;
   }
@@ -672,14 +672,14 @@ export class FsApi {
    *
    * Wire method `fs.mkdir`.
    */
-  mkdir(path: string, params?: Omit<FsMkdirParams, "path">, options?: CallOptions): Promise<FsMkdirResult>;
+  mkdir(path: string | Uint8Array, params?: Omit<FsMkdirParams, "path">, options?: CallOptions): Promise<FsMkdirResult>;
   /**
    * Create a directory: ``{path, created}``.
    *
    * Wire method `fs.mkdir`.
    */
   mkdir(params: FsMkdirParams, options?: CallOptions): Promise<FsMkdirResult>;
-  mkdir(first: string | FsMkdirParams, second?: Omit<FsMkdirParams, "path"> | CallOptions, third?: CallOptions): Promise<FsMkdirResult> {
+  mkdir(first: string | Uint8Array | FsMkdirParams, second?: Omit<FsMkdirParams, "path"> | CallOptions, third?: CallOptions): Promise<FsMkdirResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.mkdir", params, options) as Promise<FsMkdirResult>;
   }
@@ -699,14 +699,14 @@ export class FsApi {
    *
    * Wire method `fs.read`.
    */
-  read(path: string, params?: Omit<FsReadParams, "path">, options?: CallOptions): Promise<FsReadResult>;
+  read(path: string | Uint8Array, params?: Omit<FsReadParams, "path">, options?: CallOptions): Promise<FsReadResult>;
   /**
    * Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
    *
    * Wire method `fs.read`.
    */
   read(params: FsReadParams, options?: CallOptions): Promise<FsReadResult>;
-  read(first: string | FsReadParams, second?: Omit<FsReadParams, "path"> | CallOptions, third?: CallOptions): Promise<FsReadResult> {
+  read(first: string | Uint8Array | FsReadParams, second?: Omit<FsReadParams, "path"> | CallOptions, third?: CallOptions): Promise<FsReadResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.read", params, options) as Promise<FsReadResult>;
   }
@@ -717,7 +717,7 @@ export class FsApi {
    * Wire method `fs.remove`.
    * Reports progress through `options.onProgress`.
    */
-  remove(path: string, params?: Omit<FsRemoveParams, "path">, options?: CallOptions): Promise<FsRemoveResult>;
+  remove(path: string | Uint8Array, params?: Omit<FsRemoveParams, "path">, options?: CallOptions): Promise<FsRemoveResult>;
   /**
    * Remove a file, symlink (itself, not its target) or directory: ``{path, removed, files, dirs}``.
    *
@@ -725,7 +725,7 @@ export class FsApi {
    * Reports progress through `options.onProgress`.
    */
   remove(params: FsRemoveParams, options?: CallOptions): Promise<FsRemoveResult>;
-  remove(first: string | FsRemoveParams, second?: Omit<FsRemoveParams, "path"> | CallOptions, third?: CallOptions): Promise<FsRemoveResult> {
+  remove(first: string | Uint8Array | FsRemoveParams, second?: Omit<FsRemoveParams, "path"> | CallOptions, third?: CallOptions): Promise<FsRemoveResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.remove", params, options) as Promise<FsRemoveResult>;
   }
@@ -735,14 +735,14 @@ export class FsApi {
    *
    * Wire method `fs.stat`.
    */
-  stat(path: string, params?: Omit<FsStatParams, "path">, options?: CallOptions): Promise<FsStatResult>;
+  stat(path: string | Uint8Array, params?: Omit<FsStatParams, "path">, options?: CallOptions): Promise<FsStatResult>;
   /**
    * Metadata of one entry (a symlink is described itself, with its target).
    *
    * Wire method `fs.stat`.
    */
   stat(params: FsStatParams, options?: CallOptions): Promise<FsStatResult>;
-  stat(first: string | FsStatParams, second?: Omit<FsStatParams, "path"> | CallOptions, third?: CallOptions): Promise<FsStatResult> {
+  stat(first: string | Uint8Array | FsStatParams, second?: Omit<FsStatParams, "path"> | CallOptions, third?: CallOptions): Promise<FsStatResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.stat", params, options) as Promise<FsStatResult>;
   }
@@ -752,14 +752,14 @@ export class FsApi {
    *
    * Wire method `fs.tail`.
    */
-  tail(path: string, params?: Omit<FsTailParams, "path">, options?: CallOptions): Promise<FsTailResult>;
+  tail(path: string | Uint8Array, params?: Omit<FsTailParams, "path">, options?: CallOptions): Promise<FsTailResult>;
   /**
    * The last lines of a text file: ``{path, lines: [str], size}``.
    *
    * Wire method `fs.tail`.
    */
   tail(params: FsTailParams, options?: CallOptions): Promise<FsTailResult>;
-  tail(first: string | FsTailParams, second?: Omit<FsTailParams, "path"> | CallOptions, third?: CallOptions): Promise<FsTailResult> {
+  tail(first: string | Uint8Array | FsTailParams, second?: Omit<FsTailParams, "path"> | CallOptions, third?: CallOptions): Promise<FsTailResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.tail", params, options) as Promise<FsTailResult>;
   }
@@ -954,13 +954,13 @@ export class SysApi {
   }
 
   /**
-   * Send a signal to a process. Off unless ``sys.allow_kill``; then only processes of the caller's own uid (-32002 permission_denied otherwise; -32001 not_found when the pid does not exist).
+   * Send a signal to a process (off unless ``sys.allow_kill``).
    *
    * Wire method `sys.kill`.
    */
   kill(pid: number, params?: Omit<SysKillParams, "pid">, options?: CallOptions): Promise<SysKillResult>;
   /**
-   * Send a signal to a process. Off unless ``sys.allow_kill``; then only processes of the caller's own uid (-32002 permission_denied otherwise; -32001 not_found when the pid does not exist).
+   * Send a signal to a process (off unless ``sys.allow_kill``).
    *
    * Wire method `sys.kill`.
    */
@@ -1065,7 +1065,7 @@ export class WatchApi {
    * Wire method `watch.add`.
    * Returns a subscription yielding `watch.event` notifications; ending it (break, return(), unsubscribe()) calls `watch.remove`.
    */
-  add(paths: string[], params?: Omit<WatchAddParams, "paths">, options?: SubscribeOptions): Subscription<NotificationOf<"watch.event">>;
+  add(paths: Array<string | Uint8Array>, params?: Omit<WatchAddParams, "paths">, options?: SubscribeOptions): Subscription<NotificationOf<"watch.event">>;
   /**
    * Subscribe to changes under paths: ``{subscription, paths}``.
    *
@@ -1073,7 +1073,7 @@ export class WatchApi {
    * Returns a subscription yielding `watch.event` notifications; ending it (break, return(), unsubscribe()) calls `watch.remove`.
    */
   add(params: WatchAddParams, options?: SubscribeOptions): Subscription<NotificationOf<"watch.event">>;
-  add(first: string[] | WatchAddParams, second?: Omit<WatchAddParams, "paths"> | SubscribeOptions, third?: SubscribeOptions): Subscription<NotificationOf<"watch.event">> {
+  add(first: Array<string | Uint8Array> | WatchAddParams, second?: Omit<WatchAddParams, "paths"> | SubscribeOptions, third?: SubscribeOptions): Subscription<NotificationOf<"watch.event">> {
     const [params, options] = positional<SubscribeOptions>("paths", first, second, third);
     return this.client.subscribe<NotificationOf<"watch.event">>("watch.add", "watch.remove", params, options);
   }

@@ -34,6 +34,7 @@ export {
   RequestTimeoutError,
   TooLargeError,
   UnauthorizedError,
+  UntrustedServerError,
   XsysClientError,
   XsysError,
   errorClassFor,
@@ -41,6 +42,8 @@ export {
 } from "./errors.js";
 export type { ErrorCodeName, WireError } from "./errors.js";
 export { DEFAULT_MAX_FRAME, FrameDecoder, frame } from "./framing.js";
+export { isBinaryPath, pathText } from "./fsPath.js";
+export { SERVER_UID_ENV, trustedServerUids } from "./transport.js";
 export { WINDOWS_PIPE, defaultSocketPath } from "./socketPath.js";
 export type { SocketPathEnv } from "./socketPath.js";
 export { Subscription } from "./subscription.js";

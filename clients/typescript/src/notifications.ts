@@ -4,16 +4,17 @@
  * fields, so these are written by hand; unknown notifications fall back to
  * `SubscriptionNotificationParams`.
  */
-import type { Alert } from "./results.js";
+import type { Alert, FsPath } from "./results.js";
 import type { SubscriptionNotificationParams } from "./subscription.js";
 
 /** One file-system change in a `watch.event` notification. */
 export interface WatchFileEvent {
   /** e.g. `created`, `modified`, `deleted`, `moved`. */
   type: string;
-  path: string;
+  /** A string, or bytes (Uint8Array) for a name that is not valid UTF-8. */
+  path: FsPath;
   /** For moves: where it went. */
-  dest_path?: string | null;
+  dest_path?: FsPath | null;
   is_dir: boolean;
   /** Seconds since the Unix epoch. */
   ts: number;
@@ -37,7 +38,7 @@ export interface OverflowParams {
   reason?: string;
   /** watch.overflow: whether `dropped` is an exact count. */
   exact?: boolean;
-  path?: string | null;
+  path?: FsPath | null;
   [key: string]: unknown;
 }
 

@@ -330,12 +330,19 @@ export interface SysKill {
 // ----------------------------------------------------------------------------- fs
 // Sizes in bytes, `mode` is the permission bits as an int (0o644 = 420), times epoch s.
 
+/**
+ * A path or file name as the daemon sends it: a string, or the raw bytes (msgpack bin) when
+ * the name is not valid UTF-8 (legal on Linux). Pass either back as a path parameter; decode
+ * for display with `new TextDecoder().decode(p)` (lossy) or keep the bytes.
+ */
+export type FsPath = string | Uint8Array;
+
 export type EntryType = "file" | "dir" | "symlink" | "fifo" | "socket" | "char_device" | "block_device" | "other";
 
 /** `fs.stat`: one entry's metadata (of a symlink itself, with its target). */
 export interface FileInfo {
-  path: string;
-  name: string;
+  path: FsPath;
+  name: FsPath;
   type: EntryType;
   size: number;
   mode: number;
@@ -346,13 +353,13 @@ export interface FileInfo {
   mtime_at: number;
   atime_at: number;
   ctime_at: number;
-  symlink_target: string | null;
+  symlink_target: FsPath | null;
   [key: string]: unknown;
 }
 
 /** `fs.exists`. */
 export interface Existence {
-  path: string;
+  path: FsPath;
   exists: boolean;
   type: EntryType | null;
   [key: string]: unknown;
@@ -360,19 +367,19 @@ export interface Existence {
 
 /** One row of `fs.list` / `fs.find` (`name` relative to the listed directory). */
 export interface Entry {
-  name: string;
-  path: string;
+  name: FsPath;
+  path: FsPath;
   type: EntryType;
   size: number;
   mode: number;
   mtime_at: number;
-  symlink_target: string | null;
+  symlink_target: FsPath | null;
   [key: string]: unknown;
 }
 
 /** `fs.list`, `fs.find`. */
 export interface Listing {
-  path: string;
+  path: FsPath;
   entries: Entry[];
   truncated: boolean;
   scanned: number;
@@ -381,7 +388,7 @@ export interface Listing {
 
 /** `fs.read`: `data` is bytes (Uint8Array), or a string when an `encoding` was given. */
 export interface FileContent {
-  path: string;
+  path: FsPath;
   data: Uint8Array | string;
   offset: number;
   length: number;
@@ -392,7 +399,7 @@ export interface FileContent {
 
 /** `fs.write`. */
 export interface Written {
-  path: string;
+  path: FsPath;
   mode: string;
   written_bytes: number;
   size: number;
@@ -404,14 +411,14 @@ export interface Written {
 
 /** `fs.mkdir`. */
 export interface Mkdir {
-  path: string;
+  path: FsPath;
   created: boolean;
   [key: string]: unknown;
 }
 
 /** `fs.remove`. */
 export interface Removed {
-  path: string;
+  path: FsPath;
   removed: boolean;
   files: number;
   dirs: number;
@@ -420,8 +427,8 @@ export interface Removed {
 
 /** `fs.copy`, `fs.move`. */
 export interface Transfer {
-  src: string;
-  dst: string;
+  src: FsPath;
+  dst: FsPath;
   files: number;
   dirs: number;
   symlinks: number;
@@ -433,7 +440,7 @@ export interface Transfer {
 
 /** `fs.hash`. */
 export interface Hash {
-  path: string;
+  path: FsPath;
   algorithm: string;
   /** Hex. */
   digest: string;
@@ -443,7 +450,7 @@ export interface Hash {
 
 /** `fs.du`. */
 export interface DiskUsage {
-  path: string;
+  path: FsPath;
   size: number;
   disk_bytes: number;
   files: number;
@@ -456,7 +463,7 @@ export interface DiskUsage {
 
 /** `fs.tail`. */
 export interface Tail {
-  path: string;
+  path: FsPath;
   lines: string[];
   size: number;
   [key: string]: unknown;
@@ -464,7 +471,7 @@ export interface Tail {
 
 /** `fs.chmod`. */
 export interface Chmod {
-  path: string;
+  path: FsPath;
   mode: number;
   [key: string]: unknown;
 }
@@ -474,7 +481,7 @@ export interface Chmod {
 /** `watch.add`. */
 export interface WatchStarted {
   subscription: string;
-  paths: string[];
+  paths: FsPath[];
   [key: string]: unknown;
 }
 
@@ -489,14 +496,14 @@ export interface WatchRemoved {
 export interface WatchList {
   subscriptions: {
     subscription: string;
-    paths: string[];
+    paths: FsPath[];
     recursive: boolean;
     own: boolean;
     delivered: number;
     overflows: number;
     [key: string]: unknown;
   }[];
-  watches: { path: string; recursive: boolean; subscriptions: number; [key: string]: unknown }[];
+  watches: { path: FsPath; recursive: boolean; subscriptions: number; [key: string]: unknown }[];
   [key: string]: unknown;
 }
 

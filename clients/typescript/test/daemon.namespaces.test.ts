@@ -20,6 +20,7 @@ import {
   TooLargeError,
   type WatchEventParams,
   XsysClient,
+  pathText,
 } from "../src/index.js";
 import { Daemon, daemonUnavailable } from "./helpers/daemon.js";
 
@@ -129,7 +130,7 @@ describe("real daemon: fs", { skip: skipUnless("fs") }, () => {
     assert.equal(du.size, 3 * 1024 * 1024);
     assert.equal((await client.fs.chmod({ path: big, mode: 0o600 })).mode, 0o600);
     const found = await client.fs.find(root(), { name: "*.bin", type: "file" });
-    assert.ok(found.entries.some((e) => e.name.endsWith("big.bin")));
+    assert.ok(found.entries.some((e) => pathText(e.name).endsWith("big.bin")));
     const rm = await client.fs.remove(path.join(root(), "tree3"), { recursive: true });
     assert.equal(rm.removed, true);
   });
@@ -171,7 +172,7 @@ describe("real daemon: watch", { skip: skipUnless("watch") }, () => {
     const seen: string[] = [];
     for await (const item of sub) {
       if (item.type !== "event") continue;
-      for (const ev of item.params.events) seen.push(`${ev.type}:${path.basename(ev.path)}`);
+      for (const ev of item.params.events) seen.push(`${ev.type}:${path.basename(pathText(ev.path))}`);
       if (seen.some((s) => s.endsWith(":new.txt"))) break;
     }
     assert.ok(seen.includes("created:new.txt"), seen.join(","));
@@ -190,8 +191,8 @@ describe("real daemon: watch", { skip: skipUnless("watch") }, () => {
     mkdirSync(path.join(dir, "inner"));
     writeFileSync(path.join(dir, "inner", "deep.txt"), "x");
     const deadline = Date.now() + 5000;
-    while (!events.some((e) => e.events.some((f) => f.path.endsWith("deep.txt"))) && Date.now() < deadline) await delay(20);
-    assert.ok(events.some((e) => e.events.some((f) => f.path.endsWith("deep.txt") && f.is_dir === false)));
+    while (!events.some((e) => e.events.some((f) => pathText(f.path).endsWith("deep.txt"))) && Date.now() < deadline) await delay(20);
+    assert.ok(events.some((e) => e.events.some((f) => pathText(f.path).endsWith("deep.txt") && f.is_dir === false)));
     assert.ok(events.every((e) => e.subscription === sub.id));
     await sub.unsubscribe();
     await assert.rejects(client.watch.remove(sub.id as string), NotFoundError);

@@ -32,7 +32,7 @@ export async function typeChecks(c: XsysClient): Promise<void> {
   for await (const item of sub) {
     const typed: SubscriptionItem<WatchEventParams> = item;
     if (typed.type === "event") {
-      const path: string | undefined = typed.params.events[0]?.path;
+      const path: string | Uint8Array | undefined = typed.params.events[0]?.path;
       void path;
     } else {
       const reason: "overflow" | "reconnect" = typed.reason;
