@@ -20,7 +20,8 @@ from tests.fswatch_support import shared_daemon, wait_sync, workdir
 
 __all__ = ["shared_daemon", "workdir"]  # fixtures used by this module
 from xsys.cli import main
-from xsys.cli.fs import Progress, _size, mode_string
+from xsys.cli.common import Progress
+from xsys.cli.fs import _size, mode_string
 from xsys.cli.watch import format_event
 
 

@@ -1,12 +1,17 @@
 """The ``xsys`` command line (Click): ``serve`` runs the daemon; every other command is a
-thin client: parse, call the daemon, render a table (or ``--json``)."""
+thin client: parse, call the daemon, render a table (or ``--json``). How a command is bound
+to a daemon method: ``xsys.cli.common.method_command``."""
 
 from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
 
 import click
 
 from xsys import __version__
-from xsys.cli.common import CliState, call, json_option, print_json, table
+from xsys.cli.common import CliState, json_option, method_command, pass_state, table
 from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
 from xsys.cli.http import http_group
@@ -48,37 +53,35 @@ def serve(ctx: click.Context, config_file: str | None, socket_path: str | None,
     ctx.exit(code)
 
 
+def render_ping(r: dict[str, Any], socket_path: str) -> str:
+    """``rpc.ping`` with the measured round trip (``rtt_ms``)."""
+    return f"pong from {socket_path} in {r['rtt_ms']:.2f} ms"
+
+
 @main.command()
 @json_option
-@click.pass_context
-def ping(ctx: click.Context, as_json: bool) -> None:
+@pass_state
+def ping(state: CliState) -> None:
     """Check that the daemon answers."""
-    import time
-
     start = time.perf_counter()
-    r = call(ctx, "rpc.ping")
+    r = state.call("rpc.ping")
     elapsed_ms = (time.perf_counter() - start) * 1000
-    if as_json:
-        print_json({**r, "rtt_ms": elapsed_ms})
-    else:
-        click.echo(f"pong from {ctx.obj.socket_path} in {elapsed_ms:.2f} ms")
+    state.emit({**r, "rtt_ms": elapsed_ms}, partial(render_ping, socket_path=state.socket_path))
 
 
-@main.command()
-@json_option
-@click.pass_context
-def methods(ctx: click.Context, as_json: bool) -> None:
-    """List the daemon's methods and their parameters."""
-    r = call(ctx, "rpc.methods")
-    if as_json:
-        print_json(r)
-        return
+def render_methods(r: dict[str, Any]) -> str:
+    """``rpc.methods``: one row per method with its parameters (``?``: optional)."""
     rows = []
     for m in r["methods"]:
         params = ", ".join(
             p["name"] + ("" if p["required"] else "?") + f": {p['type']}" for p in m["params"])
         rows.append([m["name"], params, m["summary"]])
-    click.echo(table(rows, ["METHOD", "PARAMS", "SUMMARY"]))
+    return table(rows, ["METHOD", "PARAMS", "SUMMARY"])
+
+
+@method_command(main, "methods", "rpc.methods", render_methods)
+def methods() -> None:
+    """List the daemon's methods and their parameters."""
 
 
 main.add_command(sys_group)

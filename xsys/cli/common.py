@@ -1,14 +1,31 @@
-"""Shared pieces of the CLI: options, the connected client, error handling and rendering.
-Output is the CLI's only business: commands parse, call the client, render."""
+"""Shared pieces of the CLI: the state every command is given, the one place that talks to
+the daemon (errors -> one line and an exit code), the one place that chooses between
+``--json`` and a renderer, the decorators that bind a command to a daemon method, and the
+text helpers renderers are built from.
+
+A data command is a few lines::
+
+    def render_load(r: Result) -> str:                 # pure: result -> text
+        return table(...)
+
+    @method_command(sys_group, "load", "sys.load", render_load)
+    def load() -> None:
+        \"\"\"Load averages, absolute and per CPU.\"\"\"
+
+The decorated function's parameters are the command's Click parameters; it returns the
+method's params (see ``method_command``). Exit codes: 0 ok, 1 the daemon answered with an
+error (or the command failed), 2 the daemon is not reachable or not trusted.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -19,37 +36,17 @@ from xsys.protocol import ConnectionClosed, DaemonNotRunning, XsysError, default
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: A daemon method's params (``None`` values are left out before sending).
+Params = Mapping[str, Any]
+#: A renderer: a method's result -> the text to print (``None``: print nothing). Pure.
+Renderer = Callable[[Any], "str | None"]
+
 #: Exit codes: 0 ok, 1 the daemon answered with an error, 2 the daemon is not reachable.
 EXIT_ERROR = 1
 EXIT_UNREACHABLE = 2
 
-
-@dataclass
-class CliState:
-    """Options of the root command, shared with every subcommand via ``ctx.obj``."""
-
-    socket: str | None = None
-    timeout: float = 30.0
-
-    @property
-    def socket_path(self) -> str:
-        """The socket the CLI talks to."""
-        return self.socket or default_socket_path()
-
-
-def json_option(fn: F) -> F:
-    """Add ``--json`` (machine-readable output) to a command as ``as_json``."""
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print the raw result as JSON.")(fn)
-
-
-def state(ctx: click.Context) -> CliState:
-    """The root command's ``CliState``."""
-    obj = ctx.find_root().obj
-    if not isinstance(obj, CliState):
-        obj = CliState()
-        ctx.find_root().obj = obj
-    return obj
+#: ``CliState.connected``'s default: the ``--timeout`` of the root command.
+ROOT_TIMEOUT = -1.0
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -58,52 +55,301 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-@contextmanager
-def connected(ctx: click.Context, timeout: float | None = -1.0) -> Iterator[Client]:
-    """A connected ``Client``; exits 2 with one clear line when the daemon is down and 1
-    with the error's name and message when a call fails."""
-    st = state(ctx)
-    try:
-        client = Client(st.socket_path, timeout=st.timeout if timeout == -1.0 else timeout)
-    except DaemonNotRunning:
-        fail(f"the daemon is not running (no answer on {st.socket_path}); "
-             "start it with `xsys serve` (or `make run`)", EXIT_UNREACHABLE)
-    except UntrustedServer as exc:
-        fail(exc.message, EXIT_UNREACHABLE)
-    except PermissionError:
-        fail(f"permission denied opening {st.socket_path}", EXIT_UNREACHABLE)
-    try:
-        yield client
-    except ConnectionClosed as exc:
-        fail(f"lost the connection to the daemon at {st.socket_path}: {exc.message}",
-             EXIT_UNREACHABLE)
-    except XsysError as exc:
-        detail = f" {json.dumps(exc.data, default=str)}" if exc.data else ""
-        fail(f"{exc.name} ({exc.code}): {exc.message}{detail}")
-    except TimeoutError as exc:
-        fail(str(exc))
-    finally:
-        client.close()
-
-
-def call(ctx: click.Context, method: str, **params: Any) -> Any:
-    """Call ``method`` on the daemon with the non-None ``params`` (see ``connected``)."""
-    with connected(ctx) as client:
-        return client.call(method, {k: v for k, v in params.items() if v is not None})
+def _json_default(o: Any) -> Any:
+    """JSON for what msgpack gives and JSON lacks: bytes as UTF-8 text where possible, else
+    hex; anything else as ``str``."""
+    if isinstance(o, (bytes, bytearray)):
+        try:
+            return o.decode()
+        except UnicodeDecodeError:
+            return o.hex()
+    return str(o)
 
 
 def print_json(data: Any) -> None:
     """Pretty JSON to stdout (bytes as UTF-8 text where possible, else hex)."""
+    click.echo(json.dumps(data, indent=2, default=_json_default, sort_keys=False))
 
-    def default(o: Any) -> Any:
-        if isinstance(o, (bytes, bytearray)):
-            try:
-                return o.decode()
-            except UnicodeDecodeError:
-                return o.hex()
-        return str(o)
 
-    click.echo(json.dumps(data, indent=2, default=default, sort_keys=False))
+@dataclass
+class CliState:
+    """What every command is given (``pass_state``): the root command's options and the
+    output mode its ``--json`` flag chose. Holds the CLI's only connection logic
+    (``connected``) and its only output choice (``emit``)."""
+
+    socket: str | None = None
+    timeout: float = 30.0
+    #: Set by ``--json`` (``json_option``): machine-readable output.
+    as_json: bool = False
+
+    @property
+    def socket_path(self) -> str:
+        """The socket the CLI talks to."""
+        return self.socket or default_socket_path()
+
+    @contextmanager
+    def connected(self, timeout: float | None = ROOT_TIMEOUT) -> Iterator[Client]:
+        """A connected ``Client`` (``timeout`` seconds per answer, ``None`` for none; by
+        default the root's ``--timeout``). Exits 2 with one line when the daemon is down,
+        refuses us, is not trusted or the connection drops; exits 1 with the error's name,
+        code, message and data when a call fails, and with the message on a timeout."""
+        try:
+            client = Client(self.socket_path,
+                            timeout=self.timeout if timeout == ROOT_TIMEOUT else timeout)
+        except DaemonNotRunning:
+            fail(f"the daemon is not running (no answer on {self.socket_path}); "
+                 "start it with `xsys serve` (or `make run`)", EXIT_UNREACHABLE)
+        except UntrustedServer as exc:
+            fail(exc.message, EXIT_UNREACHABLE)
+        except PermissionError:
+            fail(f"permission denied opening {self.socket_path}", EXIT_UNREACHABLE)
+        try:
+            yield client
+        except ConnectionClosed as exc:
+            fail(f"lost the connection to the daemon at {self.socket_path}: {exc.message}",
+                 EXIT_UNREACHABLE)
+        except XsysError as exc:
+            detail = f" {json.dumps(exc.data, default=str)}" if exc.data else ""
+            fail(f"{exc.name} ({exc.code}): {exc.message}{detail}")
+        except TimeoutError as exc:
+            fail(str(exc))
+        finally:
+            client.close()
+
+    def call(self, method: str, params: Params | None = None, *,
+             progress: str | None = None) -> Any:
+        """Call ``method`` with the non-None ``params`` on a connection of its own (errors
+        as ``connected``). ``progress``: a label; asks for progress, shows it on a
+        terminal (see ``Progress``) and waits without a timeout."""
+        with self.connected(timeout=None if progress else ROOT_TIMEOUT) as client:
+            return self.call_on(client, method, params, progress=progress)
+
+    def call_on(self, client: Client, method: str, params: Params | None = None, *,
+                progress: str | None = None) -> Any:
+        """``call`` on an open ``client`` (inside ``connected``)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        if progress is None:
+            return client.call(method, clean)
+        bar = Progress(progress, quiet=self.as_json)
+        try:
+            return client.call(method, clean, on_progress=bar if bar.enabled else None)
+        finally:
+            bar.close()
+
+    def emit(self, result: Any, render: Renderer, *, each: bool = False,
+             notes: Callable[[Any], Iterable[str]] | None = None) -> None:
+        """Print ``result``: pretty JSON under ``--json``, else ``render(result)`` (nothing
+        when it returns None) and the ``notes(result)`` lines on stderr. ``each``:
+        ``result`` is a list whose items are rendered one after the other (JSON: the list,
+        or its lone item). The one place that makes this choice (``emit_line`` and
+        ``hint`` are its forms for streams)."""
+        if self.as_json:
+            print_json(result[0] if each and len(result) == 1 else result)
+            return
+        for item in result if each else [result]:
+            text = render(item)
+            if text is not None:
+                click.echo(text)
+        for line in notes(result) if notes is not None else ():
+            click.echo(line, err=True)
+
+    def emit_line(self, item: Any, render: Renderer) -> None:
+        """One item of a stream: one compact JSON object per line under ``--json``, else
+        ``render(item)`` (nothing when it returns None)."""
+        if self.as_json:
+            click.echo(json.dumps(item, default=_json_default))
+            return
+        text = render(item)
+        if text is not None:
+            click.echo(text)
+
+    def hint(self, text: str) -> None:
+        """A line for people on stderr (a stream's banner); left out under ``--json``."""
+        if not self.as_json:
+            click.echo(text, err=True)
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+"""Decorator: give the command the ``CliState`` as its first argument (Click's
+``make_pass_decorator``)."""
+
+
+def current_state() -> CliState:
+    """The ``CliState`` of the command being run."""
+    return click.get_current_context().ensure_object(CliState)
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    ctx.ensure_object(CliState).as_json = value
+
+
+_JSON_OPTION: dict[str, Any] = {"is_flag": True, "expose_value": False, "callback": _set_json,
+                                "help": "Print the raw result as JSON."}
+
+
+def json_option(fn: F) -> F:
+    """Add ``--json`` to a command: it sets ``CliState.as_json`` (the function does not get
+    it as an argument), which ``CliState.emit``, ``emit_line`` and ``hint`` follow."""
+    return click.option("--json", "as_json", **_JSON_OPTION)(fn)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a ``method_command`` function returns when the option values choose the method:
+    call ``method`` with ``params`` and render with ``render`` (default: the command's)."""
+
+    method: str
+    params: Params = field(default_factory=dict)
+    render: Renderer | None = None
+
+
+def _with_json(fn: Callable[..., Any], command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` wrapped like ``fn`` (name, docstring, Click parameters) with ``--json``
+    added as its last option."""
+    functools.update_wrapper(command, fn)
+    params = list(getattr(fn, "__click_params__", []))
+    params.insert(0, click.Option(["--json", "as_json"], **_JSON_OPTION))  # listed last
+    command.__click_params__ = params  # type: ignore[attr-defined]
+    return command
+
+
+def _exit(result: Any, exit_code: Callable[[Any], int] | None) -> None:
+    """Exit with ``exit_code(result)`` when there is one and it is not 0."""
+    code = exit_code(result) if exit_code is not None else 0
+    if code:
+        click.get_current_context().exit(code)
+
+
+def renders(render: Renderer, *, notes: Callable[[Any], Iterable[str]] | None = None,
+            exit_code: Callable[[Any], int] | None = None) -> Callable[[F], F]:
+    """Decorator for a command that computes its own result (without a daemon method, e.g.
+    ``config show``): adds ``--json``; the function returns the result, which is printed
+    as JSON or ``render(result)``. ``notes(result)``: lines for stderr in text mode;
+    ``exit_code(result)``: the exit code (0 to finish normally)."""
+
+    def decorate(fn: F) -> F:
+        def command(**kwargs: Any) -> None:
+            result = fn(**kwargs)
+            current_state().emit(result, render, notes=notes)
+            _exit(result, exit_code)
+
+        return _with_json(fn, command)  # type: ignore[return-value]
+
+    return decorate
+
+
+def method_command(
+    group: click.Group,
+    name: str,
+    method: str | None = None,
+    render: Renderer | None = None,
+    *,
+    progress: str | Callable[[Params], str] | None = None,
+    notes: Callable[[Any], Iterable[str]] | None = None,
+    exit_code: Callable[[Any], int] | None = None,
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """Decorator: make the function ``group``'s command ``name``, bound to the daemon
+    ``method`` and printed with ``render`` (or as JSON with ``--json``, which it adds).
+
+    The function gets the command's Click parameters (put ``pass_state`` under this
+    decorator to get the ``CliState`` first, e.g. to make other calls) and returns:
+
+    - ``None``: the command's own parameters are the method's params;
+    - a mapping: the params;
+    - a sequence of mappings: one call each, on one connection; the results are rendered
+      one after the other (JSON: a list, or the lone result);
+    - a ``Call``: another method (and renderer) chosen by the options.
+
+    ``None`` params are left out. ``progress``: a label, or ``params -> label``; the call
+    asks for progress, shows a bar on a terminal and waits without a timeout. ``notes`` and
+    ``exit_code``: as for ``renders``. Errors end the command with one line and exit 1, or
+    exit 2 when the daemon is unreachable (``CliState.connected``).
+    """
+
+    if method is not None and render is None:
+        raise TypeError(f"{name}: method_command needs a renderer for {method}")
+
+    def decorate(fn: Callable[..., Any]) -> click.Command:
+        def command(**kwargs: Any) -> None:
+            st = current_state()
+            spec = fn(**kwargs)
+            each = isinstance(spec, Sequence) and not isinstance(spec, Call)
+            calls = _calls(spec, kwargs, method, render)
+            with st.connected(timeout=None if progress else ROOT_TIMEOUT) as client:
+                results = [st.call_on(client, c.method, c.params,
+                                      progress=_label(progress, c.params)) for c in calls]
+            shown = render if each else calls[0].render or render
+            if shown is None:
+                raise TypeError(f"{name}: the Call for {calls[0].method} has no renderer")
+            result = results if each else results[0]
+            st.emit(result, shown, each=each, notes=notes)
+            _exit(result, exit_code)
+
+        return group.command(name)(_with_json(fn, command))
+
+    return decorate
+
+
+def _calls(spec: Any, kwargs: dict[str, Any], method: str | None,
+           render: Renderer | None) -> list[Call]:
+    """A ``method_command`` function's return value as the list of calls to make."""
+    if isinstance(spec, Call):
+        return [spec]
+    if method is None:
+        raise TypeError("method_command without a method: return a Call")
+    if spec is None:
+        return [Call(method, kwargs, render)]
+    if isinstance(spec, Mapping):
+        return [Call(method, spec, render)]
+    return [Call(method, params, render) for params in spec]
+
+
+def _label(progress: str | Callable[[Params], str] | None, params: Params) -> str | None:
+    if progress is None or isinstance(progress, str):
+        return progress
+    return progress(params)
+
+
+class Progress:
+    """Renders ``<ns>.progress`` notifications on stderr: a bar when the total is known, a
+    running count otherwise; nothing when stderr is not a terminal or ``quiet``."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        self.label = label
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+        self._shown = 0
+        self._counting = False
+
+    def __call__(self, params: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        done = int(params.get("done") or 0)
+        total = params.get("total")
+        unit = params.get("unit", "bytes")
+        if isinstance(total, int) and total > 0:
+            if self._bar is None:
+                self._bar = click.progressbar(length=total, label=self.label, file=sys.stderr,
+                                              show_eta=True, show_percent=True)
+                self._bar.__enter__()
+            self._bar.update(max(0, done - self._shown))
+            self._shown = done
+        else:
+            shown = human_bytes(done) if unit == "bytes" else f"{done} {unit}"
+            click.echo(f"\r{self.label}: {shown} scanned", nl=False, err=True)
+            self._counting = True
+
+    def close(self) -> None:
+        """Finish the bar or the count line."""
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+        if self._counting:
+            click.echo("", err=True)
+            self._counting = False
+
+
+# ------------------------------------------------------------------ text for renderers
 
 
 def human_bytes(n: Any) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from xsys.cli.common import fail, json_option, print_json, table
+from xsys.cli.common import fail, renders, table
 from xsys.config import ConfigError, load_config, to_dict
 
 
@@ -22,20 +24,22 @@ def config_group() -> None:
     """Inspect and convert configuration."""
 
 
+def render_show(r: dict[str, Any]) -> str:
+    """``config show``: one row per leaf key with its value and source."""
+    rows = [[key, value if not isinstance(value, (list, dict)) else str(value),
+             r["sources"].get(key, "defaults")] for key, value in _leaves(r["config"])]
+    return table(rows, ["KEY", "VALUE", "SOURCE"])
+
+
 @config_group.command("show")
+@renders(render_show)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="The file `xsys serve --config` would be given.")
-@json_option
-def show(config_file: str | None, as_json: bool) -> None:
+def show(config_file: str | None) -> dict[str, Any]:
     """Print the effective merged config and the source of every key."""
     try:
         loaded = load_config(config_file)
     except ConfigError as exc:
         fail(f"config error: {exc}")
-    tree = to_dict(loaded.config)
-    if as_json:
-        print_json({"config": tree, "sources": loaded.sources, "files": list(loaded.files)})
-        return
-    rows = [[key, value if not isinstance(value, (list, dict)) else str(value),
-             loaded.sources.get(key, "defaults")] for key, value in _leaves(tree)]
-    click.echo(table(rows, ["KEY", "VALUE", "SOURCE"]))
+    return {"config": to_dict(loaded.config), "sources": loaded.sources,
+            "files": list(loaded.files)}

@@ -7,12 +7,22 @@ import datetime as dt
 import json
 import re
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
-from xsys.cli.common import call, connected, fail, json_option, pairs, print_json, table
+from xsys.cli.common import (
+    Call,
+    CliState,
+    fail,
+    json_option,
+    method_command,
+    pairs,
+    pass_state,
+    table,
+)
 from xsys.monitor.settings import PROVIDER_NAMES
 from xsys.monitor.units import format_value
 
@@ -38,23 +48,22 @@ def _value(v: Any, unit: str) -> str:
     return "" if v is None else format_value(float(v), unit)
 
 
+Result = dict[str, Any]
+
+
 @click.group("monitor")
 def monitor_group() -> None:
     """Threshold checks and alerts: states, history, test alerts, silences, live stream."""
 
 
-@monitor_group.command("status")
-@json_option
-@click.option("--firing", is_flag=True, help="Only the checks that are not ok.")
-@click.pass_context
-def status(ctx: click.Context, as_json: bool, firing: bool) -> None:
-    """Every check with its state, value, threshold and since when."""
-    r = call(ctx, "monitor.status")
-    if as_json:
-        print_json(r)
-        return
+# ------------------------------------------------------------------------- renderers
+
+
+def render_status(r: Result, firing: bool = False) -> str:
+    """``monitor.status``: the monitor's own state, then one row per check (``firing``:
+    only those not ok)."""
     q = r["queue"]
-    click.echo(pairs([
+    head = pairs([
         ("monitor", ("running" if r["running"] else "stopped")
          + f", every {r['refresh']:g}s, {r['ticks']} ticks"),
         ("last tick", f"{_when(r['last_tick_at'])} ({(r['last_tick_ms'] or 0):.1f} ms)"),
@@ -63,9 +72,7 @@ def status(ctx: click.Context, as_json: bool, firing: bool) -> None:
         ("queue", f"{q['depth']}/{q['capacity']} queued, {q['in_flight']} in flight, "
                   f"{q['dropped']} dropped"),
         ("silences", len(r["silences"])),
-    ]))
-    for check, message in r["errors"].items():
-        click.echo(f"collector {check} failed: {message}", err=True)
+    ])
     rows = []
     for c in r["checks"]:
         if firing and c["state"] == "ok" and not c["pending"]:
@@ -75,19 +82,17 @@ def status(ctx: click.Context, as_json: bool, firing: bool) -> None:
             state += " [silenced]"
         rows.append([c["component"], state, _value(c["value"], c["unit"]),
                      _value(c["threshold"], c["unit"]), _when(c["since"])])
-    click.echo("")
-    click.echo(table(rows, ["COMPONENT", "STATE", "VALUE", "THRESHOLD", "SINCE"], right=(2, 3)))
+    checks = table(rows, ["COMPONENT", "STATE", "VALUE", "THRESHOLD", "SINCE"], right=(2, 3))
+    return f"{head}\n\n{checks}"
 
 
-@monitor_group.command("checks")
-@json_option
-@click.pass_context
-def checks(ctx: click.Context, as_json: bool) -> None:
-    """The configured checks and their thresholds."""
-    r = call(ctx, "monitor.checks")
-    if as_json:
-        print_json(r)
-        return
+def status_notes(r: Result) -> list[str]:
+    """``monitor.status``: the collectors that failed, for stderr."""
+    return [f"collector {check} failed: {message}" for check, message in r["errors"].items()]
+
+
+def render_checks(r: Result) -> str:
+    """``monitor.checks``: one row per check with its thresholds."""
     rows = []
     for c in r["checks"]:
         if not c["enabled"]:
@@ -96,8 +101,8 @@ def checks(ctx: click.Context, as_json: bool) -> None:
         unit = c["unit"]
         rows.append([c["check"], "yes", _value(c["warning"], unit), _value(c["critical"], unit),
                      f"{c['duration']:g}s", len(c["components"])])
-    click.echo(table(rows, ["CHECK", "ENABLED", "WARNING", "CRITICAL", "FOR", "COMPONENTS"],
-                     right=(2, 3, 4, 5)))
+    return table(rows, ["CHECK", "ENABLED", "WARNING", "CRITICAL", "FOR", "COMPONENTS"],
+                 right=(2, 3, 4, 5))
 
 
 def _deliveries(row: dict[str, Any]) -> str:
@@ -106,116 +111,132 @@ def _deliveries(row: dict[str, Any]) -> str:
     return ", ".join(f"{d['provider']}:{d['status']}" for d in row["deliveries"]) or "-"
 
 
-@monitor_group.command("history")
-@json_option
-@click.option("--limit", "-n", type=click.IntRange(1, 100_000), default=20, show_default=True)
-@click.option("--check", default=None, help="Only this check (cpu, filesystem, ...).")
-@click.option("--component", default=None, help="Only this component (filesystem:/, ...).")
-@click.pass_context
-def history(ctx: click.Context, as_json: bool, limit: int, check: str | None,
-            component: str | None) -> None:
-    """Recent alerts, newest first, with each provider's delivery result."""
-    r = call(ctx, "monitor.history", limit=limit, check=check, component=component)
-    if as_json:
-        print_json(r)
-        return
+def render_history(r: Result) -> str:
+    """``monitor.history``: one row per alert with each provider's delivery result."""
     rows = [[_when(a["created_at"]), a["id"], a["component"], a["severity"].upper(),
              a["status"] + (" (repeat)" if a["repeat"] else "") + (" (test)" if a["test"] else ""),
              a["value_text"], _deliveries(a)] for a in r["alerts"]]
-    click.echo(table(rows, ["TIME", "ID", "COMPONENT", "SEVERITY", "STATUS", "VALUE",
-                            "DELIVERIES"]))
+    return table(rows, ["TIME", "ID", "COMPONENT", "SEVERITY", "STATUS", "VALUE",
+                        "DELIVERIES"])
 
 
-@monitor_group.command("test")
-@json_option
+def render_test(r: Result) -> str:
+    """``monitor.test``: one row per provider, or a line when none is enabled."""
+    rows = [[x["provider"], "ok" if x["ok"] else "FAILED", f"{x['duration_ms']:.0f} ms",
+             x["error"] or ""] for x in r["results"]]
+    if not rows:
+        return "no provider is enabled"
+    return table(rows, ["PROVIDER", "RESULT", "TIME", "ERROR"], right=(2,))
+
+
+def failed_exit_code(r: Result) -> int:
+    """``monitor test`` exits 1 when a provider failed."""
+    return 1 if any(not x["ok"] for x in r["results"]) else 0
+
+
+def render_silences(r: Result) -> str:
+    """``monitor.silences``: one row per active silence."""
+    rows = [[s["id"], s["check"] or "*", s["component"] or "*", _when(s["ends_at"]),
+             s["comment"]] for s in r["silences"]]
+    return table(rows, ["ID", "CHECK", "COMPONENT", "UNTIL", "COMMENT"])
+
+
+def render_silence(r: Result) -> str:
+    """``monitor.silence``: the new silence."""
+    return (f"{r['id']}: check={r['check'] or '*'} component={r['component'] or '*'} "
+            f"until {_when(r['ends_at'])}")
+
+
+def render_unsilence(r: Result) -> str:
+    """``monitor.unsilence``: the ids removed."""
+    return "removed " + ", ".join(r["removed"])
+
+
+def render_alert(alert: Result) -> str:
+    """One alert of ``monitor.subscribe`` as a line."""
+    return (f"{_when(alert['created_at'])}  {alert['status'].upper():8}  "
+            f"{alert['severity'].upper():8}  {alert['component']}  "
+            f"{alert['value_text']}  ({alert['host']['hostname']})")
+
+
+# -------------------------------------------------------------------------- commands
+
+
+@method_command(monitor_group, "status", render=render_status, notes=status_notes)
+@click.option("--firing", is_flag=True, help="Only the checks that are not ok.")
+def status(firing: bool) -> Call:
+    """Every check with its state, value, threshold and since when."""
+    return Call("monitor.status", {}, partial(render_status, firing=firing))
+
+
+@method_command(monitor_group, "checks", "monitor.checks", render_checks)
+def checks() -> None:
+    """The configured checks and their thresholds."""
+
+
+@method_command(monitor_group, "history", "monitor.history", render_history)
+@click.option("--limit", "-n", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@click.option("--check", default=None, help="Only this check (cpu, filesystem, ...).")
+@click.option("--component", default=None, help="Only this component (filesystem:/, ...).")
+def history(**params: Any) -> None:
+    """Recent alerts, newest first, with each provider's delivery result."""
+
+
+@method_command(monitor_group, "test", "monitor.test", render_test, exit_code=failed_exit_code)
 @click.option("--provider", "-p", type=click.Choice(PROVIDER_NAMES), default=None,
               help="Only this provider (default: every enabled one).")
-@click.pass_context
-def test(ctx: click.Context, as_json: bool, provider: str | None) -> None:
+def test(**params: Any) -> None:
     """Send a test alert through the providers and show each one's result (exit 1 when
     one failed)."""
-    r = call(ctx, "monitor.test", provider=provider)
-    if as_json:
-        print_json(r)
-    else:
-        rows = [[x["provider"], "ok" if x["ok"] else "FAILED", f"{x['duration_ms']:.0f} ms",
-                 x["error"] or ""] for x in r["results"]]
-        if rows:
-            click.echo(table(rows, ["PROVIDER", "RESULT", "TIME", "ERROR"], right=(2,)))
-        else:
-            click.echo("no provider is enabled")
-    if any(not x["ok"] for x in r["results"]):
-        ctx.exit(1)
 
 
-@monitor_group.command("silence")
-@json_option
+@method_command(monitor_group, "silence")
 @click.option("--check", default=None, help="Check name or glob (cpu, filesystem, ...).")
 @click.option("--component", default=None, help="Component name or glob (filesystem:/var*).")
 @click.option("--duration", "-d", default="1h", show_default=True,
               help="How long: 90s, 15m, 2h, 1d...")
 @click.option("--comment", "-c", default="", help="Why.")
 @click.option("--list", "list_only", is_flag=True, help="List the active silences instead.")
-@click.pass_context
-def silence(ctx: click.Context, as_json: bool, check: str | None, component: str | None,
-            duration: str, comment: str, list_only: bool) -> None:
+def silence(check: str | None, component: str | None, duration: str, comment: str,
+            list_only: bool) -> Call:
     """Hold back the alerts of a check or component for a while (states still change)."""
     if list_only or (check is None and component is None):
         if not list_only:
             click.echo("give --check and/or --component to add a silence; active ones:",
                        err=True)
-        r = call(ctx, "monitor.silences")
-        if as_json:
-            print_json(r)
-            return
-        rows = [[s["id"], s["check"] or "*", s["component"] or "*", _when(s["ends_at"]),
-                 s["comment"]] for s in r["silences"]]
-        click.echo(table(rows, ["ID", "CHECK", "COMPONENT", "UNTIL", "COMMENT"]))
-        return
-    r = call(ctx, "monitor.silence", check=check, component=component,
-             duration=parse_duration(duration), comment=comment)
-    if as_json:
-        print_json(r)
-        return
-    click.echo(f"{r['id']}: check={r['check'] or '*'} component={r['component'] or '*'} "
-               f"until {_when(r['ends_at'])}")
+        return Call("monitor.silences", {}, render_silences)
+    return Call("monitor.silence", {"check": check, "component": component,
+                                    "duration": parse_duration(duration),
+                                    "comment": comment}, render_silence)
 
 
-@monitor_group.command("unsilence")
-@json_option
+@method_command(monitor_group, "unsilence", "monitor.unsilence", render_unsilence)
 @click.argument("silence_id", required=False)
 @click.option("--check", default=None, help="Remove the silences with this check pattern.")
 @click.option("--component", default=None,
               help="Remove the silences with this component pattern.")
-@click.pass_context
-def unsilence(ctx: click.Context, as_json: bool, silence_id: str | None, check: str | None,
-              component: str | None) -> None:
+def unsilence(silence_id: str | None, check: str | None, component: str | None) -> Result:
     """Remove a silence by id, or the silences of a check/component pattern."""
     if silence_id is None and check is None and component is None:
         fail("give a silence id, --check or --component")
-    r = call(ctx, "monitor.unsilence", silence=silence_id, check=check, component=component)
-    if as_json:
-        print_json(r)
-        return
-    click.echo("removed " + ", ".join(r["removed"]))
+    return {"silence": silence_id, "check": check, "component": component}
 
 
 @monitor_group.command("watch")
-@json_option
 @click.option("--check", default=None, help="Only checks matching this glob.")
 @click.option("--component", default=None, help="Only components matching this glob.")
 @click.option("--severity", type=click.Choice(["warning", "critical"]), default=None,
               help="Only this severity and above.")
-@click.pass_context
-def watch(ctx: click.Context, as_json: bool, check: str | None, component: str | None,
+@json_option
+@pass_state
+def watch(state: CliState, check: str | None, component: str | None,
           severity: str | None) -> None:
     """Print alerts as they are sent, until Ctrl-C (one line each, or JSON lines)."""
     params = {k: v for k, v in (("check", check), ("component", component),
                                 ("severity", severity)) if v is not None}
-    with connected(ctx, timeout=None) as client:
+    with state.connected(timeout=None) as client:
         sub = client.subscribe("monitor.subscribe", params)
-        if not as_json:
-            click.echo(f"watching alerts ({sub.id}); Ctrl-C to stop", err=True)
+        state.hint(f"watching alerts ({sub.id}); Ctrl-C to stop")
         try:
             for event in sub:
                 if event.get("method") == "monitor.overflow":
@@ -225,12 +246,7 @@ def watch(ctx: click.Context, as_json: bool, check: str | None, component: str |
                 alert = event.get("alert")
                 if not isinstance(alert, dict):
                     continue
-                if as_json:
-                    click.echo(json.dumps(alert, default=str))
-                else:
-                    click.echo(f"{_when(alert['created_at'])}  {alert['status'].upper():8}  "
-                               f"{alert['severity'].upper():8}  {alert['component']}  "
-                               f"{alert['value_text']}  ({alert['host']['hostname']})")
+                state.emit_line(alert, render_alert)
                 sys.stdout.flush()
         except KeyboardInterrupt:
             pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -10,7 +9,7 @@ from typing import Any
 
 import click
 
-from xsys.cli.common import call, connected, fail, json_option, print_json, table
+from xsys.cli.common import CliState, fail, json_option, pass_state, table
 
 EVENT_TYPES = ("created", "modified", "deleted", "moved")
 
@@ -52,11 +51,10 @@ def _events_option(value: str | None) -> list[str] | None:
 @click.option("--list", "list_only", is_flag=True,
               help="Show the daemon's live watch subscriptions and exit.")
 @json_option
-@click.pass_context
-def watch_command(ctx: click.Context, paths: tuple[str, ...], recursive: bool,
+@pass_state
+def watch_command(state: CliState, paths: tuple[str, ...], recursive: bool,
                   ignore: tuple[str, ...], patterns: tuple[str, ...], events: str | None,
-                  debounce_ms: int, include_dirs: bool, list_only: bool,
-                  as_json: bool) -> None:
+                  debounce_ms: int, include_dirs: bool, list_only: bool) -> None:
     """Print file changes under PATH... as they happen, until Ctrl-C.
 
     One line per event (``--json``: one JSON object per line). When events were lost
@@ -64,7 +62,7 @@ def watch_command(ctx: click.Context, paths: tuple[str, ...], recursive: bool,
     itself when every watched directory is deleted.
     """
     if list_only:
-        _print_list(ctx, as_json)
+        state.emit(state.call("watch.list"), render_list)
         return
     if not paths:
         fail("give at least one PATH to watch (or --list)")
@@ -79,14 +77,12 @@ def watch_command(ctx: click.Context, paths: tuple[str, ...], recursive: bool,
     chosen = _events_option(events)
     if chosen:
         params["events"] = chosen
-    with connected(ctx, timeout=None) as client:
+    with state.connected(timeout=None) as client:
         sub = client.subscribe("watch.add", params)
-        if not as_json:
-            click.echo(f"watching {', '.join(params['paths'])} ({sub.id}); Ctrl-C to stop",
-                       err=True)
+        state.hint(f"watching {', '.join(params['paths'])} ({sub.id}); Ctrl-C to stop")
         try:
             for note in sub:
-                if _show(note, as_json):
+                if _show(state, note):
                     break
         except KeyboardInterrupt:
             pass
@@ -94,7 +90,7 @@ def watch_command(ctx: click.Context, paths: tuple[str, ...], recursive: bool,
             sub.close()
 
 
-def _show(note: dict[str, Any], as_json: bool) -> bool:
+def _show(state: CliState, note: dict[str, Any]) -> bool:
     """Print one notification; True when the subscription has ended."""
     method = note.get("method")
     if method == "watch.overflow":
@@ -103,14 +99,14 @@ def _show(note: dict[str, Any], as_json: bool) -> bool:
         qualifier = "" if note.get("exact", True) else "at least "
         click.echo(f"xsys: {qualifier}{amount} events lost ({reason}); rescan to resync",
                    err=True)
-        if as_json:
-            click.echo(json.dumps({"overflow": {k: v for k, v in note.items()
-                                                if k != "method"}}))
+        # JSON readers also get the loss in the stream; people have the line above
+        state.emit_line({"overflow": {k: v for k, v in note.items() if k != "method"}},
+                        lambda _: None)
         return False
     if method != "watch.event":
         return False
     for event in note.get("events", []):
-        click.echo(json.dumps(event) if as_json else format_event(event))
+        state.emit_line(event, format_event)
     sys.stdout.flush()
     if note.get("final"):
         click.echo("xsys: the watched directory is gone; subscription ended", err=True)
@@ -118,12 +114,9 @@ def _show(note: dict[str, Any], as_json: bool) -> bool:
     return False
 
 
-def _print_list(ctx: click.Context, as_json: bool) -> None:
-    r = call(ctx, "watch.list")
-    if as_json:
-        print_json(r)
-        return
+def render_list(r: dict[str, Any]) -> str:
+    """``watch.list``: one row per live subscription."""
     rows = [[s["subscription"], ", ".join(s["paths"]), s["recursive"], s["debounce_ms"],
              s["delivered"], s["overflows"]] for s in r["subscriptions"]]
-    click.echo(table(rows, ["SUBSCRIPTION", "PATHS", "RECURSIVE", "DEBOUNCE_MS", "DELIVERED",
-                            "OVERFLOWS"], right=(3, 4, 5)))
+    return table(rows, ["SUBSCRIPTION", "PATHS", "RECURSIVE", "DEBOUNCE_MS", "DELIVERED",
+                        "OVERFLOWS"], right=(3, 4, 5))
