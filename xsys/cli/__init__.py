@@ -22,14 +22,18 @@ from xsys.cli.watch import watch_command
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--socket", "socket_path", envvar="XSYS_SOCKET", default=None,
-              help="Daemon socket (default: $XSYS_SOCKET, then PROTOCOL.md's defaults).")
+              help="Daemon socket (default: $XSYS_SOCKET, then docs/protocol.md's defaults).")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for each answer.")
 @click.version_option(__version__, prog_name="xsys")
 @click.pass_context
 def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
     """xsys: system metrics, file operations, file-change events and alerts from a local
-    daemon."""
+    daemon.
+
+    The wire protocol (framing, errors, subscriptions, progress, limits) is described in
+    docs/protocol.md.
+    """
     ctx.obj = CliState(socket=socket_path, timeout=timeout)
 
 
