@@ -5,16 +5,21 @@ text helpers renderers are built from.
 
 A data command is a few lines::
 
-    def render_load(r: Result) -> str:                 # pure: result -> text
-        return table(...)
+    def render_processes(r: Result) -> str:            # pure: result -> text
+        return table([[p["pid"], p["name"]] for p in r["processes"]], ["PID", "NAME"])
 
-    @method_command(sys_group, "load", "sys.load", render_load)
-    def load() -> None:
-        \"\"\"Load averages, absolute and per CPU.\"\"\"
+    @method_command(sys_group, "processes", "sys.processes", render_processes)
+    @click.option("--limit", type=int, default=20)
+    def processes(**params: Any) -> None:
+        '''Processes, busiest first.'''              # None: the options are the params
 
 The decorated function's parameters are the command's Click parameters; it returns the
-method's params (see ``method_command``). Exit codes: 0 ok, 1 the daemon answered with an
-error (or the command failed), 2 the daemon is not reachable or not trusted.
+method's params, or None when they are its parameters as they are (``method_command``).
+Commands that stream (``watch``, ``monitor watch``, ``fs cat``/``tail``) take
+``pass_state`` and ``json_option`` and print through ``CliState.emit_line``/``hint``.
+
+Exit codes: 0 ok, 1 the daemon answered with an error (or the command failed), 2 the
+daemon is not reachable or not trusted.
 """
 
 from __future__ import annotations
