@@ -38,15 +38,22 @@ def _row(spec: MethodSpec) -> str:
     return f"| `{spec.name}` | {params} | {summary}{tail} |"
 
 
+def build_router() -> Router:
+    """A router with every method registered on a default config (nothing started): the
+    registry the generated docs and ``xsys.client._methods`` are made from."""
+    router = Router()
+    app = App(Config())
+    try:
+        register_all(router, app)
+    finally:
+        app.executor.shutdown(wait=False)
+    return router
+
+
 def method_table(router: Router | None = None) -> str:
     """The Markdown table of every registered method."""
     if router is None:
-        router = Router()
-        app = App(Config())
-        try:
-            register_all(router, app)
-        finally:
-            app.executor.shutdown(wait=False)
+        router = build_router()
     lines = ["| method | params | summary |", "|---|---|---|"]
     lines += [_row(spec) for spec in router.specs()]
     return "\n".join(lines)
