@@ -346,6 +346,101 @@ def unpackb(payload: bytes | bytearray) -> Any:
         raise ParseError(f"payload is not valid msgpack: {type(exc).__name__}") from exc
 
 
+#: Default of ``server.max_request_objects``: msgpack objects one request may decode to.
+DEFAULT_MAX_REQUEST_OBJECTS = 10_000
+
+
+class TooManyObjects(TooLarge):
+    """-32004: a request payload decodes to more objects than ``server.max_request_objects``.
+    ``request_id`` is the request's ``id`` when it could be read cheaply (it precedes the
+    bulky members of the map), else None."""
+
+    def __init__(self, message: str, data: Any = None, request_id: int | None = None) -> None:
+        super().__init__(message, data)
+        self.request_id = request_id
+
+
+class _OverBudget(Exception):
+    """Raised by ``_ObjectBudget`` hooks to stop a decode."""
+
+
+class _ObjectBudget:
+    """msgpack hooks counting decoded objects: each array counts its items plus itself,
+    each map its keys and values plus itself; past ``limit`` decoding stops with
+    ``_OverBudget``."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def on_list(self, items: list[Any]) -> list[Any]:
+        self.left -= len(items) + 1
+        if self.left < 0:
+            raise _OverBudget
+        return items
+
+    def on_map(self, pairs: dict[Any, Any]) -> dict[Any, Any]:
+        self.left -= 2 * len(pairs) + 1
+        if self.left < 0:
+            raise _OverBudget
+        return pairs
+
+
+def unpack_request(payload: bytes, max_objects: int = DEFAULT_MAX_REQUEST_OBJECTS) -> Any:
+    """msgpack-decode one request payload with bounded work and memory.
+
+    A payload of at most ``max_objects`` bytes cannot hold more objects than that (each
+    takes at least one byte) and is decoded as by ``unpackb`` (the hot path). A longer one
+    is decoded with the lengths of strings, binaries and extensions bounded by the payload
+    length, of arrays by ``max_objects`` and of maps by half of it, and with hooks counting
+    containers and their items, so that decoding stops soon after ``max_objects`` objects
+    (a 16 MiB array of empty maps costs milliseconds, not seconds and a gigabyte).
+    Raises ``ParseError`` (invalid or trailing data, nesting too deep) and
+    ``TooManyObjects`` (-32004; its ``request_id`` recovered where possible).
+    """
+    size = len(payload)
+    if size <= max_objects:
+        return unpackb(payload)
+    budget = _ObjectBudget(max_objects)
+    try:
+        return _unpackb(payload, raw=False, strict_map_key=False,
+                        list_hook=budget.on_list, object_hook=budget.on_map,
+                        max_str_len=size, max_bin_len=size, max_ext_len=size,
+                        max_array_len=max_objects, max_map_len=max_objects // 2)
+    except _OverBudget:
+        pass
+    except ValueError as exc:
+        if "exceeds max_" not in str(exc):  # a declared length over the bounds above
+            raise ParseError(f"payload is not valid msgpack: {type(exc).__name__}") from exc
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ParseError(f"payload is not valid msgpack: {type(exc).__name__}") from exc
+    raise TooManyObjects(
+        f"request decodes to more than {max_objects} objects (server.max_request_objects)",
+        {"limit": max_objects}, peek_request_id(payload))
+
+
+def peek_request_id(payload: bytes) -> int | None:
+    """The ``id`` of a request payload read without decoding its other members: the
+    top-level map's keys and values are read in order, each bounded to a few small
+    objects, until ``id``; None when it is not a map, ``id`` is missing or not an
+    unsigned integer, or a bulkier member comes first."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False,
+                                max_buffer_size=max(len(payload), 1), max_str_len=256,
+                                max_bin_len=256, max_ext_len=256, max_array_len=8,
+                                max_map_len=8)
+    try:
+        unpacker.feed(payload)
+        for _ in range(min(unpacker.read_map_header(), 8)):
+            key = unpacker.unpack()
+            value = unpacker.unpack()
+            if key == "id":
+                return value if type(value) is int and value >= 0 else None
+    except Exception:  # not a map, a bulky member, truncated data: no id to give
+        return None
+    return None
+
+
 def encode_frame(obj: Any) -> bytes:
     """One complete frame: the 4-byte big-endian length, then the msgpack payload."""
     return _thread_encoder().frame(obj)
@@ -384,14 +479,17 @@ class FrameDecoder:
 
     ``feed(data)`` returns the list of complete payloads (bytes) now available and keeps any
     partial frame buffered. Raises ``FrameTooLarge`` when a header announces a length of 0
-    or above ``max_frame_bytes``; the decoder is then unusable.
+    or above ``max_frame_bytes``; the decoder is then unusable. ``frames`` counts the
+    payloads returned so far (a partial frame that stays the same across two looks at
+    ``frames`` and ``buffered`` has not progressed to completion: the slowloris check).
     """
 
-    __slots__ = ("_buf", "max_frame_bytes")
+    __slots__ = ("_buf", "frames", "max_frame_bytes")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self._buf = bytearray()
         self.max_frame_bytes = max_frame_bytes
+        self.frames = 0
 
     @property
     def buffered(self) -> int:
@@ -421,6 +519,7 @@ class FrameDecoder:
             pos += 4 + length
         if pos < end:
             buf += memoryview(data)[pos:]
+        self.frames += len(out)
         return out
 
     def pending_frame(self) -> tuple[int, int] | None:
@@ -440,6 +539,7 @@ class FrameDecoder:
         n = len(buf) - 4
         into[:n] = buf[4:]
         buf.clear()
+        self.frames += 1
         return n
 
     def _split_buffer(self) -> list[bytes]:
@@ -458,6 +558,7 @@ class FrameDecoder:
             pos += 4 + length
         if pos:
             del buf[:pos]
+        self.frames += len(out)
         return out
 
     def _too_large(self, length: int) -> FrameTooLarge:
