@@ -46,14 +46,14 @@ class FakeSession:
     def send_notification(self, method: str, params: dict[str, Any]) -> None:
         self.notifications.append((method, params))
 
-    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any]) -> None:
+    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any],
+                      weight: int = 1) -> None:
         if not self.paused:
             self.notifications.append((method, params))
             return
-        sub.queue.append((method, params))
+        sub.queue.append((method, params, weight))  # the connection queues (frame, weight)
         if len(sub.queue) > self._outbound:
-            sub.queue.popleft()
-            sub.dropped += 1
+            sub.dropped += sub.queue.popleft()[2]
 
     def resume(self) -> None:
         """Flush queued events (overflow notice first, as the connection does)."""
@@ -64,7 +64,8 @@ class FakeSession:
                                            {"subscription": sub.id, "dropped": sub.dropped}))
                 sub.dropped = 0
             while sub.queue:
-                self.notifications.append(sub.queue.popleft())
+                method, params, _weight = sub.queue.popleft()
+                self.notifications.append((method, params))
 
     def add_subscription(self, sub: Subscription) -> None:
         self.subscriptions[sub.id] = sub

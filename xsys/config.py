@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xsys.monitor.settings import MonitorConfig
-from xsys.protocol import DEFAULT_MAX_FRAME_BYTES
+from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_OBJECTS
 
 SYSTEM_CONFIG = Path("/etc/xsys/config.json")
 USER_CONFIG = Path("~/.config/xsys/config.json")
@@ -45,16 +45,59 @@ class ServerConfig:
     allowed_gids: tuple[int, ...] = ()
     """Peer gids allowed to connect in addition to ``allowed_uids``."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_request_objects: int = DEFAULT_MAX_REQUEST_OBJECTS
+    """msgpack objects (containers and their items) one request may decode to; above it
+    the request gets -32004 and the connection stays. Bounds the decoding time and memory
+    of a frame (a 16 MiB array of empty maps)."""
     max_inflight: int = 64
-    """Requests served concurrently per connection before the server stops reading."""
+    """Requests read and not yet answered per connection before the server stops reading;
+    at most ``workers`` of them run at once."""
+    max_output_bytes: int = 32 * 1024 * 1024
+    """Unsent output (bytes) of one connection from which none of its queued requests
+    starts until the client reads (per-connection high-water mark)."""
+    max_inflight_result_bytes: int = 256 * 1024 * 1024
+    """Budget of unsent result bytes across all connections: over it, a connection with
+    unsent output starts no request, and connections over their ``max_output_bytes``
+    are closed, largest first."""
     max_connections: int = 1024
+    max_connections_per_uid: int = 256
+    """Connections one peer uid may hold at once (-32005 above)."""
+    reserved_connections: int = 16
+    """Of ``max_connections``, kept for root and the daemon's own uid (at most half of
+    them): other uids are refused (-32005) once the rest are open."""
+    idle_timeout_s: float = 300.0
+    """Close a connection with nothing in flight, no subscription and no traffic for this
+    long; 0 = never."""
+    frame_timeout_s: float = 30.0
+    """Close a connection whose partial frame has not completed for this long (answered
+    with -32600 first; slowloris); 0 = never."""
     outbound_queue: int = 1024
     """Notifications queued per subscription while a client reads slowly; oldest dropped."""
+    outbound_queue_bytes: int = 8 * 1024 * 1024
+    """Encoded bytes queued per subscription while a client reads slowly; oldest dropped."""
     workers: int = 8
     """Threads in the pool for blocking work (psutil, file I/O)."""
     shutdown_timeout_s: float = 5.0
+    """Seconds from SIGTERM to exit: requests in flight, shutdown hooks and the pool's
+    jobs share it; jobs still stuck then are logged and left behind."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when a limit is not positive or a timeout or the reserve
+        is negative."""
+        for name in ("max_frame_bytes", "max_request_objects", "max_inflight",
+                     "max_output_bytes", "max_inflight_result_bytes", "max_connections",
+                     "max_connections_per_uid", "outbound_queue", "outbound_queue_bytes",
+                     "workers"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        for name in ("idle_timeout_s", "frame_timeout_s", "shutdown_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.reserved_connections < 0:
+            raise ValueError(f"reserved_connections: must be >= 0, got "
+                             f"{self.reserved_connections}")
 
 
 @dataclass(frozen=True)

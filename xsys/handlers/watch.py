@@ -44,14 +44,14 @@ class SubscriptionSink:
         params: dict[str, Any] = {"events": events}
         if final:
             params["final"] = True
-        self.sub.push("event", params)
+        self.sub.push("event", params, len(events) or 1)  # weight: events lost if dropped
 
     def send_overflow(self, dropped: int, reason: str, path: str | None, exact: bool) -> None:
         """Push ``watch.overflow``."""
         params: dict[str, Any] = {"dropped": dropped, "reason": reason, "exact": exact}
         if path is not None:
             params["path"] = path
-        self.sub.push("overflow", params)
+        self.sub.push("overflow", params, max(dropped, 1))
 
     def end(self) -> None:
         """Close the subscription once its queued events have gone out (or after

@@ -4,8 +4,10 @@ services by name, and the start/stop/reload hooks that handler modules register.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import itertools
 import logging
 import os
 import time
@@ -27,7 +29,9 @@ class App:
 
     - ``config``: the effective ``Config`` (replaced on SIGHUP reload).
     - ``run_blocking(fn, *args)``: run ``fn`` in the bounded pool (``server.workers``
-      threads); raises ``Overloaded`` when more than ``workers * 32`` jobs wait.
+      threads); raises ``Overloaded`` when more than ``workers * 32`` jobs wait. Running
+      jobs are tracked so that ``stop`` can name those stuck past the deadline
+      (``stuck_jobs``) instead of waiting for them.
     - ``services``: name -> object, for services shared between namespaces
       (``"sampler"``, ``"monitor"``...).
     - ``on_startup`` / ``on_shutdown``: async hooks run in order at start and in reverse at
@@ -50,6 +54,11 @@ class App:
         self.on_reload: list[Callable[[Config, Config], None]] = []
         self.background: set[asyncio.Task[Any]] = set()
         self.capabilities: list[str] = []
+        # job id -> (function, its first argument, monotonic start) while in a worker
+        self._running: dict[int, tuple[Callable[..., Any], Any, float]] = {}
+        self._job_ids = itertools.count()
+        self._drained: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking ``fn(*args, **kwargs)`` in the pool and await its result."""
@@ -59,12 +68,41 @@ class App:
                 {"pending": self.pending, "limit": self.max_pending},
             )
         loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        call = functools.partial(self._job, next(self._job_ids), contextvars.copy_context(),
+                                 fn, args, kwargs)
         self.pending += 1
         try:
             return await loop.run_in_executor(self.executor, call)
         finally:
             self.pending -= 1
+
+    def _job(self, job_id: int, context: contextvars.Context, fn: Callable[..., T],
+             args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """One pool job, in the worker thread: tracked in ``_running`` while it runs."""
+        running = self._running
+        running[job_id] = (fn, args[0] if args else None, time.monotonic())
+        try:
+            return context.run(fn, *args, **kwargs)
+        finally:
+            del running[job_id]
+            drained = self._drained
+            if drained is not None and not running and self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # loop closed while the job was stuck
+                    self._loop.call_soon_threadsafe(drained.set)
+
+    def stuck_jobs(self) -> list[str]:
+        """The pool jobs still running, one line each: method (when the job serves a
+        request), peer, function and seconds it has run."""
+        now = time.monotonic()
+        lines = []
+        for fn, first, started in list(self._running.values()):
+            name = getattr(fn, "__qualname__", repr(fn))
+            method = getattr(first, "method", None)
+            peer = getattr(first, "peer", None)
+            who = (f"{method} from pid={peer.pid} uid={peer.uid}: " if method and peer
+                   else "")
+            lines.append(f"{who}{name} running for {now - started:.1f}s")
+        return lines
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """Start a background task that is cancelled and awaited at shutdown; a crash is
@@ -87,21 +125,32 @@ class App:
             await hook()
 
     async def stop(self, timeout_s: float = 5.0) -> None:
-        """Run shutdown hooks in reverse order, cancel and await background tasks, then
-        shut the thread pool down (waiting for running jobs)."""
+        """Within ``timeout_s`` in all: run shutdown hooks in reverse order, cancel and
+        await background tasks, shut the thread pool down (queued jobs are cancelled) and
+        wait for its running jobs. Jobs still running at the deadline are logged and left
+        behind (``stuck_jobs``; the daemon's process then exits without joining them)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         for hook in reversed(self.on_shutdown):
             try:
-                await asyncio.wait_for(hook(), timeout_s)
+                await asyncio.wait_for(hook(), max(deadline - loop.time(), 0.001))
+            except asyncio.TimeoutError:
+                log.error("shutdown hook %r did not finish before the deadline", hook)
             except Exception:
                 log.exception("shutdown hook %r failed", hook)
         tasks = list(self.background)
         for t in tasks:
             t.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout_s)
-        await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(self.executor.shutdown, wait=True, cancel_futures=True)
-        )
+            await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.001))
+        self._loop = loop
+        self._drained = asyncio.Event()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._running:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), max(deadline - loop.time(), 0.001))
+        for line in self.stuck_jobs():
+            log.error("worker job stuck at shutdown, left behind: %s", line)
 
     def reload(self, new: Config) -> None:
         """Swap in ``new`` config and notify the reload callbacks."""

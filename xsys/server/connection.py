@@ -3,21 +3,40 @@ errors and notifications back out (PROTOCOL.md).
 
 It is an ``asyncio.Protocol`` (leaner than streams on the hot path). Inline handlers are
 answered inside ``data_received``; the others run as tasks, so responses may come back out
-of order. At ``server.max_inflight`` running requests, or while the transport's write
-buffer is above its high-water mark, the connection stops reading (backpressure).
-Subscription events wait in a per-subscription queue bounded by ``server.outbound_queue``
-while the client reads slowly; the oldest are dropped and ``<ns>.overflow`` follows.
+of order. Bounds that keep one client from stalling or starving the daemon
+(docs/security/server.md):
+
+- input: a frame above ``server.max_frame_bytes`` closes the connection; a payload that
+  decodes to more than ``server.max_request_objects`` objects is answered with -32004
+  (``protocol.unpack_request``); a partial frame older than ``server.frame_timeout_s``
+  closes it (``Server``'s sweep calls ``check_timeouts``), and so does
+  ``server.idle_timeout_s`` without requests in flight, subscriptions or traffic.
+- requests: at ``server.max_inflight`` requests read and not answered the connection stops
+  reading; of those, at most ``server.workers`` run at once, and none starts while the
+  client has ``server.max_output_bytes`` or more of output unsent (the transport's write
+  buffer: it stops reading at the transport's high-water mark through ``pause_writing``,
+  and starts queued requests again on ``resume_writing``), nor, while the daemon's unsent
+  result bytes are over ``server.max_inflight_result_bytes``, while it has any unsent
+  output at all. Over that global budget the connections above their own
+  ``max_output_bytes`` are closed, largest first (``Server.shed_output``).
+- events: subscription notifications wait in a per-subscription queue bounded by
+  ``server.outbound_queue`` notifications and ``server.outbound_queue_bytes`` encoded
+  bytes while the client reads slowly; the oldest are dropped and ``<ns>.overflow``
+  follows with the number of events lost (a notification carries ``weight`` events).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import functools
 import logging
 import typing
 from typing import TYPE_CHECKING, Any
 
 from xsys.protocol import (
+    LARGE_FRAME_BYTES,
     FrameDecoder,
     FrameEncoder,
     FrameTooLarge,
@@ -25,9 +44,11 @@ from xsys.protocol import (
     InvalidRequest,
     ParseError,
     TooLarge,
+    TooManyObjects,
     XsysError,
     encode_error,
     frame_parts,
+    unpack_request,
     unpackb,
 )
 from xsys.server.context import Context, Peer, Subscription
@@ -35,6 +56,7 @@ from xsys.server.dispatch import prepare, run_spec
 
 if TYPE_CHECKING:
     from xsys.server.listener import Server
+    from xsys.server.router import MethodSpec
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +66,22 @@ _READ_SIZE = 64 * 1024
 
 
 class Connection(asyncio.Protocol):
-    """The protocol instance of one accepted socket (see module docstring)."""
+    """The protocol instance of one accepted socket (see module docstring).
+
+    ``output_bytes`` is this connection's share of ``Server.output_bytes``: its unsent
+    output in bytes as last sampled (after a large result is written, when the transport
+    drains, 0 once closed).
+    """
+
+    # Slots: attribute access stays specialised (an instance dict of more than 30 keys
+    # would not share its keys, and every attribute lookup on the hot path slows down).
+    __slots__ = ("__weakref__", "_batch", "_drains", "_encode", "_holding", "_idle_key",
+                 "_idle_since", "_logged_bad_input", "_outbound_queue",
+                 "_outbound_queue_bytes", "_partial_key", "_partial_since", "_pending_subs",
+                 "_read_paused", "_running", "_waiters", "_write_paused", "app", "closed",
+                 "decoder", "inflight", "loop", "max_frame", "max_inflight", "max_objects",
+                 "max_output_bytes", "max_running", "output_bytes", "peer", "router",
+                 "server", "subscriptions", "transport", "wrote_large")
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -56,7 +93,11 @@ class Connection(asyncio.Protocol):
         self._encode = FrameEncoder().frame
         self.max_frame = cfg.max_frame_bytes
         self.max_inflight = cfg.max_inflight
+        self.max_objects = cfg.max_request_objects
+        self.max_output_bytes = cfg.max_output_bytes
+        self.max_running = max(1, cfg.workers)
         self._outbound_queue = cfg.outbound_queue
+        self._outbound_queue_bytes = cfg.outbound_queue_bytes
         self.transport: asyncio.Transport | None = None
         self.peer = Peer()
         self.inflight: dict[int, tuple[asyncio.Task[Any], Context]] = {}
@@ -67,6 +108,18 @@ class Connection(asyncio.Protocol):
         self._batch: list[bytes] | None = None  # responses of one read, written at its end
         self.closed = False
         self._logged_bad_input = False
+        # Requests past the start gate, and the ones waiting at it (FIFO).
+        self._running = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._holding = False  # the gate is closed for unsent output (logged once)
+        self.output_bytes = 0
+        self.wrote_large = False
+        # Timeout bookkeeping, read by check_timeouts (the server's periodic sweep).
+        self._drains = 0
+        self._idle_key: tuple[int, int, int] | None = None
+        self._idle_since = 0.0
+        self._partial_key: int | None = None
+        self._partial_since = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -83,10 +136,12 @@ class Connection(asyncio.Protocol):
             tr.close()
             self.closed = True
             return
+        self._idle_since = self.loop.time()
         log.debug("connection from pid=%s uid=%s", self.peer.pid, self.peer.uid)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._release_output()
         self.server.forget(self)
         for task, ctx in list(self.inflight.values()):
             ctx.cancelled.set()
@@ -97,11 +152,66 @@ class Connection(asyncio.Protocol):
             log.debug("client went away with %d requests in flight", len(self.inflight))
 
     def close(self) -> None:
-        """Close the connection (its subscriptions end in ``connection_lost``)."""
+        """Close the connection after writing what is buffered (its subscriptions end in
+        ``connection_lost``)."""
         if self._batch is not None:
             self._flush_batch(self._batch)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, discarding unsent output (a client that does not read)."""
+        self.closed = True
+        self._release_output()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def refuse(self, error: XsysError) -> None:
+        """Answer ``error`` (id nil) and close: the peer may no longer use the daemon."""
+        self._write(encode_error(None, error))
+        self._drop()
+
+    def _drop(self) -> None:
+        """Close; abort instead when output is stuck in the transport (the client is not
+        reading, so a graceful close could wait for it forever)."""
+        tr = self.transport
+        if tr is not None and tr.get_write_buffer_size() > 0:
+            self.abort()
+        else:
+            self.close()
+
+    # ------------------------------------------------------------------ timeouts
+
+    def check_timeouts(self, now: float, idle_timeout_s: float, frame_timeout_s: float) -> None:
+        """Close the connection when a partial frame has not completed for
+        ``frame_timeout_s`` (answered with -32600 first) or when it has been idle for
+        ``idle_timeout_s``: nothing in flight, no subscription, no byte received and no
+        output drained. 0 disables either. Called by the server every fraction of the
+        shorter timeout, so both fire at most that fraction late."""
+        if self.closed:
+            return
+        dec = self.decoder
+        buffered = dec.buffered
+        if frame_timeout_s > 0 and buffered and not self._read_paused:
+            if self._partial_key != dec.frames:
+                self._partial_key, self._partial_since = dec.frames, now
+            elif now - self._partial_since >= frame_timeout_s:
+                log.warning("closing connection (pid=%s uid=%s): a frame was not completed "
+                            "within %gs", self.peer.pid, self.peer.uid, frame_timeout_s)
+                self.refuse(InvalidRequest(
+                    f"frame not completed within {frame_timeout_s:g}s "
+                    "(server.frame_timeout_s)", {"frame_timeout_s": frame_timeout_s}))
+                return
+        else:
+            self._partial_key = None
+        if idle_timeout_s > 0:
+            key = (dec.frames, buffered, self._drains)
+            if self.inflight or self.subscriptions or key != self._idle_key:
+                self._idle_key, self._idle_since = key, now
+            elif now - self._idle_since >= idle_timeout_s:
+                log.debug("closing idle connection (pid=%s uid=%s) after %gs", self.peer.pid,
+                          self.peer.uid, idle_timeout_s)
+                self._drop()
 
     # ------------------------------------------------------------------ input
 
@@ -151,7 +261,14 @@ class Connection(asyncio.Protocol):
 
     def _handle(self, payload: bytes) -> None:
         try:
-            msg = unpackb(payload)
+            if len(payload) <= self.max_objects:  # cannot hold more objects than bytes
+                msg = unpackb(payload)
+            else:
+                msg = unpack_request(payload, self.max_objects)
+        except TooManyObjects as exc:
+            req_id = exc.request_id
+            self._reject(None if req_id in self.inflight else req_id, exc)
+            return
         except ParseError as exc:
             self._reject(None, exc)
             return
@@ -198,11 +315,70 @@ class Connection(asyncio.Protocol):
             self._respond(req_id, result)
             return
         ctx = Context(self.app, method, req_id, self.peer, self, want_progress)
-        task = self.loop.create_task(run_spec(self.app, spec, ctx, kwargs))
+        task = self.loop.create_task(self._run(spec, ctx, kwargs))
         self.inflight[req_id] = (task, ctx)
         task.add_done_callback(functools.partial(self._finished, req_id, method))
         if len(self.inflight) >= self.max_inflight:
             self._pause_reading()
+
+    # ------------------------------------------------------------------ start gate
+
+    async def _run(self, spec: MethodSpec, ctx: Context, kwargs: dict[str, Any]) -> Any:
+        """Run one task request once the start gate lets it (``_may_start``)."""
+        if self._waiters or not self._may_start():
+            await self._wait_turn()
+        else:
+            self._running += 1
+        try:
+            return await run_spec(self.app, spec, ctx, kwargs)
+        finally:
+            self._running -= 1
+            if self._waiters:
+                self._wake()
+
+    def _may_start(self) -> bool:
+        """Whether one more request may start now: fewer than ``max_running`` run, the
+        client's unsent output is under ``max_output_bytes``, and, while the daemon's
+        unsent result bytes are over their budget, the client has none unsent (only
+        checked while the transport is above its high-water mark: below it, what is
+        unsent is a few KiB at most)."""
+        if self._running >= self.max_running:
+            return False
+        if self._write_paused and self.transport is not None:
+            unsent = self.transport.get_write_buffer_size()
+            if unsent >= self.max_output_bytes or (unsent and self.server.over_budget()):
+                if not self._holding:
+                    self._holding = True
+                    log.debug("pid=%s: holding requests until the client reads its %d "
+                              "unsent bytes", self.peer.pid, unsent)
+                return False
+        return True
+
+    async def _wait_turn(self) -> None:
+        """Wait at the start gate; on return a running slot is held (``_wake`` took it)."""
+        turn: asyncio.Future[None] = self.loop.create_future()
+        self._waiters.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # given a slot, then cancelled
+                self._running -= 1
+                self._wake()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(turn)
+            raise
+
+    def _wake(self) -> None:
+        """Let waiting requests start, in arrival order, while the gate allows."""
+        waiters = self._waiters
+        while waiters and self._may_start():
+            turn = waiters.popleft()
+            if not turn.done():
+                self._running += 1
+                turn.set_result(None)
+
+    # ------------------------------------------------------------------ responses
 
     def _finished(self, req_id: int, method: str, task: asyncio.Task[Any]) -> None:
         self.inflight.pop(req_id, None)
@@ -237,7 +413,8 @@ class Connection(asyncio.Protocol):
 
     def _respond_large(self, req_id: int, result: Any) -> None:
         """Answer a task's request; a large result (file contents) is written as header +
-        the packer's own buffer, without copying the payload again."""
+        the packer's own buffer, without copying the payload again, and counted in the
+        daemon's unsent result bytes."""
         try:
             size, parts = frame_parts({"id": req_id, "result": result})
         except Exception as exc:
@@ -252,6 +429,10 @@ class Connection(asyncio.Protocol):
         elif transport is not None and not transport.is_closing():
             for part in parts:
                 transport.write(part)
+        if size >= LARGE_FRAME_BYTES:
+            self.wrote_large = True
+            self._sample_output()
+            self.server.shed_output()
 
     def _too_large(self, req_id: int, size: int) -> None:
         self._write(encode_error(req_id, TooLarge(
@@ -269,6 +450,18 @@ class Connection(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write(frame)
 
+    def _sample_output(self) -> None:
+        """Refresh ``output_bytes`` (and the server's total) from the transport."""
+        tr = self.transport
+        unsent = 0 if self.closed or tr is None else tr.get_write_buffer_size()
+        self.server.output_bytes += unsent - self.output_bytes
+        self.output_bytes = unsent
+
+    def _release_output(self) -> None:
+        if self.output_bytes:
+            self.server.output_bytes -= self.output_bytes
+            self.output_bytes = 0
+
     def send_notification(self, method: str, params: dict[str, Any]) -> None:
         """Write one notification now (progress and other non-droppable messages)."""
         if not self.closed:
@@ -276,21 +469,34 @@ class Connection(asyncio.Protocol):
 
     @property
     def outbound_queue(self) -> int:
-        """Events one subscription may queue while the client is slow."""
+        """Notifications one subscription may queue while the client is slow."""
         return self._outbound_queue
 
-    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any]) -> None:
-        """Send a subscription event, or queue it while the client is slow (drop oldest)."""
+    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any],
+                      weight: int = 1) -> None:
+        """Send a subscription notification carrying ``weight`` events, or queue it while
+        the client is slow. Past ``outbound_queue`` notifications or
+        ``outbound_queue_bytes`` encoded bytes the oldest are dropped, and their weights
+        added to the ``dropped`` count of the next ``<ns>.overflow``."""
         if self.closed:
             return
+        frame = self._encode({"method": method, "params": params})
         if not self._write_paused and not sub.queue:
-            self._write(self._encode({"method": method, "params": params}))
+            self._write(frame)
             sub.sent += 1
             return
-        sub.queue.append((method, params))
-        if len(sub.queue) > self._outbound_queue:
-            sub.queue.popleft()
-            sub.dropped += 1
+        sub.queue.append((frame, weight))
+        sub.queued_bytes += len(frame)
+        if (len(sub.queue) > self._outbound_queue
+                or sub.queued_bytes > self._outbound_queue_bytes):
+            if not sub.dropped:
+                log.debug("subscription %s: the client reads slowly; dropping its oldest "
+                          "notifications", sub.id)
+            while sub.queue and (len(sub.queue) > self._outbound_queue
+                                 or sub.queued_bytes > self._outbound_queue_bytes):
+                old, old_weight = sub.queue.popleft()
+                sub.queued_bytes -= len(old)
+                sub.dropped += old_weight
         self._pending_subs[sub.id] = sub
         if not self._write_paused:
             self._flush()
@@ -307,8 +513,9 @@ class Connection(asyncio.Protocol):
                              sub.dropped)
                     sub.dropped = 0
                 while sub.queue and not self._write_paused:
-                    method, params = sub.queue.popleft()
-                    self._write(self._encode({"method": method, "params": params}))
+                    frame, _weight = sub.queue.popleft()
+                    sub.queued_bytes -= len(frame)
+                    self._write(frame)
                     sub.sent += 1
                 if not sub.queue:
                     self._pending_subs.pop(sub_id, None)
@@ -317,11 +524,18 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._sample_output()
         self._pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._holding = False
+        self._drains += 1
+        if self.output_bytes:
+            self._sample_output()
         self._flush()
+        if self._waiters:
+            self._wake()
         self._maybe_resume_reading()
 
     def _pause_reading(self) -> None:

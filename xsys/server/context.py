@@ -45,8 +45,10 @@ class Session(Protocol):
     def send_notification(self, method: str, params: dict[str, Any]) -> None:
         """Queue one notification frame for the client (loop thread only)."""
 
-    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any]) -> None:
-        """Queue a subscription's event, dropping its oldest when its queue is full."""
+    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any],
+                      weight: int = 1) -> None:
+        """Queue a subscription's notification carrying ``weight`` events, dropping its
+        oldest when its queue is full (counting their weights as dropped events)."""
 
     def add_subscription(self, sub: Subscription) -> None:
         """Track ``sub`` so it ends with the connection."""
@@ -65,19 +67,24 @@ class Session(Protocol):
 class Subscription:
     """A stream of notifications ``<namespace>.<event>`` to one connection.
 
-    ``push(event, params)`` (loop thread) or ``push_threadsafe`` (any thread) sends
-    ``{"method": f"{namespace}.{event}", "params": {"subscription": id, **params}}``.
-    When the client reads slowly, events wait in a queue bounded by the server's
-    ``outbound_queue``; past it the oldest are dropped and the client later receives
-    ``<namespace>.overflow`` with ``dropped``. ``close()`` ends it and runs the
-    ``on_close`` callbacks once (also when the connection closes).
+    ``push(event, params, weight)`` (loop thread) or ``push_threadsafe`` (any thread)
+    sends ``{"method": f"{namespace}.{event}", "params": {"subscription": id, **params}}``,
+    a notification that carries ``weight`` events (a ``watch.event`` batch carries
+    several). When the client reads slowly, notifications wait in ``queue`` as
+    (encoded frame, weight) pairs, bounded by the server's ``outbound_queue``
+    notifications and ``outbound_queue_bytes`` bytes (``queued_bytes``); past either
+    the oldest are dropped, ``dropped`` grows by their weights, and the client later
+    receives ``<namespace>.overflow`` with ``dropped``: the number of events lost.
+    ``close()`` ends it and runs the ``on_close`` callbacks once (also when the
+    connection closes).
     """
 
     def __init__(self, session: Session, namespace: str) -> None:
         self.id = f"{namespace}-{next(_sub_ids)}"
         self.namespace = namespace
         self.created_at = time.time()
-        self.queue: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self.queue: collections.deque[tuple[bytes, int]] = collections.deque()
+        self.queued_bytes = 0
         self.dropped = 0
         self.sent = 0
         self.closed = False
@@ -89,17 +96,19 @@ class Subscription:
         """Run ``callback(sub)`` once when the subscription ends."""
         self._on_close.append(callback)
 
-    def push(self, event: str, params: dict[str, Any]) -> None:
-        """Send ``<namespace>.<event>`` (loop thread only); no-op once closed."""
+    def push(self, event: str, params: dict[str, Any], weight: int = 1) -> None:
+        """Send ``<namespace>.<event>`` carrying ``weight`` events (what an overflow
+        counts as lost if this notification is dropped) (loop thread only); no-op once
+        closed."""
         if self.closed:
             return
         body = {"subscription": self.id}
         body.update(params)
-        self._session.enqueue_event(self, f"{self.namespace}.{event}", body)
+        self._session.enqueue_event(self, f"{self.namespace}.{event}", body, weight)
 
-    def push_threadsafe(self, event: str, params: dict[str, Any]) -> None:
+    def push_threadsafe(self, event: str, params: dict[str, Any], weight: int = 1) -> None:
         """``push`` from any thread."""
-        self._session.loop.call_soon_threadsafe(self.push, event, params)
+        self._session.loop.call_soon_threadsafe(self.push, event, params, weight)
 
     def close(self) -> None:
         """End the subscription: stop sending and run the close callbacks once."""
@@ -107,6 +116,7 @@ class Subscription:
             return
         self.closed = True
         self.queue.clear()
+        self.queued_bytes = 0
         self._session.remove_subscription(self)
         for cb in self._on_close:
             try:

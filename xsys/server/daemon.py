@@ -1,13 +1,22 @@
 """Daemon lifecycle: load config, build the app and router, start services and the
-listener, handle signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload), shut down."""
+listener, handle signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload), shut down.
+
+Shutdown has one deadline, ``server.shutdown_timeout_s`` after the signal: requests in
+flight get most of it, shutdown hooks and the thread pool the rest. Under ``serve`` (the
+``xsys serve`` process) a worker job still stuck at the deadline is logged and the process
+leaves at once without joining it (``os._exit``), and a watchdog thread does the same
+``EXIT_GRACE_S`` after the deadline whatever else hangs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,9 +29,42 @@ from xsys.protocol import default_socket_path
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
 from xsys.server.logs import setup_logging
+from xsys.server.memory import tune_malloc
 from xsys.server.router import Router
 
 log = logging.getLogger(__name__)
+
+#: Seconds past the shutdown deadline after which the watchdog ends the process.
+EXIT_GRACE_S = 2.0
+
+
+def exit_now(code: int) -> None:
+    """Flush the log handlers and leave the process at once with ``code``, without
+    joining threads (a stuck worker would otherwise hold the exit forever)."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def arm_exit_watchdog(after_s: float) -> threading.Timer:
+    """Start a daemon thread that, unless the process has exited by then, logs the threads
+    still alive and ends it with exit code 1 ``after_s`` seconds from now."""
+
+    def expire() -> None:
+        alive = [t.name for t in threading.enumerate()
+                 if t is not threading.current_thread() and t.is_alive()]
+        log.error("shutdown still not finished %.1fs after the signal; exiting without "
+                  "joining threads: %s", after_s, ", ".join(alive) or "none")
+        exit_now(1)
+
+    timer = threading.Timer(after_s, expire)
+    timer.daemon = True
+    timer.name = "xsys-exit-watchdog"
+    timer.start()
+    return timer
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -42,8 +84,10 @@ class Daemon:
         loaded: LoadedConfig,
         config_file: str | None = None,
         overrides: Mapping[str, Any] | None = None,
+        exit_watchdog: bool = False,
     ) -> None:
         self.loaded = loaded
+        self.exit_watchdog = exit_watchdog
         self.config_file = config_file
         self.overrides = dict(overrides or {})
         self.app = App(loaded.config, config_file)
@@ -59,7 +103,9 @@ class Daemon:
 
     def reload(self) -> bool:
         """Re-read the config cascade (SIGHUP). On error keep the old config, log, and
-        return False. Settings that need a restart (socket, workers) are logged."""
+        return False. Settings that need a restart (socket, workers) are logged; the
+        connections of peers no longer allowed are closed (``Server``'s reload callback);
+        limits read per connection apply to new connections."""
         try:
             loaded = load_config(self.config_file, overrides=self.overrides)
         except ConfigError as exc:
@@ -111,10 +157,14 @@ class Daemon:
         try:
             await self._stop.wait()
         finally:
-            log.info("shutting down")
             timeout = app.config.server.shutdown_timeout_s
-            await self.server.stop(timeout)
-            await app.stop(timeout)
+            log.info("shutting down (deadline %gs)", timeout)
+            if self.exit_watchdog:
+                arm_exit_watchdog(timeout + EXIT_GRACE_S)
+            deadline = loop.time() + timeout
+            # in-flight requests get the deadline less a share kept for hooks and the pool
+            await self.server.stop(max(timeout - min(1.0, timeout / 4), 0.0))
+            await app.stop(max(deadline - loop.time(), 0.0))
             for sig in installed:
                 loop.remove_signal_handler(sig)
             log.info("stopped")
@@ -157,12 +207,18 @@ def serve(
         return 2
     cfg = loaded.config.server
     setup_logging(cfg.log_level, cfg.log_format)
+    tune_malloc()
     uv = use_uvloop and _install_uvloop()
     log.debug("event loop: %s", "uvloop" if uv else "asyncio")
 
     async def main() -> int:
-        daemon = Daemon(loaded, config_file, overrides)
-        return await daemon.run()
+        daemon = Daemon(loaded, config_file, overrides, exit_watchdog=True)
+        code = await daemon.run()
+        stuck = daemon.app.stuck_jobs()
+        if stuck:  # joining them (the pool's and the interpreter's exit do) would hang
+            log.error("exiting without waiting for %d stuck worker jobs", len(stuck))
+            exit_now(code)
+        return code
 
     try:
         return asyncio.run(main())

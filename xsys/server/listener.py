@@ -1,5 +1,7 @@
 """The listening side: the Unix socket (or Windows named pipe), its file modes, stale-socket
-handling, peer credentials, the connection limit and draining at shutdown.
+handling, peer credentials, admission (allow-lists, connection limits per uid and in all,
+re-checked on reload), the daemon-wide budget of unsent result bytes, the idle and
+partial-frame timeout sweep, and draining at shutdown.
 
 Transports hand the connection layer bytes and nothing else; this module decides who may
 connect and where.
@@ -20,8 +22,10 @@ from typing import TYPE_CHECKING
 
 from xsys.protocol import Overloaded, Unauthorized, XsysError
 from xsys.server.context import Peer
+from xsys.server.memory import trim_malloc
 
 if TYPE_CHECKING:
+    from xsys.config import Config, ServerConfig
     from xsys.server.app import App
     from xsys.server.connection import Connection
     from xsys.server.router import Router
@@ -167,15 +171,26 @@ def prepare_socket_path(path: str, gid: int | None) -> None:
 
 
 class Server:
-    """Accepts connections and tracks them (see module docstring)."""
+    """Accepts connections and tracks them (see module docstring).
+
+    ``output_bytes``: the daemon's unsent result bytes, the sum of its connections'
+    sampled ``output_bytes`` (``server.max_inflight_result_bytes`` is its budget).
+    Admission (``admit``) and the periodic timeout sweep are documented on their methods
+    and in docs/security/server.md.
+    """
 
     def __init__(self, app: App, router: Router) -> None:
         self.app = app
         self.router = router
         self.connections: set[Connection] = set()
         self.path: str = ""
+        self.output_bytes = 0
+        self._per_uid: dict[int, int] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._trim: asyncio.TimerHandle | None = None
         self._own_uid = os.getuid() if hasattr(os, "getuid") else -1
+        app.on_reload.append(self._reloaded)
 
     # ----------------------------------------------------------------- admission
 
@@ -183,38 +198,139 @@ class Server:
         """The credentials of the process behind ``transport``."""
         return peer_credentials(transport.get_extra_info("socket"))
 
+    def is_privileged(self, peer: Peer) -> bool:
+        """Root and the daemon's own uid: they may use the ``server.reserved_connections``
+        that other uids may not."""
+        return peer.uid is not None and peer.uid in (0, self._own_uid)
+
+    def authorization_error(self, peer: Peer, cfg: ServerConfig) -> Unauthorized | None:
+        """Why ``peer`` may not use the daemon under ``cfg`` (-32006), or None: its uid is
+        in ``allowed_uids`` (default: the daemon's uid and root) or its gid in
+        ``allowed_gids``. A peer without credentials (no ``SO_PEERCRED``) is let in."""
+        if peer.uid is None:
+            return None
+        uids = set(cfg.allowed_uids) if cfg.allowed_uids is not None else {self._own_uid, 0}
+        if peer.uid in uids or peer.gid in set(cfg.allowed_gids):
+            return None
+        return Unauthorized(f"uid {peer.uid} (gid {peer.gid}) is not allowed to use this daemon",
+                            {"uid": peer.uid, "gid": peer.gid})
+
     def admit(self, conn: Connection) -> XsysError | None:
-        """Register ``conn``, or return why it is refused (-32006 unauthorized for a uid/gid
-        not allowed, -32005 overloaded at ``server.max_connections``)."""
+        """Register ``conn``, or return why it is refused: -32006 unauthorized for a uid/gid
+        not allowed; -32005 overloaded when its uid already has
+        ``server.max_connections_per_uid`` connections, when ``server.max_connections``
+        are open, or, for a uid other than root and the daemon's own, when all but
+        ``server.reserved_connections`` (at most half of them) are open."""
         cfg = self.app.config.server
         peer = conn.peer
-        if peer.uid is not None:
-            uids = set(cfg.allowed_uids) if cfg.allowed_uids is not None else {
-                self._own_uid, 0}
-            if peer.uid not in uids and peer.gid not in set(cfg.allowed_gids):
-                return Unauthorized(
-                    f"uid {peer.uid} (gid {peer.gid}) is not allowed to use this daemon",
-                    {"uid": peer.uid, "gid": peer.gid},
-                )
-        if len(self.connections) >= cfg.max_connections:
+        refusal = self.authorization_error(peer, cfg)
+        if refusal is not None:
+            return refusal
+        total = len(self.connections)
+        if total >= cfg.max_connections:
             return Overloaded(f"connection limit {cfg.max_connections} reached",
                               {"limit": cfg.max_connections})
+        shared = cfg.max_connections - min(cfg.reserved_connections, cfg.max_connections // 2)
+        if total >= shared and not self.is_privileged(peer):
+            return Overloaded(f"connection limit {shared} for uids other than root and the "
+                              "daemon's reached (server.reserved_connections)",
+                              {"limit": shared})
+        if peer.uid is not None:
+            count = self._per_uid.get(peer.uid, 0)
+            if count >= cfg.max_connections_per_uid:
+                return Overloaded(
+                    f"uid {peer.uid} already has {count} connections "
+                    "(server.max_connections_per_uid)",
+                    {"limit": cfg.max_connections_per_uid, "uid": peer.uid})
+            self._per_uid[peer.uid] = count + 1
         self.connections.add(conn)
         return None
 
     def forget(self, conn: Connection) -> None:
         """Drop ``conn`` from the live set (on close)."""
+        if conn not in self.connections:
+            return
         self.connections.discard(conn)
+        uid = conn.peer.uid
+        if uid is not None:
+            left = self._per_uid.get(uid, 1) - 1
+            if left > 0:
+                self._per_uid[uid] = left
+            else:
+                self._per_uid.pop(uid, None)
+        if conn.wrote_large:
+            self._schedule_trim()
+
+    def _reloaded(self, old: Config, new: Config) -> None:
+        """After a config reload, close the connections of peers the new allow-lists no
+        longer admit (answered with -32006 first)."""
+        for conn in list(self.connections):
+            refusal = self.authorization_error(conn.peer, new.server)
+            if refusal is not None:
+                log.warning("closing connection of pid=%s uid=%s gid=%s: no longer allowed "
+                            "after the config reload", conn.peer.pid, conn.peer.uid,
+                            conn.peer.gid)
+                conn.refuse(refusal)
+
+    # ----------------------------------------------------------------- output budget
+
+    def over_budget(self) -> bool:
+        """Whether the daemon's unsent result bytes exceed
+        ``server.max_inflight_result_bytes``."""
+        budget: int = self.app.config.server.max_inflight_result_bytes
+        return self.output_bytes > budget
+
+    def shed_output(self) -> None:
+        """Over the global budget, close the connections that are over their own
+        ``max_output_bytes`` (clients that do not read), largest first, until back under
+        it; their unsent output is discarded."""
+        if not self.over_budget():
+            return
+        for conn in sorted(self.connections, key=lambda c: c.output_bytes, reverse=True):
+            if not self.over_budget() or conn.output_bytes < conn.max_output_bytes:
+                break
+            log.warning("closing connection of pid=%s uid=%s: %d bytes of results unsent "
+                        "(a client that does not read; the daemon holds %d, budget %d)",
+                        conn.peer.pid, conn.peer.uid, conn.output_bytes, self.output_bytes,
+                        self.app.config.server.max_inflight_result_bytes)
+            conn.abort()
+
+    def _schedule_trim(self) -> None:
+        """Give freed heap memory back to the system soon after a connection that had
+        large results closes (coalesced: at most one trim per second)."""
+        if self._trim is None:
+            def trim() -> None:
+                self._trim = None
+                trim_malloc()
+
+            self._trim = asyncio.get_running_loop().call_later(1.0, trim)
+
+    # ----------------------------------------------------------------- timeouts
+
+    async def _sweep(self) -> None:
+        """Every fraction of the shorter of ``server.idle_timeout_s`` and
+        ``server.frame_timeout_s`` (at most 5 s), let each connection check its timeouts."""
+        loop = asyncio.get_running_loop()
+        while True:
+            cfg = self.app.config.server
+            await asyncio.sleep(sweep_period_s(cfg.idle_timeout_s, cfg.frame_timeout_s))
+            cfg = self.app.config.server
+            if cfg.idle_timeout_s <= 0 and cfg.frame_timeout_s <= 0:
+                continue
+            now = loop.time()
+            for conn in list(self.connections):
+                conn.check_timeouts(now, cfg.idle_timeout_s, cfg.frame_timeout_s)
 
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self, path: str) -> None:
         """Listen on ``path``: a Unix socket of mode 0600 (0660 with ``server.group``) in a
-        0700 (0750) directory, or a named pipe on Windows."""
+        0700 (0750) directory, or a named pipe on Windows; start the timeout sweep."""
         from xsys.server.connection import Connection
 
         self.path = path
         loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep(), name="xsys-connection-sweep")
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             start_pipe = getattr(loop, "start_serving_pipe", None)
             if start_pipe is None:
@@ -238,13 +354,21 @@ class Server:
     async def stop(self, timeout_s: float) -> None:
         """Stop accepting, let in-flight requests finish within ``timeout_s``, close every
         connection (ending their subscriptions) and remove the socket file."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
         if self._server is not None:
             self._server.close()
         pending = [task for conn in self.connections for task, _ in conn.inflight.values()]
         if pending:
             log.info("waiting up to %.1fs for %d requests in flight", timeout_s,
                      len(pending))
-            _done, not_done = await asyncio.wait(pending, timeout=timeout_s)
+            _done, not_done = await asyncio.wait(pending, timeout=max(timeout_s, 0.001))
             if not_done:
                 log.warning("%d requests did not finish before the deadline", len(not_done))
         await asyncio.sleep(0)  # let the done-callbacks write their responses
@@ -258,3 +382,12 @@ class Server:
                 st = os.lstat(self.path)
                 if stat.S_ISSOCK(st.st_mode):
                     os.unlink(self.path)
+
+
+def sweep_period_s(idle_timeout_s: float, frame_timeout_s: float) -> float:
+    """Seconds between timeout sweeps: a quarter of the shorter enabled timeout, within
+    0.05..5 s (5 s when both are disabled)."""
+    enabled = [t for t in (idle_timeout_s, frame_timeout_s) if t > 0]
+    if not enabled:
+        return 5.0
+    return min(5.0, max(0.05, min(enabled) / 4))
