@@ -1,0 +1,93 @@
+"""Which daemon a client talks to: the uids it trusts, and the two checks both clients
+make before sending a byte (the socket file's owner before connecting; the accepting
+process's credentials, ``SO_PEERCRED``, after). Raises ``UntrustedServer``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from xsys.protocol import Unauthorized
+
+#: Environment variable naming the uid (or user name) the daemon runs as.
+SERVER_UID_ENV = "XSYS_SERVER_UID"
+_PEERCRED = struct.Struct("3i")
+
+
+class UntrustedServer(Unauthorized):
+    """Client side: the socket, or the process behind it, belongs to a uid this client
+    does not trust as the daemon's (another user may be impersonating it); nothing was
+    sent. ``code`` -32006 (unauthorized); ``data``: ``{"socket", "uid", "expected_uids",
+    "check": "socket_owner" | "peer_credentials"}`` (and ``"pid"`` for the latter)."""
+
+    name = "untrusted_server"
+
+
+def trusted_server_uids(expected_uid: int | None = None,
+                        environ: Mapping[str, str] | None = None,
+                        ) -> frozenset[int] | None:
+    """The uids a client accepts as the daemon's: root and ``expected_uid`` when given,
+    else root and ``$XSYS_SERVER_UID`` (a uid or a user name) when set, else root and
+    the client's own effective uid. None where the platform has no uids (Windows: no
+    check). Raises ``ValueError`` for an unknown user name."""
+    if not hasattr(os, "geteuid"):
+        return None
+    if expected_uid is None:
+        env = os.environ if environ is None else environ
+        named = env.get(SERVER_UID_ENV, "").strip()
+        if named.isdigit():
+            expected_uid = int(named)
+        elif named:
+            import pwd
+
+            try:
+                expected_uid = pwd.getpwnam(named).pw_uid
+            except KeyError:
+                raise ValueError(f"{SERVER_UID_ENV}={named!r} is neither a uid nor a known "
+                                 "user name") from None
+    return frozenset({0, os.geteuid() if expected_uid is None else expected_uid})
+
+
+def untrusted(path: str, uid: int, trusted: frozenset[int], check: str,
+              pid: int | None = None) -> UntrustedServer:
+    """The refusal for ``uid`` found by ``check`` (``socket_owner``/``peer_credentials``)."""
+    what = "the socket file is owned by" if check == "socket_owner" else \
+        f"the process answering on it (pid {pid}) runs as"
+    data: dict[str, Any] = {"socket": path, "uid": uid, "expected_uids": sorted(trusted),
+                            "check": check}
+    if pid is not None:
+        data["pid"] = pid
+    return UntrustedServer(
+        f"refusing to talk to {path}: {what} uid {uid}, not a trusted uid "
+        f"({', '.join(map(str, sorted(trusted)))}); another user may be impersonating the "
+        f"xsys daemon (if it runs as another user, pass expected_uid or set "
+        f"{SERVER_UID_ENV})", data)
+
+
+def check_socket_owner(path: str, trusted: frozenset[int] | None) -> None:
+    """Refuse ``path`` before connecting when its socket file (symlinks followed, as
+    ``connect`` does) belongs to an untrusted uid. A missing or unreadable path is left
+    to ``connect`` to report. Raises ``UntrustedServer``."""
+    if trusted is None or path.startswith("\0"):  # no uids, or an abstract socket
+        return
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return
+    if uid not in trusted:
+        raise untrusted(path, uid, trusted, "socket_owner")
+
+
+def check_peer(sock: socket.socket, path: str, trusted: frozenset[int] | None) -> None:
+    """Refuse a connected socket whose peer (``SO_PEERCRED``, Linux) runs as an untrusted
+    uid: unlike the file owner, this cannot be raced. Raises ``UntrustedServer``."""
+    if trusted is None or not hasattr(socket, "SO_PEERCRED"):
+        return
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    pid, uid, _gid = _PEERCRED.unpack(raw)
+    if uid not in trusted:
+        raise untrusted(path, uid, trusted, "peer_credentials", pid)

@@ -1,0 +1,396 @@
+"""The blocking client: ``Client`` (one plain Unix socket, one call at a time) and
+``Subscription``. Only the I/O lives here; ids, routing and event queues are
+``_core.CallState``'s, the typed namespaces (``client.sys.memory()``) the generated
+``_methods.Namespaces``."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from xsys.client._core import (
+    USE_CLIENT_DEFAULT,
+    CallState,
+    DynamicNamespace,
+    EventQueue,
+    NotificationHandler,
+    ProgressCallback,
+    Timeout,
+    effective_timeout,
+    merge_params,
+    not_running,
+    result_of,
+)
+from xsys.client._methods import UNSUBSCRIBE, Namespaces
+from xsys.client._trust import (
+    UntrustedServer,
+    check_peer,
+    check_socket_owner,
+    trusted_server_uids,
+)
+from xsys.protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
+    LARGE_FRAME_BYTES,
+    ConnectionClosed,
+    XsysError,
+    default_socket_path,
+    error_from_wire,
+    unpackb,
+)
+
+_HAVE_POLL = hasattr(select, "poll")
+_READ_SIZE = 256 * 1024
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Wait up to ``timeout`` s (at most ~24 days) for ``sock`` to have data, EOF or an
+    error; False when the wait ran out."""
+    if _HAVE_POLL:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(min(math.ceil(timeout * 1000), 2**31 - 1)))
+    return bool(select.select([sock], [], [], timeout)[0])
+
+
+class Subscription:
+    """A stream opened by a streaming method (``client.watch.add(...)``,
+    ``client.monitor.subscribe(...)`` or ``client.subscribe(method, ...)``).
+
+    Iterating yields each notification's ``params`` (with ``"method"`` added); the
+    iterator ends when the subscription is closed. ``next(timeout)`` returns one or None.
+    ``close()`` calls the matching remove/unsubscribe method. ``result`` is the streaming
+    method's answer (``{"subscription": id, ...}``); ``dropped`` counts events lost
+    because more than the client's ``max_queued_events`` waited unread.
+    """
+
+    def __init__(self, client: Client, method: str, sub_id: str,
+                 result: dict[str, Any] | None = None) -> None:
+        self.client = client
+        self.method = method
+        self.id = sub_id
+        self.result: dict[str, Any] = result if result is not None else {"subscription": sub_id}
+        self.closed = False
+        self._queue = client._state.open(sub_id)
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped from this subscription's full queue so far."""
+        return self._queue.dropped
+
+    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next notification of this subscription, or None after ``timeout`` s."""
+        return self.client._next_event(self._queue, timeout)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while not self.closed:
+            event = self.next(None)
+            if event is not None:
+                yield event
+            elif self._queue.closed:
+                return
+
+    def close(self) -> None:
+        """Unsubscribe (ignored when the connection is already gone)."""
+        if self.closed:
+            return
+        self.closed = True
+        unsub = UNSUBSCRIBE.get(self.method)
+        if unsub and self.client.connected:
+            with contextlib.suppress(XsysError, OSError):
+                self.client.call(unsub, subscription=self.id)
+        self.client._state.drop(self.id)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Client(Namespaces):
+    """A blocking client over one Unix socket (not thread-safe; one per thread).
+
+    ``socket_path``: default ``default_socket_path()``; ``connect_timeout`` and
+    ``timeout`` (per call) in seconds (None = wait forever). Subscription events that
+    arrive while waiting for a response are kept (at most ``max_queued_events`` per
+    subscription, oldest dropped) until read. ``expected_uid``: the uid the daemon runs
+    as, when neither root nor this process's (default ``$XSYS_SERVER_UID``); see
+    ``trusted_server_uids``. Raises ``UntrustedServer`` on connect when the socket or its
+    server belongs to another uid.
+
+    Every method has a typed wrapper by namespace (``client.sys.memory()``,
+    ``client.fs.read(path=...)``: keyword arguments, see ``xsys.client._methods``);
+    ``client.call("sys.memory")`` calls any method by name.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        timeout: float | None = 30.0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_queued_events: int = 10_000,
+        connect: bool = True,
+        expected_uid: int | None = None,
+    ) -> None:
+        self.socket_path = socket_path or default_socket_path()
+        self.trusted_uids = trusted_server_uids(expected_uid)
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.max_queued_events = max_queued_events
+        self._state = CallState(max_frame_bytes, max_queued_events, keep_unclaimed=True)
+        #: Called with ``(method, params)`` of every notification read (not progress).
+        self.notification_handlers: list[NotificationHandler] = (
+            self._state.notification_handlers)
+        self._sock: socket.socket | None = None
+        # Reads go into one buffer: recv(256 KiB) would mmap, shrink and unmap a fresh
+        # block on every read (three syscalls and a page fault per answer).
+        self._rbuf = bytearray(_READ_SIZE)
+        self._rview = memoryview(self._rbuf)
+        self._ready: collections.deque[Any] = collections.deque()
+        self._lock = threading.RLock()
+        if connect:
+            self.connect()
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def connected(self) -> bool:
+        """True while the socket is open."""
+        return self._sock is not None
+
+    def connect(self) -> Client:
+        """Open the socket; raises ``DaemonNotRunning`` when nothing listens there and
+        ``UntrustedServer`` when the socket or the process behind it is another uid's."""
+        if self._sock is not None:
+            return self
+        check_socket_owner(self.socket_path, self.trusted_uids)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.connect_timeout)
+        try:
+            sock.connect(self.socket_path)
+            check_peer(sock, self.socket_path, self.trusted_uids)
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
+            sock.close()
+            raise not_running(self.socket_path, exc) from None
+        except (OSError, UntrustedServer):
+            sock.close()
+            raise
+        # Blocking from now on: sends never time out, and a read with a deadline waits
+        # for readability first (poll), so no call switches the socket's mode (a syscall
+        # each way) or takes the EAGAIN-poll-retry path of a socket with a timeout.
+        sock.settimeout(None)
+        self._state.reset()  # nothing of a previous connection is read as this one's
+        self._ready.clear()
+        self._sock = sock
+        return self
+
+    def close(self) -> None:
+        """Close the socket (subscriptions end with it)."""
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> Client:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> DynamicNamespace:
+            # a namespace the generated wrappers do not know (a newer daemon)
+            if name.startswith("_"):
+                raise AttributeError(name)
+            return DynamicNamespace(self.call, name)
+
+    # ------------------------------------------------------------------ calls
+
+    def call(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        on_progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` with ``params`` (a map, and/or keyword arguments) and return
+        its result. ``timeout``: seconds (None: no limit; default the client's).
+        ``on_progress`` asks for progress (``progress: true``) and receives each
+        ``<ns>.progress`` params. Raises the protocol's typed errors, ``TimeoutError``
+        and ``ConnectionClosed``."""
+        return self._call(method, merge_params(params, kwargs, on_progress), timeout,
+                          on_progress, subscribing=False)
+
+    def subscribe(self, method: str, params: Mapping[str, Any] | None = None, *,
+                  timeout: Timeout = USE_CLIENT_DEFAULT, **kwargs: Any) -> Subscription:
+        """Call a streaming method and return its ``Subscription``; raises ``ValueError``
+        when the method's answer holds no subscription id."""
+        result = self._call(method, merge_params(params, kwargs, None), timeout, None,
+                            subscribing=True)
+        sub_id = result.get("subscription") if isinstance(result, dict) else None
+        if not isinstance(sub_id, str):
+            raise ValueError(f"{method} did not open a subscription (answer: {result!r})")
+        return Subscription(self, method, sub_id, result)
+
+    def notifications(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Every notification not claimed by a subscription (as ``{"method", **params}``),
+        until none arrives for ``timeout`` s."""
+        unclaimed = self._state.unclaimed
+        assert unclaimed is not None
+        while True:
+            if unclaimed:
+                yield unclaimed.popleft()
+                continue
+            msg = self._read_one(timeout)
+            if msg is None:
+                return
+            self._state.route(msg)
+
+    # ------------------------------------------------------------------ internals
+
+    def _call(self, method: str, params: dict[str, Any] | None, timeout: Timeout,
+              on_progress: ProgressCallback | None, *, subscribing: bool) -> Any:
+        state = self._state
+        with self._lock:
+            req_id, frame = state.request(method, params, on_progress=on_progress,
+                                          subscribing=subscribing)
+            try:
+                self._send(frame)
+                return self._wait_response(req_id, effective_timeout(timeout, self.timeout))
+            finally:
+                state.finish(req_id)
+
+    def _send(self, frame: bytes) -> None:
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None
+        try:
+            self._sock.sendall(frame)
+        except OSError as exc:
+            refusal = self._refusal()
+            self.close()
+            if refusal is not None:  # e.g. unauthorized: the daemon said why, then closed
+                raise refusal from None
+            raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
+
+    def _refusal(self) -> XsysError | None:
+        """A connection-level error frame (id nil) the daemon sent before closing, if one
+        is still readable."""
+        sock = self._sock
+        if sock is None:
+            return None
+        try:
+            sock.setblocking(False)
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self._ready.extend(self._state.feed(data))
+        except (OSError, XsysError):
+            pass
+        for msg in self._ready:
+            if isinstance(msg, dict) and msg.get("id") is None and "error" in msg:
+                return error_from_wire(msg["error"])
+        return None
+
+    def _read_one(self, timeout: float | None) -> Any:
+        """One decoded message, or None on timeout."""
+        ready = self._ready
+        if ready:
+            return ready.popleft()
+        if self._sock is None:
+            raise ConnectionClosed(f"not connected to {self.socket_path}")
+        sock = self._sock
+        decoder = self._state.decoder
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not ready:
+            try:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    if not _readable(sock, remaining):
+                        continue
+                n = sock.recv_into(self._rbuf)
+            except OSError as exc:
+                self.close()
+                raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") \
+                    from None
+            if not n:
+                self.close()
+                raise ConnectionClosed(f"the daemon at {self.socket_path} closed the "
+                                       "connection")
+            for payload in decoder.feed(self._rview[:n].tobytes()):
+                ready.append(unpackb(payload))
+            if not ready:
+                self._read_large_frame(sock)
+        return ready.popleft()
+
+    def _read_large_frame(self, sock: socket.socket) -> None:
+        """When a large frame is arriving, receive the rest of its payload straight into
+        one buffer of its size (file contents: no growing buffer, no extra copies)."""
+        decoder = self._state.decoder
+        pending = decoder.pending_frame()
+        if pending is None or pending[0] < LARGE_FRAME_BYTES:
+            return
+        length, _ = pending
+        frame = bytearray(length)
+        view = memoryview(frame)
+        pos = decoder.take_partial(view)
+        try:
+            while pos < length:
+                n = sock.recv_into(view[pos:])
+                if not n:
+                    raise ConnectionClosed(f"the daemon at {self.socket_path} closed the "
+                                           "connection mid-frame")
+                pos += n
+        except OSError as exc:
+            self.close()
+            raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
+        self._ready.append(unpackb(frame))
+
+    def _wait_response(self, req_id: int, timeout: float | None) -> Any:
+        state = self._state
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = self._read_one(remaining)
+            if msg is None:
+                # the answer may still come: this connection cannot be trusted any more
+                self.close()
+                raise TimeoutError(f"no answer to request {req_id} within {timeout}s")
+            answer = state.route(msg)
+            if answer is None:
+                continue
+            if answer["id"] == req_id:
+                return result_of(answer)
+            if answer["id"] is None and "error" in answer:
+                raise error_from_wire(answer["error"])
+
+    def _next_event(self, queue: EventQueue, timeout: float | None) -> dict[str, Any] | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not len(queue):
+                if queue.closed:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                msg = self._read_one(remaining)
+                if msg is None:
+                    return None
+                self._state.route(msg)
+            return queue.pop()
