@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 TS_DIR := clients/typescript
 BENCH_SECONDS ?= 5
 
-.PHONY: install run test lint pytest ts-deps ts-test test-deps bench bench-deps clean methods-doc
+.PHONY: install run test lint pytest ts-deps ts-test test-deps bench bench-deps clean methods-doc \
+        client-methods
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +58,10 @@ bench: install bench-deps ts-deps
 
 methods-doc: install
 	$(BIN)/python -m xsys.docs README.md
+
+## The Python client's typed wrappers (xsys/client/_methods.py) from the method registry
+client-methods: install
+	$(BIN)/python -m xsys.client._codegen
 
 clean:
 	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist bench/results
