@@ -22,8 +22,8 @@ from xsys.monitor.collectors import Collection, Collectors, Sample
 from xsys.monitor.service import MonitorService
 from xsys.monitor.settings import MonitorConfig
 from xsys.monitor.silences import Silences
-from xsys.monitor.units import format_bytes, format_value, parse_bytes, parse_rate
 from xsys.server.app import App
+from xsys.units import format_bytes, format_value, parse_bytes, parse_rate
 
 
 class Clock:

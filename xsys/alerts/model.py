@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from xsys.monitor.units import format_duration, format_value
+from xsys.units import format_duration, format_value
 
 Severity = Literal["warning", "critical"]
 Status = Literal["firing", "resolved"]

@@ -36,8 +36,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from xsys.client import Client, UntrustedServer
-from xsys.monitor.units import format_bytes, format_duration
 from xsys.protocol import ConnectionClosed, DaemonNotRunning, XsysError, default_socket_path
+from xsys.units import format_bytes, format_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -25,8 +25,8 @@ from xsys.cli.common import (
     pass_state,
     table,
 )
-from xsys.monitor.units import parse_bytes
 from xsys.protocol import TooLarge
+from xsys.units import parse_bytes
 
 #: Bytes per ``fs.read`` while ``cat`` streams a file.
 CAT_CHUNK_BYTES = 4 * 1024 * 1024

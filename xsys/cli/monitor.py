@@ -24,7 +24,7 @@ from xsys.cli.common import (
     table,
 )
 from xsys.monitor.settings import PROVIDER_NAMES
-from xsys.monitor.units import format_value
+from xsys.units import format_value
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

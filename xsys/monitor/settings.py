@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from xsys.monitor.units import parse_bytes, parse_rate
+from xsys.units import parse_bytes, parse_rate
 
 SEVERITIES = ("warning", "critical")
 #: Level names accepted in ``levels``/``rules`` (any case; TinyMonitor writes upper case).

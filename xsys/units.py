@@ -1,5 +1,7 @@
-"""Parsing and formatting of the monitor's quantities: byte rates written like TinyMonitor's
-(``"10MB"``, ``"500K"``, ``"70%"`` of a maximum; 1024-based), and human-readable values.
+"""Parsing and formatting of quantities, shared by the CLI, the alerts and the monitor:
+sizes and byte rates written like TinyMonitor's (``"10MB"``, ``"500K"``, ``"70%"`` of a
+maximum; 1024-based), values with their unit, and durations for humans. Ground level:
+imports only the standard library.
 """
 
 from __future__ import annotations
