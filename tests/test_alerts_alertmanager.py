@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from tests.alerts_support import free_port, make_alert
+from xsys.alerts.config import AlertmanagerConfig
 from xsys.alerts.providers import AlertmanagerProvider, HttpClient
-from xsys.monitor.settings import AlertmanagerConfig
 
 BINARY = "/usr/bin/prometheus-alertmanager"
 CONFIG = """\

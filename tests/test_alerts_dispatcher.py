@@ -12,19 +12,19 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.alerts_support import Recorder, Timers, eventually, make_alert, refused_url
-from xsys.alerts.dispatcher import Dispatcher
-from xsys.alerts.metrics import AlertMetrics
-from xsys.alerts.model import Alert
-from xsys.alerts.providers import GotifyProvider, HttpClient, NtfyProvider, WebhookProvider
-from xsys.alerts.providers.base import Provider
-from xsys.monitor.history import History, HistoryEntry
-from xsys.monitor.settings import (
+from xsys.alerts.config import (
     AlertsConfig,
     GotifyConfig,
     NtfyConfig,
     ProviderConfig,
     WebhookConfig,
 )
+from xsys.alerts.dispatcher import Dispatcher
+from xsys.alerts.history import History, HistoryEntry
+from xsys.alerts.metrics import AlertMetrics
+from xsys.alerts.model import Alert
+from xsys.alerts.providers import GotifyProvider, HttpClient, NtfyProvider, WebhookProvider
+from xsys.alerts.providers.base import Provider
 
 
 class Gate(Provider):

@@ -21,7 +21,17 @@ from prometheus_client import CollectorRegistry
 
 from tests.alerts_support import Hang, Recorder, Timers, eventually, make_alert
 from tests.conftest import DaemonHandle
+from xsys.alerts.config import (
+    AlertsConfig,
+    GoogleChatConfig,
+    GotifyConfig,
+    NtfyConfig,
+    ProviderConfig,
+    SmtpConfig,
+    WebhookConfig,
+)
 from xsys.alerts.dispatcher import Dispatcher, Lane, alert_size_bytes
+from xsys.alerts.history import History, HistoryEntry
 from xsys.alerts.metrics import AlertMetrics
 from xsys.alerts.model import Alert
 from xsys.alerts.providers import (
@@ -33,16 +43,6 @@ from xsys.alerts.providers import (
     WebhookProvider,
 )
 from xsys.alerts.providers.base import Provider
-from xsys.monitor.history import History, HistoryEntry
-from xsys.monitor.settings import (
-    AlertsConfig,
-    GoogleChatConfig,
-    GotifyConfig,
-    NtfyConfig,
-    ProviderConfig,
-    SmtpConfig,
-    WebhookConfig,
-)
 
 N_ALERTS = 48
 

@@ -13,6 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.alerts_support import HOST, Recorder, SmtpSink, make_alert, self_signed, server_tls
+from xsys.alerts.config import (
+    AlertmanagerConfig,
+    ConsoleConfig,
+    GoogleChatConfig,
+    GotifyConfig,
+    NtfyConfig,
+    SmtpConfig,
+    WebhookConfig,
+)
 from xsys.alerts.providers import (
     AlertmanagerProvider,
     ConsoleProvider,
@@ -25,15 +34,6 @@ from xsys.alerts.providers import (
     WebhookProvider,
 )
 from xsys.alerts.providers.base import parse_retry_after
-from xsys.monitor.settings import (
-    AlertmanagerConfig,
-    ConsoleConfig,
-    GoogleChatConfig,
-    GotifyConfig,
-    NtfyConfig,
-    SmtpConfig,
-    WebhookConfig,
-)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from tests.alerts_support import HOST, Recorder, eventually
 from xsys.alerts.model import Alert
 from xsys.config import Config, from_dict
 from xsys.monitor.collectors import Collection, Collectors, Sample
+from xsys.monitor.config import MonitorConfig
 from xsys.monitor.service import MonitorService
-from xsys.monitor.settings import MonitorConfig
 from xsys.monitor.silences import Silences
 from xsys.server.app import App
 from xsys.units import format_bytes, format_value, parse_bytes, parse_rate

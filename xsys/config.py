@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from xsys.monitor.settings import MonitorConfig
+from xsys.monitor.config import MonitorConfig
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_OBJECTS
 
 SYSTEM_CONFIG = Path("/etc/xsys/config.json")

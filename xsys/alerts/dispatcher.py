@@ -43,11 +43,11 @@ from typing import Any, Literal, Protocol
 
 import msgpack
 
+from xsys.alerts.config import AlertsConfig
+from xsys.alerts.history import HistoryEntry
 from xsys.alerts.metrics import AlertMetrics
 from xsys.alerts.model import SEVERITY_RANK, Alert
 from xsys.alerts.providers.base import DeliveryError, Provider
-from xsys.monitor.history import HistoryEntry
-from xsys.monitor.settings import AlertsConfig
 from xsys.protocol import Overloaded
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from xsys.alerts.config import PROVIDER_NAMES
 from xsys.cli.common import (
     Call,
     CliState,
@@ -23,7 +24,6 @@ from xsys.cli.common import (
     pass_state,
     table,
 )
-from xsys.monitor.settings import PROVIDER_NAMES
 from xsys.units import format_value
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

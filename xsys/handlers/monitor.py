@@ -9,9 +9,9 @@ import fnmatch
 import typing
 from typing import Annotated, Any, Literal
 
+from xsys.alerts.config import PROVIDER_NAMES
 from xsys.alerts.model import SEVERITY_RANK, Alert
 from xsys.monitor.service import MonitorService
-from xsys.monitor.settings import PROVIDER_NAMES
 from xsys.protocol import InvalidParams, NotFound, Overloaded
 from xsys.server.app import App
 from xsys.server.context import Context, Subscription

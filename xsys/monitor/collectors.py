@@ -27,8 +27,8 @@ from typing import Any, Protocol
 import psutil
 
 from xsys.alerts.model import HostContext
+from xsys.monitor.config import MonitorConfig
 from xsys.monitor.sampler import Sampler, Snapshot
-from xsys.monitor.settings import MonitorConfig
 
 log = logging.getLogger(__name__)
 

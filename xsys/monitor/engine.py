@@ -20,8 +20,8 @@ from typing import Any
 
 from xsys.alerts.model import SEVERITY_RANK
 from xsys.monitor.collectors import Collection
+from xsys.monitor.config import MonitorConfig, RateCheck, ThresholdCheck
 from xsys.monitor.rules import Outcome, Policy, Rule, Thresholds
-from xsys.monitor.settings import MonitorConfig, RateCheck, ThresholdCheck
 from xsys.monitor.silences import Silence, Silences
 
 log = logging.getLogger(__name__)

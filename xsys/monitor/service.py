@@ -21,16 +21,17 @@ from typing import Any
 
 import psutil
 
+from xsys.alerts.config import PROVIDER_NAMES
 from xsys.alerts.dispatcher import AttemptResult, Dispatcher
+from xsys.alerts.history import History, HistoryEntry
 from xsys.alerts.metrics import AlertMetrics, metrics_for
 from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
 from xsys.alerts.providers import HttpClient, Provider, build_providers
 from xsys.monitor.bus import AlertBus
 from xsys.monitor.collectors import Collection, Collectors, SnapshotSource
+from xsys.monitor.config import MonitorConfig
 from xsys.monitor.engine import Engine, rule_specs
-from xsys.monitor.history import History, HistoryEntry
 from xsys.monitor.rules import Outcome
-from xsys.monitor.settings import PROVIDER_NAMES, MonitorConfig
 from xsys.monitor.silences import Silence, Silences
 from xsys.protocol import NotFound
 from xsys.server.app import App

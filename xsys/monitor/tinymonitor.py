@@ -14,7 +14,7 @@ docs/metrics/*.md, docs/alerts/*.md and configs/config.example.json) reads one J
 TinyMonitor merges the file over its defaults one top-level key at a time (a section given
 replaces the default section; keys missing inside it take the metric's built-in default),
 so the translation does the same and writes every value out explicitly. The result is
-``{"monitor": {...}}`` (see ``xsys.monitor.settings``): ``cooldown`` becomes
+``{"monitor": {...}}`` (see ``xsys.monitor.config``): ``cooldown`` becomes
 ``repeat_interval``; the load thresholds stay absolute (``per_cpu: false``), except for
 TinyMonitor's default load section (0.7 and 0.9 times the CPU count), which becomes the
 same thing per CPU; xsys-only checks (swap, inodes, network, boot detection) are turned

@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from xsys.alerts.config import AlertsConfig
 from xsys.alerts.providers.base import DeliveryError, HttpClient, Provider
-from xsys.monitor.settings import AlertsConfig
 
 if TYPE_CHECKING:
     from xsys.alerts.providers.alertmanager import AlertmanagerProvider

@@ -18,9 +18,9 @@ import logging
 import time
 from typing import Any
 
+from xsys.alerts.config import AlertmanagerConfig
 from xsys.alerts.model import Alert, iso8601
 from xsys.alerts.providers.base import HttpClient, HttpProvider
-from xsys.monitor.settings import AlertmanagerConfig
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from xsys import __version__
+from xsys.alerts.config import ProviderConfig
 from xsys.alerts.model import Alert
-from xsys.monitor.settings import ProviderConfig
 
 if TYPE_CHECKING:  # aiohttp is imported when an HTTP provider first sends
     import aiohttp

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
+from xsys.alerts.config import ConsoleConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import Provider
-from xsys.monitor.settings import ConsoleConfig
 
 log = logging.getLogger("xsys.alerts.console")
 

@@ -10,10 +10,10 @@ import html
 import re
 from typing import Any
 
+from xsys.alerts.config import GoogleChatConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
 from xsys.alerts.render import local_time
-from xsys.monitor.settings import GoogleChatConfig
 
 #: (icon, colour) by level.
 STYLE = {

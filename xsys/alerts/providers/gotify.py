@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from xsys.alerts import render
+from xsys.alerts.config import GotifyConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
-from xsys.monitor.settings import GotifyConfig
 
 #: Gotify priorities (0..10) by level, as TinyMonitor mapped them.
 PRIORITIES = {"CRITICAL": 8, "WARNING": 5, "RESOLVED": 2}

@@ -8,9 +8,9 @@ from __future__ import annotations
 from email.header import Header
 
 from xsys.alerts import render
+from xsys.alerts.config import NtfyConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
-from xsys.monitor.settings import NtfyConfig
 
 #: (priority, tags) by level, as TinyMonitor mapped them (5 = max, 3 = default).
 PRIORITIES = {

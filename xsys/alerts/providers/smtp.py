@@ -15,9 +15,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from xsys.alerts import render
+from xsys.alerts.config import SmtpConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import DeliveryError, Provider
-from xsys.monitor.settings import SmtpConfig
 
 RunBlocking = Callable[[Callable[[], None]], Awaitable[None]]
 

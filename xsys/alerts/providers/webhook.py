@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from xsys.alerts.config import WebhookConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
-from xsys.monitor.settings import WebhookConfig
 
 
 def payload(alert: Alert) -> dict[str, Any]:

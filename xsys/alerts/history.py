@@ -1,4 +1,6 @@
-"""The bounded ring of recent alerts with their delivery results (``monitor.history``)."""
+"""The delivery record: the bounded ring of recent alerts, each with the silence that held
+it back and its delivery result per provider. The dispatcher writes the deliveries; the
+monitor adds the entries and serves them as ``monitor.history``."""
 
 from __future__ import annotations
 
