@@ -187,8 +187,12 @@ def second_user(short_tmp: Path) -> Iterator[tuple[int, int]]:
     if shutil.which("useradd") is None or not os.path.exists("/usr/bin/python3"):
         pytest.skip("needs useradd and /usr/bin/python3 for the second user's client")
     name = f"xsl{os.getpid() % 100000}{threading.get_ident() % 1000}"
-    made = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                           "--user-group", name], capture_output=True, text=True)
+    for _attempt in range(20):  # another test may hold the lock on /etc/passwd
+        made = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                               "--user-group", name], capture_output=True, text=True)
+        if made.returncode == 0 or "lock" not in made.stderr:
+            break
+        time.sleep(0.1)
     if made.returncode != 0:
         pytest.skip(f"useradd failed: {made.stderr.strip()}")
     try:
