@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry
 from tests.alerts_support import HOST, Recorder, eventually
 from xsys.alerts.model import Alert
 from xsys.config import Config, from_dict
-from xsys.monitor.collectors import Collection, Collectors, Sample
+from xsys.monitor.collectors import CHECKS, Collection, Collectors, Sample, enabled_collectors
 from xsys.monitor.config import MonitorConfig
+from xsys.monitor.engine import rule_specs
 from xsys.monitor.service import MonitorService
 from xsys.monitor.silences import Silences
 from xsys.server.app import App
@@ -302,6 +303,33 @@ def test_real_collectors(tmp_path: Path) -> None:
     col2 = Collectors(cfg).collect()
     assert [s.value for s in col2.samples if s.check == "reboot"] == [1.0]
     assert col.host.hostname and col.host.uptime_s > 0
+
+
+def test_the_checks_table_describes_the_samples(tmp_path: Path) -> None:
+    """Every sample a real pass produces belongs to a registered check, with that check's
+    unit and component naming; the rules and ``monitor.checks`` list the same checks."""
+    cfg = from_dict(MonitorConfig, {
+        "inodes": {"enabled": True}, "network": {"enabled": True, "exclude": []},
+        "load": {"per_cpu": False},
+        "reboot": {"required_files": [], "state_file": str(tmp_path / "boot")}})
+    checks = {c.name: c for c in CHECKS}
+    samples = Collectors(cfg).collect().samples
+    assert {s.check for s in samples} >= {"cpu", "memory", "swap", "load", "io", "reboot",
+                                          "boot"}
+    for s in samples:
+        check = checks[s.check]
+        assert s.unit == check.unit_of(cfg), s
+        prefix, _, pattern = check.component.partition("<")
+        assert s.component == check.component if not pattern else (
+            s.component.startswith(prefix) and len(s.component) > len(prefix)), s
+    assert checks["load"].unit_of(cfg) == "load"
+    assert set(rule_specs(cfg)) == set(checks)
+    assert [n for n, _ in enabled_collectors(cfg)] == [
+        "cpu", "memory", "swap", "filesystem", "load", "io", "network", "reboot"]
+    off = from_dict(MonitorConfig, {"filesystem": {"enabled": False},
+                                    "reboot": {"detect_boot": False}})
+    assert "filesystem" not in rule_specs(off) and "boot" not in rule_specs(off)
+    assert "filesystem" in dict(enabled_collectors(off))  # inodes still needs the pass
 
 
 def test_boot_detection(tmp_path: Path) -> None:

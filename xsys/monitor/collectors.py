@@ -1,5 +1,9 @@
 """Collectors: one blocking pass over the machine that turns psutil readings into
-``Sample`` values for the rules, plus the ``HostContext`` attached to alerts.
+``Sample`` values for the rules, plus the ``HostContext`` attached to alerts; and
+``CHECKS``, the one table of the checks (name, component naming, unit, collector,
+thresholds) that the engine, the service and ``monitor.checks`` derive from. A new check
+is a collector method on ``Collectors``, a row in ``CHECKS`` and its config section in
+``xsys.monitor.config``.
 
 CPU, memory, swap, load, disk and network rates come from the sys namespace's background
 ``Sampler`` snapshot (``xsys.monitor.sampler``) when the daemon has one, so the monitor adds
@@ -27,7 +31,8 @@ from typing import Any, Protocol
 import psutil
 
 from xsys.alerts.model import HostContext
-from xsys.monitor.config import MonitorConfig
+from xsys.monitor.config import MonitorConfig, RateCheck, ThresholdCheck
+from xsys.monitor.rules import Thresholds
 from xsys.monitor.sampler import Sampler, Snapshot
 
 log = logging.getLogger(__name__)
@@ -43,14 +48,6 @@ PSEUDO_FS = frozenset({
 #: Filesystem types the monitor never checks, as TinyMonitor: the above plus memory-backed
 #: and optical ones.
 UNCHECKED_FS = PSEUDO_FS | {"tmpfs", "devfs", "nullfs", "udf"}
-
-#: Units of the checks' values.
-UNITS = {
-    "cpu": "percent", "memory": "percent", "swap": "percent", "filesystem": "percent",
-    "inodes": "percent", "load": "load", "io": "bytes_per_second",
-    "network": "bytes_per_second", "reboot": "bool", "boot": "bool",
-}
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -157,22 +154,9 @@ class Collectors:
         snap = self._snapshot()
         samples: list[Sample] = []
         errors: dict[str, str] = {}
-        cfg = self.config
-        steps: list[tuple[str, bool, Callable[[Snapshot], list[Sample]]]] = [
-            ("cpu", cfg.cpu.enabled, self._cpu),
-            ("memory", cfg.memory.enabled, self._memory),
-            ("swap", cfg.swap.enabled, self._swap),
-            ("load", cfg.load.enabled, self._load),
-            ("io", cfg.io.enabled, self._io),
-            ("network", cfg.network.enabled, self._network),
-            ("filesystem", cfg.filesystem.enabled or cfg.inodes.enabled, self._filesystems),
-            ("reboot", cfg.reboot.enabled, self._reboot),
-        ]
-        for name, enabled, step in steps:
-            if not enabled:
-                continue
+        for name, collector in enabled_collectors(self.config):
             try:
-                samples.extend(step(snap))
+                samples.extend(collector(self, snap))
             except Exception as exc:  # one broken collector must not stop the others
                 log.warning("collector %s failed: %s", name, exc, exc_info=True)
                 errors[name] = f"{type(exc).__name__}: {exc}"
@@ -309,6 +293,99 @@ class Collectors:
                 log.warning("cannot record the boot time in %s: %s", path, exc)
         # a first run (no file) is not a reboot; a clock step of a second is not either
         return previous is not None and abs(previous - current) > 2
+
+
+# ------------------------------------------------------- the checks, registered once
+
+#: A collector: one blocking pass of ``Collectors`` over the latest snapshot (and the OS),
+#: returning the samples of the checks it feeds.
+Collector = Callable[[Collectors, Snapshot], list[Sample]]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check, registered once in ``CHECKS`` (node_exporter's ``registerCollector``
+    idea): which collectors run, the rules and their units (``engine.rule_specs``), the
+    collector error keys and ``monitor.checks`` all derive from that table.
+
+    - ``name``: the check (``filesystem``), as in alerts, rules and metrics.
+    - ``component``: how its components are named (``filesystem:<mountpoint>``).
+    - ``unit``: the unit of its values, or a function of the monitor config (``load`` is
+      ``load_per_cpu`` or ``load``); see ``unit_of``.
+    - ``collector``: the ``Collectors`` pass producing its samples; checks sharing one
+      (filesystem and inodes, reboot and boot) run it once, under the first one's name.
+    - ``thresholds``: its resolved thresholds from the monitor config; None = disabled.
+    """
+
+    name: str
+    component: str
+    unit: str | Callable[[MonitorConfig], str]
+    collector: Collector
+    thresholds: Callable[[MonitorConfig], Thresholds | None]
+
+    def unit_of(self, config: MonitorConfig) -> str:
+        """The unit of this check's values under ``config``."""
+        return self.unit if isinstance(self.unit, str) else self.unit(config)
+
+
+def _levels(section: Callable[[MonitorConfig], ThresholdCheck | RateCheck],
+            ) -> Callable[[MonitorConfig], Thresholds | None]:
+    """The thresholds of a check with a warning/critical section (None when disabled)."""
+
+    def thresholds(config: MonitorConfig) -> Thresholds | None:
+        check = section(config)
+        if not check.enabled:
+            return None
+        warning, critical = check.thresholds()
+        return Thresholds(warning, critical, check.duration, check.hysteresis)
+
+    return thresholds
+
+
+def _reboot_thresholds(config: MonitorConfig, for_boot: bool) -> Thresholds | None:
+    """``reboot``/``boot`` fire at the configured severity while the flag is 1."""
+    rb = config.reboot
+    if not rb.enabled or (for_boot and not rb.detect_boot):
+        return None
+    warning = 1.0 if rb.severity == "warning" else None
+    critical = 1.0 if rb.severity == "critical" else None
+    return Thresholds(warning, critical, 0.0 if for_boot else rb.duration, 0.0)
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("cpu", "cpu", "percent", Collectors._cpu, _levels(lambda c: c.cpu)),
+    Check("memory", "memory", "percent", Collectors._memory, _levels(lambda c: c.memory)),
+    Check("swap", "swap", "percent", Collectors._swap, _levels(lambda c: c.swap)),
+    Check("filesystem", "filesystem:<mountpoint>", "percent", Collectors._filesystems,
+          _levels(lambda c: c.filesystem)),
+    Check("inodes", "inodes:<mountpoint>", "percent", Collectors._filesystems,
+          _levels(lambda c: c.inodes)),
+    Check("load", "load", lambda c: "load_per_cpu" if c.load.per_cpu else "load",
+          Collectors._load, _levels(lambda c: c.load)),
+    Check("io", "io", "bytes_per_second", Collectors._io, _levels(lambda c: c.io)),
+    Check("network", "network:<interface>", "bytes_per_second", Collectors._network,
+          _levels(lambda c: c.network)),
+    Check("reboot", "reboot:required", "bool", Collectors._reboot,
+          lambda c: _reboot_thresholds(c, for_boot=False)),
+    Check("boot", "reboot:happened", "bool", Collectors._reboot,
+          lambda c: _reboot_thresholds(c, for_boot=True)),
+)
+
+#: Each check's collector name (the key of ``Collection.errors`` when it fails): the first
+#: check sharing its collector (``inodes`` -> ``filesystem``, ``boot`` -> ``reboot``).
+COLLECTOR_NAME: dict[str, str] = {
+    c.name: next(d.name for d in CHECKS if d.collector is c.collector) for c in CHECKS}
+
+
+def enabled_collectors(config: MonitorConfig) -> list[tuple[str, Collector]]:
+    """The collectors the enabled checks of ``config`` need, once each, in ``CHECKS``
+    order, with their names (``COLLECTOR_NAME``)."""
+    out: dict[str, Collector] = {}
+    for check in CHECKS:
+        name = COLLECTOR_NAME[check.name]
+        if name not in out and check.thresholds(config) is not None:
+            out[name] = check.collector
+    return list(out.items())
 
 
 def _space_percent(st: os.statvfs_result) -> float:

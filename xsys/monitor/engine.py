@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from xsys.alerts.model import SEVERITY_RANK
-from xsys.monitor.collectors import Collection
-from xsys.monitor.config import MonitorConfig, RateCheck, ThresholdCheck
+from xsys.monitor.collectors import CHECKS, COLLECTOR_NAME, Collection
+from xsys.monitor.config import MonitorConfig
 from xsys.monitor.rules import Outcome, Policy, Rule, Thresholds
 from xsys.monitor.silences import Silence, Silences
 
@@ -29,35 +29,14 @@ log = logging.getLogger(__name__)
 Collect = Callable[[], Awaitable[Collection]]
 OnOutcome = Callable[[Outcome, Silence | None], None]
 
-#: Which collector pass feeds each check (a failed pass leaves its checks' states alone).
-SOURCE = {"inodes": "filesystem", "boot": "reboot"}
-
-
 def rule_specs(cfg: MonitorConfig) -> dict[str, tuple[str, Thresholds]]:
-    """The enabled checks of ``cfg``: check -> (unit, thresholds)."""
+    """The enabled checks of ``cfg`` (from ``collectors.CHECKS``): check -> (unit,
+    thresholds)."""
     specs: dict[str, tuple[str, Thresholds]] = {}
-
-    def add(name: str, unit: str, check: ThresholdCheck | RateCheck) -> None:
-        if check.enabled:
-            warning, critical = check.thresholds()
-            specs[name] = (unit, Thresholds(warning, critical, check.duration,
-                                            check.hysteresis))
-
-    add("cpu", "percent", cfg.cpu)
-    add("memory", "percent", cfg.memory)
-    add("swap", "percent", cfg.swap)
-    add("filesystem", "percent", cfg.filesystem)
-    add("inodes", "percent", cfg.inodes)
-    add("load", "load_per_cpu" if cfg.load.per_cpu else "load", cfg.load)
-    add("io", "bytes_per_second", cfg.io)
-    add("network", "bytes_per_second", cfg.network)
-    rb = cfg.reboot
-    if rb.enabled:
-        warning = 1.0 if rb.severity == "warning" else None
-        critical = 1.0 if rb.severity == "critical" else None
-        specs["reboot"] = ("bool", Thresholds(warning, critical, rb.duration, 0.0))
-        if rb.detect_boot:
-            specs["boot"] = ("bool", Thresholds(warning, critical, 0.0, 0.0))
+    for check in CHECKS:
+        thresholds = check.thresholds(cfg)
+        if thresholds is not None:
+            specs[check.name] = (check.unit_of(cfg), thresholds)
     return specs
 
 
@@ -123,7 +102,7 @@ class Engine:
             if outcome is not None:
                 outcomes.append((outcome, silence))
         for name, rule in self.rules.items():
-            if SOURCE.get(name, name) in collection.errors:
+            if COLLECTOR_NAME.get(name, name) in collection.errors:  # state left alone
                 continue
             for outcome in rule.sweep(seen.get(name, set()), now, collection.host):
                 silence = self.silences.match(name, outcome.alert.component, now)

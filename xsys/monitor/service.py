@@ -28,7 +28,7 @@ from xsys.alerts.metrics import AlertMetrics, metrics_for
 from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
 from xsys.alerts.providers import HttpClient, Provider, build_providers
 from xsys.monitor.bus import AlertBus
-from xsys.monitor.collectors import Collection, Collectors, SnapshotSource
+from xsys.monitor.collectors import CHECKS, Collection, Collectors, SnapshotSource
 from xsys.monitor.config import MonitorConfig
 from xsys.monitor.engine import Engine, rule_specs
 from xsys.monitor.rules import Outcome
@@ -255,8 +255,7 @@ class MonitorService:
         hysteresis, and the components seen."""
         specs = rule_specs(self.config)
         out = []
-        for name in ("cpu", "memory", "swap", "filesystem", "inodes", "load", "io", "network",
-                     "reboot", "boot"):
+        for name in (check.name for check in CHECKS):
             row: dict[str, Any] = {"check": name, "enabled": name in specs}
             if name in specs:
                 unit, th = specs[name]
