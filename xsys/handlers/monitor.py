@@ -10,6 +10,7 @@ import typing
 from typing import Annotated, Any, Literal
 
 from xsys.alerts.config import PROVIDER_NAMES
+from xsys.alerts.metrics import metrics_for
 from xsys.alerts.model import SEVERITY_RANK, Alert
 from xsys.monitor.service import MonitorService
 from xsys.protocol import InvalidParams, NotFound, Overloaded
@@ -33,7 +34,8 @@ def history_item(entry: Any) -> dict[str, Any]:
 
 def register(router: Router, app: App) -> None:
     """Declare the monitor methods and start/stop/reload the monitor with the daemon."""
-    service = MonitorService(app)
+    service = MonitorService(app, sampler=app.services.get("sampler"),
+                             metrics=metrics_for(app.services))
     app.services["monitor"] = service
 
     async def start() -> None:

@@ -1,12 +1,14 @@
-"""The monitor as a daemon service (``app.services["monitor"]``): it owns the collectors,
-the engine and its background loop, the silences, the history ring, the alert bus, the
-dispatcher with its providers and the shared HTTP session, and wires them together:
+"""The monitor as a daemon service: it owns the collectors, the engine and its background
+loop, the silences, the history ring, the alert bus, the dispatcher with its providers and
+the shared HTTP session, and wires them together:
 
     engine tick -> Outcome -> history entry -> (unless silenced) bus (IPC subscribers)
                                                               -> dispatcher -> providers
 
-Started and stopped by the hooks ``xsys.handlers.monitor`` registers; ``reload`` applies a
-new config (rules keep their states; providers are rebuilt when their config changed).
+It takes a ``Runtime`` (the config, the thread pool, background tasks), which the daemon's
+``App`` satisfies structurally; it never imports the server. Started and stopped by the
+hooks ``xsys.handlers.monitor`` registers; ``reload`` applies a new config (rules keep their
+states; providers are rebuilt when their config changed).
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psutil
+from prometheus_client import CollectorRegistry
 
 from xsys.alerts.config import PROVIDER_NAMES
 from xsys.alerts.dispatcher import AttemptResult, Dispatcher
 from xsys.alerts.history import History, HistoryEntry
-from xsys.alerts.metrics import AlertMetrics, metrics_for
+from xsys.alerts.metrics import AlertMetrics
 from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
 from xsys.alerts.providers import HttpClient, Provider, build_providers
+from xsys.config import Config
 from xsys.monitor.bus import AlertBus
 from xsys.monitor.collectors import CHECKS, Collection, Collectors, SnapshotSource
 from xsys.monitor.config import MonitorConfig
@@ -34,28 +38,50 @@ from xsys.monitor.engine import Engine, rule_specs
 from xsys.monitor.rules import Outcome
 from xsys.monitor.silences import Silence, Silences
 from xsys.protocol import NotFound
-from xsys.server.app import App
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Collect = Callable[[], Awaitable[Collection]]
 
 
+class Runtime(Protocol):
+    """What the monitor needs of the daemon (``xsys.server.app.App`` has it): the
+    effective ``config``, ``run_blocking(fn, *args)`` (the bounded thread pool; may raise
+    ``Overloaded``) and ``spawn(coro, name)`` (a background task, cancelled and awaited at
+    shutdown)."""
+
+    @property
+    def config(self) -> Config:
+        """The effective config (read once, at construction)."""
+        ...
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in the pool and await its result."""
+        ...
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """Start a background task the runtime cancels and awaits at shutdown."""
+        ...
+
+
 class MonitorService:
-    """The monitor of one ``App``.
+    """The monitor of one daemon (``runtime``: see ``Runtime``).
 
     ``clock``: epoch seconds (tests inject one); ``collect``: replaces the psutil collectors
-    (tests feed values); ``sampler``: the snapshot source (default: the app's
-    ``services["sampler"]`` when present, else an own sampler).
+    (tests feed values); ``sampler``: the snapshot source (the daemon's sampler; None = an
+    own one); ``metrics``: the Prometheus metrics to update (None = on a registry of
+    their own).
     """
 
-    def __init__(self, app: App, clock: Callable[[], float] = time.time,
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time,
                  collect: Collect | None = None,
-                 sampler: SnapshotSource | None = None) -> None:
-        self.app = app
-        self.config: MonitorConfig = app.config.monitor
+                 sampler: SnapshotSource | None = None,
+                 metrics: AlertMetrics | None = None) -> None:
+        self.runtime = runtime
+        self.config: MonitorConfig = runtime.config.monitor
         self.clock = clock
-        self.metrics: AlertMetrics = metrics_for(app.services)
+        self.metrics = metrics if metrics is not None else AlertMetrics(CollectorRegistry())
         self.history = History(self.config.history_size)
         self.silences = Silences(clock)
         self.bus = AlertBus()
@@ -108,7 +134,7 @@ class MonitorService:
 
     def _start_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = self.app.spawn(self.engine.run(), "monitor-engine")
+            self._loop_task = self.runtime.spawn(self.engine.run(), "monitor-engine")
 
     async def _stop_loop(self) -> None:
         task, self._loop_task = self._loop_task, None
@@ -180,7 +206,7 @@ class MonitorService:
             self._log_handler = handler
 
     async def _run_blocking(self, fn: Callable[[], None]) -> None:
-        await self.app.run_blocking(fn)
+        await self.runtime.run_blocking(fn)
 
     # ------------------------------------------------------------------ ticks
 
@@ -188,10 +214,9 @@ class MonitorService:
         if self._collect is not None:
             return await self._collect()
         if self._collectors is None:
-            sampler = self._sampler or self.app.services.get("sampler")
-            self._collectors = await self.app.run_blocking(
-                Collectors, self.config, sampler, self.clock)
-        return await self.app.run_blocking(self._collectors.collect)
+            self._collectors = await self.runtime.run_blocking(
+                Collectors, self.config, self._sampler, self.clock)
+        return await self.runtime.run_blocking(self._collectors.collect)
 
     def _ticked(self, collection: Collection, tick_ms: float) -> None:
         self.metrics.ticks.inc()
@@ -306,7 +331,7 @@ class MonitorService:
                            f"enabled: {', '.join(self.providers) or 'none'})",
                            {"provider": provider, "enabled": list(self.providers)})
         targets = [self.providers[provider]] if provider else list(self.providers.values())
-        alert = await self.app.run_blocking(self.test_alert)
+        alert = await self.runtime.run_blocking(self.test_alert)
         entry = self.history.add(alert)
         if self.dispatcher is None:
             raise NotFound("the monitor is not running", {"provider": provider})
