@@ -35,6 +35,7 @@ from xsys.protocol import (
     XsysError,
     default_socket_path,
     error_from_wire,
+    unpackb,
 )
 
 
@@ -142,14 +143,14 @@ class _AsyncProtocol(asyncio.Protocol):
             return
         client = self.client
         try:
-            messages = client._state.feed(data)
+            payloads = client._state.decoder.feed(data)
         except XsysError as exc:
             client._fail(exc)
             if self.transport is not None:
                 self.transport.close()
             return
-        for msg in messages:
-            client._dispatch(msg)
+        for payload in payloads:
+            client._dispatch(unpackb(payload))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.state == "detached":
@@ -254,8 +255,26 @@ class AsyncClient(AsyncNamespaces):
         **kwargs: Any,
     ) -> Any:
         """Call ``method`` and await its result (see ``Client.call``)."""
-        return await self._call(method, merge_params(params, kwargs, on_progress), timeout,
-                                on_progress, subscribing=False)
+        # the body of _call, repeated: one coroutine per call rather than two
+        if not self.connected:
+            await self.connect()
+        state = self._state
+        req_id, frame = state.request(method, merge_params(params, kwargs, on_progress),
+                                      on_progress=on_progress)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending[req_id] = fut
+        wait = (self.timeout if timeout is USE_CLIENT_DEFAULT
+                else effective_timeout(timeout, self.timeout))
+        timer = None if wait is None else loop.call_later(wait, _expire, fut, method, wait)
+        try:
+            self._send(frame)
+            return await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._pending.pop(req_id, None)
+            state.finish(req_id)
 
     async def subscribe(self, method: str, params: Mapping[str, Any] | None = None, *,
                         timeout: Timeout = USE_CLIENT_DEFAULT,
@@ -279,7 +298,8 @@ class AsyncClient(AsyncNamespaces):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending[req_id] = fut
-        wait = effective_timeout(timeout, self.timeout)
+        wait = (self.timeout if timeout is USE_CLIENT_DEFAULT
+                else effective_timeout(timeout, self.timeout))
         # A timer on the future itself rather than asyncio.wait_for, which costs a second
         # future and its callbacks on every call.
         timer = None if wait is None else loop.call_later(wait, _expire, fut, method, wait)
