@@ -1,7 +1,6 @@
 """xsys: a local system daemon serving metrics, file operations, file-change events and
 alerts over a length-prefixed msgpack protocol (see PROTOCOL.md)."""
 
-from xsys.client import UntrustedServer
 from xsys.protocol import (
     AlreadyExists,
     Conflict,
@@ -15,6 +14,7 @@ from xsys.protocol import (
     PermissionDenied,
     TooLarge,
     Unauthorized,
+    UntrustedServer,
     XsysError,
 )
 

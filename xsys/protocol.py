@@ -173,6 +173,16 @@ class Unauthorized(XsysError):
     name = "unauthorized"
 
 
+class UntrustedServer(Unauthorized):
+    """Client side: the socket, or the process behind it, belongs to a uid this client
+    does not trust as the daemon's (another user may be impersonating it); nothing was
+    sent. ``code`` -32006 (unauthorized); ``data``: ``{"socket", "uid", "expected_uids",
+    "check": "socket_owner" | "peer_credentials"}`` (and ``"pid"`` for the latter).
+    Raised by ``xsys.client`` (its ``_trust`` checks), never sent on the wire."""
+
+    name = "untrusted_server"
+
+
 class Conflict(XsysError):
     """-32007: a precondition failed (directory not empty, expected hash mismatch, ...)."""
 

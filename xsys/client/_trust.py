@@ -11,20 +11,14 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from xsys.protocol import Unauthorized
+from xsys.protocol import UntrustedServer
+
+__all__ = ["SERVER_UID_ENV", "UntrustedServer", "check_peer", "check_socket_owner",
+           "trusted_server_uids", "untrusted"]
 
 #: Environment variable naming the uid (or user name) the daemon runs as.
 SERVER_UID_ENV = "XSYS_SERVER_UID"
 _PEERCRED = struct.Struct("3i")
-
-
-class UntrustedServer(Unauthorized):
-    """Client side: the socket, or the process behind it, belongs to a uid this client
-    does not trust as the daemon's (another user may be impersonating it); nothing was
-    sent. ``code`` -32006 (unauthorized); ``data``: ``{"socket", "uid", "expected_uids",
-    "check": "socket_owner" | "peer_credentials"}`` (and ``"pid"`` for the latter)."""
-
-    name = "untrusted_server"
 
 
 def trusted_server_uids(expected_uid: int | None = None,
