@@ -281,7 +281,8 @@ class ScriptedServer:
 
 def _subscribe_then_flood(msg: dict[str, Any]) -> list[dict[str, Any]]:
     """``test.subscribe``: the answer and events 0, 1 in the same write (as a busy daemon
-    may send them); ``test.flood``: events 10..14, then the answer."""
+    may send them); ``test.flood``: events 10..14, one of a subscription nobody holds,
+    then the answer."""
 
     def event(n: int) -> dict[str, Any]:
         return {"method": "test.event", "params": {"subscription": "s1", "n": n}}
@@ -289,7 +290,8 @@ def _subscribe_then_flood(msg: dict[str, Any]) -> list[dict[str, Any]]:
     answer = {"id": msg["id"], "result": {"subscription": "s1"}}
     if msg["method"] == "test.subscribe":
         return [answer, event(0), event(1)]
-    return [*(event(n) for n in range(10, 15)), {"id": msg["id"], "result": {}}]
+    stray = {"method": "test.event", "params": {"subscription": "gone", "n": 99}}
+    return [*(event(n) for n in range(10, 15)), stray, {"id": msg["id"], "result": {}}]
 
 
 def test_events_are_kept_from_the_subscribe_answer_on(short_tmp: Path) -> None:
@@ -303,7 +305,9 @@ def test_events_are_kept_from_the_subscribe_answer_on(short_tmp: Path) -> None:
             assert c.call("test.flood") == {}  # 5 events queue while waiting: 3 kept
             assert [sub.next(5)["n"] for _ in range(3)] == [12, 13, 14]  # type: ignore[index]
             assert sub.dropped == 2 and sub.next(0) is None
-            assert seen == [0, 1, 10, 11, 12, 13, 14]
+            assert seen == [0, 1, 10, 11, 12, 13, 14, 99]
+            assert list(c.notifications(timeout=0)) == [
+                {"method": "test.event", "subscription": "gone", "n": 99}]
     finally:
         server.close()
 
@@ -319,7 +323,7 @@ async def test_async_events_are_kept_from_the_subscribe_answer_on(short_tmp: Pat
             assert await c.call("test.flood") == {}
             rest = [await sub.next(5) for _ in range(3)]
             assert [e["n"] for e in rest if e is not None] == [12, 13, 14]
-            assert sub.dropped == 2 and await sub.next(0.01) is None
+            assert sub.dropped == 2 and await sub.next(0) is None
     finally:
         server.close()
 
