@@ -131,7 +131,7 @@ async def test_hanging_and_failing_providers_do_not_starve_the_healthy_one(
         status = {row["name"]: row for row in d.provider_status()}
         ok = status["webhook"]
         assert (ok["state"], ok["delivered_total"], ok["failed_total"], ok["dropped_total"],
-                ok["queued"], ok["inflight"]) == ("closed", N_ALERTS, 0, 0, 0, 0)
+                ok["queued"], ok["in_flight"]) == ("closed", N_ALERTS, 0, 0, 0, 0)
         assert statuses(entries, "webhook") == {"sent": N_ALERTS}
         for name in bad:
             row, lane = status[name], d.lanes[name]
@@ -440,8 +440,8 @@ async def test_daemon_shows_open_breakers_in_monitor_status(
 
         def settled(st: dict[str, Any]) -> bool:
             rows = {r["name"]: r for r in st["provider_status"]}
-            return (rows["webhook"]["queued"] == 0 and rows["webhook"]["inflight"] == 0
-                    and all(rows[n]["state"] == "open" and rows[n]["inflight"] == 0
+            return (rows["webhook"]["queued"] == 0 and rows["webhook"]["in_flight"] == 0
+                    and all(rows[n]["state"] == "open" and rows[n]["in_flight"] == 0
                             for n in ("ntfy", "gotify", "google_chat")))
 
         for _ in range(600):

@@ -93,7 +93,7 @@ def test_subscribe_and_cli(daemon_factory: Callable[..., DaemonHandle], tmp_path
         assert event["alert"]["component"] == "cpu" and event["alert"]["status"] == "firing"
         sub.close()
         # a silence holds the repeats back
-        s = c.call("monitor.silence", check="cpu", duration=3600, comment="test")
+        s = c.call("monitor.silence", check="cpu", duration_s=3600, comment="test")
         assert s["comment"] == "test"
         status = c.call("monitor.status")
         assert status["running"] is True and status["ticks"] >= 1

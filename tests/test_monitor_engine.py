@@ -113,7 +113,7 @@ async def test_crossing_reaches_history_bus_and_webhook(
     await eventually(lambda: entry.deliveries["webhook"].status == "sent")
     status = service.status()
     (row,) = [c for c in status["checks"] if c["check"] == "cpu"]
-    assert (row["state"], row["value"], row["threshold"], row["since"]) == (
+    assert (row["state"], row["value"], row["threshold"], row["changed_at"]) == (
         "critical", 95.0, 90.0, clock.now)
     assert status["firing"] == 1 and status["providers"] == ["webhook"]
     clock.now += 1
@@ -358,10 +358,10 @@ def test_filesystem_include_and_exclude() -> None:
 
 
 def test_collectors_use_the_daemon_sampler() -> None:
-    from xsys.monitor.sampler import Sampler
+    from xsys.host import Sampler
 
     sampler = Sampler(1.0)
-    sampler._prime()
+    sampler.prime()
     time.sleep(0.05)
     snap = sampler.sample_now()
     col = Collectors(MonitorConfig(), sampler=sampler).collect()

@@ -76,8 +76,8 @@ def test_methods_and_parameters_are_declared() -> None:
         "monitor.subscribe": {"check", "component", "severity"},
         "monitor.unsubscribe": {"subscription"},
         "monitor.test": {"provider"},
-        "monitor.silence": {"check", "component", "duration", "comment", "duration_s"},
-        "monitor.unsilence": {"silence", "id", "check", "component"},
+        "monitor.silence": {"check", "component", "duration_s", "comment"},
+        "monitor.unsilence": {"silence", "check", "component"},
         "monitor.silences": set(),
     }
     for name, params in expected.items():
@@ -95,11 +95,14 @@ async def test_status_and_checks(env: Env) -> None:
     rows = {r["component"]: r for r in st["checks"]}
     assert rows["cpu"]["state"] == "critical" and rows["cpu"]["threshold"] == 90.0
     assert rows["memory"]["state"] == "ok" and rows["memory"]["threshold"] == 70.0
-    for key in ("value", "since", "unit", "pending", "silenced"):
+    for key in ("value", "changed_at", "duration_s", "unit", "pending", "silenced"):
         assert key in rows["cpu"]
     assert st["firing"] == 1 and st["enabled"] is False and st["providers"] == ["console"]
+    assert (st["refresh_s"], st["repeat_interval_s"]) == (5.0, 3600.0)
+    assert "in_flight" in st["provider_status"][0]
     checks = {c["check"]: c for c in (await call(env, "monitor.checks"))["checks"]}
     assert checks["cpu"]["warning"] == 70 and checks["cpu"]["components"] == ["cpu"]
+    assert checks["memory"]["duration_s"] == 0
     assert checks["network"]["enabled"] is False or "unit" in checks["network"]
 
 
@@ -165,9 +168,9 @@ async def test_test_alert(env: Env) -> None:
 
 async def test_silence_and_unsilence(env: Env) -> None:
     _, _, service, values = env
-    s = await call(env, "monitor.silence", {"check": "cpu", "duration": 120,
+    s = await call(env, "monitor.silence", {"check": "cpu", "duration_s": 120,
                                             "comment": "upgrade"})
-    assert s["silence"] == s["id"] and s["check"] == "cpu" and s["comment"] == "upgrade"
+    assert s["check"] == "cpu" and s["comment"] == "upgrade" and "silence" not in s
     assert s["ends_at"] - s["starts_at"] == pytest.approx(120)
     values.values = {"cpu": 95.0}
     await service.tick()
@@ -182,9 +185,14 @@ async def test_silence_and_unsilence(env: Env) -> None:
     assert s3["ends_at"] - s3["starts_at"] == pytest.approx(3600)
     assert await call(env, "monitor.unsilence", {"component": "filesystem:*"}) == {
         "removed": [s2["id"]]}
-    assert await call(env, "monitor.unsilence", {"id": s3["id"]}) == {"removed": [s3["id"]]}
-    assert await code_of(env, "monitor.silence", {"duration": 60}) == INVALID_PARAMS
-    assert await code_of(env, "monitor.silence", {"check": "cpu", "duration": -5}) == \
+    assert await call(env, "monitor.unsilence", {"silence": s3["id"]}) == {
+        "removed": [s3["id"]]}
+    assert await code_of(env, "monitor.silence", {"duration_s": 60}) == INVALID_PARAMS
+    assert await code_of(env, "monitor.silence", {"check": "cpu", "duration_s": -5}) == \
         INVALID_PARAMS
+    # the aliases are gone: one name per parameter
+    assert await code_of(env, "monitor.silence", {"check": "cpu", "duration": 60}) == \
+        INVALID_PARAMS
+    assert await code_of(env, "monitor.unsilence", {"id": s3["id"]}) == INVALID_PARAMS
     assert await code_of(env, "monitor.unsilence") == INVALID_PARAMS
     assert await code_of(env, "monitor.unsilence", {"check": "nothing"}) == NOT_FOUND

@@ -161,18 +161,18 @@ def test_alert_fields() -> None:
     assert wire["status"] == "resolved" and wire["host"]["addresses"] == ["192.0.2.10"]
 
 
-def test_status_rows_track_state_and_since() -> None:
+def test_status_rows_track_state_and_changed_at() -> None:
     th = Thresholds(70.0, 90.0, 30.0, 0.0)
     rule = Rule("cpu", "percent", th, LONG)
     rule.evaluate("cpu", 50.0, 0.0, HOST)
     row = rule.states["cpu"].to_wire(th)
-    assert (row["state"], row["pending"], row["threshold"], row["since"]) == ("ok", None, 70, 0)
+    assert (row["state"], row["pending"], row["threshold"], row["changed_at"]) == ("ok", None, 70, 0)
     rule.evaluate("cpu", 80.0, 10.0, HOST)
     row = rule.states["cpu"].to_wire(th)
     assert (row["state"], row["pending"], row["value"]) == ("ok", "warning", 80.0)
     rule.evaluate("cpu", 80.0, 40.0, HOST)
     row = rule.states["cpu"].to_wire(th)
-    assert (row["state"], row["pending"], row["since"], row["started_at"]) == (
+    assert (row["state"], row["pending"], row["changed_at"], row["started_at"]) == (
         "warning", None, 40.0, 40.0)
     assert row["last_sent_at"] == 40.0
 

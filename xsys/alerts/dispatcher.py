@@ -169,7 +169,7 @@ class Lane:
         return None
 
     def to_wire(self) -> dict[str, Any]:
-        """``{name, state (closed|open|half_open), queued, queued_bytes, inflight,
+        """``{name, state (closed|open|half_open), queued, queued_bytes, in_flight,
         consecutive_failures, delivered_total, failed_total, dropped_total,
         next_attempt_at (epoch s or None), last_error}``."""
         return {
@@ -177,7 +177,7 @@ class Lane:
             "state": self.state,
             "queued": self.queued,
             "queued_bytes": self.queued_bytes,
-            "inflight": self.inflight,
+            "in_flight": self.inflight,
             "consecutive_failures": self.consecutive_failures,
             "delivered_total": self.delivered_total,
             "failed_total": self.failed_total,

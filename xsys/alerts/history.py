@@ -50,9 +50,12 @@ class HistoryEntry:
         return d
 
     def to_wire(self) -> dict[str, Any]:
-        """``{alert: {...}, silenced_by, deliveries: [{provider, status, ...}]}``."""
-        return {"alert": self.alert.to_wire(), "silenced_by": self.silenced_by,
-                "deliveries": [d.to_wire() for d in self.deliveries.values()]}
+        """One ``monitor.history`` row: the alert's fields (``Alert.to_wire``) plus
+        ``deliveries`` (``[Delivery.to_wire()]``) and ``silenced_by``."""
+        row = self.alert.to_wire()
+        row["deliveries"] = [d.to_wire() for d in self.deliveries.values()]
+        row["silenced_by"] = self.silenced_by
+        return row
 
 
 class History:

@@ -65,7 +65,7 @@ def render_status(r: Result, firing: bool = False) -> str:
     q = r["queue"]
     head = pairs([
         ("monitor", ("running" if r["running"] else "stopped")
-         + f", every {r['refresh']:g}s, {r['ticks']} ticks"),
+         + f", every {r['refresh_s']:g}s, {r['ticks']} ticks"),
         ("last tick", f"{_when(r['last_tick_at'])} ({(r['last_tick_ms'] or 0):.1f} ms)"),
         ("firing", r["firing"]),
         ("providers", ", ".join(r["providers"]) or "none"),
@@ -81,7 +81,7 @@ def render_status(r: Result, firing: bool = False) -> str:
         if c["silenced"]:
             state += " [silenced]"
         rows.append([c["component"], state, _value(c["value"], c["unit"]),
-                     _value(c["threshold"], c["unit"]), _when(c["since"])])
+                     _value(c["threshold"], c["unit"]), _when(c["changed_at"])])
     checks = table(rows, ["COMPONENT", "STATE", "VALUE", "THRESHOLD", "SINCE"], right=(2, 3))
     return f"{head}\n\n{checks}"
 
@@ -100,7 +100,7 @@ def render_checks(r: Result) -> str:
             continue
         unit = c["unit"]
         rows.append([c["check"], "yes", _value(c["warning"], unit), _value(c["critical"], unit),
-                     f"{c['duration']:g}s", len(c["components"])])
+                     f"{c['duration_s']:g}s", len(c["components"])])
     return table(rows, ["CHECK", "ENABLED", "WARNING", "CRITICAL", "FOR", "COMPONENTS"],
                  right=(2, 3, 4, 5))
 
@@ -206,7 +206,7 @@ def silence(check: str | None, component: str | None, duration: str, comment: st
                        err=True)
         return Call("monitor.silences", {}, render_silences)
     return Call("monitor.silence", {"check": check, "component": component,
-                                    "duration": parse_duration(duration),
+                                    "duration_s": parse_duration(duration),
                                     "comment": comment}, render_silence)
 
 

@@ -104,7 +104,8 @@ class ComponentState:
         """The ``monitor.status`` row: check, component, ``state`` (ok|warning|critical:
         the firing level), ``pending`` (level waiting for ``duration``, or None), value,
         unit, ``threshold`` (of the state, for ok the warning line), warning, critical,
-        ``since`` (epoch s the state began), started_at, last_sent_at, silenced."""
+        ``duration_s``, ``changed_at`` (epoch s the state began), started_at,
+        last_sent_at, updated_at, silenced."""
         shown = self.firing if self.firing != "ok" else "warning"
         return {
             "check": self.check,
@@ -116,8 +117,8 @@ class ComponentState:
             "threshold": th.of(shown) if th.of(shown) is not None else th.critical,
             "warning": th.warning,
             "critical": th.critical,
-            "duration": th.duration,
-            "since": self.state_since,
+            "duration_s": th.duration,
+            "changed_at": self.state_since,
             "started_at": self.started_at,
             "last_sent_at": self.last_sent_at,
             "updated_at": self.updated_at,

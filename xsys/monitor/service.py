@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import socket
 import time
@@ -28,7 +29,14 @@ from xsys.alerts.config import PROVIDER_NAMES
 from xsys.alerts.dispatcher import AttemptResult, Dispatcher
 from xsys.alerts.history import History, HistoryEntry
 from xsys.alerts.metrics import AlertMetrics
-from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
+from xsys.alerts.model import (
+    SEVERITY_RANK,
+    Alert,
+    HostContext,
+    Severity,
+    fingerprint,
+    new_alert_id,
+)
 from xsys.alerts.providers import HttpClient, Provider, build_providers
 from xsys.config import Config
 from xsys.monitor.bus import AlertBus
@@ -37,7 +45,7 @@ from xsys.monitor.config import MonitorConfig
 from xsys.monitor.engine import Engine, rule_specs
 from xsys.monitor.rules import Outcome
 from xsys.monitor.silences import Silence, Silences
-from xsys.protocol import NotFound
+from xsys.protocol import InvalidParams, NotFound, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +259,8 @@ class MonitorService:
         return {
             "enabled": self.config.enabled,
             "running": self._loop_task is not None and not self._loop_task.done(),
-            "refresh": self.config.refresh,
-            "repeat_interval": self.config.repeat_interval,
+            "refresh_s": self.config.refresh,
+            "repeat_interval_s": self.config.repeat_interval,
             "ticks": eng.ticks,
             "skipped_ticks": eng.skipped_ticks,
             "last_tick_at": eng.last_tick_at,
@@ -276,8 +284,8 @@ class MonitorService:
         }
 
     def checks(self) -> list[dict[str, Any]]:
-        """Every check with its config: name, enabled, unit, warning, critical, duration,
-        hysteresis, and the components seen."""
+        """Every check of ``CHECKS`` with its config: check, enabled, and when enabled
+        unit, warning, critical, duration_s, hysteresis and the components seen."""
         specs = rule_specs(self.config)
         out = []
         for name in (check.name for check in CHECKS):
@@ -286,7 +294,7 @@ class MonitorService:
                 unit, th = specs[name]
                 rule = self.engine.rules.get(name)
                 row.update(unit=unit, warning=th.warning, critical=th.critical,
-                           duration=th.duration, hysteresis=th.hysteresis,
+                           duration_s=th.duration, hysteresis=th.hysteresis,
                            components=sorted(rule.states) if rule else [])
             out.append(row)
         return out
@@ -297,17 +305,69 @@ class MonitorService:
 
     # ------------------------------------------------------------------ actions
 
-    def subscribe(self, listener: Callable[[Alert], None]) -> Callable[[], None]:
-        """Receive every alert sent (not silenced ones); returns the unsubscribe function."""
-        return self.bus.subscribe(listener)
+    def history_page(self, limit: int = 50, check: str | None = None,
+                     component: str | None = None) -> dict[str, Any]:
+        """The ``monitor.history`` result: ``{"alerts": [HistoryEntry.to_wire()], "size",
+        "capacity"}``, newest first, at most ``limit``, optionally one check/component."""
+        entries = self.history.recent(limit, check, component)
+        return {"alerts": [e.to_wire() for e in entries], "size": len(self.history),
+                "capacity": self.config.history_size}
+
+    def subscribe(self, listener: Callable[[Alert], None], check: str | None = None,
+                  component: str | None = None,
+                  severity: Severity | None = None) -> Callable[[], None]:
+        """Receive every alert sent (not silenced ones) whose check and component match
+        the globs ``check``/``component`` and whose severity is at least ``severity``;
+        returns the unsubscribe function."""
+        if check is None and component is None and severity is None:
+            return self.bus.subscribe(listener)
+        floor = SEVERITY_RANK[severity] if severity else 0
+
+        def matching(alert: Alert) -> None:
+            if check is not None and not fnmatch.fnmatchcase(alert.check, check):
+                return
+            if component is not None and not fnmatch.fnmatchcase(alert.component, component):
+                return
+            if SEVERITY_RANK[alert.severity] >= floor:
+                listener(alert)
+
+        return self.bus.subscribe(matching)
 
     def silence(self, check: str | None, component: str | None, duration_s: float,
                 comment: str = "", created_by: str = "") -> Silence:
-        """Add a silence (see ``Silences.add``)."""
-        s = self.silences.add(check, component, duration_s, comment, created_by)
+        """Add a silence (see ``Silences.add``). Raises ``InvalidParams`` without a check
+        or component pattern or for a duration that is not positive, ``Overloaded`` when
+        the silences are at their limit."""
+        if not check and not component:
+            raise InvalidParams("monitor.silence needs a check or a component pattern",
+                                {"param": "check", "reason": "check or component required"})
+        try:
+            s = self.silences.add(check, component, duration_s, comment, created_by)
+        except OverflowError as exc:
+            raise Overloaded(str(exc)) from exc
+        except ValueError as exc:
+            raise InvalidParams(str(exc), {"param": "duration_s"}) from exc
         log.info("silence %s added: check=%s component=%s for %gs (%s)", s.id, check,
                  component, duration_s, comment)
         return s
+
+    def unsilence(self, silence: str | None = None, check: str | None = None,
+                  component: str | None = None) -> list[Silence]:
+        """Remove the silence with id ``silence``, or those with the given check/component
+        patterns; returns the removed ones. Raises ``NotFound`` when nothing matched,
+        ``InvalidParams`` when no selector is given."""
+        if silence:
+            gone = self.silences.remove(silence)
+            if gone is None:
+                raise NotFound(f"no silence {silence!r}", {"silence": silence})
+            return [gone]
+        if check is None and component is None:
+            raise InvalidParams("monitor.unsilence needs a silence id, a check or a component",
+                                {"param": "silence"})
+        removed = self.silences.remove_matching(check, component)
+        if not removed:
+            raise NotFound("no silence matches", {"check": check, "component": component})
+        return removed
 
     def test_alert(self) -> Alert:
         """The alert ``monitor.test`` sends: check/component ``test``, severity warning,
