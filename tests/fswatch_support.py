@@ -101,7 +101,10 @@ def make_app(roots: tuple[str, ...], *, modules: tuple[str, ...] = ("fs",),
     import importlib
 
     config = Config(fs=FsConfig(roots=roots, **(fs or {})), watch=WatchConfig(**(watch or {})))
+    from xsys.daemon import build_services
+
     app = App(config)
+    app.services = build_services(app)
     router = Router()
     for name in modules:
         importlib.import_module(f"xsys.handlers.{name}").register(router, app)

@@ -391,7 +391,7 @@ def test_one_uids_connections_do_not_lock_out_another(
 #: Starts a real daemon with one extra test method whose worker blocks in a FIFO read.
 STUCK_LAUNCHER = r"""
 import os, sys
-import xsys.server.daemon as daemon
+import xsys.daemon as daemon
 original = daemon.register_all
 
 def register_all(router, app):

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 
 from xsys.config import Config
-from xsys.handlers import register_all
-from xsys.server.app import App
 from xsys.server.router import MethodSpec, ParamSpec, Router
 
 START, END = "<!-- methods:start -->", "<!-- methods:end -->"
@@ -41,12 +39,10 @@ def _row(spec: MethodSpec) -> str:
 def build_router() -> Router:
     """A router with every method registered on a default config (nothing started): the
     registry the generated docs and ``xsys.client._methods`` are made from."""
-    router = Router()
-    app = App(Config())
-    try:
-        register_all(router, app)
-    finally:
-        app.executor.shutdown(wait=False)
+    from xsys.daemon import compose
+
+    app, router = compose(Config())
+    app.executor.shutdown(wait=False)
     return router
 
 

@@ -49,7 +49,7 @@ def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
 def serve(ctx: click.Context, config_file: str | None, socket_path: str | None,
           log_level: str | None, log_format: str | None, no_uvloop: bool) -> None:
     """Run the daemon in the foreground (SIGTERM/Ctrl-C stop it, SIGHUP reloads)."""
-    from xsys.server.daemon import serve as run_daemon
+    from xsys.daemon import serve as run_daemon
 
     root_socket = ctx.find_root().params.get("socket_path")
     code = run_daemon(config_file, socket_path or root_socket, log_level, log_format,

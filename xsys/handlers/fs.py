@@ -58,22 +58,14 @@ def as_caller(fn: F) -> F:
 
 
 def service(app: App) -> FsService:
-    """The daemon's ``FsService`` (created by ``register``)."""
-    svc: FsService = app.services["fs"]
+    """The daemon's ``FsService`` (``Services.fs``, built by the composition root)."""
+    svc: FsService = app.services.fs
     return svc
 
 
 def register(router: Router, app: App) -> None:
-    """Create the ``FsService`` (``app.services["fs"]``, rebuilt on config reload) and
-    declare the fs methods."""
-    app.services["fs"] = FsService(app.config.fs, app.config.server.max_frame_bytes)
+    """Declare the fs methods."""
     app.capabilities.append("fs")
-
-    def reload(old: Any, new: Any) -> None:
-        if old.fs != new.fs or old.server.max_frame_bytes != new.server.max_frame_bytes:
-            app.services["fs"] = FsService(new.fs, new.server.max_frame_bytes)
-
-    app.on_reload.append(reload)
     _register_metadata(router, app)
     _register_reading(router, app)
     _register_writing(router, app)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from xsys.fs.creds import as_peer
 from xsys.fs.model import wire_str
-from xsys.fs.sandbox import Sandbox, default_roots
+from xsys.fs.sandbox import Sandbox
 from xsys.protocol import InvalidParams
 from xsys.server.app import App
 from xsys.server.context import Context, Peer, Subscription
@@ -70,11 +70,8 @@ class SubscriptionSink:
 
 def sandbox_of(app: App) -> Sandbox:
     """The fs namespace's sandbox (watch paths obey the same roots)."""
-    fs = app.services.get("fs")
-    if fs is not None:
-        sandbox: Sandbox = fs.sandbox
-        return sandbox
-    return Sandbox(app.config.fs.roots or default_roots())
+    sandbox: Sandbox = app.services.fs.sandbox
+    return sandbox
 
 
 def resolve_roots(sandbox: Sandbox, paths: list[str | bytes], recursive: bool,
@@ -98,14 +95,12 @@ def resolve_roots(sandbox: Sandbox, paths: list[str | bytes], recursive: bool,
 
 
 def register(router: Router, app: App) -> None:
-    """Create the ``WatchService`` (``app.services["watch"]``, stopped at shutdown) and
-    declare watch.add, watch.remove and watch.list."""
-    service = WatchService(app.config.watch)
-    app.services["watch"] = service
+    """Declare watch.add, watch.remove and watch.list (on ``Services.watch``, built and
+    stopped by the composition root)."""
+    service: WatchService = app.services.watch
     app.capabilities.append("watch")
     if GAPS_DETECTED:
         app.capabilities.append("watch.kernel_overflow")
-    app.on_shutdown.append(service.stop)
 
     @router.method("watch.add", kind="async", streams="watch.event")
     async def add(

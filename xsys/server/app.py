@@ -1,5 +1,5 @@
 """The daemon's shared state: effective config, the bounded thread pool for blocking work,
-services by name, and the start/stop/reload hooks that handler modules register."""
+the services (typed by the composition root), and the start/stop/reload hooks."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ class App:
       threads); raises ``Overloaded`` when more than ``workers * 32`` jobs wait. Running
       jobs are tracked so that ``stop`` can name those stuck past the deadline
       (``stuck_jobs``) instead of waiting for them.
-    - ``services``: name -> object, for services shared between namespaces
-      (``"sampler"``, ``"monitor"``...).
+    - ``services``: the daemon's services, set by the composition root
+      (``xsys.daemon.Services``: ``services.fs``, ``services.sampler``...); this layer
+      does not know their types.
     - ``on_startup`` / ``on_shutdown``: async hooks run in order at start and in reverse at
       stop; ``on_reload``: ``callback(old, new)`` after a config reload.
     """
@@ -48,7 +49,7 @@ class App:
         )
         self.max_pending = max(1, config.server.workers) * 32
         self.pending = 0
-        self.services: dict[str, Any] = {}
+        self.services: Any = {}
         self.on_startup: list[Hook] = []
         self.on_shutdown: list[Hook] = []
         self.on_reload: list[Callable[[Config, Config], None]] = []

@@ -27,7 +27,7 @@ export function daemonUnavailable(): string | null {
     availability = `no python at ${py} (set XSYS_PYTHON, or create the repo's .venv)`;
     return availability;
   }
-  const probe = spawnSync(py, ["-c", "import xsys.server.daemon"], { cwd: path.resolve(packageRoot(), "..", ".."), encoding: "utf8" });
+  const probe = spawnSync(py, ["-c", "import xsys.daemon"], { cwd: path.resolve(packageRoot(), "..", ".."), encoding: "utf8" });
   availability = probe.status === 0 ? null : `the xsys daemon cannot be imported with ${py}: ${probe.stderr.trim().split("\n").pop() ?? ""}`;
   return availability;
 }

@@ -1,5 +1,13 @@
-"""Daemon lifecycle: load config, build the app and router, start services and the
-listener, handle signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload), shut down.
+"""The composition root: the only module that knows every part of the daemon.
+
+It loads the config, builds the app (thread pool, hooks), the host sampler and every
+service into one typed ``Services``, declares every method on the router, and starts the
+listeners (the Unix socket and, when enabled, the HTTP gateway). It handles the signals
+(SIGTERM/SIGINT: graceful stop; SIGHUP: reload) and shuts everything down.
+
+Handlers reach a service as ``ctx.app.services.<name>`` (``Services`` below); a service
+never sees the App, only what it is given here.
+
 
 Shutdown has one deadline, ``server.shutdown_timeout_s`` after the signal: requests in
 flight get most of it, shutdown hooks and the thread pool the rest. Under ``serve`` (the
@@ -18,19 +26,28 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
 
 from xsys import __version__
-from xsys.config import ConfigError, LoadedConfig, load_config, to_dict
+from xsys.config import Config, ConfigError, LoadedConfig, load_config, to_dict
+from xsys.fs.service import FsService
 from xsys.handlers import register_all
 from xsys.http import install as install_http
-from xsys.monitor.sampler import Sampler
+from xsys.host import Sampler
 from xsys.protocol import default_socket_path
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
 from xsys.server.logs import setup_logging
 from xsys.server.memory import tune_malloc
 from xsys.server.router import Router
+from xsys.watch.service import WatchService
+
+if TYPE_CHECKING:
+    from xsys.alerts.metrics import AlertMetrics
+    from xsys.monitor.service import MonitorService
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +93,76 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: tree}
 
 
+@dataclass
+class Services:
+    """Every service of one daemon, typed (handlers: ``ctx.app.services.fs``...).
+
+    - ``sampler``: the host sampler (``sys.*`` percentages and rates, the monitor).
+    - ``fs``: the sandboxed file service (rebuilt when ``fs`` or the frame limit changes on
+      reload).
+    - ``watch``: file-change subscriptions.
+    - ``monitor``: the monitor (checks, rules, alert delivery); set when its handlers are
+      registered.
+    - ``metrics_registry``: the Prometheus registry behind ``/metrics``; ``alert_metrics``:
+      the monitor's metric objects on it (kept across monitor restarts).
+    - ``daemon``: the running ``Daemon`` (None in tests that only compose).
+    """
+
+    sampler: Sampler
+    fs: FsService
+    watch: WatchService
+    metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    alert_metrics: AlertMetrics | None = None
+    monitor: MonitorService | None = None
+    daemon: Daemon | None = None
+
+    # The mapping forms below let code written against the old ``app.services[str]`` run
+    # while it moves to attributes.
+    def __getitem__(self, name: str) -> Any:
+        value = getattr(self, name, None)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in {f.name for f in fields(self)}:
+            raise KeyError(f"no service {name!r}")
+        setattr(self, name, value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The service ``name``, or ``default``."""
+        value = getattr(self, name, None)
+        return default if value is None else value
+
+
+def build_services(app: App) -> Services:
+    """The services of ``app`` (nothing started yet): sampler, fs, watch and the metrics
+    registry; the fs service is rebuilt on a reload that changes its config, and the watch
+    service stops at shutdown."""
+    cfg = app.config
+    services = Services(sampler=Sampler(cfg.sys.sample_interval_s),
+                        fs=FsService(cfg.fs, cfg.server.max_frame_bytes),
+                        watch=WatchService(cfg.watch))
+
+    def reload_fs(old: Config, new: Config) -> None:
+        if old.fs != new.fs or old.server.max_frame_bytes != new.server.max_frame_bytes:
+            services.fs = FsService(new.fs, new.server.max_frame_bytes)
+
+    app.on_reload.append(reload_fs)
+    app.on_shutdown.append(services.watch.stop)
+    return services
+
+
+def compose(config: Config, config_file: str | None = None) -> tuple[App, Router]:
+    """Build an app with its ``Services`` and a router with every method declared (nothing
+    started): what the daemon serves, and what tests and the docs generators use."""
+    app = App(config, config_file)
+    app.services = build_services(app)
+    router = Router()
+    register_all(router, app)
+    return app, router
+
+
 class Daemon:
     """One daemon: ``await Daemon(loaded).run()`` serves until ``stop()`` or a signal."""
 
@@ -90,8 +177,9 @@ class Daemon:
         self.exit_watchdog = exit_watchdog
         self.config_file = config_file
         self.overrides = dict(overrides or {})
-        self.app = App(loaded.config, config_file)
-        self.router = Router()
+        self.app, self.router = compose(loaded.config, config_file)
+        self.services: Services = self.app.services
+        self.services.daemon = self
         self.server = Server(self.app, self.router)
         self.socket_path = loaded.config.server.socket or default_socket_path()
         self._stop = asyncio.Event()
@@ -127,13 +215,9 @@ class Daemon:
         """Serve until stopped; returns the process exit code (0 clean, 1 startup error)."""
         loop = asyncio.get_running_loop()
         app = self.app
-        sampler = Sampler(app.config.sys.sample_interval_s)
-        app.services["sampler"] = sampler
-        app.services["daemon"] = self
-        register_all(self.router, app)
         install_http(app, self.router, self.server)
         try:
-            await sampler.start(app)
+            await self.services.sampler.start(app)
             await app.start()
             await self.server.start(self.socket_path)
         except DaemonAlreadyRunning as exc:
