@@ -559,8 +559,8 @@ class MonitorMethods(NamespaceBase["Client"]):
         """The configured checks and their thresholds.
 
         Returns ``{"checks": [{"check", "enabled", "unit"?, "warning"?, "critical"?,
-        "duration"? (s), "hysteresis"? (fraction), "components"?}]}`` for cpu, memory,
-        swap, filesystem, inodes, load, io, network, reboot and boot.
+        "duration_s"?, "hysteresis"? (fraction), "components"?}]}`` for cpu, memory, swap,
+        filesystem, inodes, load, io, network, reboot and boot.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -607,24 +607,22 @@ class MonitorMethods(NamespaceBase["Client"]):
         *,
         check: str | None = None,
         component: str | None = None,
-        duration: float | None = None,
+        duration_s: float = 3600.0,
         comment: str = "",
-        duration_s: float | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> dict[str, Any]:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
         states still change, notifications are held back).
 
-        Returns the silence ``{"silence": id, "id", "check", "component", "starts_at",
-        "ends_at", "comment", "created_by"}``; -32602 when neither ``check`` nor
-        ``component`` is given.
+        Returns the silence ``{"id", "check", "component", "starts_at", "ends_at",
+        "comment", "created_by"}``; -32602 when neither ``check`` nor ``component`` is
+        given, -32005 when too many silences are active.
 
         Args:
             check: check name or glob (cpu, filesystem, ...).
             component: component name or glob (filesystem:/var*).
-            duration: seconds the silence lasts (default 3600) (0.001..31622400).
+            duration_s: seconds the silence lasts (0.001..31622400).
             comment: why.
-            duration_s: same as duration (0.001..31622400).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -635,9 +633,8 @@ class MonitorMethods(NamespaceBase["Client"]):
             {
                 "check": (check, None),
                 "component": (component, None),
-                "duration": (duration, None),
+                "duration_s": (duration_s, 3600.0),
                 "comment": (comment, ""),
-                "duration_s": (duration_s, None),
             },
         )
         result = self._client.call("monitor.silence", params, timeout=timeout)
@@ -665,20 +662,20 @@ class MonitorMethods(NamespaceBase["Client"]):
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> dict[str, Any]:
-        """Every check component with its state, value, threshold and since.
+        """Every check component with its state, value, threshold and since when.
 
-        Returns ``{"enabled", "running", "refresh" (s), "repeat_interval" (s), "ticks",
+        Returns ``{"enabled", "running", "refresh_s", "repeat_interval_s", "ticks",
         "skipped_ticks", "last_tick_at", "last_tick_ms", "last_collect_ms", "errors"
         {check: message}, "firing" (count), "checks": [{"check", "component", "state"
         (ok|warning|critical, the firing level), "pending" (level waiting out its
         duration, or null), "value", "unit", "threshold", "warning", "critical",
-        "duration", "since", "started_at", "last_sent_at", "updated_at", "silenced"}],
-        "silences": [...], "providers": [names], "provider_status": [{"name", "state"
-        (closed|open|half_open: the provider's circuit breaker), "queued", "queued_bytes",
-        "inflight", "consecutive_failures", "delivered_total", "failed_total",
-        "dropped_total", "next_attempt_at" (epoch s or null), "last_error"}],
-        "subscribers": int, "queue": {"depth", "in_flight" (all providers), "capacity",
-        "capacity_bytes", "workers" (per provider), "dropped"}}``.
+        "duration_s", "changed_at" (when the state began), "started_at", "last_sent_at",
+        "updated_at", "silenced"}], "silences": [...], "providers": [names],
+        "provider_status": [{"name", "state" (closed|open|half_open: the provider's circuit
+        breaker), "queued", "queued_bytes", "in_flight", "consecutive_failures",
+        "delivered_total", "failed_total", "dropped_total", "next_attempt_at" (epoch s or
+        null), "last_error"}], "subscribers": int, "queue": {"depth", "in_flight" (all
+        providers), "capacity", "capacity_bytes", "workers" (per provider), "dropped"}}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -759,7 +756,6 @@ class MonitorMethods(NamespaceBase["Client"]):
         self,
         *,
         silence: str | None = None,
-        id: str | None = None,
         check: str | None = None,
         component: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
@@ -771,7 +767,6 @@ class MonitorMethods(NamespaceBase["Client"]):
 
         Args:
             silence: silence id.
-            id: same as silence.
             check: remove the silences with this check pattern.
             component: remove the silences with this component pattern.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -781,12 +776,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         """
         params = given(
             {},
-            {
-                "silence": (silence, None),
-                "id": (id, None),
-                "check": (check, None),
-                "component": (component, None),
-            },
+            {"silence": (silence, None), "check": (check, None), "component": (component, None)},
         )
         result = self._client.call("monitor.unsilence", params, timeout=timeout)
         return cast("dict[str, Any]", result)
@@ -1810,8 +1800,8 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         """The configured checks and their thresholds.
 
         Returns ``{"checks": [{"check", "enabled", "unit"?, "warning"?, "critical"?,
-        "duration"? (s), "hysteresis"? (fraction), "components"?}]}`` for cpu, memory,
-        swap, filesystem, inodes, load, io, network, reboot and boot.
+        "duration_s"?, "hysteresis"? (fraction), "components"?}]}`` for cpu, memory, swap,
+        filesystem, inodes, load, io, network, reboot and boot.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -1858,24 +1848,22 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         *,
         check: str | None = None,
         component: str | None = None,
-        duration: float | None = None,
+        duration_s: float = 3600.0,
         comment: str = "",
-        duration_s: float | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> dict[str, Any]:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
         states still change, notifications are held back).
 
-        Returns the silence ``{"silence": id, "id", "check", "component", "starts_at",
-        "ends_at", "comment", "created_by"}``; -32602 when neither ``check`` nor
-        ``component`` is given.
+        Returns the silence ``{"id", "check", "component", "starts_at", "ends_at",
+        "comment", "created_by"}``; -32602 when neither ``check`` nor ``component`` is
+        given, -32005 when too many silences are active.
 
         Args:
             check: check name or glob (cpu, filesystem, ...).
             component: component name or glob (filesystem:/var*).
-            duration: seconds the silence lasts (default 3600) (0.001..31622400).
+            duration_s: seconds the silence lasts (0.001..31622400).
             comment: why.
-            duration_s: same as duration (0.001..31622400).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -1886,9 +1874,8 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             {
                 "check": (check, None),
                 "component": (component, None),
-                "duration": (duration, None),
+                "duration_s": (duration_s, 3600.0),
                 "comment": (comment, ""),
-                "duration_s": (duration_s, None),
             },
         )
         result = await self._client.call("monitor.silence", params, timeout=timeout)
@@ -1916,20 +1903,20 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> dict[str, Any]:
-        """Every check component with its state, value, threshold and since.
+        """Every check component with its state, value, threshold and since when.
 
-        Returns ``{"enabled", "running", "refresh" (s), "repeat_interval" (s), "ticks",
+        Returns ``{"enabled", "running", "refresh_s", "repeat_interval_s", "ticks",
         "skipped_ticks", "last_tick_at", "last_tick_ms", "last_collect_ms", "errors"
         {check: message}, "firing" (count), "checks": [{"check", "component", "state"
         (ok|warning|critical, the firing level), "pending" (level waiting out its
         duration, or null), "value", "unit", "threshold", "warning", "critical",
-        "duration", "since", "started_at", "last_sent_at", "updated_at", "silenced"}],
-        "silences": [...], "providers": [names], "provider_status": [{"name", "state"
-        (closed|open|half_open: the provider's circuit breaker), "queued", "queued_bytes",
-        "inflight", "consecutive_failures", "delivered_total", "failed_total",
-        "dropped_total", "next_attempt_at" (epoch s or null), "last_error"}],
-        "subscribers": int, "queue": {"depth", "in_flight" (all providers), "capacity",
-        "capacity_bytes", "workers" (per provider), "dropped"}}``.
+        "duration_s", "changed_at" (when the state began), "started_at", "last_sent_at",
+        "updated_at", "silenced"}], "silences": [...], "providers": [names],
+        "provider_status": [{"name", "state" (closed|open|half_open: the provider's circuit
+        breaker), "queued", "queued_bytes", "in_flight", "consecutive_failures",
+        "delivered_total", "failed_total", "dropped_total", "next_attempt_at" (epoch s or
+        null), "last_error"}], "subscribers": int, "queue": {"depth", "in_flight" (all
+        providers), "capacity", "capacity_bytes", "workers" (per provider), "dropped"}}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2010,7 +1997,6 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         self,
         *,
         silence: str | None = None,
-        id: str | None = None,
         check: str | None = None,
         component: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
@@ -2022,7 +2008,6 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
         Args:
             silence: silence id.
-            id: same as silence.
             check: remove the silences with this check pattern.
             component: remove the silences with this component pattern.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2032,12 +2017,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         """
         params = given(
             {},
-            {
-                "silence": (silence, None),
-                "id": (id, None),
-                "check": (check, None),
-                "component": (component, None),
-            },
+            {"silence": (silence, None), "check": (check, None), "component": (component, None)},
         )
         result = await self._client.call("monitor.unsilence", params, timeout=timeout)
         return cast("dict[str, Any]", result)

@@ -273,12 +273,10 @@ export interface MonitorSilenceParams {
   check?: string | null;
   /** component name or glob (filesystem:/var*) (default null, wire type `str`) */
   component?: string | null;
-  /** seconds the silence lasts (default 3600) (default null, range 0.001..31622400, wire type `float`) */
-  duration?: number | null;
+  /** seconds the silence lasts (default 3600, range 0.001..31622400, wire type `float`) */
+  duration_s?: number;
   /** why (default "", wire type `str`) */
   comment?: string;
-  /** same as duration (default null, range 0.001..31622400, wire type `float`) */
-  duration_s?: number | null;
 }
 
 /** Result of `monitor.silence`. */
@@ -322,8 +320,6 @@ export type MonitorTestResult = ResultOf<"monitor.test">;
 export interface MonitorUnsilenceParams {
   /** silence id (default null, wire type `str`) */
   silence?: string | null;
-  /** same as silence (default null, wire type `str`) */
-  id?: string | null;
   /** remove the silences with this check pattern (default null, wire type `str`) */
   check?: string | null;
   /** remove the silences with this component pattern (default null, wire type `str`) */
@@ -819,7 +815,7 @@ export class MonitorApi {
   }
 
   /**
-   * Every check component with its state, value, threshold and since.
+   * Every check component with its state, value, threshold and since when.
    *
    * Wire method `monitor.status`.
    */

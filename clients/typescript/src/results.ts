@@ -536,25 +536,83 @@ export interface Alert {
 export interface MonitorStatus {
   enabled: boolean;
   running: boolean;
-  refresh: number;
+  /** Seconds between evaluation ticks. */
+  refresh_s: number;
+  /** Seconds between re-sends of a still-firing alert (negative: once per incident). */
+  repeat_interval_s: number;
   ticks: number;
+  skipped_ticks: number;
+  last_tick_at: number | null;
+  last_tick_ms: number | null;
+  last_collect_ms: number | null;
+  /** Collectors that failed on the last tick: collector name -> message. */
+  errors: Record<string, string>;
   firing: number;
   checks: {
     check: string;
     component: string;
+    /** The firing level. */
     state: "ok" | "warning" | "critical";
+    /** A higher level waiting out `duration_s`, if any. */
+    pending: "warning" | "critical" | null;
     value: number | null;
     unit: string;
+    threshold: number | null;
+    warning: number | null;
+    critical: number | null;
+    duration_s: number;
+    /** When the state began (epoch s). */
+    changed_at: number;
+    started_at: number | null;
+    last_sent_at: number | null;
+    updated_at: number;
+    silenced: boolean;
     [key: string]: unknown;
   }[];
+  silences: Silence[];
   providers: string[];
+  provider_status: {
+    name: string;
+    /** The provider's circuit breaker. */
+    state: "closed" | "open" | "half_open";
+    queued: number;
+    queued_bytes: number;
+    in_flight: number;
+    consecutive_failures: number;
+    delivered_total: number;
+    failed_total: number;
+    dropped_total: number;
+    next_attempt_at: number | null;
+    last_error: string | null;
+    [key: string]: unknown;
+  }[];
   subscribers: number;
+  queue: {
+    depth: number;
+    in_flight: number;
+    capacity: number;
+    capacity_bytes: number;
+    workers: number;
+    dropped: number;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 }
 
-/** `monitor.checks`. */
+/** `monitor.checks`: unit, thresholds, `duration_s`, `hysteresis` and the components seen
+ * are present when the check is enabled. */
 export interface MonitorChecks {
-  checks: { check: string; enabled: boolean; [key: string]: unknown }[];
+  checks: {
+    check: string;
+    enabled: boolean;
+    unit?: string;
+    warning?: number | null;
+    critical?: number | null;
+    duration_s?: number;
+    hysteresis?: number;
+    components?: string[];
+    [key: string]: unknown;
+  }[];
   [key: string]: unknown;
 }
 
@@ -577,10 +635,8 @@ export interface Silence {
   [key: string]: unknown;
 }
 
-/** `monitor.silence`: the new silence (`silence` is its id). */
-export interface SilenceCreated extends Silence {
-  silence: string;
-}
+/** `monitor.silence`: the new silence. */
+export type SilenceCreated = Silence;
 
 /** `monitor.silences`. */
 export interface Silences {

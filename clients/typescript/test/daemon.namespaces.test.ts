@@ -225,6 +225,7 @@ describe("real daemon: monitor", { skip: skipUnless("monitor") }, () => {
   it("status, checks, history", async () => {
     const status = await client.monitor.status();
     assert.equal(status.enabled, true);
+    assert.equal(status.refresh_s, 0.2);
     assert.ok(Array.isArray(status.checks));
     const checks = await client.monitor.checks();
     assert.ok(checks.checks.some((c) => c.check === "memory"));
@@ -249,10 +250,11 @@ describe("real daemon: monitor", { skip: skipUnless("monitor") }, () => {
 
   it("silence, silences, unsilence, test", async () => {
     const s = await client.monitor.silence({ check: "cpu", duration_s: 60, comment: "ts client test" });
-    assert.equal(typeof s.silence, "string");
+    assert.equal(typeof s.id, "string");
+    assert.equal(s.check, "cpu");
     assert.ok((await client.monitor.silences()).silences.some((x) => x.id === s.id));
-    assert.deepEqual((await client.monitor.unsilence({ id: s.id })).removed, [s.id]);
-    await assert.rejects(client.monitor.unsilence({ id: s.id }), NotFoundError);
+    assert.deepEqual((await client.monitor.unsilence({ silence: s.id })).removed, [s.id]);
+    await assert.rejects(client.monitor.unsilence({ silence: s.id }), NotFoundError);
     await assert.rejects(client.monitor.silence({}), InvalidParamsError);
     const t = await client.monitor.test({ provider: "console" });
     assert.equal(t.alert.test, true);
