@@ -46,7 +46,7 @@ from _daemon import stop_process  # noqa: E402
 
 from xsys.client import Client  # noqa: E402
 from xsys.config import Config, from_dict  # noqa: E402
-from xsys.monitor.sampler import Sampler  # noqa: E402
+from xsys.host import Sampler  # noqa: E402
 from xsys.monitor.service import MonitorService  # noqa: E402
 from xsys.protocol import DaemonNotRunning  # noqa: E402
 from xsys.server.app import App  # noqa: E402
@@ -75,7 +75,7 @@ async def _tick_cost(ticks: int, with_sampler: bool, state_dir: Path) -> dict[st
     sampler = None
     if with_sampler:
         sampler = Sampler(1.0)
-        sampler._prime()
+        sampler.prime()
         await asyncio.sleep(0.2)
         sampler.sample_now()
     service = MonitorService(app, sampler=sampler)

@@ -146,7 +146,7 @@ def test_progress_callback_receives_the_calls_progress(daemon: DaemonHandle,
         assert [p["done"] for p in seen] == sorted(p["done"] for p in seen)
         # a method without progress ignores the callback and still answers
         memory = c.sys.memory()
-        assert memory["virtual"]["total"] == psutil.virtual_memory().total
+        assert memory["virtual"]["total_bytes"] == psutil.virtual_memory().total
 
 
 async def test_async_client_progress_callback_is_optional(daemon: DaemonHandle,
@@ -156,7 +156,7 @@ async def test_async_client_progress_callback_is_optional(daemon: DaemonHandle,
     async with daemon.async_client() as c:
         disks = await c.call("sys.disks", on_progress=seen.append)
         assert seen == []  # sys.disks reports no progress
-        assert disks["disks"] and all(d["total"] > 0 for d in disks["disks"])
+        assert disks["disks"] and all(d["total_bytes"] > 0 for d in disks["disks"])
         digest = await c.fs.hash(path=target, on_progress=seen.append)
         assert digest["digest"] == hashlib.sha256(data).hexdigest()
         plain = await c.fs.hash(path=target, algorithm="md5")  # no callback: none asked
@@ -173,7 +173,7 @@ def test_typed_namespaces_against_a_daemon(daemon: DaemonHandle, tmp_path: Path)
     with daemon.client() as c:
         assert isinstance(c.sys, SysMethods) and isinstance(c.fs, FsMethods)
         assert set(c.rpc.hello()["methods"]) == set(METHOD_NAMES)
-        assert c.sys.memory()["virtual"]["total"] == psutil.virtual_memory().total
+        assert c.sys.memory()["virtual"]["total_bytes"] == psutil.virtual_memory().total
         written = c.fs.write(path=target, data=b"hello\n", make_parents=True)
         assert written["written_bytes"] == 6 and written["created"] is True
         assert c.fs.read(path=target)["data"] == b"hello\n"
@@ -199,7 +199,7 @@ async def test_async_typed_namespaces_against_a_daemon(daemon: DaemonHandle,
         assert isinstance(c.sys, AsyncSysMethods)
         memory, ping, hello = await asyncio.gather(c.sys.memory(), c.rpc.ping(),
                                                    c.rpc.hello())
-        assert memory["virtual"]["total"] == psutil.virtual_memory().total
+        assert memory["virtual"]["total_bytes"] == psutil.virtual_memory().total
         assert ping["pong"] is True and hello["pid"] == daemon.proc.pid  # type: ignore[union-attr]
         await c.fs.write(path=target, data="héllo", mode="create")
         assert (await c.fs.read(path=target))["data"] == "héllo".encode()

@@ -76,7 +76,7 @@ def test_health(http_daemon: tuple[DaemonHandle, str]) -> None:
 @pytest.mark.parametrize(
     ("method", "params", "status", "check"),
     [
-        ("sys.memory", {}, 200, lambda b: b["result"]["virtual"]["total"] > 0),
+        ("sys.memory", {}, 200, lambda b: b["result"]["virtual"]["total_bytes"] > 0),
         ("rpc.ping", {}, 200, lambda b: b["result"]["pong"] is True),
         ("no.such", {}, 404, lambda b: b["error"]["code"] == -32601),
         ("sys.process", {"pid": "x"}, 400, lambda b: b["error"]["data"]["param"] == "pid"),

@@ -156,7 +156,7 @@ def test_the_api_needs_the_bearer_token(api_daemon: ApiDaemon, auth: str | None,
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
         assert r.json()["error"]["code"] == -32006
     else:
-        assert r.json()["result"]["virtual"]["total"] > 0
+        assert r.json()["result"]["virtual"]["total_bytes"] > 0
 
 
 def test_explicit_token_is_used_and_no_file_is_made(daemon_factory: Factory,

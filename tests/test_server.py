@@ -231,7 +231,7 @@ async def test_async_client_pipelines_1000_calls(daemon: DaemonHandle) -> None:
         results = await asyncio.gather(*(c.call("rpc.ping") for _ in range(1000)))
         assert all(r["pong"] for r in results)
         mem, cpu = await asyncio.gather(c.sys.memory(), c.call("sys.cpu"))
-        assert mem["virtual"]["total"] > 0 and "percent" in cpu
+        assert mem["virtual"]["total_bytes"] > 0 and "percent" in cpu
         with pytest.raises(NotFound):
             await c.sys.process(pid=2**31 - 1)
 
@@ -342,7 +342,7 @@ def test_threaded_blocking_clients(daemon: DaemonHandle) -> None:
         try:
             with daemon.client() as c:
                 for _ in range(50):
-                    assert c.sys.memory()["virtual"]["total"] > 0
+                    assert c.sys.memory()["virtual"]["total_bytes"] > 0
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -366,10 +366,10 @@ def test_json_log_format(daemon_factory: Factory) -> None:
 def _sys_cases() -> list[tuple[str, dict[str, Any], Callable[[Any], bool]]]:
     return [
         ("sys.info", {}, lambda r: r["hostname"] and r["cpu_count_logical"] >= 1
-         and r["memory_total"] > 0 and len(r["load"]) == 3 and r["boot_time"] > 0),
+         and r["memory_total_bytes"] > 0 and len(r["load"]) == 3 and r["booted_at"] > 0),
         ("sys.cpu", {}, lambda r: 0 <= r["percent"] <= 100
          and len(r["per_cpu_percent"]) == r["count_logical"] and r["interval_s"] > 0),
-        ("sys.memory", {}, lambda r: r["virtual"]["total"] >= r["virtual"]["available"] > 0),
+        ("sys.memory", {}, lambda r: r["virtual"]["total_bytes"] >= r["virtual"]["available_bytes"] > 0),
         ("sys.disks", {}, lambda r: all(d["fstype"] not in ("squashfs", "overlay")
                                         and not d["device"].startswith("/dev/loop")
                                         for d in r["disks"])),
@@ -383,7 +383,7 @@ def _sys_cases() -> list[tuple[str, dict[str, Any], Callable[[Any], bool]]]:
         ("sys.processes", {"sort": "memory", "name": "python*"},
          lambda r: all(p["name"].lower().startswith("python") for p in r["processes"])),
         ("sys.process", {"pid": os.getpid()},
-         lambda r: r["pid"] == os.getpid() and r["memory_info"]["rss"] > 0),
+         lambda r: r["pid"] == os.getpid() and r["memory_info"]["rss_bytes"] > 0),
         ("sys.sensors", {}, lambda r: isinstance(r["temperatures"], list)
          and isinstance(r["fans"], list)),
         ("sys.users", {}, lambda r: isinstance(r["users"], list)),

@@ -95,19 +95,19 @@ def test_never_the_daemon_itself_nor_one_of_its_threads(daemon_factory: Factory)
 def test_descendants_and_ancestors_are_protected(sleeper: subprocess.Popen[bytes]) -> None:
     """The rule itself, in this process standing for the daemon: its child (as a worker
     process of the daemon would be) and its parent are refused; an unrelated pid is not."""
-    from xsys.handlers.system import _protected_reason
+    from xsys.host import protected_reason
 
-    assert _protected_reason(sleeper.pid) == "daemon_descendant"
-    assert _protected_reason(os.getppid()) == "daemon_ancestor"
-    assert _protected_reason(os.getpid()) == "daemon"
-    assert _protected_reason(1) == "init"
+    assert protected_reason(sleeper.pid) == "daemon_descendant"
+    assert protected_reason(os.getppid()) == "daemon_ancestor"
+    assert protected_reason(os.getpid()) == "daemon"
+    assert protected_reason(1) == "init"
     # a grandchild whose parent exits: reparented away from us, it is no descendant
     unrelated = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE,
                                  text=True)
     orphan = int(unrelated.communicate(timeout=30)[0])
     try:
         assert unrelated.returncode == 0
-        assert _protected_reason(orphan) is None
+        assert protected_reason(orphan) is None
         assert Path(f"/proc/{orphan}").exists() or not sys.platform.startswith("linux")
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -33,13 +33,14 @@ def render_info(r: Result) -> str:
         ("arch", r["arch"]), ("uptime", human_seconds(r["uptime_s"])),
         ("cpu", f"{r['cpu_model']} ({r['cpu_count_logical']} logical, "
                 f"{r['cpu_count_physical']} physical) {r['cpu_percent']:.1f}% used"),
-        ("memory", f"{human_bytes(r['memory_total'] - r['memory_available'])} used of "
-                   f"{human_bytes(r['memory_total'])} ({r['memory_percent']:.1f}%)"),
-        ("swap", f"{human_bytes(r['swap_total'])} ({r['swap_percent']:.1f}% used)"),
+        ("memory", f"{human_bytes(r['memory_total_bytes'] - r['memory_available_bytes'])} "
+                   f"used of {human_bytes(r['memory_total_bytes'])} "
+                   f"({r['memory_percent']:.1f}%)"),
+        ("swap", f"{human_bytes(r['swap_total_bytes'])} ({r['swap_percent']:.1f}% used)"),
         ("load", " ".join(f"{x:.2f}" for x in r["load"])),
     ])
-    disks = table([[d["mountpoint"], d["device"], d["fstype"], human_bytes(d["total"]),
-                    human_bytes(d["used"]), human_bytes(d["free"]), d["percent"]]
+    disks = table([[d["mountpoint"], d["device"], d["fstype"], human_bytes(d["total_bytes"]),
+                    human_bytes(d["used_bytes"]), human_bytes(d["free_bytes"]), d["percent"]]
                    for d in r["disks"]],
                   ["MOUNT", "DEVICE", "FS", "SIZE", "USED", "FREE", "USE%"],
                   right=(3, 4, 5, 6))
@@ -70,17 +71,17 @@ def render_memory(r: Result) -> str:
     """``sys.memory``: memory and swap rows."""
     v, s = r["virtual"], r["swap"]
     return table([
-        ["memory", human_bytes(v["total"]), human_bytes(v["used"]),
-         human_bytes(v["available"]), f"{v['percent']:.1f}%"],
-        ["swap", human_bytes(s["total"]), human_bytes(s["used"]), human_bytes(s["free"]),
-         f"{s['percent']:.1f}%"],
+        ["memory", human_bytes(v["total_bytes"]), human_bytes(v["used_bytes"]),
+         human_bytes(v["available_bytes"]), f"{v['percent']:.1f}%"],
+        ["swap", human_bytes(s["total_bytes"]), human_bytes(s["used_bytes"]),
+         human_bytes(s["free_bytes"]), f"{s['percent']:.1f}%"],
     ], ["", "TOTAL", "USED", "AVAILABLE", "USE%"], right=(1, 2, 3, 4))
 
 
 def render_disks(r: Result) -> str:
     """``sys.disks``: one row per mounted filesystem."""
-    return table([[d["mountpoint"], d["device"], d["fstype"], human_bytes(d.get("total")),
-                   human_bytes(d.get("used")), human_bytes(d.get("free")),
+    return table([[d["mountpoint"], d["device"], d["fstype"], human_bytes(d.get("total_bytes")),
+                   human_bytes(d.get("used_bytes")), human_bytes(d.get("free_bytes")),
                    d.get("percent"), d.get("inodes_percent")] for d in r["disks"]],
                  ["MOUNT", "DEVICE", "FS", "SIZE", "USED", "FREE", "USE%", "INODE%"],
                  right=(3, 4, 5, 6, 7))
@@ -101,7 +102,7 @@ def render_disk_io(r: Result) -> str:
 def render_network(r: Result) -> str:
     """``sys.network``: one row per interface."""
     return table([[n["name"], n["isup"], n.get("mac") or "",
-                   [a["address"] for a in n["addresses"]], n["mtu"], n["speed_mbps"],
+                   [a["address"] for a in n["addresses"]], n["mtu_bytes"], n["speed_mbps"],
                    human_rate(n.get("bytes_recv_per_s")),
                    human_rate(n.get("bytes_sent_per_s"))] for n in r["interfaces"]],
                  ["IFACE", "UP", "MAC", "ADDRESSES", "MTU", "MBPS", "RX", "TX"],
@@ -154,7 +155,8 @@ def render_sensors(r: Result) -> str:
 
 def render_users(r: Result) -> str:
     """``sys.users``: one row per login session."""
-    return table([[u["name"], u["terminal"], u["host"], u["started"]] for u in r["users"]],
+    return table([[u["name"], u["terminal"], u["host"], u["started_at"]]
+                  for u in r["users"]],
                  ["USER", "TTY", "HOST", "SINCE"])
 
 

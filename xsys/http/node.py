@@ -1,6 +1,6 @@
 """A Prometheus collector with node_exporter's metric names, so existing dashboards work
 against xsys's ``/metrics``. Collected at scrape time (run it in the thread pool: it reads
-/proc through psutil).
+/proc through ``xsys.host``).
 
 Names and labels follow node_exporter's collectors (cpu, meminfo, loadavg, filesystem,
 diskstats, netdev, netclass, stat, time).
@@ -8,25 +8,24 @@ diskstats, netdev, netclass, stat, time).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
-import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from xsys.handlers.system import partitions
+from xsys import host
 
+#: ``xsys.host.VirtualMemory`` field -> node_exporter's meminfo name.
 _MEMINFO = {
-    "total": "MemTotal", "available": "MemAvailable", "free": "MemFree",
-    "buffers": "Buffers", "cached": "Cached", "shared": "Shmem", "active": "Active",
-    "inactive": "Inactive", "slab": "Slab",
+    "total_bytes": "MemTotal", "available_bytes": "MemAvailable", "free_bytes": "MemFree",
+    "buffers_bytes": "Buffers", "cached_bytes": "Cached", "shared_bytes": "Shmem",
+    "active_bytes": "Active", "inactive_bytes": "Inactive", "slab_bytes": "Slab",
 }
 
 
 class NodeCollector(Collector):
-    """node_exporter-compatible host metrics from psutil."""
+    """node_exporter-compatible host metrics from ``xsys.host``."""
 
     def collect(self) -> Iterator[Metric]:
         yield from self._cpu()
@@ -36,7 +35,7 @@ class NodeCollector(Collector):
         yield from self._disks()
         yield from self._network()
         boot = GaugeMetricFamily("node_boot_time_seconds", "Node boot time, in unixtime.")
-        boot.add_metric([], psutil.boot_time())
+        boot.add_metric([], host.booted_at())
         yield boot
         now = GaugeMetricFamily("node_time_seconds", "System time in seconds since epoch.")
         now.add_metric([], time.time())
@@ -46,32 +45,32 @@ class NodeCollector(Collector):
         fam = CounterMetricFamily("node_cpu_seconds_total",
                                   "Seconds the CPUs spent in each mode.",
                                   labels=["cpu", "mode"])
-        for i, times in enumerate(psutil.cpu_times(percpu=True)):
-            for mode, value in times._asdict().items():
+        for i, times in enumerate(host.cpu_times_per_cpu_s()):
+            for mode, value in times.items():
                 if mode in ("guest", "guest_nice"):
                     continue
                 fam.add_metric([str(i), mode], value)
         yield fam
 
     def _memory(self) -> Iterator[Metric]:
-        vm = psutil.virtual_memory()._asdict()
+        vm = host.virtual_memory()
         for field, name in _MEMINFO.items():
-            if field in vm:
+            value = vm.get(field)
+            if isinstance(value, int):
                 g = GaugeMetricFamily(f"node_memory_{name}_bytes",
                                       f"Memory information field {name}_bytes.")
-                g.add_metric([], vm[field])
+                g.add_metric([], value)
                 yield g
-        sw = psutil.swap_memory()
-        for name, value in (("SwapTotal", sw.total), ("SwapFree", sw.free)):
+        sw = host.swap_memory()
+        for name, value in (("SwapTotal", sw["total_bytes"]), ("SwapFree", sw["free_bytes"])):
             g = GaugeMetricFamily(f"node_memory_{name}_bytes",
                                   f"Memory information field {name}_bytes.")
             g.add_metric([], value)
             yield g
 
     def _load(self) -> Iterator[Metric]:
-        try:
-            loads = psutil.getloadavg()
-        except (AttributeError, OSError):
+        loads = host.getloadavg()
+        if loads is None:
             return
         for name, value in zip(("node_load1", "node_load5", "node_load15"), loads,
                                strict=True):
@@ -95,48 +94,47 @@ class NodeCollector(Collector):
                                             "Filesystem total free file nodes.",
                                             labels=labels),
         }
-        for part in partitions():
+        for part in host.partitions():
             lv = [part.device, part.fstype, part.mountpoint]
             try:
-                st = os.statvfs(part.mountpoint)
+                usage = host.fs_usage(part.mountpoint)
             except OSError:
                 continue
-            fams["size"].add_metric(lv, st.f_blocks * st.f_frsize)
-            fams["free"].add_metric(lv, st.f_bfree * st.f_frsize)
-            fams["avail"].add_metric(lv, st.f_bavail * st.f_frsize)
-            fams["files"].add_metric(lv, st.f_files)
-            fams["files_free"].add_metric(lv, st.f_ffree)
+            fams["size"].add_metric(lv, usage.total_bytes)
+            fams["free"].add_metric(lv, usage.free_bytes + usage.reserved_bytes)
+            fams["avail"].add_metric(lv, usage.free_bytes)
+            fams["files"].add_metric(lv, usage.inodes_total)
+            fams["files_free"].add_metric(lv, usage.inodes_free)
         yield from fams.values()
 
     def _disks(self) -> Iterator[Metric]:
-        counters = psutil.disk_io_counters(perdisk=True) or {}
+        counters = host.disk_io_counters()
         spec = [
             ("node_disk_read_bytes_total", "The total number of bytes read successfully.",
-             "read_bytes", 1.0),
+             "read_bytes"),
             ("node_disk_written_bytes_total",
-             "The total number of bytes written successfully.", "write_bytes", 1.0),
+             "The total number of bytes written successfully.", "write_bytes"),
             ("node_disk_reads_completed_total",
-             "The total number of reads completed successfully.", "read_count", 1.0),
+             "The total number of reads completed successfully.", "read_count"),
             ("node_disk_writes_completed_total",
-             "The total number of writes completed successfully.", "write_count", 1.0),
+             "The total number of writes completed successfully.", "write_count"),
             ("node_disk_read_time_seconds_total",
-             "The total number of seconds spent by all reads.", "read_time", 0.001),
+             "The total number of seconds spent by all reads.", "read_time_s"),
             ("node_disk_write_time_seconds_total",
-             "This is the total number of seconds spent by all writes.", "write_time",
-             0.001),
+             "This is the total number of seconds spent by all writes.", "write_time_s"),
             ("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.",
-             "busy_time", 0.001),
+             "busy_time_s"),
         ]
-        for name, doc, field, scale in spec:
+        for name, doc, field in spec:
             fam = CounterMetricFamily(name, doc, labels=["device"])
             for dev, c in counters.items():
-                value = getattr(c, field, None)
-                if value is not None:
-                    fam.add_metric([dev], value * scale)
+                value = c.get(field)
+                if isinstance(value, (int, float)):
+                    fam.add_metric([dev], value)
             yield fam
 
     def _network(self) -> Iterator[Metric]:
-        counters = psutil.net_io_counters(pernic=True) or {}
+        counters = host.net_io_counters()
         spec = [
             ("receive_bytes", "bytes_recv"), ("transmit_bytes", "bytes_sent"),
             ("receive_packets", "packets_recv"), ("transmit_packets", "packets_sent"),
@@ -148,11 +146,13 @@ class NodeCollector(Collector):
                                       f"Network device statistic {suffix}.",
                                       labels=["device"])
             for dev, c in counters.items():
-                fam.add_metric([dev], getattr(c, field))
+                value = c.get(field)
+                if isinstance(value, int):
+                    fam.add_metric([dev], value)
             yield fam
         up = GaugeMetricFamily("node_network_up",
                                "Value is 1 if operstate is 'up', 0 otherwise.",
                                labels=["device"])
-        for dev, st in psutil.net_if_stats().items():
+        for dev, st in host.interface_stats().items():
             up.add_metric([dev], 1.0 if st.isup else 0.0)
         yield up

@@ -6,10 +6,10 @@ is a collector method on ``Collectors``, a row in ``CHECKS`` and its config sect
 ``xsys.monitor.config``.
 
 CPU, memory, swap, load, disk and network rates come from the sys namespace's background
-``Sampler`` snapshot (``xsys.monitor.sampler``) when the daemon has one, so the monitor adds
+``Sampler`` snapshot (``xsys.host.sampler``) when the daemon has one, so the monitor adds
 no second psutil pass for them; filesystems, inodes and the reboot flags are read here.
-Sources: psutil (``disk_partitions``, ``disk_usage``, ``net_if_addrs``, ``boot_time``),
-``os.statvfs`` for inodes, Debian's ``/run/reboot-required`` flag file.
+Sources: ``xsys.host`` (partitions and their space and inodes, addresses, boot time), and
+Debian's ``/run/reboot-required`` flag file.
 
 Everything here blocks (``statvfs`` can stall on a network mount): call ``collect`` through
 ``App.run_blocking``.
@@ -18,35 +18,34 @@ Everything here blocks (``statvfs`` can stall on a network mount): call ``collec
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import psutil
+from typing import Protocol
 
 from xsys.alerts.model import HostContext
+from xsys.host import (
+    PSEUDO_FS,
+    Sampler,
+    Snapshot,
+    booted_at,
+    fs_usage,
+    getloadavg,
+    hostname,
+    is_whole_disk,
+    local_addresses,
+    partitions,
+)
 from xsys.monitor.config import MonitorConfig, RateCheck, ThresholdCheck
 from xsys.monitor.rules import Thresholds
-from xsys.monitor.sampler import Sampler, Snapshot
 
 log = logging.getLogger(__name__)
 
-#: Pseudo, image and container-layer filesystems (node_exporter's default
-#: fs-types-exclude): skipped by ``sys.disks``, ``/metrics`` and the filesystem check.
-PSEUDO_FS = frozenset({
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc",
-    "procfs", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
-    "tracefs", "aufs", "fuse.snapfuse", "fuse.lxcfs", "ramfs", "efivarfs",
-})
-#: Filesystem types the monitor never checks, as TinyMonitor: the above plus memory-backed
-#: and optical ones.
+#: Filesystem types the monitor never checks, as TinyMonitor: ``xsys.host.PSEUDO_FS``
+#: (pseudo, image and container-layer filesystems) plus memory-backed and optical ones.
 UNCHECKED_FS = PSEUDO_FS | {"tmpfs", "devfs", "nullfs", "udf"}
 
 @dataclass(frozen=True)
@@ -92,36 +91,6 @@ def default_boot_state_file() -> Path:
     return Path(base) / "xsys" / "boot_time"
 
 
-def skip_mount(part: Any, exclude: tuple[str, ...], include: tuple[str, ...]) -> bool:
-    """True for partitions the filesystem check ignores: pseudo/image filesystems, loop
-    and ram devices, Docker mounts, CD-ROMs, ``exclude`` substrings of the mountpoint
-    (TinyMonitor), and everything outside a non-empty ``include``."""
-    mount = str(part.mountpoint)
-    if include:
-        return mount not in include
-    dev = str(part.device)
-    if part.fstype in UNCHECKED_FS or part.fstype == "" or "loop" in dev:
-        return True
-    if dev.startswith("/dev/ram") or "docker" in mount or "cdrom" in str(part.opts):
-        return True
-    return any(ex and ex in mount for ex in exclude)
-
-
-_PARTITION_CACHE: dict[str, bool] = {}
-
-
-def is_whole_disk(name: str) -> bool:
-    """True for a physical disk (not a partition, loop, ram, device-mapper, md or optical
-    device), so that disk I/O is not counted twice."""
-    if name.startswith(("loop", "ram", "dm-", "md", "zram", "sr", "fd", "nbd")):
-        return False
-    cached = _PARTITION_CACHE.get(name)
-    if cached is None:
-        cached = not os.path.exists(f"/sys/class/block/{name}/partition")
-        _PARTITION_CACHE[name] = cached
-    return cached
-
-
 class Collectors:
     """All enabled collectors of a ``MonitorConfig``.
 
@@ -133,15 +102,15 @@ class Collectors:
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._clock = clock
-        self._own_sampler = sampler is None
-        self.sampler: SnapshotSource = sampler if sampler is not None else Sampler()
-        if self._own_sampler:
-            assert isinstance(self.sampler, Sampler)
-            self.sampler._prime()
-        self._hostname = socket.gethostname()
+        self._own: Sampler | None = None
+        if sampler is None:
+            sampler = self._own = Sampler()
+            self._own.prime()
+        self.sampler: SnapshotSource = sampler
+        self._hostname = hostname()
         self._addresses: tuple[str, ...] = ()
         self._addresses_at = -1e18
-        self._boot_time = psutil.boot_time()
+        self._boot_time = booted_at()
         self._boot_changed: bool | None = None
         self._boot_reported = False
 
@@ -165,17 +134,14 @@ class Collectors:
                           (time.perf_counter() - started) * 1000)
 
     def _snapshot(self) -> Snapshot:
-        if not self._own_sampler:
+        if self._own is None:
             snap = self.sampler.latest
             if snap is not None:
                 return snap
-        elif isinstance(self.sampler, Sampler) and self.sampler.samples_taken == 0:
-            # rates and cpu percent need a span: the first pass right after priming waits
-            # up to 0.1 s (this runs in the thread pool)
-            gap = time.time() - self.sampler._prev_ts
-            if 0 <= gap < 0.1:
-                time.sleep(0.1 - gap)
-        return self.sampler.sample_now()
+            return self.sampler.sample_now()
+        # rates and cpu percent need a span: the first pass right after priming waits up
+        # to 0.1 s (this runs in the thread pool)
+        return self._own.sample_now(min_span_s=0.1 if self._own.samples_taken == 0 else 0.0)
 
     # ------------------------------------------------------------ host info
 
@@ -184,13 +150,7 @@ class Collectors:
         if now - self._addresses_at > 60:
             self._addresses = local_addresses()
             self._addresses_at = now
-        if snap is not None:
-            load = snap.load
-        else:
-            try:
-                load = os.getloadavg()
-            except (AttributeError, OSError):
-                load = (0.0, 0.0, 0.0)
+        load = snap.load if snap is not None else getloadavg() or (0.0, 0.0, 0.0)
         return HostContext(self._hostname, self._addresses, load,
                            max(0.0, now - self._boot_time))
 
@@ -203,7 +163,7 @@ class Collectors:
         return [Sample("memory", "memory", float(snap.memory.get("percent", 0.0)), "percent")]
 
     def _swap(self, snap: Snapshot) -> list[Sample]:
-        pct = float(snap.swap.get("percent", 0.0)) if snap.swap.get("total") else 0.0
+        pct = float(snap.swap["percent"]) if snap.swap["total_bytes"] else 0.0
         return [Sample("swap", "swap", pct, "percent")]
 
     def _load(self, snap: Snapshot) -> list[Sample]:
@@ -235,24 +195,20 @@ class Collectors:
         want_space = fs_cfg.enabled
         want_inodes = self.config.inodes.enabled
         out: list[Sample] = []
-        seen: set[str] = set()
-        for part in psutil.disk_partitions(all=False):
+        for part in partitions(skip_fstypes=UNCHECKED_FS, exclude=fs_cfg.exclude,
+                               include=fs_cfg.include, skip_images=True):
             mount = part.mountpoint
-            if mount in seen or skip_mount(part, fs_cfg.exclude, fs_cfg.include):
-                continue
-            seen.add(mount)
             try:
-                st = os.statvfs(mount)
+                usage = fs_usage(mount)
             except OSError as exc:
                 log.debug("statvfs(%s) failed: %s", mount, exc)
                 continue
             if want_space:
-                out.append(Sample("filesystem", f"filesystem:{mount}", _space_percent(st),
+                out.append(Sample("filesystem", f"filesystem:{mount}", usage.percent,
                                   "percent"))
-            if want_inodes and st.f_files:
-                used = st.f_files - st.f_ffree
-                out.append(Sample("inodes", f"inodes:{mount}",
-                                  round(100.0 * used / st.f_files, 2), "percent"))
+            if want_inodes and usage.inodes_percent is not None:
+                out.append(Sample("inodes", f"inodes:{mount}", usage.inodes_percent,
+                                  "percent"))
         return out
 
     def _reboot(self, snap: Snapshot) -> list[Sample]:
@@ -387,37 +343,3 @@ def enabled_collectors(config: MonitorConfig) -> list[tuple[str, Collector]]:
             out[name] = check.collector
     return list(out.items())
 
-
-def _space_percent(st: os.statvfs_result) -> float:
-    """Used space as ``df`` and psutil compute it: used / (used + available to users)."""
-    total_avail = (st.f_blocks - st.f_bfree) + st.f_bavail
-    if total_avail <= 0:
-        return 0.0
-    return round(100.0 * (st.f_blocks - st.f_bfree) / total_avail, 1)
-
-
-def local_addresses() -> tuple[str, ...]:
-    """Non-loopback, non-link-local IP addresses of the interfaces that are up; IPv4
-    first."""
-    try:
-        stats = psutil.net_if_stats()
-        addrs = psutil.net_if_addrs()
-    except OSError:
-        return ()
-    v4: list[str] = []
-    v6: list[str] = []
-    for nic, entries in addrs.items():
-        st = stats.get(nic)
-        if st is not None and not st.isup:
-            continue
-        for a in entries:
-            if a.family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            try:
-                ip = ipaddress.ip_address(a.address.split("%", 1)[0])
-            except ValueError:
-                continue
-            if ip.is_loopback or ip.is_link_local:
-                continue
-            (v4 if ip.version == 4 else v6).append(str(ip))
-    return tuple(v4 + v6)
