@@ -1,11 +1,12 @@
 """Helpers shared by the fs and watch test suites: an in-process app with the fs/watch
-handlers registered, a fake connection session that records what would be sent, and a
+handlers registered, a real connection on a recording transport, and a
 polling helper (no timing assertions: wait generously, then check)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -16,74 +17,129 @@ from typing import Any
 
 import pytest
 
-from xsys.config import Config, FsConfig, WatchConfig
-from xsys.protocol import XsysError
+from xsys.config import Config
+from xsys.config import FsConfig
+from xsys.protocol import FrameDecoder, XsysError, unpackb
 from xsys.server.app import App
 from xsys.server.context import Subscription
 from xsys.server.dispatch import invoke
 from xsys.server.router import Router
+from xsys.config import WatchConfig
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that keeps what the connection writes (``out``) and reports the write
+    buffer the test sets (``unsent``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.closing = False
+        self.reading = True
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
 
 
 class FakeSession:
-    """A ``Session`` that records notifications instead of writing frames.
+    """A real ``server.connection.Connection`` on a ``RecordingTransport``: subscriptions,
+    their bounded queues, overflow notices and progress go through the production code,
+    and what it writes is decoded into ``notifications``.
 
-    ``notifications``: every ``(method, params)`` sent, in order. Subscription events are
-    queued like the real connection does (bounded by ``outbound_queue``, oldest dropped,
-    then ``<ns>.overflow``) only while ``paused``; otherwise they are recorded at once.
+    ``notifications``: every ``(method, params)`` notification written so far, in order
+    (a list: tests may ``clear()`` it). ``paused = True`` makes the transport report a
+    full write buffer to the connection (``pause_writing``), so events queue and overflow
+    as for a slow client; ``resume()`` lets them flow (``resume_writing``).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, outbound_queue: int = 1024) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, outbound_queue: int | None = None,
+                 app: App | None = None) -> None:
+        from xsys.server.connection import Connection
+        from xsys.server.listener import Server
+
+        cfg = Config()
+        if outbound_queue is not None:
+            cfg = dataclasses.replace(cfg, server=dataclasses.replace(
+                cfg.server, outbound_queue=outbound_queue))
         self.loop = loop
-        self.notifications: list[tuple[str, dict[str, Any]]] = []
-        self.subscriptions: dict[str, Subscription] = {}
-        self._outbound = outbound_queue
-        self.paused = False
+        self.transport = RecordingTransport()
+        self.connection = Connection(Server(app or App(cfg), Router()))
+        if outbound_queue is not None:
+            self.connection._outbound_queue = outbound_queue
+        self.connection.connection_made(self.transport)
+        self._decoder = FrameDecoder()
+        self._notes: list[tuple[str, dict[str, Any]]] = []
 
     @property
-    def outbound_queue(self) -> int:
-        return self._outbound
+    def notifications(self) -> list[tuple[str, dict[str, Any]]]:
+        """The notifications written so far (decoded from the transport)."""
+        if self.transport.out:
+            for frame in self._decoder.feed(bytes(self.transport.out)):
+                msg = unpackb(frame)
+                if "id" not in msg:
+                    self._notes.append((msg["method"], msg["params"]))
+            self.transport.out.clear()
+        return self._notes
 
-    def send_notification(self, method: str, params: dict[str, Any]) -> None:
-        self.notifications.append((method, params))
+    @property
+    def paused(self) -> bool:
+        """Whether the connection believes the client stopped reading."""
+        return bool(self.connection._write_paused)
 
-    def enqueue_event(self, sub: Subscription, method: str, params: dict[str, Any],
-                      weight: int = 1) -> None:
-        if not self.paused:
-            self.notifications.append((method, params))
-            return
-        sub.queue.append((method, params, weight))  # the connection queues (frame, weight)
-        if len(sub.queue) > self._outbound:
-            sub.dropped += sub.queue.popleft()[2]
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        if value:
+            self.connection.pause_writing()
+        else:
+            self.connection.resume_writing()
 
     def resume(self) -> None:
-        """Flush queued events (overflow notice first, as the connection does)."""
-        self.paused = False
-        for sub in list(self.subscriptions.values()):
-            if sub.dropped:
-                self.notifications.append((f"{sub.namespace}.overflow",
-                                           {"subscription": sub.id, "dropped": sub.dropped}))
-                sub.dropped = 0
-            while sub.queue:
-                method, params, _weight = sub.queue.popleft()
-                self.notifications.append((method, params))
+        """The client reads again: queued events (overflow notice first) are written."""
+        self.connection.resume_writing()
 
-    def add_subscription(self, sub: Subscription) -> None:
-        self.subscriptions[sub.id] = sub
-
-    def remove_subscription(self, sub: Subscription) -> None:
-        self.subscriptions.pop(sub.id, None)
+    @property
+    def subscriptions(self) -> dict[str, Subscription]:
+        """The connection's live subscriptions."""
+        subs: dict[str, Subscription] = self.connection.subscriptions
+        return subs
 
     def find_subscription(self, sub_id: str) -> Subscription | None:
-        return self.subscriptions.get(sub_id)
+        """The connection's live subscription ``sub_id``."""
+        return self.connection.find_subscription(sub_id)
 
     def close(self) -> None:
-        """What the connection does when the client goes away."""
-        for sub in list(self.subscriptions.values()):
-            sub.close()
+        """The client goes away (``connection_lost``)."""
+        self.connection.connection_lost(None)
 
     def methods(self) -> collections.Counter[str]:
         """How many notifications of each method were sent."""
         return collections.Counter(m for m, _ in self.notifications)
+
+    def __getattr__(self, name: str) -> Any:
+        # the rest of the ``Session`` protocol (``enqueue_event``, ``send_notification``,
+        # ``add_subscription``...) is the real connection's
+        return getattr(self.connection, name)
 
     def events(self, sub_id: str | None = None) -> list[dict[str, Any]]:
         """Every event of ``watch.event`` notifications (of ``sub_id`` if given)."""
