@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from xsys.config import Config
-from xsys.config import FsConfig
+from xsys.fs.config import FsConfig
 from xsys.protocol import FrameDecoder, XsysError, unpackb
 from xsys.server.app import App
 from xsys.server.context import Subscription
 from xsys.server.dispatch import invoke
 from xsys.server.router import Router
-from xsys.config import WatchConfig
+from xsys.watch.config import WatchConfig
 
 
 class RecordingTransport(asyncio.Transport):

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xsys.config import FsConfig
-from xsys.fs import FindQuery, FsService, NullJob
+from xsys.fs.config import FsConfig
+from xsys.fs.model import NullJob
+from xsys.fs.service import FsService
+from xsys.fs.tree import FindQuery
 from xsys.fs.writing import TEMP_SUFFIX, parse_mode
 from xsys.protocol import (
     AlreadyExists,

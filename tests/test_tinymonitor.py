@@ -18,9 +18,9 @@ from xsys.alerts.model import Alert, HostContext
 from xsys.alerts.providers import build_providers
 from xsys.alerts.providers.base import HttpClient
 from xsys.cli import main
-from xsys.config import Config, ConfigError, from_dict, load_config
+from xsys.config import Config, ConfigError, from_dict, load_config, looks_like_tinymonitor
+from xsys.monitor.config import convert_tinymonitor
 from xsys.monitor.engine import rule_specs
-from xsys.monitor.tinymonitor import convert_tinymonitor, looks_like_tinymonitor
 
 NOWHERE = Path("/nonexistent/xsys-test")
 

@@ -5,7 +5,14 @@ Cascade, later wins, merged deeply (maps merge key by key, everything else repla
 built-in defaults < ``/etc/xsys/config.json`` < ``~/.config/xsys/config.json`` <
 ``--config FILE`` < environment (``XSYS_SOCKET``, ``XSYS_LOG_LEVEL``, ``XSYS_LOG_FORMAT``).
 A TinyMonitor ``config.json`` given at any file layer is detected and translated
-(see ``xsys.monitor.tinymonitor``). Unknown keys are errors that name their path.
+(``looks_like_tinymonitor`` here, ``xsys.monitor.config.convert_tinymonitor``). Unknown keys
+are errors that name their path.
+
+Each section's dataclass lives with its owner (``xsys.fs.config``, ``xsys.watch.config``,
+``xsys.monitor.config`` with ``xsys.alerts.config``, ``xsys.http.config``); those modules
+import only ground (``xsys.protocol``, ``xsys.units``, the standard library), so this
+module assembles the root ``Config`` from them without cycles. ``ServerConfig`` (the
+framework's) and ``SysConfig`` are defined here.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from xsys.monitor.config import MonitorConfig
+from xsys.fs.config import FsConfig
+from xsys.http.config import HttpConfig
+from xsys.monitor.config import TINYMONITOR_KEYS, MonitorConfig, convert_tinymonitor
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_OBJECTS
+from xsys.watch.config import WatchConfig
 
 SYSTEM_CONFIG = Path("/etc/xsys/config.json")
 USER_CONFIG = Path("~/.config/xsys/config.json")
@@ -108,122 +118,6 @@ class SysConfig:
     """Period of the background sampler feeding cpu percent and I/O rates."""
     allow_kill: bool = False
     """Whether ``sys.kill`` may signal anything (then only the caller's own processes)."""
-
-
-@dataclass(frozen=True)
-class FsConfig:
-    """The fs namespace: sandbox roots and size limits.
-
-    Every path a request names is resolved (``..``, symlinks) and must land inside one of
-    ``roots``; anything else is refused with -32002 (permission_denied).
-    """
-
-    roots: tuple[str, ...] = ()
-    """Directories file operations are confined to; empty = home dir and system temp dir.
-    Each root is itself resolved with realpath when the daemon starts (a root may be a
-    symlink)."""
-    max_read_bytes: int = 64 * 1024 * 1024
-    """Most bytes one ``fs.read`` returns (also capped by ``server.max_frame_bytes``);
-    above it the request fails with -32004 (too_large): read in pieces with offset/length."""
-    max_list_entries: int = 10_000
-    """Most entries one ``fs.list`` or ``fs.find`` returns; the ``limit`` parameter is
-    clamped to it and ``truncated`` tells when more exist."""
-    max_write_bytes: int = 64 * 1024 * 1024
-    """Most bytes one ``fs.write`` accepts (-32004 above)."""
-    chunk_bytes: int = 1024 * 1024
-    """I/O chunk size for streamed reads, writes, copies and hashes (bytes)."""
-    max_tail_lines: int = 10_000
-    """Most lines one ``fs.tail`` returns."""
-    allow_hardlinked_writes: bool = False
-    """Allow ``fs.write`` over, and ``fs.chmod`` of, a regular file with more than one hard
-    link (such a file may also be reachable from outside the roots); refused with -32002
-    (``reason: "hardlinked"``) by default."""
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` when a limit is not positive or a root is empty."""
-        for name in ("max_read_bytes", "max_list_entries", "max_write_bytes", "chunk_bytes",
-                     "max_tail_lines"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-        for i, root in enumerate(self.roots):
-            if not root.strip():
-                raise ValueError(f"roots[{i}]: must be a non-empty path")
-
-
-@dataclass(frozen=True)
-class WatchConfig:
-    """The watch namespace: file-change subscriptions (watchdog observer)."""
-
-    max_subscriptions: int = 256
-    """Live ``watch.add`` subscriptions in the whole daemon; above it -32005 (overloaded)."""
-    max_batch_events: int = 1000
-    """Most events in one ``watch.event`` notification; bigger bursts span several."""
-    max_paths: int = 64
-    """Most paths one ``watch.add`` may name."""
-    max_pending_events: int = 65_536
-    """Events buffered between the observer thread and the event loop (and per
-    subscription while debouncing); past it events are dropped and the subscribers get
-    ``watch.overflow`` with the count."""
-    max_debounce_ms: int = 60_000
-    """Largest ``debounce_ms`` a subscription may ask for."""
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` when a limit is not positive."""
-        for name in ("max_subscriptions", "max_batch_events", "max_paths",
-                     "max_pending_events", "max_debounce_ms"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class HttpConfig:
-    """The HTTP gateway (Prometheus ``/metrics``, ``/health``, the REST mirror); see
-    docs/security/http.md for what each key guards."""
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    """Address to bind; loopback by default (HTTP carries no peer credentials). A
-    non-loopback address needs an explicit ``token``."""
-    port: int = 9847
-    api: bool = False
-    """Serve the REST mirror ``/api/v1/<method>``: bearer token required; it acts as the
-    daemon's own user; only safe (read-only) methods unless ``allow_write``."""
-    token: str = ""
-    """Bearer token the REST mirror requires (at least 16 characters); empty = one is
-    generated at first start into ``token_file`` (``xsys http token`` prints it)."""
-    token_file: str = ""
-    """Where the generated token lives (0600, owned by the daemon's uid); empty =
-    ``<state dir>/http-token``: ``/var/lib/xsys`` as root, else ``$XDG_STATE_HOME/xsys``
-    or ``~/.local/state/xsys``."""
-    allow_write: bool = False
-    """Let the REST mirror run methods that are not safe (writes, kill, alert tests)."""
-    allowed_hosts: tuple[str, ...] = ()
-    """Extra ``Host``/``Origin`` names accepted besides the listener's own address (e.g.
-    ``"myhost.lan"`` or ``"myhost.lan:9847"``), against DNS rebinding."""
-    web_config_file: str = ""
-    """Prometheus exporter-toolkit web config (YAML): ``tls_server_config`` makes the
-    gateway serve HTTPS; ``basic_auth_users`` (bcrypt hashes) guard /metrics and /health."""
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for a bad port or token, or when a non-loopback ``host``
-        would serve without an explicit ``token``."""
-        import ipaddress
-
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port: must be 1..65535, got {self.port}")
-        if self.token and (len(self.token) < 16 or any(c.isspace() for c in self.token)):
-            raise ValueError("token: must be at least 16 characters without whitespace")
-        for i, name in enumerate(self.allowed_hosts):
-            if not name.strip() or any(c.isspace() or c in "/@" for c in name):
-                raise ValueError(f"allowed_hosts[{i}]: not a host name: {name!r}")
-        try:
-            loopback = self.host == "localhost" or ipaddress.ip_address(
-                self.host.strip("[]")).is_loopback
-        except ValueError:
-            loopback = False
-        if self.enabled and not loopback and not self.token:
-            raise ValueError(f"host: {self.host!r} is not a loopback address; serving HTTP "
-                             "beyond this machine needs an explicit http.token")
 
 
 @dataclass(frozen=True)
@@ -395,13 +289,21 @@ def _record(value: Any, sources: dict[str, str], origin: str, path: str) -> None
         sources[path] = origin
 
 
+def looks_like_tinymonitor(data: Mapping[str, Any]) -> bool:
+    """True when ``data`` is a TinyMonitor config: it has TinyMonitor's top-level keys
+    (``xsys.monitor.config.TINYMONITOR_KEYS``) and none of xsys's own sections
+    (``server``, ``monitor``...)."""
+    keys = set(data)
+    if keys & {f.name for f in dataclasses.fields(Config)}:
+        return False
+    return bool(keys & TINYMONITOR_KEYS)
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read one JSON config file and translate TinyMonitor's format if it is one.
 
     Raises ``ConfigError`` naming the file on unreadable or invalid JSON.
     """
-    from xsys.monitor.tinymonitor import convert_tinymonitor, looks_like_tinymonitor
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

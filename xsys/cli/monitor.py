@@ -264,8 +264,8 @@ def import_tinymonitor(file: str, output: str | None) -> None:
     Keys TinyMonitor does not know are reported on stderr and left out; the result is
     validated as an xsys config before it is printed (exit 1 on an invalid value).
     """
-    from xsys.config import Config, ConfigError, from_dict
-    from xsys.monitor.tinymonitor import convert_tinymonitor, looks_like_tinymonitor
+    from xsys.config import Config, ConfigError, from_dict, looks_like_tinymonitor
+    from xsys.monitor.config import convert_tinymonitor
 
     try:
         data = json.loads(Path(file).read_text(encoding="utf-8"))

@@ -1,9 +1,6 @@
-"""Sandboxed file operations for the ``fs`` namespace: ``Sandbox`` (path confinement to
-the configured roots), ``FsService`` (the operations) and their result types."""
+"""Sandboxed file operations for the ``fs`` namespace: ``sandbox.Sandbox`` (path
+confinement to the configured roots), ``service.FsService`` (the operations), their result
+types (``model``) and the ``fs`` config section (``config.FsConfig``).
 
-from xsys.fs.model import Job, NullJob
-from xsys.fs.sandbox import Resolved, Sandbox, default_roots
-from xsys.fs.service import FsService
-from xsys.fs.tree import FindQuery
-
-__all__ = ["FindQuery", "FsService", "Job", "NullJob", "Resolved", "Sandbox", "default_roots"]
+The package imports nothing itself, so that ``xsys.config`` can import ``xsys.fs.config``
+(ground) without loading the file operations."""

@@ -11,8 +11,8 @@ import os
 import stat
 from typing import Literal
 
-from xsys.config import FsConfig
 from xsys.fs import reading, tree, writing
+from xsys.fs.config import FsConfig
 from xsys.fs.model import (
     ChmodResult,
     DiskUsage,

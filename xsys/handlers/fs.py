@@ -19,10 +19,11 @@ import functools
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from xsys.fs import FindQuery, FsService
 from xsys.fs.creds import as_peer
 from xsys.fs.model import to_wire
 from xsys.fs.reading import ALGORITHMS
+from xsys.fs.service import FsService
+from xsys.fs.tree import FindQuery
 from xsys.server.app import App
 from xsys.server.context import Context
 from xsys.server.router import Doc, Range, Router

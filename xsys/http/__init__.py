@@ -18,7 +18,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from xsys.config import Config, HttpConfig
+    from xsys.config import Config
+    from xsys.http.config import HttpConfig
     from xsys.http.gateway import GatewayState
     from xsys.http.webconfig import WebConfig
     from xsys.server.app import App

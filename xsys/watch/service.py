@@ -36,8 +36,8 @@ from typing import Any, Protocol, TypeVar
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from xsys.config import WatchConfig
 from xsys.protocol import NotFound, Overloaded, error_from_oserror
+from xsys.watch.config import WatchConfig
 from xsys.watch.events import (
     CREATED,
     DELETED,

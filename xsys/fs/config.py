@@ -1,0 +1,48 @@
+"""The ``fs`` config section (``FsConfig``): sandbox roots and size limits. Owned by
+``xsys.fs``; ground level (imports only the standard library), so ``xsys.config``
+assembles it into the root tree without cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FsConfig:
+    """The fs namespace: sandbox roots and size limits.
+
+    Every path a request names is resolved (``..``, symlinks) and must land inside one of
+    ``roots``; anything else is refused with -32002 (permission_denied).
+    """
+
+    roots: tuple[str, ...] = ()
+    """Directories file operations are confined to; empty = home dir and system temp dir.
+    Each root is itself resolved with realpath when the daemon starts (a root may be a
+    symlink)."""
+    max_read_bytes: int = 64 * 1024 * 1024
+    """Most bytes one ``fs.read`` returns (also capped by ``server.max_frame_bytes``);
+    above it the request fails with -32004 (too_large): read in pieces with offset/length."""
+    max_list_entries: int = 10_000
+    """Most entries one ``fs.list`` or ``fs.find`` returns; the ``limit`` parameter is
+    clamped to it and ``truncated`` tells when more exist."""
+    max_write_bytes: int = 64 * 1024 * 1024
+    """Most bytes one ``fs.write`` accepts (-32004 above)."""
+    chunk_bytes: int = 1024 * 1024
+    """I/O chunk size for streamed reads, writes, copies and hashes (bytes)."""
+    max_tail_lines: int = 10_000
+    """Most lines one ``fs.tail`` returns."""
+    allow_hardlinked_writes: bool = False
+    """Allow ``fs.write`` over, and ``fs.chmod`` of, a regular file with more than one hard
+    link (such a file may also be reachable from outside the roots); refused with -32002
+    (``reason: "hardlinked"``) by default."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when a limit is not positive or a root is empty."""
+        for name in ("max_read_bytes", "max_list_entries", "max_write_bytes", "chunk_bytes",
+                     "max_tail_lines"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        for i, root in enumerate(self.roots):
+            if not root.strip():
+                raise ValueError(f"roots[{i}]: must be a non-empty path")
