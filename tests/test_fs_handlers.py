@@ -114,14 +114,14 @@ async def test_progress_notifications(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(data)
     r = await call(app, router, "fs.hash", session=session, request_id=7,
                    path=str(tmp_path / "f"), progress=True)
-    await asyncio.sleep(0.05)  # threadsafe callbacks land on the loop
+    # progress is scheduled on the loop (call_soon_threadsafe) before the worker's result,
+    # so every notification has been written by the time the call returns
     assert r["digest"] == hashlib.sha256(data).hexdigest()
     progress = [p for m, p in session.notifications if m == "fs.progress"]
     assert progress and all(p["request"] == 7 and p["unit"] == "bytes" for p in progress)
     assert progress[-1]["done"] == progress[-1]["total"] == 300_000
     session.notifications.clear()
     await call(app, router, "fs.hash", session=session, request_id=8, path=str(tmp_path / "f"))
-    await asyncio.sleep(0.05)
     assert session.notifications == []  # not asked, none sent
     await app.stop()
 

@@ -82,8 +82,9 @@ async def test_filters_patterns_dirs_and_recursion(env: Env) -> None:
     assert await wait_for(lambda: str(env.root / "newdir") in env.paths(deep))
     assert await wait_for(lambda: str(env.root / "sub" / "c.py") in env.paths(deep))
     assert await wait_for(lambda: str(env.root / "a.py") in env.paths(flat))
-    await asyncio.sleep(0.3)
-    assert set(env.paths(flat)) == {str(env.root / "a.py")}
+    (env.root / "zz_marker.py").write_text("x")  # barrier: events arrive in order
+    assert await wait_for(lambda: str(env.root / "zz_marker.py") in env.paths(flat))
+    assert set(env.paths(flat)) == {str(env.root / "a.py"), str(env.root / "zz_marker.py")}
     assert {e["type"] for e in env.session.events(deep)} == {"created"}
     assert any(e["is_dir"] for e in env.session.events(deep))
 
@@ -106,7 +107,9 @@ async def test_one_observer_watch_per_path(env: Env) -> None:
     assert await wait_for(lambda: str(env.root / "top.log") in env.paths(b))
     assert await wait_for(lambda: str(env.root / "sub" / "deep.log") in env.paths(c))
     assert await wait_for(lambda: str(env.root / "top.log") in env.paths(a))
-    await asyncio.sleep(0.3)
+    (env.root / "marker.log").write_text("x")  # barrier: events arrive in order
+    assert await wait_for(lambda: str(env.root / "marker.log") in env.paths(a))
+    assert await wait_for(lambda: str(env.root / "marker.log") in env.paths(b))
     assert str(env.root / "sub" / "deep.log") not in env.paths(a) + env.paths(b)
     await call(env.app, env.router, "watch.remove", session=env.session, subscription=c)
     await call(env.app, env.router, "watch.remove", session=env.session, subscription=b)
@@ -151,8 +154,10 @@ async def test_debounce_coalesces(env: Env) -> None:
         with open(f, "a") as fh:
             fh.write(f"{i}\n")
     assert await wait_for(lambda: env.paths(sub) != [])
-    await asyncio.sleep(1.2)
-    events = env.session.events(sub)
+    marker = env.root / "zz_marker"  # barrier: its window closes after busy.txt's
+    marker.write_text("x")
+    assert await wait_for(lambda: str(marker) in env.paths(sub))
+    events = [e for e in env.session.events(sub) if e["path"] != str(marker)]
     assert len(events) < 10, events  # 50 creates/appends -> a few coalesced events
     assert events[0]["type"] == "created"
     assert {e["type"] for e in events} <= {"created", "modified"}
@@ -165,9 +170,13 @@ async def test_subscriptions_vanish_with_the_connection(env: Env) -> None:
     env.session.close()
     assert env.service.streams == {}
     assert await wait_for(lambda: not env.service.watches())
-    (env.root / "after.txt").write_text("x")
-    await asyncio.sleep(0.2)
+    witness = FakeSession(asyncio.get_running_loop(), app=env.app)
+    r = await call(env.app, env.router, "watch.add", session=witness, paths=[str(env.root)])
+    (env.root / "after.txt").write_text("x")  # barrier: another connection sees it
+    assert await wait_for(lambda: str(env.root / "after.txt") in
+                          [e["path"] for e in witness.events(r["subscription"])])
     assert env.session.events() == []
+    witness.close()
 
 
 async def test_errors(env: Env, tmp_path: Path) -> None:
