@@ -20,9 +20,8 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-import psutil
 from prometheus_client import CollectorRegistry
 
 from xsys.alerts.config import PROVIDER_NAMES
@@ -39,6 +38,7 @@ from xsys.alerts.model import (
 )
 from xsys.alerts.providers import HttpClient, Provider, build_providers
 from xsys.config import Config
+from xsys.host import Runner, booted_at
 from xsys.monitor.bus import AlertBus
 from xsys.monitor.collectors import CHECKS, Collection, Collectors, SnapshotSource
 from xsys.monitor.config import MonitorConfig
@@ -49,27 +49,18 @@ from xsys.protocol import InvalidParams, NotFound, Overloaded
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Collect = Callable[[], Awaitable[Collection]]
 
 
-class Runtime(Protocol):
-    """What the monitor needs of the daemon (``xsys.server.app.App`` has it): the
-    effective ``config``, ``run_blocking(fn, *args)`` (the bounded thread pool; may raise
-    ``Overloaded``) and ``spawn(coro, name)`` (a background task, cancelled and awaited at
-    shutdown)."""
+class Runtime(Runner, Protocol):
+    """What the monitor needs of the daemon (``xsys.server.app.App`` has it): a
+    ``Runner`` (``run_blocking(fn, *args)``: the bounded thread pool, may raise
+    ``Overloaded``; ``spawn(coro, name)``: a background task cancelled and awaited at
+    shutdown) with the effective ``config``."""
 
     @property
     def config(self) -> Config:
         """The effective config (read once, at construction)."""
-        ...
-
-    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``fn(*args)`` in the pool and await its result."""
-        ...
-
-    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        """Start a background task the runtime cancels and awaits at shutdown."""
         ...
 
 
@@ -420,4 +411,4 @@ def _record(entry: HistoryEntry, provider: str, r: AttemptResult) -> None:
 
 def _bare_host(now: float) -> HostContext:
     return HostContext(socket.gethostname(), (), (0.0, 0.0, 0.0),
-                       max(0.0, now - psutil.boot_time()))
+                       max(0.0, now - booted_at()))
