@@ -879,7 +879,7 @@ class SysMethods(NamespaceBase["Client"]):
         """CPU use over the last sampling interval, times, frequency and counts.
 
         Returns ``{"percent", "per_cpu_percent": [..], "times_percent": {user, system,
-        idle, iowait...}, "times": {user, system, idle... (seconds since boot)},
+        idle, iowait...}, "times_s": {user, system, idle... (seconds since boot)},
         "freq_mhz": {current, min, max} | None, "count_logical", "count_physical",
         "stats": {ctx_switches, interrupts, soft_interrupts, syscalls},
         "interval_s", "ts"}``. Source: psutil ``cpu_percent``, ``cpu_times_percent``,
@@ -907,7 +907,7 @@ class SysMethods(NamespaceBase["Client"]):
     ) -> dict[str, Any]:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
         ``read_bytes``, ``write_bytes``, ``read_count``, ``write_count``,
-        ``read_time``/``write_time`` ms, ``busy_time`` ms; rates ``read_bytes_per_s``...).
+        ``read_time_s``/``write_time_s``, ``busy_time_s``; rates ``read_bytes_per_s``...).
 
         Returns ``{"total": {...}, "disks": {name: {...}}, "interval_s", "ts"}``.
 
@@ -934,8 +934,9 @@ class SysMethods(NamespaceBase["Client"]):
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
         devices skipped unless ``all``).
 
-        Returns ``{"disks": [{device, mountpoint, fstype, opts, total, used, free,
-        percent, inodes_total, inodes_used, inodes_free, inodes_percent}], "ts"}``.
+        Returns ``{"disks": [{device, mountpoint, fstype, opts, total_bytes, used_bytes,
+        free_bytes, percent, inodes_total, inodes_used, inodes_free, inodes_percent}],
+        "ts"}``; ``error`` instead of the usage where a filesystem cannot be read.
 
         Args:
             all: include pseudo, loop and duplicate mounts.
@@ -959,10 +960,13 @@ class SysMethods(NamespaceBase["Client"]):
         """Host identity and totals: hostname, os, kernel, arch, boot time, uptime, CPU
         count/model, memory and swap totals, load.
 
-        Returns ``{"hostname", "os", "kernel", "arch", "boot_time" (epoch s),
-        "uptime_s", "cpu_count_logical", "cpu_count_physical", "cpu_model",
-        "memory_total" (bytes), "swap_total" (bytes), "load": [1, 5, 15],
-        "python", "ts"}`` plus ``memory``, ``disks``, ``network`` summaries.
+        Returns ``{"hostname", "os", "system", "kernel", "arch", "booted_at" (epoch s),
+        "uptime_s", "cpu_count_logical", "cpu_count_physical", "cpu_model", "cpu_percent",
+        "memory_total_bytes", "memory_available_bytes", "memory_percent",
+        "swap_total_bytes", "swap_percent", "load": [1, 5, 15], "python", "ts"}`` plus
+        ``disks`` ([{mountpoint, device, fstype, total_bytes, used_bytes, free_bytes,
+        percent}]) and ``network`` ([{name, isup, addresses, bytes_sent_per_s,
+        bytes_recv_per_s}]) summaries.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -1035,9 +1039,10 @@ class SysMethods(NamespaceBase["Client"]):
         """Virtual memory and swap, in bytes and percent (psutil ``virtual_memory``,
         ``swap_memory``; sampled in the background).
 
-        Returns ``{"virtual": {total, available, percent, used, free, active, inactive,
-        buffers, cached, shared, slab}, "swap": {total, used, free, percent, sin, sout},
-        "ts"}``.
+        Returns ``{"virtual": {total_bytes, available_bytes, percent, used_bytes, free_bytes,
+        active_bytes, inactive_bytes, buffers_bytes, cached_bytes, shared_bytes,
+        slab_bytes}, "swap": {total_bytes, used_bytes, free_bytes, percent, sin_bytes,
+        sout_bytes}, "ts"}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -1056,10 +1061,10 @@ class SysMethods(NamespaceBase["Client"]):
         """Network interfaces with addresses, MAC, up/speed/MTU, counters and per-second rates
         (psutil ``net_if_addrs``, ``net_if_stats``, ``net_io_counters``).
 
-        Returns ``{"interfaces": [{name, isup, speed_mbps, mtu, duplex, mac,
+        Returns ``{"interfaces": [{name, isup, speed_mbps, mtu_bytes, duplex, mac,
         addresses: [{family: "ipv4"|"ipv6", address, netmask, broadcast}], bytes_sent,
         bytes_recv, packets_sent, packets_recv, errin, errout, dropin, dropout,
-        bytes_sent_per_s, bytes_recv_per_s, ...}], "total": {...}, "ts"}``.
+        bytes_sent_per_s, bytes_recv_per_s, ...}], "total": {...}, "interval_s", "ts"}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -1079,7 +1084,7 @@ class SysMethods(NamespaceBase["Client"]):
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
         ``net_connections``; other users' pids need root).
 
-        Returns ``{"ports": [{proto: tcp|udp|unix, family: ipv4|ipv6|unix, address,
+        Returns ``{"ports": [{proto: tcp|udp, family: ipv4|ipv6|unix, address,
         port, pid, process}]}``.
 
         Args:
@@ -1105,9 +1110,9 @@ class SysMethods(NamespaceBase["Client"]):
         """One process in detail; -32001 not_found when it does not exist (or is gone).
 
         Returns the ``sys.processes`` row plus ``exe``, ``cwd``, ``terminal``, ``nice``,
-        ``cpu_times`` (s), ``memory_info`` (bytes), ``num_fds``, ``io_counters``,
-        ``num_ctx_switches``, ``connections_count``, ``open_files_count``, ``children``
-        (pids), ``environ_count``. Fields the OS refuses are None.
+        ``cpu_times_s`` ({user, system, ...} seconds), ``memory_info`` ({rss_bytes,
+        vms_bytes, ...}), ``num_fds``, ``io_counters``, ``num_ctx_switches``,
+        ``open_files_count``, ``children`` (pids). Fields the OS refuses are None.
 
         Args:
             pid: 0..2147483648.
@@ -1133,7 +1138,7 @@ class SysMethods(NamespaceBase["Client"]):
         listing (at least 0.2 s).
 
         Returns ``{"processes": [{pid, ppid, name, username, status, cpu_percent,
-        memory_percent, memory_rss_bytes, memory_vms_bytes, num_threads, create_time,
+        memory_percent, memory_rss_bytes, memory_vms_bytes, num_threads, created_at,
         cmdline}], "total": <matching before limit>, "truncated": bool, "ts"}``.
 
         Args:
@@ -1168,7 +1173,7 @@ class SysMethods(NamespaceBase["Client"]):
 
         Returns ``{"temperatures": [{chip, label, current_celsius, high_celsius,
         critical_celsius}], "fans": [{chip, label, current_rpm}], "battery":
-        {percent, secs_left, power_plugged} | None}``.
+        {percent, time_left_s, power_plugged} | None}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -1184,8 +1189,8 @@ class SysMethods(NamespaceBase["Client"]):
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> dict[str, Any]:
-        """Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started (epoch
-        s), pid}]}``.
+        """Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started_at
+        (epoch s), pid}]}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2120,7 +2125,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """CPU use over the last sampling interval, times, frequency and counts.
 
         Returns ``{"percent", "per_cpu_percent": [..], "times_percent": {user, system,
-        idle, iowait...}, "times": {user, system, idle... (seconds since boot)},
+        idle, iowait...}, "times_s": {user, system, idle... (seconds since boot)},
         "freq_mhz": {current, min, max} | None, "count_logical", "count_physical",
         "stats": {ctx_switches, interrupts, soft_interrupts, syscalls},
         "interval_s", "ts"}``. Source: psutil ``cpu_percent``, ``cpu_times_percent``,
@@ -2148,7 +2153,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
     ) -> dict[str, Any]:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
         ``read_bytes``, ``write_bytes``, ``read_count``, ``write_count``,
-        ``read_time``/``write_time`` ms, ``busy_time`` ms; rates ``read_bytes_per_s``...).
+        ``read_time_s``/``write_time_s``, ``busy_time_s``; rates ``read_bytes_per_s``...).
 
         Returns ``{"total": {...}, "disks": {name: {...}}, "interval_s", "ts"}``.
 
@@ -2175,8 +2180,9 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
         devices skipped unless ``all``).
 
-        Returns ``{"disks": [{device, mountpoint, fstype, opts, total, used, free,
-        percent, inodes_total, inodes_used, inodes_free, inodes_percent}], "ts"}``.
+        Returns ``{"disks": [{device, mountpoint, fstype, opts, total_bytes, used_bytes,
+        free_bytes, percent, inodes_total, inodes_used, inodes_free, inodes_percent}],
+        "ts"}``; ``error`` instead of the usage where a filesystem cannot be read.
 
         Args:
             all: include pseudo, loop and duplicate mounts.
@@ -2200,10 +2206,13 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """Host identity and totals: hostname, os, kernel, arch, boot time, uptime, CPU
         count/model, memory and swap totals, load.
 
-        Returns ``{"hostname", "os", "kernel", "arch", "boot_time" (epoch s),
-        "uptime_s", "cpu_count_logical", "cpu_count_physical", "cpu_model",
-        "memory_total" (bytes), "swap_total" (bytes), "load": [1, 5, 15],
-        "python", "ts"}`` plus ``memory``, ``disks``, ``network`` summaries.
+        Returns ``{"hostname", "os", "system", "kernel", "arch", "booted_at" (epoch s),
+        "uptime_s", "cpu_count_logical", "cpu_count_physical", "cpu_model", "cpu_percent",
+        "memory_total_bytes", "memory_available_bytes", "memory_percent",
+        "swap_total_bytes", "swap_percent", "load": [1, 5, 15], "python", "ts"}`` plus
+        ``disks`` ([{mountpoint, device, fstype, total_bytes, used_bytes, free_bytes,
+        percent}]) and ``network`` ([{name, isup, addresses, bytes_sent_per_s,
+        bytes_recv_per_s}]) summaries.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2276,9 +2285,10 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """Virtual memory and swap, in bytes and percent (psutil ``virtual_memory``,
         ``swap_memory``; sampled in the background).
 
-        Returns ``{"virtual": {total, available, percent, used, free, active, inactive,
-        buffers, cached, shared, slab}, "swap": {total, used, free, percent, sin, sout},
-        "ts"}``.
+        Returns ``{"virtual": {total_bytes, available_bytes, percent, used_bytes, free_bytes,
+        active_bytes, inactive_bytes, buffers_bytes, cached_bytes, shared_bytes,
+        slab_bytes}, "swap": {total_bytes, used_bytes, free_bytes, percent, sin_bytes,
+        sout_bytes}, "ts"}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2297,10 +2307,10 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """Network interfaces with addresses, MAC, up/speed/MTU, counters and per-second rates
         (psutil ``net_if_addrs``, ``net_if_stats``, ``net_io_counters``).
 
-        Returns ``{"interfaces": [{name, isup, speed_mbps, mtu, duplex, mac,
+        Returns ``{"interfaces": [{name, isup, speed_mbps, mtu_bytes, duplex, mac,
         addresses: [{family: "ipv4"|"ipv6", address, netmask, broadcast}], bytes_sent,
         bytes_recv, packets_sent, packets_recv, errin, errout, dropin, dropout,
-        bytes_sent_per_s, bytes_recv_per_s, ...}], "total": {...}, "ts"}``.
+        bytes_sent_per_s, bytes_recv_per_s, ...}], "total": {...}, "interval_s", "ts"}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2320,7 +2330,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
         ``net_connections``; other users' pids need root).
 
-        Returns ``{"ports": [{proto: tcp|udp|unix, family: ipv4|ipv6|unix, address,
+        Returns ``{"ports": [{proto: tcp|udp, family: ipv4|ipv6|unix, address,
         port, pid, process}]}``.
 
         Args:
@@ -2346,9 +2356,9 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """One process in detail; -32001 not_found when it does not exist (or is gone).
 
         Returns the ``sys.processes`` row plus ``exe``, ``cwd``, ``terminal``, ``nice``,
-        ``cpu_times`` (s), ``memory_info`` (bytes), ``num_fds``, ``io_counters``,
-        ``num_ctx_switches``, ``connections_count``, ``open_files_count``, ``children``
-        (pids), ``environ_count``. Fields the OS refuses are None.
+        ``cpu_times_s`` ({user, system, ...} seconds), ``memory_info`` ({rss_bytes,
+        vms_bytes, ...}), ``num_fds``, ``io_counters``, ``num_ctx_switches``,
+        ``open_files_count``, ``children`` (pids). Fields the OS refuses are None.
 
         Args:
             pid: 0..2147483648.
@@ -2374,7 +2384,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         listing (at least 0.2 s).
 
         Returns ``{"processes": [{pid, ppid, name, username, status, cpu_percent,
-        memory_percent, memory_rss_bytes, memory_vms_bytes, num_threads, create_time,
+        memory_percent, memory_rss_bytes, memory_vms_bytes, num_threads, created_at,
         cmdline}], "total": <matching before limit>, "truncated": bool, "ts"}``.
 
         Args:
@@ -2409,7 +2419,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
         Returns ``{"temperatures": [{chip, label, current_celsius, high_celsius,
         critical_celsius}], "fans": [{chip, label, current_rpm}], "battery":
-        {percent, secs_left, power_plugged} | None}``.
+        {percent, time_left_s, power_plugged} | None}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2425,8 +2435,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> dict[str, Any]:
-        """Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started (epoch
-        s), pid}]}``.
+        """Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started_at
+        (epoch s), pid}]}``.
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's

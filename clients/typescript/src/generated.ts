@@ -923,7 +923,7 @@ export class SysApi {
   }
 
   /**
-   * Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``: ``read_bytes``, ``write_bytes``, ``read_count``, ``write_count``, ``read_time``/``write_time`` ms, ``busy_time`` ms; rates ``read_bytes_per_s``...).
+   * Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``: ``read_bytes``, ``write_bytes``, ``read_count``, ``write_count``, ``read_time_s``/``write_time_s``, ``busy_time_s``; rates ``read_bytes_per_s``...).
    *
    * Wire method `sys.disk_io`.
    */
@@ -1038,7 +1038,7 @@ export class SysApi {
   }
 
   /**
-   * Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started (epoch s), pid}]}``.
+   * Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started_at (epoch s), pid}]}``.
    *
    * Wire method `sys.users`.
    */

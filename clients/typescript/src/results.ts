@@ -68,16 +68,17 @@ export interface SubscriptionStarted {
 }
 
 // ---------------------------------------------------------------------------- sys
-// Field names are psutil's; bytes are integer bytes, percents 0..100, times seconds,
-// timestamps epoch seconds (`*_at`, `ts`, `boot_time`, `create_time`), rates per second.
+// Field names are psutil's with the unit in the name: `*_bytes` integer bytes, `*_s`
+// seconds, `*_at` epoch seconds, `*_per_s` rates; `percent` is 0..100 and `ts` is when
+// the values were read (epoch seconds).
 
 export interface DiskSummary {
   mountpoint: string;
   device: string;
   fstype: string;
-  total: number | null;
-  used: number | null;
-  free: number | null;
+  total_bytes: number | null;
+  used_bytes: number | null;
+  free_bytes: number | null;
   percent: number | null;
   [key: string]: unknown;
 }
@@ -98,16 +99,17 @@ export interface SysInfo {
   system: string;
   kernel: string;
   arch: string;
-  boot_time: number;
+  /** Epoch seconds. */
+  booted_at: number;
   uptime_s: number;
   cpu_count_logical: number;
   cpu_count_physical: number | null;
   cpu_model: string;
   cpu_percent: number;
-  memory_total: number;
-  memory_available: number;
+  memory_total_bytes: number;
+  memory_available_bytes: number;
   memory_percent: number;
-  swap_total: number;
+  swap_total_bytes: number;
   swap_percent: number;
   /** Load averages over 1, 5 and 15 minutes. */
   load: number[];
@@ -125,7 +127,7 @@ export interface SysCpu {
   per_cpu_percent?: number[];
   times_percent: Record<string, number>;
   /** Seconds since boot, per mode. */
-  times: Record<string, number>;
+  times_s: Record<string, number>;
   freq_mhz: { current: number; min: number; max: number } | null;
   count_logical: number;
   count_physical: number | null;
@@ -135,20 +137,25 @@ export interface SysCpu {
   [key: string]: unknown;
 }
 
+/** psutil `virtual_memory()`, each byte field `<name>_bytes`; Linux also `active_bytes`,
+ * `inactive_bytes`, `buffers_bytes`, `cached_bytes`, `shared_bytes`, `slab_bytes`. */
 export interface VirtualMemory {
-  total: number;
-  available: number;
+  total_bytes: number;
+  available_bytes: number;
   percent: number;
-  used: number;
-  free: number;
+  used_bytes: number;
+  free_bytes: number;
   [key: string]: number;
 }
 
 export interface SwapMemory {
-  total: number;
-  used: number;
-  free: number;
+  total_bytes: number;
+  used_bytes: number;
+  free_bytes: number;
   percent: number;
+  /** Swapped in from / out to disk since boot. */
+  sin_bytes: number;
+  sout_bytes: number;
   [key: string]: number;
 }
 
@@ -165,9 +172,9 @@ export interface Disk {
   mountpoint: string;
   fstype: string;
   opts: string;
-  total?: number;
-  used?: number;
-  free?: number;
+  total_bytes?: number;
+  used_bytes?: number;
+  free_bytes?: number;
   percent?: number;
   inodes_total?: number;
   inodes_used?: number;
@@ -185,7 +192,7 @@ export interface SysDisks {
   [key: string]: unknown;
 }
 
-/** Counters (`read_bytes`, `write_count`, `busy_time` ms, ...) and rates (`read_bytes_per_s`, ...). */
+/** Counters (`read_bytes`, `write_count`, `read_time_s`, `busy_time_s`, ...) and rates (`read_bytes_per_s`, ...). */
 export type DiskIoCounters = Record<string, number>;
 
 /** `sys.disk_io`: counters and rates, total and per disk. */
@@ -210,7 +217,7 @@ export interface NetworkInterface {
   name: string;
   isup: boolean;
   speed_mbps: number;
-  mtu: number;
+  mtu_bytes: number;
   duplex: string;
   mac: string | null;
   addresses: InterfaceAddress[];
@@ -253,7 +260,8 @@ export interface ProcessRow {
   memory_rss_bytes: number | null;
   memory_vms_bytes: number | null;
   num_threads: number | null;
-  create_time: number | null;
+  /** Epoch seconds. */
+  created_at: number | null;
   cmdline: string[];
   [key: string]: unknown;
 }
@@ -274,7 +282,9 @@ export interface SysProcess extends ProcessRow {
   cwd?: string | null;
   terminal?: string | null;
   nice?: number | null;
-  cpu_times?: Record<string, number> | null;
+  /** Seconds per mode (`user`, `system`, `children_user`, ...). */
+  cpu_times_s?: Record<string, number> | null;
+  /** `rss_bytes`, `vms_bytes`, ... */
   memory_info?: Record<string, number> | null;
   num_fds?: number | null;
   io_counters?: Record<string, number> | null;
@@ -293,13 +303,13 @@ export interface SysSensors {
     critical_celsius: number | null;
   }[];
   fans: { chip: string; label: string; current_rpm: number }[];
-  battery: { percent: number; secs_left: number | null; power_plugged: boolean | null } | null;
+  battery: { percent: number; time_left_s: number | null; power_plugged: boolean | null } | null;
   [key: string]: unknown;
 }
 
 /** `sys.users`: logged-in users. */
 export interface SysUsers {
-  users: { name: string; terminal: string | null; host: string | null; started: number; pid: number | null }[];
+  users: { name: string; terminal: string | null; host: string | null; started_at: number; pid: number | null }[];
   [key: string]: unknown;
 }
 

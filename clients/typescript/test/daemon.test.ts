@@ -138,7 +138,8 @@ describe("real daemon: sys", { skip: unavailable ?? false }, () => {
     const info = await client.sys.info();
     assert.equal(typeof info.hostname, "string");
     assert.ok(info.cpu_count_logical >= 1);
-    assert.ok(info.memory_total > 0);
+    assert.ok(info.memory_total_bytes > 0);
+    assert.ok(info.booted_at < Date.now() / 1000);
     assert.equal(info.load.length, 3);
     assert.ok(Array.isArray(info.disks));
   });
@@ -153,9 +154,9 @@ describe("real daemon: sys", { skip: unavailable ?? false }, () => {
 
   it("sys.memory", async () => {
     const mem = await client.sys.memory();
-    assert.ok(mem.virtual.total > 0);
-    assert.ok(mem.virtual.available <= mem.virtual.total);
-    assert.equal(typeof mem.swap.total, "number");
+    assert.ok(mem.virtual.total_bytes > 0);
+    assert.ok(mem.virtual.available_bytes <= mem.virtual.total_bytes);
+    assert.equal(typeof mem.swap.total_bytes, "number");
     assert.equal(typeof mem.ts, "number");
   });
 
@@ -344,7 +345,7 @@ describe("real daemon: framing, pipelining, timeouts", { skip: unavailable ?? fa
     try {
       const [pong, mem, hello] = await Promise.all([c.rpc.ping(), c.sys.memory(), c.rpc.hello()]);
       assert.equal(pong.pong, true);
-      assert.ok(mem.virtual.total > 0);
+      assert.ok(mem.virtual.total_bytes > 0);
       assert.equal(hello.protocol, 1);
       assert.equal(proxy.largestChunkToClient, 1);
       assert.ok(proxy.chunksToClient > 100);
@@ -374,7 +375,7 @@ describe("real daemon: framing, pipelining, timeouts", { skip: unavailable ?? fa
     const results = await Promise.all(calls);
     results.forEach((r, i) => {
       if (i % 2) assert.equal((r as { pong: boolean }).pong, true);
-      else assert.ok((r as { virtual: { total: number } }).virtual.total > 0);
+      else assert.ok((r as { virtual: { total_bytes: number } }).virtual.total_bytes > 0);
     });
     assert.equal(client.inflightCount, 0);
   });

@@ -20,7 +20,7 @@ export async function typeChecks(c: XsysClient): Promise<void> {
   const anything: unknown = await c.call("future.method", { x: 1 });
 
   // wrappers: positional and object forms, choices as literal types
-  const total: number = (await c.sys.memory()).virtual.total;
+  const total: number = (await c.sys.memory()).virtual.total_bytes;
   await c.sys.process(1, {}, { timeoutMs: 10 });
   await c.sys.process({ pid: 1 });
   // @ts-expect-error not one of the choices
