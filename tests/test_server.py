@@ -369,7 +369,8 @@ def _sys_cases() -> list[tuple[str, dict[str, Any], Callable[[Any], bool]]]:
          and r["memory_total_bytes"] > 0 and len(r["load"]) == 3 and r["booted_at"] > 0),
         ("sys.cpu", {}, lambda r: 0 <= r["percent"] <= 100
          and len(r["per_cpu_percent"]) == r["count_logical"] and r["interval_s"] > 0),
-        ("sys.memory", {}, lambda r: r["virtual"]["total_bytes"] >= r["virtual"]["available_bytes"] > 0),
+        ("sys.memory", {},
+         lambda r: r["virtual"]["total_bytes"] >= r["virtual"]["available_bytes"] > 0),
         ("sys.disks", {}, lambda r: all(d["fstype"] not in ("squashfs", "overlay")
                                         and not d["device"].startswith("/dev/loop")
                                         for d in r["disks"])),
