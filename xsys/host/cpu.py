@@ -101,33 +101,32 @@ def prime_cpu_percent() -> None:
 def cpu_percent_per_cpu() -> list[float]:
     """Utilisation of each logical CPU since the previous call, percent (psutil
     ``cpu_percent(percpu=True)``)."""
-    return [float(p) for p in psutil.cpu_percent(percpu=True)]
+    return list(psutil.cpu_percent(percpu=True))
 
 
 def cpu_times_percent() -> dict[str, float]:
     """Share of the time since the previous call spent in each mode, percent (psutil
     ``cpu_times_percent()``)."""
-    return {k: float(v) for k, v in psutil.cpu_times_percent()._asdict().items()}
+    return psutil.cpu_times_percent()._asdict()
 
 
 def cpu_times_s() -> dict[str, float]:
     """Seconds all CPUs spent in each mode since boot (psutil ``cpu_times()``: ``user``,
     ``nice``, ``system``, ``idle``, ``iowait``, ``irq``, ``softirq``, ``steal``, ``guest``,
     ``guest_nice`` on Linux)."""
-    return {k: float(v) for k, v in psutil.cpu_times()._asdict().items()}
+    return psutil.cpu_times()._asdict()
 
 
 def cpu_times_per_cpu_s() -> list[dict[str, float]]:
     """``cpu_times_s`` for each logical CPU, in CPU order (psutil
     ``cpu_times(percpu=True)``)."""
-    return [{k: float(v) for k, v in t._asdict().items()}
-            for t in psutil.cpu_times(percpu=True)]
+    return [t._asdict() for t in psutil.cpu_times(percpu=True)]
 
 
 def cpu_stats() -> dict[str, int]:
     """Counts since boot: ``ctx_switches``, ``interrupts``, ``soft_interrupts``,
     ``syscalls`` (psutil ``cpu_stats()``)."""
-    return {k: int(v) for k, v in psutil.cpu_stats()._asdict().items()}
+    return psutil.cpu_stats()._asdict()
 
 
 def cpu_freq_mhz() -> CpuFreq | None:

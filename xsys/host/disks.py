@@ -287,12 +287,10 @@ def disk_io_counters() -> dict[str, DiskIO]:
     listed beside their disks: sum only ``is_whole_disk`` names."""
     out: dict[str, DiskIO] = {}
     for name, c in (psutil.disk_io_counters(perdisk=True) or {}).items():
-        row: dict[str, float] = {}
-        for key, value in c._asdict().items():
-            if key in _MS_FIELDS:
-                row[_MS_FIELDS[key]] = value / 1000.0
-            else:
-                row[key] = value
+        row = c._asdict()
+        for ms, s in _MS_FIELDS.items():
+            if ms in row:
+                row[s] = row.pop(ms) / 1000.0
         out[name] = cast(DiskIO, row)
     return out
 
