@@ -1,6 +1,6 @@
 """The ``monitor`` namespace: check states, alert history, live alert streams, test alerts
 and silences. Each method is one call into ``xsys.monitor.service.MonitorService``
-(``app.services["monitor"]``), which ``register`` creates and starts, stops and reconfigures
+(``app.services["monitor"]``), which ``attach`` creates and starts, stops and reconfigures
 with the daemon (SIGHUP reload)."""
 
 from __future__ import annotations
@@ -168,12 +168,12 @@ def silences(ctx: Context) -> dict[str, Any]:
     return {"silences": [s.to_wire() for s in _monitor(ctx).silences.list()]}
 
 
-def register(router: Router, app: App) -> None:
-    """Create the ``MonitorService`` (``app.services["monitor"]``), start, stop and
-    reconfigure it with the daemon, and declare the monitor methods."""
+def attach(app: App) -> MonitorService:
+    """Create the ``MonitorService`` of ``app`` (the daemon's sampler and metrics) and tie
+    it to the daemon's life: started at startup, stopped at shutdown within the drain
+    budget, reconfigured on reload. Composition: the daemon may call it itself."""
     service = MonitorService(app, sampler=app.services.get("sampler"),
                              metrics=metrics_for(app.services))
-    app.services["monitor"] = service
 
     async def start() -> None:
         await service.start()
@@ -188,7 +188,14 @@ def register(router: Router, app: App) -> None:
     app.on_reload.append(lambda old, new: service.reload(new.monitor))
     if "monitor" not in app.capabilities:
         app.capabilities.append("monitor")
+    return service
 
+
+def register(router: Router, app: App) -> None:
+    """Declare the monitor methods (attaching the ``MonitorService`` as
+    ``app.services["monitor"]`` unless the daemon already did)."""
+    if app.services.get("monitor") is None:
+        app.services["monitor"] = attach(app)
     router.add("monitor.status", status, kind="inline", safe=True)
     router.add("monitor.checks", checks, kind="inline", safe=True)
     router.add("monitor.history", history, kind="inline", safe=True)
