@@ -33,15 +33,21 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def spawned_daemon(config: dict[str, Any], workdir: Path,
-                   extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+                   extra_args: tuple[str, ...] = (), source_root: Path = ROOT,
+                   config_name: str = "config.json") -> Iterator[str]:
     """Run a daemon on ``config`` (its ``server.socket`` is the socket); yields the socket
-    path. Raises ``RuntimeError`` with the daemon's stderr when it does not start."""
+    path. ``source_root``: the source tree whose ``xsys`` package runs (default this one;
+    another checkout for before/after comparisons); ``config_name``: the config file's
+    name in ``workdir`` (distinct names let several daemons share a workdir). Raises
+    ``RuntimeError`` with the daemon's stderr when it does not start."""
     sock = str(config["server"]["socket"])
-    path = workdir / "config.json"
+    path = workdir / config_name
     path.write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source_root),
+                                                      env.get("PYTHONPATH")]))
     proc = subprocess.Popen([sys.executable, "-m", "xsys", "serve", "--config", str(path),
-                             *extra_args], cwd=str(ROOT), env=env,
+                             *extra_args], cwd=str(source_root), env=env,
                             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
