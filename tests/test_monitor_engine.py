@@ -240,12 +240,11 @@ async def test_loop_keeps_its_rhythm_while_a_provider_hangs(server: Recorder) ->
 
 
 async def test_start_stop_with_the_app_hooks() -> None:
-    from xsys.handlers import monitor as handlers
-    from xsys.server.router import Router
+    from xsys.daemon import build_services
 
     app = make_app({**BASE, "enabled": True, "refresh": 0.05})
-    handlers.register(Router(), app)
-    service = app.services["monitor"]
+    app.services = build_services(app)
+    service = app.services.monitor
     assert isinstance(service, MonitorService)
     await app.start()
     try:
@@ -255,7 +254,7 @@ async def test_start_stop_with_the_app_hooks() -> None:
     finally:
         await app.stop(5.0)
     assert service.status()["running"] is False
-    registry = app.services["metrics_registry"]
+    registry = app.services.metrics_registry
     assert isinstance(registry, CollectorRegistry)
     assert (registry.get_sample_value("xsys_monitor_ticks_total") or 0) >= 2
 

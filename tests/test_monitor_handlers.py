@@ -12,7 +12,7 @@ import pytest
 from tests.alerts_support import HOST
 from tests.fswatch_support import FakeSession
 from xsys.config import Config, from_dict
-from xsys.handlers import monitor as handlers
+from xsys.daemon import compose
 from xsys.monitor.collectors import Collection, Sample
 from xsys.monitor.service import MonitorService
 from xsys.protocol import INVALID_PARAMS, INVALID_REQUEST, NOT_FOUND, XsysError
@@ -41,10 +41,8 @@ async def env() -> AsyncIterator[Env]:
         "enabled": False, "repeat_interval": 3600,
         "cpu": {"warning": 70, "critical": 90, "duration": 0},
         "memory": {"warning": 70, "critical": 90, "duration": 0}}})
-    app = App(cfg)
-    router = Router()
-    handlers.register(router, app)
-    service = app.services["monitor"]
+    app, router = compose(cfg)
+    service = app.services.monitor
     values = Values()
     service._collect = values
     await app.start()
@@ -66,9 +64,7 @@ async def code_of(env: Env, method: str, params: dict[str, Any] | None = None,
 
 
 def test_methods_and_parameters_are_declared() -> None:
-    router = Router()
-    app = App(Config())
-    handlers.register(router, app)
+    app, router = compose(Config())
     specs = {s.name: s for s in router.specs()}
     expected = {
         "monitor.status": set(), "monitor.checks": set(),

@@ -166,7 +166,8 @@ def test_status_rows_track_state_and_changed_at() -> None:
     rule = Rule("cpu", "percent", th, LONG)
     rule.evaluate("cpu", 50.0, 0.0, HOST)
     row = rule.states["cpu"].to_wire(th)
-    assert (row["state"], row["pending"], row["threshold"], row["changed_at"]) == ("ok", None, 70, 0)
+    assert (row["state"], row["pending"], row["threshold"], row["changed_at"]) == (
+        "ok", None, 70, 0)
     rule.evaluate("cpu", 80.0, 10.0, HOST)
     row = rule.states["cpu"].to_wire(th)
     assert (row["state"], row["pending"], row["value"]) == ("ok", "warning", 80.0)

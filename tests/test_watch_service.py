@@ -24,7 +24,7 @@ from xsys.watch.service import WatchService
 class Env:
     def __init__(self, app: App, router: Router, session: FakeSession, root: Path) -> None:
         self.app, self.router, self.session, self.root = app, router, session, root
-        self.service: WatchService = app.services["watch"]
+        self.service: WatchService = app.services.watch
 
     async def add(self, **params: Any) -> str:
         params.setdefault("paths", [str(self.root)])
@@ -218,7 +218,7 @@ async def test_inbox_overflow_is_counted_exactly(tmp_path: Path) -> None:
     session = FakeSession(asyncio.get_running_loop())
     r = await call(app, router, "watch.add", session=session, paths=[str(root)])
     sub = r["subscription"]
-    service: WatchService = app.services["watch"]
+    service: WatchService = app.services.watch
     await asyncio.sleep(0.05)
     total = 300
     for i in range(total):

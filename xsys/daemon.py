@@ -26,17 +26,19 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from xsys import __version__
+from xsys.alerts.metrics import AlertMetrics
 from xsys.config import Config, ConfigError, LoadedConfig, load_config, to_dict
 from xsys.fs.service import FsService
 from xsys.handlers import register_all
-from xsys.http import install as install_http
 from xsys.host import Sampler
+from xsys.http import install as install_http
+from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
@@ -44,10 +46,6 @@ from xsys.server.logs import setup_logging
 from xsys.server.memory import tune_malloc
 from xsys.server.router import Router
 from xsys.watch.service import WatchService
-
-if TYPE_CHECKING:
-    from xsys.alerts.metrics import AlertMetrics
-    from xsys.monitor.service import MonitorService
 
 log = logging.getLogger(__name__)
 
@@ -101,54 +99,49 @@ class Services:
     - ``fs``: the sandboxed file service (rebuilt when ``fs`` or the frame limit changes on
       reload).
     - ``watch``: file-change subscriptions.
-    - ``monitor``: the monitor (checks, rules, alert delivery); set when its handlers are
-      registered.
+    - ``monitor``: the monitor (checks, rules, alert delivery).
     - ``metrics_registry``: the Prometheus registry behind ``/metrics``; ``alert_metrics``:
-      the monitor's metric objects on it (kept across monitor restarts).
-    - ``daemon``: the running ``Daemon`` (None in tests that only compose).
+      the monitor's metric objects on it (kept across monitor reloads).
+    - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
     """
 
     sampler: Sampler
     fs: FsService
     watch: WatchService
-    metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    alert_metrics: AlertMetrics | None = None
-    monitor: MonitorService | None = None
+    monitor: MonitorService
+    metrics_registry: CollectorRegistry
+    alert_metrics: AlertMetrics
     daemon: Daemon | None = None
-
-    # The mapping forms below let code written against the old ``app.services[str]`` run
-    # while it moves to attributes.
-    def __getitem__(self, name: str) -> Any:
-        value = getattr(self, name, None)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        if name not in {f.name for f in fields(self)}:
-            raise KeyError(f"no service {name!r}")
-        setattr(self, name, value)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """The service ``name``, or ``default``."""
-        value = getattr(self, name, None)
-        return default if value is None else value
 
 
 def build_services(app: App) -> Services:
-    """The services of ``app`` (nothing started yet): sampler, fs, watch and the metrics
-    registry; the fs service is rebuilt on a reload that changes its config, and the watch
-    service stops at shutdown."""
+    """The services of ``app``, nothing started yet, wired to its life: the sampler starts
+    first (``Daemon.run``); the monitor starts and stops with the app's hooks (its drain
+    budget within ``server.shutdown_timeout_s``) and is reconfigured on reload; the fs
+    service is rebuilt on a reload that changes its config; watches stop at shutdown."""
     cfg = app.config
-    services = Services(sampler=Sampler(cfg.sys.sample_interval_s),
+    registry = CollectorRegistry()
+    metrics = AlertMetrics(registry)
+    sampler = Sampler(cfg.sys.sample_interval_s)
+    services = Services(sampler=sampler,
                         fs=FsService(cfg.fs, cfg.server.max_frame_bytes),
-                        watch=WatchService(cfg.watch))
+                        watch=WatchService(cfg.watch),
+                        monitor=MonitorService(app, sampler=sampler, metrics=metrics),
+                        metrics_registry=registry, alert_metrics=metrics)
 
     def reload_fs(old: Config, new: Config) -> None:
         if old.fs != new.fs or old.server.max_frame_bytes != new.server.max_frame_bytes:
             services.fs = FsService(new.fs, new.server.max_frame_bytes)
 
+    async def stop_monitor() -> None:
+        budget = min(app.config.monitor.alerts.drain_timeout_s,
+                     max(0.1, app.config.server.shutdown_timeout_s * 0.6))
+        await services.monitor.stop(budget)
+
     app.on_reload.append(reload_fs)
+    app.on_reload.append(lambda old, new: services.monitor.reload(new.monitor))
+    app.on_startup.append(services.monitor.start)
+    app.on_shutdown.append(stop_monitor)
     app.on_shutdown.append(services.watch.stop)
     return services
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics of the monitor and alert delivery, registered once per ``App`` in
-its ``CollectorRegistry`` (``app.services["metrics_registry"]``, created if absent).
+"""Prometheus metrics of the monitor and alert delivery, registered once per daemon
+in its ``CollectorRegistry`` (the composition root's ``Services.metrics_registry``).
 
 - ``xsys_alerts_sent_total{provider}``, ``xsys_alerts_failed_total{provider}``,
   ``xsys_alerts_dropped_total{provider}`` (queue full or undelivered at shutdown),
@@ -15,8 +15,6 @@ its ``CollectorRegistry`` (``app.services["metrics_registry"]``, created if abse
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -68,18 +66,3 @@ class AlertMetrics:
         """A sample's current value (0.0 when absent), for tests and status output."""
         v = self.registry.get_sample_value(name, labels or None)
         return 0.0 if v is None else float(v)
-
-
-def metrics_for(services: dict[str, Any]) -> AlertMetrics:
-    """The ``AlertMetrics`` of an app's ``services`` (created with the app's registry on
-    first use, so reloads and restarts of the monitor reuse the same metric objects)."""
-    existing = services.get("alert_metrics")
-    if isinstance(existing, AlertMetrics):
-        return existing
-    registry = services.get("metrics_registry")
-    if not isinstance(registry, CollectorRegistry):
-        registry = CollectorRegistry()
-        services["metrics_registry"] = registry
-    metrics = AlertMetrics(registry)
-    services["alert_metrics"] = metrics
-    return metrics

@@ -1,7 +1,7 @@
 """The ``monitor`` namespace: check states, alert history, live alert streams, test alerts
 and silences. Each method is one call into ``xsys.monitor.service.MonitorService``
-(``app.services["monitor"]``), which ``attach`` creates and starts, stops and reconfigures
-with the daemon (SIGHUP reload)."""
+(``Services.monitor``), which the composition root (``xsys.daemon``) creates and starts,
+stops and reconfigures with the daemon (SIGHUP reload)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import typing
 from typing import Annotated, Any, Literal
 
 from xsys.alerts.config import PROVIDER_NAMES
-from xsys.alerts.metrics import metrics_for
 from xsys.alerts.model import Alert
 from xsys.monitor.service import MonitorService
 from xsys.server.app import App
@@ -25,8 +24,8 @@ MAX_SILENCE_S = 366 * 86400
 
 
 def _monitor(ctx: Context) -> MonitorService:
-    """The daemon's ``MonitorService`` (created by ``register``)."""
-    service: MonitorService = ctx.app.services["monitor"]
+    """The daemon's ``MonitorService`` (``Services.monitor``)."""
+    service: MonitorService = ctx.app.services.monitor
     return service
 
 
@@ -168,34 +167,10 @@ def silences(ctx: Context) -> dict[str, Any]:
     return {"silences": [s.to_wire() for s in _monitor(ctx).silences.list()]}
 
 
-def attach(app: App) -> MonitorService:
-    """Create the ``MonitorService`` of ``app`` (the daemon's sampler and metrics) and tie
-    it to the daemon's life: started at startup, stopped at shutdown within the drain
-    budget, reconfigured on reload. Composition: the daemon may call it itself."""
-    service = MonitorService(app, sampler=app.services.get("sampler"),
-                             metrics=metrics_for(app.services))
-
-    async def start() -> None:
-        await service.start()
-
-    async def stop() -> None:
-        budget = min(app.config.monitor.alerts.drain_timeout_s,
-                     max(0.1, app.config.server.shutdown_timeout_s * 0.6))
-        await service.stop(budget)
-
-    app.on_startup.append(start)
-    app.on_shutdown.append(stop)
-    app.on_reload.append(lambda old, new: service.reload(new.monitor))
-    if "monitor" not in app.capabilities:
-        app.capabilities.append("monitor")
-    return service
-
-
 def register(router: Router, app: App) -> None:
-    """Declare the monitor methods (attaching the ``MonitorService`` as
-    ``app.services["monitor"]`` unless the daemon already did)."""
-    if app.services.get("monitor") is None:
-        app.services["monitor"] = attach(app)
+    """Declare the monitor methods (on ``Services.monitor``, which the composition root
+    builds, starts, stops and reconfigures)."""
+    app.capabilities.append("monitor")
     router.add("monitor.status", status, kind="inline", safe=True)
     router.add("monitor.checks", checks, kind="inline", safe=True)
     router.add("monitor.history", history, kind="inline", safe=True)

@@ -96,11 +96,8 @@ class GatewayState:
 
 
 def registry_of(app: App) -> CollectorRegistry:
-    """The app's shared ``CollectorRegistry`` (created on first use)."""
-    reg = app.services.get("metrics_registry")
-    if not isinstance(reg, CollectorRegistry):
-        reg = CollectorRegistry()
-        app.services["metrics_registry"] = reg
+    """The daemon's shared ``CollectorRegistry`` (``Services.metrics_registry``)."""
+    reg: CollectorRegistry = app.services.metrics_registry
     return reg
 
 
@@ -220,8 +217,7 @@ def build_app(app: App, router: Router, state: GatewayState,
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health(_request: web.Request) -> web.Response:
-        sampler = app.services.get("sampler")
-        latest = getattr(sampler, "latest", None)
+        latest = app.services.sampler.latest
         age = time.time() - latest.ts if latest is not None else None
         interval = app.config.sys.sample_interval_s
         ok = age is not None and age < max(5 * interval, 5.0)
