@@ -474,6 +474,14 @@ def _tree_bytes(fd: int, job: Job) -> int:
     return sum(i.st.st_size for i in walk(fd, job) if stat.S_ISREG(i.st.st_mode))
 
 
+def require_named(loc: Located, param: str) -> None:
+    """-32602 when the path names a directory through a final ``.`` or ``..`` (``b/.``):
+    copy and move act on an entry of its parent, which such a spelling does not name."""
+    if loc.name is None:
+        raise InvalidParams(f"parameter '{param}': {loc.requested!r} ends in '.' or '..'; "
+                            "name the entry itself", {"param": param, "path": loc.path})
+
+
 def check_pair(src: str, dst: str) -> None:
     """-32602 when ``dst`` is ``src`` or lies inside it (real paths)."""
     if src == dst:
@@ -501,6 +509,7 @@ def copy(src: Located, dst: Located, overwrite: bool, preserve: bool, chunk: int
     """
     s, d = src.path, dst.path
     check_pair(s, d)
+    require_named(dst, "dst")
     if src.st is None:
         raise NotFound(f"no such file or directory: {s}", {"errno": "ENOENT", "path": s})
     if len(dst.missing) > 1:
@@ -687,6 +696,8 @@ def move(src: Located, dst: Located, overwrite: bool, preserve: bool, chunk: int
     first (``guard_roots``)."""
     s, d = src.path, dst.path
     check_pair(s, d)
+    require_named(src, "src")
+    require_named(dst, "dst")
     if src.st is None or src.name is None:
         raise NotFound(f"no such file or directory: {s}", {"errno": "ENOENT", "path": s})
     if len(dst.missing) > 1:

@@ -113,10 +113,12 @@ def check_expected(loc: Located, expected: str | None, chunk: int) -> None:
                                        "actual": actual, "reason": "sha256_mismatch"})
 
 
-def check_hardlinks(loc: Located, allowed: bool) -> None:
+def check_hardlinks(loc: Located, allowed: bool, st: os.stat_result | None = None) -> None:
     """Refuse (-32002, ``reason: "hardlinked"``) to change a regular file with more than
-    one link unless ``allowed`` (module docstring)."""
-    st = loc.st
+    one link unless ``allowed`` (module docstring). ``st``: the ``fstat`` of the file
+    actually opened (a hard link may have been swapped in after the lookup); the lookup's
+    ``lstat`` otherwise."""
+    st = st if st is not None else loc.st
     if (not allowed and st is not None and stat.S_ISREG(st.st_mode) and st.st_nlink > 1):
         raise PermissionDenied(
             f"{loc.path} has {st.st_nlink} hard links and may be reachable from outside the "
@@ -321,7 +323,7 @@ def append(loc: Located, data: bytes, *, make_dirs: bool, umask: int, chunk: int
     try:
         from xsys.fs.reading import check_regular
 
-        check_regular(fd, target)
+        check_hardlinks(loc, allow_hardlinked, check_regular(fd, target))
         _write_all(fd, data, chunk, job)
         os.fsync(fd)
         size = os.fstat(fd).st_size
@@ -362,8 +364,10 @@ def chmod(loc: Located, bits: int, allow_hardlinked: bool = False) -> int:
     flags = getattr(os, "O_PATH", os.O_RDONLY)
     fd = loc.open(flags)
     try:
-        if stat.S_ISLNK(os.fstat(fd).st_mode):
+        opened = os.fstat(fd)
+        if stat.S_ISLNK(opened.st_mode):
             raise changed(loc.path)
+        check_hardlinks(loc, allow_hardlinked, opened)
         if hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd"):
             os.chmod(f"/proc/self/fd/{fd}", bits)
         else:
