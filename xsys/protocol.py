@@ -600,3 +600,22 @@ def default_socket_path(environ: dict[str, str] | None = None) -> str:
     if uid == 0:
         return "/run/xsys/xsys.sock"
     return os.path.join("/tmp", f"xsys-{uid}", "xsys.sock")
+
+
+# --------------------------------------------------------------------------- result types
+
+
+class WireType:
+    """Annotation metadata giving the wire type of a value whose Python type says less:
+    ``Annotated[str, WireType("str|bin")]`` is a file name, a ``str`` in Python (with
+    surrogate escapes where its bytes are not UTF-8) that goes as str or as bin
+    (docs/protocol.md, "File names"). The router's result schemas (``rpc.methods``) show
+    ``name`` as such a field's type."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"WireType({self.name!r})"

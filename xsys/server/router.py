@@ -14,6 +14,12 @@ arguments are keyword parameters with annotations; the annotations are the schem
 Supported annotations: ``int``, ``float`` (ints accepted), ``str``, ``bool``, ``bytes``
 (msgpack bin), ``list[T]`` of those, ``dict[str, Any]`` (a map), ``Any``, ``Literal[...]``
 (choices), ``X | None`` (nullable) and ``Annotated[T, Range(min, max), Doc("...")]``.
+
+The return annotation declares the result: a TypedDict or a dataclass (the wire map of
+its fields), ``list[T]``, ``dict[str, T]``, ``X | None``, ``Literal[...]``, the scalars
+above, ``Any``, and ``Annotated[T, WireType("str|bin")]`` (``xsys.protocol``) for a value
+whose wire type its Python type does not say (a file name). ``result_schema`` turns it
+into the ``result`` of the method's ``rpc.methods`` entry, once, at registration.
 ``kind`` says how it runs: ``"inline"`` (a plain function that never blocks: runs on the
 event loop, e.g. reading a cached sample), ``"blocking"`` (a plain function run in the
 bounded thread pool) or ``"async"`` (a coroutine function).
@@ -23,14 +29,15 @@ reaches the handler; it sets ``ctx.want_progress``.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from xsys.protocol import InvalidParams, MethodNotFound
+from xsys.protocol import InvalidParams, MethodNotFound, WireType
 
 Kind = Literal["inline", "blocking", "async"]
 _MISSING: Any = object()
@@ -51,6 +58,45 @@ class Doc:
     text: str
 
 
+class ParamDescription(TypedDict):
+    """One parameter in ``rpc.methods``: ``name``, wire ``type`` (``int``, ``float``,
+    ``str``, ``bool``, ``bin``, ``map``, ``any``, ``list[T]``, unions ``a|b``),
+    ``required``, ``default`` (when not required), ``nullable``, ``choices``, bounds
+    ``min``/``max`` and a one-line ``summary``."""
+
+    name: str
+    type: str
+    required: bool
+    default: NotRequired[Any]
+    nullable: NotRequired[bool]
+    choices: NotRequired[list[Any]]
+    min: NotRequired[float]
+    max: NotRequired[float]
+    summary: str
+
+
+class MethodDescription(TypedDict):
+    """One method in ``rpc.methods``: ``name``, ``summary`` (one line), ``description``
+    (the rest of the docstring), ``params``, ``result`` (the schema of its result, see
+    ``result_schema``), ``streams`` (the notification a subscription method pushes),
+    ``progress`` (honours ``progress: true``) and ``safe`` (read-only)."""
+
+    name: str
+    summary: str
+    description: NotRequired[str]
+    params: list[ParamDescription]
+    result: NotRequired[dict[str, Any]]
+    streams: NotRequired[str]
+    progress: NotRequired[bool]
+    safe: NotRequired[bool]
+
+
+class MethodList(TypedDict):
+    """``rpc.methods``: every method, sorted by name."""
+
+    methods: list[MethodDescription]
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One parameter: its wire type name (``int``, ``float``, ``str``, ``bool``, ``bin``,
@@ -68,9 +114,10 @@ class ParamSpec:
     max: float | None
     check: Callable[[Any], Any] = field(repr=False, compare=False)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ParamDescription:
         """The ``rpc.methods`` form of this parameter."""
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "required": self.required}
+        out: ParamDescription = {"name": self.name, "type": self.type,
+                                 "required": self.required, "summary": self.summary}
         if not self.required:
             out["default"] = self.default
         if self.nullable:
@@ -81,7 +128,6 @@ class ParamSpec:
             out["min"] = self.min
         if self.max is not None:
             out["max"] = self.max
-        out["summary"] = self.summary
         return out
 
 
@@ -90,7 +136,8 @@ class MethodSpec:
     """A registered method: name, summary (the docstring's first line), description (the
     rest), parameters, how it runs, whether it streams (returns a subscription), whether it
     is *safe* (RFC 9110 section 9.2.1: read-only, no state changes; the HTTP mirror serves
-    only safe methods unless ``http.allow_write``) and the handler itself."""
+    only safe methods unless ``http.allow_write``), the handler itself and the schema of
+    its result (``result_schema`` of its return annotation; None without one)."""
 
     name: str
     summary: str
@@ -101,16 +148,20 @@ class MethodSpec:
     streams: str | None = None
     progress: bool = False
     safe: bool = False
+    result: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
-    def describe(self) -> dict[str, Any]:
-        """The ``rpc.methods`` form of this method."""
-        out: dict[str, Any] = {
+    def describe(self) -> MethodDescription:
+        """The ``rpc.methods`` form of this method (its ``result`` is shared: read it,
+        do not change it)."""
+        out: MethodDescription = {
             "name": self.name,
             "summary": self.summary,
             "params": [p.describe() for p in self.params],
         }
         if self.description:
             out["description"] = self.description
+        if self.result is not None:
+            out["result"] = self.result
         if self.streams:
             out["streams"] = self.streams
         if self.progress:
@@ -270,6 +321,171 @@ def _param_spec(name: str, annotation: Any, default: Any) -> ParamSpec:
     )
 
 
+# --------------------------------------------------------------------------- results
+
+_RESULT_SCALARS: dict[Any, str] = {
+    int: "int", float: "float", str: "str", bool: "bool", bytes: "bin", bytearray: "bin",
+    type(None): "nil",
+}
+
+
+def _class_summary(cls: type) -> str:
+    """The docstring of a result class (not dataclasses' generated signature)."""
+    doc = cls.__dict__.get("__doc__")
+    if not isinstance(doc, str) or doc.startswith(f"{cls.__name__}("):
+        return ""
+    return inspect.cleandoc(doc)
+
+
+def _literal_wire(choices: Sequence[Any]) -> str:
+    kinds = {type(c) for c in choices}
+    for tp, wire in ((str, "str"), (bool, "bool"), (int, "int"), (float, "float")):
+        if kinds == {tp}:
+            return wire
+    return "any"
+
+
+class _Schemas:
+    """Builds result schemas; ``titles`` maps each class name used to its class, so that
+    two different classes never share a title (clients name types by title)."""
+
+    def __init__(self, titles: dict[str, type]) -> None:
+        self.titles = titles
+        self.stack: list[type] = []
+
+    def of(self, tp: Any, where: str) -> dict[str, Any]:
+        summary = ""
+        wire_type: str | None = None
+        if typing.get_origin(tp) is Annotated:
+            tp, *extras = typing.get_args(tp)
+            for extra in extras:
+                if isinstance(extra, Doc):
+                    summary = extra.text
+                elif isinstance(extra, WireType):
+                    wire_type = extra.name
+        out = self._plain(tp, where)
+        if wire_type is not None:
+            out = {"type": wire_type, **({"nullable": True} if out.get("nullable") else {})}
+        if summary:
+            out["summary"] = summary
+        return out
+
+    def _plain(self, tp: Any, where: str) -> dict[str, Any]:
+        if tp is Any or tp is object:
+            return {"type": "any"}
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (NotRequired, typing.Required):
+            return self.of(args[0], where)
+        if origin is Literal:
+            return {"type": _literal_wire(args), "choices": list(args)}
+        if origin in (typing.Union, types.UnionType):
+            members = [a for a in args if a is not type(None)]
+            nullable = len(members) < len(args)
+            subs = [self.of(m, where) for m in members]
+            if len(subs) == 1:
+                out = subs[0]
+            elif all(set(sub) == {"type"} for sub in subs):
+                out = {"type": "|".join(sub["type"] for sub in subs)}
+            else:
+                raise TypeError(f"{where}: a union of structured results {tp!r}; declare "
+                                f"one type")
+            if nullable:
+                out = {**out, "nullable": True}
+            return out
+        if origin in (list, tuple, Sequence) or tp in (list, tuple):
+            items_tp = Any
+            if args:
+                members = [a for a in args if a is not Ellipsis]
+                if origin is tuple and len(set(members)) > 1:
+                    raise TypeError(f"{where}: a tuple of mixed types {tp!r}")
+                items_tp = members[0]
+            items = self.of(items_tp, where + "[]")
+            return {"type": f"list[{_nested_type(items)}]", "items": items}
+        if origin in (dict, Mapping) or tp is dict:
+            if args and args[0] is not str:
+                raise TypeError(f"{where}: map keys must be str, not {args[0]!r}")
+            value_tp = args[1] if len(args) == 2 else Any
+            if value_tp is Any:
+                return {"type": "map"}
+            return {"type": "map", "values": self.of(value_tp, where + "{}")}
+        if isinstance(tp, type) and typing.is_typeddict(tp):
+            return self._fields(tp, where, typed_dict=True)
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            return self._fields(tp, where, typed_dict=False)
+        if tp in _RESULT_SCALARS:
+            return {"type": _RESULT_SCALARS[tp]}
+        raise TypeError(f"{where}: unsupported result annotation {tp!r}")
+
+    def _fields(self, cls: type, where: str, *, typed_dict: bool) -> dict[str, Any]:
+        title = cls.__name__
+        known = self.titles.setdefault(title, cls)
+        if known is not cls:
+            raise TypeError(f"{where}: two result classes are named {title!r} "
+                            f"({known.__module__} and {cls.__module__})")
+        if cls in self.stack:
+            raise TypeError(f"{where}: {title} contains itself")
+        self.stack.append(cls)
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+            fields: list[dict[str, Any]] = []
+            if typed_dict:
+                required_keys = _required_keys(cls)
+                for name, hint in hints.items():
+                    f = {"name": name, **self.of(hint, f"{where}.{name}")}
+                    if name not in required_keys:
+                        f["required"] = False
+                    fields.append(f)
+            else:
+                for fld in dataclasses.fields(cls):
+                    fields.append({"name": fld.name,
+                                   **self.of(hints[fld.name], f"{where}.{fld.name}")})
+        finally:
+            self.stack.pop()
+        out: dict[str, Any] = {"type": "map", "title": title}
+        summary = _class_summary(cls)
+        if summary:
+            out["summary"] = summary
+        out["fields"] = fields
+        return out
+
+
+def _required_keys(cls: type) -> frozenset[str]:
+    """The required keys of TypedDict ``cls``."""
+    keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
+    return keys
+
+
+def _nested_type(schema: Mapping[str, Any]) -> str:
+    """The wire type of a list's items inside ``list[...]``: a nullable one adds ``nil``."""
+    wire = str(schema["type"])
+    return f"{wire}|nil" if schema.get("nullable") else wire
+
+
+def result_schema(annotation: Any, where: str = "result",
+                  titles: dict[str, type] | None = None) -> dict[str, Any]:
+    """The ``rpc.methods`` schema of a result annotation (see the module docstring).
+
+    The schema uses the parameters' vocabulary::
+
+        schema := {"type": <wire type>, "nullable"?: true, "choices"?: [...],
+                   "summary"?: str,          # the class docstring, or Doc("...")
+                   "title"?: str,            # the class name of a "fields" map
+                   "fields"?: [field, ...],  # TypedDict / dataclass fields, in order
+                   "items"?: schema,         # a list's elements
+                   "values"?: schema}        # a map's values (keys are str)
+        field  := schema + {"name": str, "required"?: false (a NotRequired key)}
+
+    ``type`` is ``int``, ``float``, ``str``, ``bool``, ``bin``, ``nil``, ``any``, ``map``
+    (with ``fields`` or ``values`` when known), ``list[T]`` (with ``items``) or a union of
+    scalars ``a|b``. ``titles`` (class name -> class) is shared between the calls of one
+    registry, so that one title always names one class. Raises ``TypeError`` on an
+    annotation it cannot describe (a union of structures, map keys other than str, a
+    class that contains itself, two classes with one name).
+    """
+    return _Schemas({} if titles is None else titles).of(annotation, where)
+
+
 # --------------------------------------------------------------------------- router
 
 
@@ -278,6 +494,7 @@ class Router:
 
     def __init__(self) -> None:
         self._methods: dict[str, MethodSpec] = {}
+        self._titles: dict[str, type] = {}
 
     def method(
         self,
@@ -295,8 +512,10 @@ class Router:
         (e.g. ``"watch.event"``); ``progress`` marks methods that honour
         ``progress: true``. ``safe`` marks read-only methods (RFC 9110 "safe methods": no
         state change on the host or in the daemon); unmarked methods count as unsafe, so
-        the HTTP mirror refuses them unless ``http.allow_write``. Raises ``ValueError`` on a
-        duplicate name and ``TypeError`` on an unsupported annotation.
+        the HTTP mirror refuses them unless ``http.allow_write``. The return annotation
+        declares the result (``result_schema``; a handler without one has no ``result``
+        in ``rpc.methods``). Raises ``ValueError`` on a duplicate name and ``TypeError``
+        on an unsupported annotation.
         """
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -330,6 +549,9 @@ class Router:
             if p.name == "progress":
                 raise TypeError(f"{name}: 'progress' is a reserved parameter name")
             specs.append(_param_spec(p.name, p.annotation, p.default))
+        result = None
+        if sig.return_annotation is not inspect.Signature.empty:
+            result = result_schema(sig.return_annotation, f"{name} result", self._titles)
         doc = inspect.getdoc(fn) or ""
         first, _, description = doc.partition("\n\n")
         summary = " ".join(first.split())
@@ -343,6 +565,7 @@ class Router:
             streams=streams,
             progress=progress,
             safe=safe,
+            result=result,
         )
         self._methods[name] = spec
         return spec
