@@ -1,6 +1,10 @@
 """The fs namespace's domain types: frozen dataclasses whose field names are the wire
 names (sizes in bytes, timestamps as epoch float seconds ending in ``_at``), plus the
-``Job`` a long operation reports progress to and checks for cancellation."""
+``Job`` a long operation reports progress to and checks for cancellation.
+
+The dataclasses are the declared results of the fs methods (their ``rpc.methods``
+schemas); ``to_wire`` makes the map that goes out. Path and name fields are
+``WirePath``: ``str`` here, str or bin on the wire."""
 
 from __future__ import annotations
 
@@ -9,7 +13,13 @@ import os
 import stat
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
+
+from xsys.protocol import WireType
+
+#: A path or file name: ``str`` in Python (surrogate escapes where its bytes are not
+#: UTF-8), str or bin on the wire (``wire_str``).
+WirePath = Annotated[str, WireType("str|bin")]
 
 
 def wire_str(text: str) -> str | bytes:
@@ -38,10 +48,14 @@ def to_wire(value: Any) -> Any:
 
 
 #: Entry types as they appear on the wire.
-FILE, DIR, SYMLINK = "file", "dir", "symlink"
+EntryType = Literal["file", "dir", "symlink", "fifo", "socket", "char_device",
+                    "block_device", "other"]
+FILE: Final = "file"
+DIR: Final = "dir"
+SYMLINK: Final = "symlink"
 
 
-def entry_type(mode: int) -> str:
+def entry_type(mode: int) -> EntryType:
     """``st_mode`` -> ``file``, ``dir``, ``symlink``, ``fifo``, ``socket``, ``char_device``,
     ``block_device`` or ``other``."""
     if stat.S_ISREG(mode):
@@ -107,9 +121,9 @@ class FileInfo:
     ``symlink_target`` then holds what it points to). ``mode`` is the permission bits
     (``0o644`` = 420), ``size`` bytes, times epoch seconds."""
 
-    path: str
-    name: str
-    type: str
+    path: WirePath
+    name: WirePath
+    type: EntryType
     size: int
     mode: int
     uid: int
@@ -119,7 +133,7 @@ class FileInfo:
     mtime_at: float
     atime_at: float
     ctime_at: float
-    symlink_target: str | None = None
+    symlink_target: WirePath | None = None
 
     @classmethod
     def from_stat(cls, path: str, st: os.stat_result, target: str | None) -> FileInfo:
@@ -136,13 +150,13 @@ class Entry:
     absolute ``path``, ``type``, ``size`` bytes, permission ``mode``, ``mtime_at`` and, for
     symlinks, ``symlink_target``."""
 
-    name: str
-    path: str
-    type: str
+    name: WirePath
+    path: WirePath
+    type: EntryType
     size: int
     mode: int
     mtime_at: float
-    symlink_target: str | None = None
+    symlink_target: WirePath | None = None
 
     @classmethod
     def from_stat(cls, name: str, path: str, st: os.stat_result,
@@ -158,9 +172,9 @@ class Entry:
 class Existence:
     """``fs.exists``: whether ``path`` exists (following symlinks) and its ``type``."""
 
-    path: str
+    path: WirePath
     exists: bool
-    type: str | None
+    type: EntryType | None
 
 
 @dataclass(frozen=True)
@@ -168,7 +182,7 @@ class Listing:
     """``fs.list`` and ``fs.find``: ``entries``, ``truncated`` when the limit cut the
     result short, ``scanned`` entries examined."""
 
-    path: str
+    path: WirePath
     entries: list[Entry]
     truncated: bool
     scanned: int
@@ -180,7 +194,7 @@ class ReadResult:
     ``offset``; ``length`` bytes read; ``size`` of the whole file; ``eof`` when the read
     reached the end."""
 
-    path: str
+    path: WirePath
     data: bytes | str
     offset: int
     length: int
@@ -194,7 +208,7 @@ class WriteResult:
     ``created`` when the file did not exist, and the ``sha256`` of the new content (create
     and overwrite only; None after an append)."""
 
-    path: str
+    path: WirePath
     mode: str
     written_bytes: int
     size: int
@@ -206,7 +220,7 @@ class WriteResult:
 class MkdirResult:
     """``fs.mkdir``: ``created`` is False when it already existed (``parents``)."""
 
-    path: str
+    path: WirePath
     created: bool
 
 
@@ -215,7 +229,7 @@ class RemoveResult:
     """``fs.remove``: counts of what went (``files`` includes symlinks and other
     non-directories)."""
 
-    path: str
+    path: WirePath
     removed: bool
     files: int
     dirs: int
@@ -227,8 +241,8 @@ class TransferResult:
     ``copied_bytes`` of file content copied (0 for a rename), ``skipped`` special files
     (fifos, sockets, devices) left out, ``renamed`` when a move was a single rename."""
 
-    src: str
-    dst: str
+    src: WirePath
+    dst: WirePath
     files: int
     dirs: int
     symlinks: int
@@ -241,7 +255,7 @@ class TransferResult:
 class HashResult:
     """``fs.hash``: hex ``digest`` of ``size`` bytes with ``algorithm``."""
 
-    path: str
+    path: WirePath
     algorithm: str
     digest: str
     size: int
@@ -254,7 +268,7 @@ class DiskUsage:
     (directories below ``path``, itself excluded), ``symlinks``, ``others`` (fifos,
     sockets, devices), ``errors`` (entries that could not be read)."""
 
-    path: str
+    path: WirePath
     size: int
     disk_bytes: int
     files: int
@@ -269,7 +283,7 @@ class TailResult:
     """``fs.tail``: the last ``lines`` (without their newline, UTF-8 decoded with
     replacement) of a file of ``size`` bytes."""
 
-    path: str
+    path: WirePath
     lines: list[str]
     size: int
 
@@ -278,5 +292,5 @@ class TailResult:
 class ChmodResult:
     """``fs.chmod``: the permission ``mode`` now set."""
 
-    path: str
+    path: WirePath
     mode: int

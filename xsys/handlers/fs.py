@@ -9,7 +9,9 @@ that is not valid UTF-8, in parameters and in results alike. OS errors map
 to protocol codes with the errno name in ``data`` (``{"errno": "ENOENT", "path": ...}``).
 Every method runs in the thread pool (``kind="blocking"``); long ones honour
 ``progress: true`` with ``fs.progress {request, done, total, unit}`` notifications.
-Sizes are int bytes; timestamps are epoch float seconds (``*_at``).
+Sizes are int bytes; timestamps are epoch float seconds (``*_at``). Each handler returns
+its result dataclass (``xsys.fs.model``: the declared result in ``rpc.methods``), which
+``as_caller`` turns into the wire map.
 """
 
 from __future__ import annotations
@@ -17,10 +19,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
 from xsys.fs.creds import as_peer
-from xsys.fs.model import to_wire
+from xsys.fs.model import (
+    ChmodResult,
+    DiskUsage,
+    Existence,
+    FileInfo,
+    HashResult,
+    Listing,
+    MkdirResult,
+    ReadResult,
+    RemoveResult,
+    TailResult,
+    TransferResult,
+    WriteResult,
+    to_wire,
+)
 from xsys.fs.reading import ALGORITHMS
 from xsys.fs.service import FsService
 from xsys.fs.tree import FindQuery
@@ -36,7 +52,7 @@ Algorithm = Literal["sha256", "sha1", "md5", "blake2b"]
 assert set(ALGORITHMS) == {"sha256", "sha1", "md5", "blake2b"}
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
 
 
 def wire(obj: Any) -> dict[str, Any]:
@@ -45,17 +61,21 @@ def wire(obj: Any) -> dict[str, Any]:
     return out
 
 
-def as_caller(fn: F) -> F:
+def as_caller(fn: Callable[Concatenate[Context, P], Any],
+              ) -> Callable[Concatenate[Context, P], dict[str, Any]]:
     """Run the handler ``fn(ctx, ...)`` with the peer's file credentials
-    (``xsys.fs.creds.as_peer``); it runs in a worker thread, so only that thread changes."""
+    (``xsys.fs.creds.as_peer``; it runs in a worker thread, so only that thread changes)
+    and return its result dataclass as the wire map (``wire``). The router reads the
+    declared result from ``fn``'s return annotation (``functools.wraps`` keeps ``fn`` as
+    ``__wrapped__``)."""
 
     @functools.wraps(fn)
-    def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
         peer = ctx.peer
         with as_peer(peer.uid, peer.gid, peer.groups):
-            return fn(ctx, *args, **kwargs)
+            return wire(fn(ctx, *args, **kwargs))
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def service(app: App) -> FsService:
@@ -76,7 +96,7 @@ def register(router: Router, app: App) -> None:
 def _register_metadata(router: Router, app: App) -> None:
     @router.method("fs.stat", kind="blocking", safe=True)
     @as_caller
-    def stat(ctx: Context, path: Path) -> dict[str, Any]:
+    def stat(ctx: Context, path: Path) -> FileInfo:
         """Metadata of one entry (a symlink is described itself, with its target).
 
         Returns ``{path, name, type: file|dir|symlink|fifo|socket|char_device|
@@ -84,27 +104,27 @@ def _register_metadata(router: Router, app: App) -> None:
         mtime_at, atime_at, ctime_at, symlink_target (str|nil)}``. Errors: -32001 missing,
         -32002 outside the roots.
         """
-        return wire(service(app).stat(path))
+        return service(app).stat(path)
 
     @router.method("fs.exists", kind="blocking", safe=True)
     @as_caller
-    def exists(ctx: Context, path: Path) -> dict[str, Any]:
+    def exists(ctx: Context, path: Path) -> Existence:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
 
         Paths outside the roots are refused (-32002) rather than answered.
         """
-        return wire(service(app).exists(path))
+        return service(app).exists(path)
 
     @router.method("fs.chmod", kind="blocking")
     @as_caller
     def chmod(ctx: Context, path: Path,
               mode: Annotated[int | str, Doc("permission bits: int (0o755 = 493) or octal "
-                                              "string '0755'")]) -> dict[str, Any]:
+                                              "string '0755'")]) -> ChmodResult:
         """Set a file's permission bits (symlinks followed): ``{path, mode}``.
 
         Errors: -32602 malformed mode, -32001 missing, -32002 outside roots or refused.
         """
-        return wire(service(app).chmod(path, mode))
+        return service(app).chmod(path, mode)
 
 
 def _register_reading(router: Router, app: App) -> None:
@@ -115,37 +135,37 @@ def _register_reading(router: Router, app: App) -> None:
              length: Annotated[int | None, Range(0, None),
                                Doc("bytes to read; nil: to the end")] = None,
              encoding: Annotated[str | None, Doc("decode as text (e.g. utf-8); nil: "
-                                                 "bytes")] = None) -> dict[str, Any]:
+                                                 "bytes")] = None) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
 
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
         """
-        return wire(service(app).read(path, offset, length, encoding, ctx))
+        return service(app).read(path, offset, length, encoding, ctx)
 
     @router.method("fs.hash", kind="blocking", progress=True, safe=True)
     @as_caller
     def hash_(ctx: Context, path: Path,
               algorithm: Annotated[Algorithm, Doc("hash function")] = "sha256",
-              ) -> dict[str, Any]:
+              ) -> HashResult:
         """Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
 
         Progress (``progress: true``): bytes hashed against the file size.
         """
-        return wire(service(app).hash(path, algorithm, ctx))
+        return service(app).hash(path, algorithm, ctx)
 
     @router.method("fs.tail", kind="blocking", safe=True)
     @as_caller
     def tail(ctx: Context, path: Path,
              lines: Annotated[int, Range(0, None), Doc("lines wanted (at most "
                                                        "fs.max_tail_lines)")] = 10,
-             ) -> dict[str, Any]:
+             ) -> TailResult:
         """The last lines of a text file: ``{path, lines: [str], size}``.
 
         Lines lose their newline and are UTF-8 decoded with replacement characters.
         """
-        return wire(service(app).tail(path, lines, ctx))
+        return service(app).tail(path, lines, ctx)
 
 
 def _register_writing(router: Router, app: App) -> None:
@@ -161,7 +181,7 @@ def _register_writing(router: Router, app: App) -> None:
               expected_sha256: Annotated[str | None, Doc("precondition: sha256 hex of the "
                                                          "current content")] = None,
               encoding: Annotated[str, Doc("encoding of str data")] = "utf-8",
-              ) -> dict[str, Any]:
+              ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
@@ -171,30 +191,30 @@ def _register_writing(router: Router, app: App) -> None:
         parent (without ``make_parents``).
         """
         raw = _encode(data, encoding)
-        return wire(service(app).write(path, raw, mode, make_parents, expected_sha256, ctx))
+        return service(app).write(path, raw, mode, make_parents, expected_sha256, ctx)
 
     @router.method("fs.mkdir", kind="blocking")
     @as_caller
     def mkdir(ctx: Context, path: Path,
               parents: Annotated[bool, Doc("create missing parents; no error if it "
-                                           "exists")] = False) -> dict[str, Any]:
+                                           "exists")] = False) -> MkdirResult:
         """Create a directory: ``{path, created}``.
 
         Errors: -32003 exists (without ``parents``), -32001 missing parent.
         """
-        return wire(service(app).mkdir(path, parents))
+        return service(app).mkdir(path, parents)
 
     @router.method("fs.remove", kind="blocking", progress=True)
     @as_caller
     def remove(ctx: Context, path: Path,
                recursive: Annotated[bool, Doc("required for non-empty directories")] = False,
-               ) -> dict[str, Any]:
+               ) -> RemoveResult:
         """Remove a file, symlink (itself, not its target) or directory:
         ``{path, removed, files, dirs}``.
 
         Errors: -32007 non-empty directory without ``recursive``, -32002 a root.
         """
-        return wire(service(app).remove(path, recursive, ctx))
+        return service(app).remove(path, recursive, ctx)
 
 
 def _encode(data: bytes | str, encoding: str) -> bytes:
@@ -220,14 +240,14 @@ def _register_trees(router: Router, app: App) -> None:
               glob: Annotated[str | None, Doc("fnmatch pattern on the name (on the "
                                               "relative path if it has a /)")] = None,
               include_hidden: Annotated[bool, Doc("include dot files")] = False,
-              limit: Count = None) -> dict[str, Any]:
+              limit: Count = None) -> Listing:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
         Sorted by name (relative path when recursive); never more than ``limit``
         entries, ``truncated`` tells when more exist. Symlinks are listed, not followed.
         """
-        return wire(service(app).list(path, recursive, glob, include_hidden, limit, ctx))
+        return service(app).list(path, recursive, glob, include_hidden, limit, ctx)
 
     @router.method("fs.find", kind="blocking", progress=True, safe=True)
     @as_caller
@@ -240,7 +260,7 @@ def _register_trees(router: Router, app: App) -> None:
              min_size: Annotated[int | None, Range(0, None), Doc("bytes, files only")] = None,
              max_size: Annotated[int | None, Range(0, None), Doc("bytes, files only")] = None,
              modified_since: Annotated[float | None, Doc("epoch seconds; mtime >= it")] = None,
-             limit: Count = None) -> dict[str, Any]:
+             limit: Count = None) -> Listing:
         """Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries
         as in fs.list, ``name`` relative to ``path``).
 
@@ -248,18 +268,18 @@ def _register_trees(router: Router, app: App) -> None:
         """
         query = FindQuery(name=name, regex=regex, type=type, min_size=min_size,
                           max_size=max_size, modified_since=modified_since)
-        return wire(service(app).find(path, query, limit, ctx))
+        return service(app).find(path, query, limit, ctx)
 
     @router.method("fs.du", kind="blocking", progress=True, safe=True)
     @as_caller
-    def du(ctx: Context, path: Path) -> dict[str, Any]:
+    def du(ctx: Context, path: Path) -> DiskUsage:
         """Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others,
         errors}``.
 
         ``size`` sums regular files' apparent sizes (hard links once), ``disk_bytes`` the
         allocated blocks; ``dirs`` excludes ``path`` itself. Progress: entries scanned.
         """
-        return wire(service(app).du(path, ctx))
+        return service(app).du(path, ctx)
 
     @router.method("fs.copy", kind="blocking", progress=True)
     @as_caller
@@ -267,7 +287,7 @@ def _register_trees(router: Router, app: App) -> None:
              overwrite: Annotated[bool, Doc("replace files at dst / merge into a dst "
                                             "directory")] = False,
              preserve: Annotated[bool, Doc("copy timestamps too (mode is always "
-                                           "copied)")] = False) -> dict[str, Any]:
+                                           "copied)")] = False) -> TransferResult:
         """Copy a file or tree to exactly ``dst``: ``{src, dst, files, dirs, symlinks,
         copied_bytes, skipped, renamed}``.
 
@@ -275,7 +295,7 @@ def _register_trees(router: Router, app: App) -> None:
         -32003 dst exists without ``overwrite``, -32007 file/directory mismatch. Progress:
         bytes copied against the total.
         """
-        return wire(service(app).copy(src, dst, overwrite, preserve, ctx))
+        return service(app).copy(src, dst, overwrite, preserve, ctx)
 
     @router.method("fs.move", kind="blocking", progress=True)
     @as_caller
@@ -283,11 +303,11 @@ def _register_trees(router: Router, app: App) -> None:
              overwrite: Annotated[bool, Doc("replace an existing dst")] = False,
              preserve: Annotated[bool, Doc("keep timestamps when the move has to copy "
                                            "across filesystems")] = True,
-             ) -> dict[str, Any]:
+             ) -> TransferResult:
         """Move or rename to exactly ``dst``: ``{src, dst, files, dirs, symlinks,
         copied_bytes, skipped, renamed}``.
 
         A rename when possible (``renamed``), else copy then remove. Errors: -32003 dst
         exists without ``overwrite``, -32002 moving a root.
         """
-        return wire(service(app).move(src, dst, overwrite, preserve, ctx))
+        return service(app).move(src, dst, overwrite, preserve, ctx)
