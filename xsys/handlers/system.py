@@ -11,7 +11,7 @@ never wait for a sampling interval and the first call is never a meaningless 0.0
 from __future__ import annotations
 
 import signal as signal_mod
-from typing import Annotated, Any
+from typing import Annotated
 
 from xsys import host
 from xsys.host import (
@@ -29,6 +29,7 @@ from xsys.host import (
     ProcessSort,
     Sampler,
     Sensors,
+    SignalSent,
     Snapshot,
     Users,
 )
@@ -195,7 +196,7 @@ def ports(ctx: Context,
 def kill(ctx: Context, pid: Annotated[int, Range(1, 2**31)],
          signal: Annotated[str | int,
                            Doc("signal name (TERM, SIGKILL, hup) or number")] = "TERM",
-         ) -> dict[str, Any]:
+         ) -> SignalSent:
     """Send a signal to a process (off unless ``sys.allow_kill``).
 
     Never to pid 1, the daemon, its ancestors or its descendants, whoever asks; a

@@ -84,6 +84,15 @@ class ProcessList(TypedDict):
     ts: float
 
 
+class SignalSent(TypedDict):
+    """``sys.kill``: the ``signal`` (its name, ``SIGTERM``) went to ``pid``; ``sent`` is
+    always true (a refusal is an error)."""
+
+    pid: int
+    signal: str
+    sent: bool
+
+
 _PROC_ATTRS = ["pid", "ppid", "name", "username", "status", "cpu_percent", "memory_percent",
                "memory_info", "num_threads", "create_time", "cmdline"]
 
