@@ -17,13 +17,14 @@ import stat
 from typing import Annotated, Any, Literal
 
 from xsys.fs.creds import as_peer
-from xsys.fs.model import wire_str
+from xsys.fs.model import to_wire, wire_str
 from xsys.fs.sandbox import Sandbox
 from xsys.protocol import InvalidParams
 from xsys.server.app import App
 from xsys.server.context import Context, Peer, Subscription
 from xsys.server.router import Doc, Range, Router
 from xsys.watch.events import EventFilter
+from xsys.watch.model import StreamRow, WatchList, WatchRemoved, WatchStarted
 from xsys.watch.observer import GAPS_DETECTED
 from xsys.watch.service import Root, Stream, StreamSpec, WatchService
 
@@ -118,7 +119,7 @@ def register(router: Router, app: App) -> None:
                                                         "one path over this window")] = 0,
         include_dirs: Annotated[bool, Doc("report events about directories "
                                           "themselves")] = False,
-    ) -> dict[str, Any]:
+    ) -> WatchStarted:
         """Subscribe to changes under paths: ``{subscription, paths}``.
 
         Then ``watch.event {subscription, events: [{type: created|modified|deleted|moved,
@@ -160,7 +161,7 @@ def register(router: Router, app: App) -> None:
 
     @router.method("watch.remove", kind="inline")
     def remove(ctx: Context,
-               subscription: Annotated[str, Doc("id returned by watch.add")]) -> dict[str, Any]:
+               subscription: Annotated[str, Doc("id returned by watch.add")]) -> WatchRemoved:
         """End one of this connection's subscriptions: ``{subscription, removed: true}``.
 
         Errors: -32001 no such subscription on this connection.
@@ -170,7 +171,7 @@ def register(router: Router, app: App) -> None:
         return {"subscription": subscription, "removed": True}
 
     @router.method("watch.list", kind="inline")
-    def list_(ctx: Context) -> dict[str, Any]:
+    def list_(ctx: Context) -> WatchList:
         """Every live watch subscription in the daemon and the shared observer watches.
 
         Returns ``{subscriptions: [{subscription, paths, live_paths, recursive, patterns,
@@ -178,12 +179,13 @@ def register(router: Router, app: App) -> None:
         overflows, own}], watches: [{path, recursive, subscriptions}]}``; ``own`` marks the
         caller's own subscriptions (only those can be removed).
         """
-        rows = []
+        rows: list[StreamRow] = []
         for stream in service.streams.values():
-            row = stream.describe()
-            row["own"] = ctx.session is not None and stream.spec.owner is ctx.session
-            rows.append(row)
-        return {"subscriptions": rows, "watches": service.watches()}
+            own = ctx.session is not None and stream.spec.owner is ctx.session
+            rows.append({**stream.describe(), "own": own})
+        answer: WatchList = {"subscriptions": rows, "watches": service.watches()}
+        wired: WatchList = to_wire(answer)  # paths that are not UTF-8 as bin
+        return wired
 
 
 def _release_after_response(stream: Stream) -> None:

@@ -48,6 +48,7 @@ from xsys.watch.events import (
     WatchEvent,
     from_watchdog,
 )
+from xsys.watch.model import StreamInfo, WatchInfo
 from xsys.watch.observer import GapEvent, make_observer
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ class Stream:
         if self._coalescer is not None:
             self._coalescer.take()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> StreamInfo:
         """The ``watch.list`` row of this stream (without ``own``)."""
         s = self.spec
         return {"subscription": self.id, "paths": [r.path for r in s.roots],
@@ -348,7 +349,7 @@ class WatchService:
         """Live streams by subscription id."""
         return self._streams
 
-    def watches(self) -> list[dict[str, Any]]:
+    def watches(self) -> list[WatchInfo]:
         """The shared observer watches: ``[{path, recursive, subscriptions}]``."""
         return [{"path": w.path, "recursive": w.recursive, "subscriptions": len(w.attachments)}
                 for w in self._watches.values()]
