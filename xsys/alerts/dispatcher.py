@@ -39,7 +39,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
 import msgpack
 
@@ -59,6 +59,26 @@ CircuitState = Literal["closed", "open", "half_open"]
 CIRCUIT_STATE_VALUE: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
 #: What a queued job costs besides its alert (the Job, its timer, references), in bytes.
 JOB_OVERHEAD_BYTES = 256
+
+
+class ProviderStatus(TypedDict):
+    """One provider's delivery state (``monitor.status`` ``provider_status``): ``name``,
+    ``state`` of its circuit breaker (closed|open|half_open), jobs ``queued`` and their
+    ``queued_bytes``, attempts ``in_flight``, ``consecutive_failures``, the
+    ``delivered_total``/``failed_total``/``dropped_total`` counters, ``next_attempt_at``
+    (epoch s when attempts are held back, else None) and ``last_error``."""
+
+    name: str
+    state: CircuitState
+    queued: int
+    queued_bytes: int
+    in_flight: int
+    consecutive_failures: int
+    delivered_total: int
+    failed_total: int
+    dropped_total: int
+    next_attempt_at: float | None
+    last_error: str | None
 
 
 class TimerHandle(Protocol):
@@ -168,7 +188,7 @@ class Lane:
             return min(dues) if dues else None
         return None
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> ProviderStatus:
         """``{name, state (closed|open|half_open), queued, queued_bytes, in_flight,
         consecutive_failures, delivered_total, failed_total, dropped_total,
         next_attempt_at (epoch s or None), last_error}``."""
@@ -289,7 +309,7 @@ class Dispatcher:
         """Jobs dropped so far, all providers together."""
         return sum(lane.dropped_total for lane in self.lanes.values())
 
-    def provider_status(self) -> list[dict[str, Any]]:
+    def provider_status(self) -> list[ProviderStatus]:
         """One ``Lane.to_wire()`` map per provider, in the providers' order."""
         return [lane.to_wire() for lane in self.lanes.values()]
 

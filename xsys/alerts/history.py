@@ -7,11 +7,32 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
-from xsys.alerts.model import Alert
+from xsys.alerts.model import Alert, AlertRecord
 
 DeliveryStatus = Literal["pending", "sent", "failed", "dropped"]
+
+
+class DeliveryRecord(TypedDict):
+    """One provider's delivery on the wire: ``provider``, ``status``
+    (pending|sent|failed|dropped), ``attempts``, the last ``error`` and ``status_code``,
+    ``updated_at`` (epoch s)."""
+
+    provider: str
+    status: DeliveryStatus
+    attempts: int
+    error: str | None
+    status_code: int | None
+    updated_at: float
+
+
+class HistoryRecord(AlertRecord):
+    """One ``monitor.history`` row: the alert (``AlertRecord``), its ``deliveries`` and
+    ``silenced_by`` (the id of the silence that held it back, or None)."""
+
+    deliveries: list[DeliveryRecord]
+    silenced_by: str | None
 
 
 @dataclass
@@ -27,7 +48,7 @@ class Delivery:
     status_code: int | None = None
     updated_at: float = 0.0
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> DeliveryRecord:
         """``{provider, status, attempts, error, status_code, updated_at}``."""
         return {"provider": self.provider, "status": self.status, "attempts": self.attempts,
                 "error": self.error, "status_code": self.status_code,
@@ -49,13 +70,12 @@ class HistoryEntry:
             d = self.deliveries[provider] = Delivery(provider)
         return d
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> HistoryRecord:
         """One ``monitor.history`` row: the alert's fields (``Alert.to_wire``) plus
         ``deliveries`` (``[Delivery.to_wire()]``) and ``silenced_by``."""
-        row = self.alert.to_wire()
-        row["deliveries"] = [d.to_wire() for d in self.deliveries.values()]
-        row["silenced_by"] = self.silenced_by
-        return row
+        return {**self.alert.to_wire(),
+                "deliveries": [d.to_wire() for d in self.deliveries.values()],
+                "silenced_by": self.silenced_by}
 
 
 class History:

@@ -13,7 +13,7 @@ import itertools
 import os
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from xsys.units import format_duration, format_value
 
@@ -44,6 +44,43 @@ def iso8601(ts: float) -> str:
             .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
 
+class HostRecord(TypedDict):
+    """An alert's ``host`` on the wire: ``hostname``, ``addresses`` (non-loopback IPs of
+    the up interfaces), ``load`` ([1, 5, 15]-minute averages), ``uptime_s``."""
+
+    hostname: str
+    addresses: list[str]
+    load: list[float]
+    uptime_s: float
+
+
+class AlertRecord(TypedDict):
+    """An alert on the wire (``monitor.alert``, ``monitor.history``, ``monitor.test``):
+    the ``Alert`` fields (``id``, ``fingerprint``, ``check``, ``component``, ``severity``,
+    ``status``, ``value`` in ``unit``, ``threshold``, ``started_at``/``ended_at``/
+    ``created_at`` epoch s, ``repeat``, ``test``, ``host``) plus the rendered ``title``,
+    ``message`` and ``value_text``."""
+
+    id: str
+    fingerprint: str
+    check: str
+    component: str
+    severity: Severity
+    status: Status
+    value: float
+    unit: str
+    value_text: str
+    threshold: float | None
+    started_at: float
+    ended_at: float | None
+    created_at: float
+    repeat: bool
+    test: bool
+    title: str
+    message: str
+    host: HostRecord
+
+
 @dataclass(frozen=True)
 class HostContext:
     """The machine an alert is about: ``hostname``, ``addresses`` (non-loopback IPs of the
@@ -69,7 +106,7 @@ class HostContext:
         """``"3d 4h 2m"``."""
         return format_duration(self.uptime_s)
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> HostRecord:
         """``{hostname, addresses, load: [1, 5, 15], uptime_s}``."""
         return {"hostname": self.hostname, "addresses": list(self.addresses),
                 "load": list(self.load), "uptime_s": self.uptime_s}
@@ -146,7 +183,7 @@ class Alert:
         return replace(self, id=alert_id or new_alert_id(), status="resolved", value=value,
                        created_at=now, ended_at=now, repeat=False)
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> AlertRecord:
         """The alert as a plain map (IPC, history, JSON): every field, ``host`` nested,
         plus ``title``, ``message`` and ``value_text``."""
         return {

@@ -6,11 +6,22 @@ stops and reconfigures with the daemon (SIGHUP reload)."""
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from xsys.alerts.config import PROVIDER_NAMES
 from xsys.alerts.model import Alert
+from xsys.monitor.model import (
+    MonitorChecks,
+    MonitorHistory,
+    MonitorStatus,
+    MonitorSubscribed,
+    MonitorTest,
+    MonitorUnsubscribed,
+    Silences,
+    Unsilenced,
+)
 from xsys.monitor.service import MonitorService
+from xsys.monitor.silences import SilenceRecord
 from xsys.server.app import App
 from xsys.server.context import Context, Subscription
 from xsys.server.router import Doc, Range, Router
@@ -29,7 +40,7 @@ def _monitor(ctx: Context) -> MonitorService:
     return service
 
 
-def status(ctx: Context) -> dict[str, Any]:
+def status(ctx: Context) -> MonitorStatus:
     """Every check component with its state, value, threshold and since when.
 
     Returns ``{"enabled", "running", "refresh_s", "repeat_interval_s", "ticks",
@@ -48,7 +59,7 @@ def status(ctx: Context) -> dict[str, Any]:
     return _monitor(ctx).status()
 
 
-def checks(ctx: Context) -> dict[str, Any]:
+def checks(ctx: Context) -> MonitorChecks:
     """The configured checks and their thresholds.
 
     Returns ``{"checks": [{"check", "enabled", "unit"?, "warning"?, "critical"?,
@@ -63,7 +74,7 @@ def history(
     limit: Annotated[int, Range(1, 100_000), Doc("newest alerts at most")] = 50,
     check: Annotated[str | None, Doc("only this check")] = None,
     component: Annotated[str | None, Doc("only this component")] = None,
-) -> dict[str, Any]:
+) -> MonitorHistory:
     """Recent alerts, newest first, with their delivery results.
 
     Returns ``{"alerts": [{<alert fields: id, check, component, severity, status,
@@ -80,7 +91,7 @@ def subscribe(
     component: Annotated[str | None, Doc("only components matching this glob")] = None,
     severity: Annotated[Literal["warning", "critical"] | None,
                         Doc("only this severity and above")] = None,
-) -> dict[str, Any]:
+) -> MonitorSubscribed:
     """Stream alerts as they are sent: ``monitor.alert`` notifications.
 
     Returns ``{"subscription": id}``; then pushes ``{"method": "monitor.alert",
@@ -105,7 +116,7 @@ def subscribe(
 def unsubscribe(
     ctx: Context,
     subscription: Annotated[str, Doc("id from monitor.subscribe")],
-) -> dict[str, Any]:
+) -> MonitorUnsubscribed:
     """End a ``monitor.subscribe`` stream; -32001 when it is not one of this
     connection's. Returns ``{"subscription": id, "closed": true}``."""
     ctx.subscription(subscription, "monitor").close()
@@ -116,7 +127,7 @@ async def test(
     ctx: Context,
     provider: Annotated[ProviderName | None,
                         Doc("one provider; default every enabled one")] = None,
-) -> dict[str, Any]:
+) -> MonitorTest:
     """Send a test alert through one or every enabled provider (one attempt each).
 
     Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok", "error",
@@ -134,7 +145,7 @@ def silence(
     duration_s: Annotated[float, Range(0.001, MAX_SILENCE_S),
                           Doc("seconds the silence lasts")] = 3600.0,
     comment: Annotated[str, Doc("why")] = "",
-) -> dict[str, Any]:
+) -> SilenceRecord:
     """Silence alerts of a check and/or component pattern for a while (Alertmanager
     style: states still change, notifications are held back).
 
@@ -152,7 +163,7 @@ def unsilence(
     check: Annotated[str | None, Doc("remove the silences with this check pattern")] = None,
     component: Annotated[str | None,
                          Doc("remove the silences with this component pattern")] = None,
-) -> dict[str, Any]:
+) -> Unsilenced:
     """Remove silences by id, or by their check/component patterns.
 
     Returns ``{"removed": [ids]}``; -32001 when nothing matched, -32602 when no
@@ -161,7 +172,7 @@ def unsilence(
     return {"removed": [s.id for s in _monitor(ctx).unsilence(silence, check, component)]}
 
 
-def silences(ctx: Context) -> dict[str, Any]:
+def silences(ctx: Context) -> Silences:
     """Active silences: ``{"silences": [{"id", "check", "component", "starts_at",
     "ends_at", "comment", "created_by"}]}``."""
     return {"silences": [s.to_wire() for s in _monitor(ctx).silences.list()]}

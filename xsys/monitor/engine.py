@@ -16,12 +16,11 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from xsys.alerts.model import SEVERITY_RANK
 from xsys.monitor.collectors import CHECKS, COLLECTOR_NAME, Collection
 from xsys.monitor.config import MonitorConfig
-from xsys.monitor.rules import Outcome, Policy, Rule, Thresholds
+from xsys.monitor.rules import CheckStatus, Outcome, Policy, Rule, Thresholds
 from xsys.monitor.silences import Silence, Silences
 
 log = logging.getLogger(__name__)
@@ -169,7 +168,7 @@ class Engine:
 
     # ------------------------------------------------------------------ views
 
-    def status_rows(self) -> list[dict[str, Any]]:
+    def status_rows(self) -> list[CheckStatus]:
         """Every component of every rule (``ComponentState.to_wire``), sorted."""
         rows = []
         for name in sorted(self.rules):
@@ -178,7 +177,7 @@ class Engine:
                 rows.append(rule.states[component].to_wire(rule.thresholds))
         return rows
 
-    def firing(self) -> list[dict[str, Any]]:
+    def firing(self) -> list[CheckStatus]:
         """Rows of the components currently firing, most severe first."""
         rows = [r for r in self.status_rows() if r["state"] != "ok"]
         rows.sort(key=lambda r: -SEVERITY_RANK[r["state"]])

@@ -25,12 +25,37 @@ clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
 
 Level = Literal["ok", "warning", "critical"]
 _UP: tuple[Literal["warning", "critical"], ...] = ("warning", "critical")
+
+
+class CheckStatus(TypedDict):
+    """One component in ``monitor.status`` (``ComponentState.to_wire``): ``check``,
+    ``component``, ``state`` (ok|warning|critical: the firing level), ``pending`` (a
+    higher level waiting out ``duration_s``, or None), ``value`` in ``unit``,
+    ``threshold`` (of the state; for ok the warning line), the ``warning`` and
+    ``critical`` lines, ``duration_s``, ``changed_at`` (epoch s the state began),
+    ``started_at`` (of the incident), ``last_sent_at``, ``updated_at``, ``silenced``."""
+
+    check: str
+    component: str
+    state: Level
+    pending: Level | None
+    value: float | None
+    unit: str
+    threshold: float | None
+    warning: float | None
+    critical: float | None
+    duration_s: float
+    changed_at: float
+    started_at: float | None
+    last_sent_at: float | None
+    updated_at: float
+    silenced: bool
 
 
 @dataclass(frozen=True)
@@ -100,7 +125,7 @@ class ComponentState:
             return self.level
         return None
 
-    def to_wire(self, th: Thresholds) -> dict[str, Any]:
+    def to_wire(self, th: Thresholds) -> CheckStatus:
         """The ``monitor.status`` row: check, component, ``state`` (ok|warning|critical:
         the firing level), ``pending`` (level waiting for ``duration``, or None), value,
         unit, ``threshold`` (of the state, for ok the warning line), warning, critical,

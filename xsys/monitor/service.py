@@ -20,7 +20,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -43,6 +43,12 @@ from xsys.monitor.bus import AlertBus
 from xsys.monitor.collectors import CHECKS, Collection, Collectors, SnapshotSource
 from xsys.monitor.config import MonitorConfig
 from xsys.monitor.engine import Engine, rule_specs
+from xsys.monitor.model import (
+    CheckConfig,
+    MonitorHistory,
+    MonitorStatus,
+    ProviderAttempt,
+)
 from xsys.monitor.rules import Outcome
 from xsys.monitor.silences import Silence, Silences
 from xsys.protocol import InvalidParams, NotFound, Overloaded
@@ -243,7 +249,7 @@ class MonitorService:
 
     # ------------------------------------------------------------------ views
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> MonitorStatus:
         """The ``monitor.status`` result (see the handler)."""
         eng = self.engine
         d = self.dispatcher
@@ -274,20 +280,21 @@ class MonitorService:
             },
         }
 
-    def checks(self) -> list[dict[str, Any]]:
+    def checks(self) -> list[CheckConfig]:
         """Every check of ``CHECKS`` with its config: check, enabled, and when enabled
         unit, warning, critical, duration_s, hysteresis and the components seen."""
         specs = rule_specs(self.config)
-        out = []
+        out: list[CheckConfig] = []
         for name in (check.name for check in CHECKS):
-            row: dict[str, Any] = {"check": name, "enabled": name in specs}
-            if name in specs:
-                unit, th = specs[name]
-                rule = self.engine.rules.get(name)
-                row.update(unit=unit, warning=th.warning, critical=th.critical,
-                           duration_s=th.duration, hysteresis=th.hysteresis,
-                           components=sorted(rule.states) if rule else [])
-            out.append(row)
+            if name not in specs:
+                out.append({"check": name, "enabled": False})
+                continue
+            unit, th = specs[name]
+            rule = self.engine.rules.get(name)
+            out.append({"check": name, "enabled": True, "unit": unit, "warning": th.warning,
+                        "critical": th.critical, "duration_s": th.duration,
+                        "hysteresis": th.hysteresis,
+                        "components": sorted(rule.states) if rule else []})
         return out
 
     def provider_names(self) -> list[str]:
@@ -297,7 +304,7 @@ class MonitorService:
     # ------------------------------------------------------------------ actions
 
     def history_page(self, limit: int = 50, check: str | None = None,
-                     component: str | None = None) -> dict[str, Any]:
+                     component: str | None = None) -> MonitorHistory:
         """The ``monitor.history`` result: ``{"alerts": [HistoryEntry.to_wire()], "size",
         "capacity"}``, newest first, at most ``limit``, optionally one check/component."""
         entries = self.history.recent(limit, check, component)
@@ -371,7 +378,7 @@ class MonitorService:
                      started_at=now, host=host, created_at=now,
                      fingerprint=fingerprint("test", "test", host.hostname), test=True)
 
-    async def test(self, provider: str | None = None) -> tuple[Alert, list[dict[str, Any]]]:
+    async def test(self, provider: str | None = None) -> tuple[Alert, list[ProviderAttempt]]:
         """Send a test alert through ``provider`` (or every enabled provider) once each,
         concurrently; returns the alert and one result per provider ``{provider, ok,
         error, status_code, duration_ms}``. Raises ``NotFound`` for a provider that is not
@@ -388,7 +395,7 @@ class MonitorService:
             raise NotFound("the monitor is not running", {"provider": provider})
         dispatcher = self.dispatcher
         results = await asyncio.gather(*(dispatcher.attempt(p, alert) for p in targets))
-        out = []
+        out: list[ProviderAttempt] = []
         for p, r in zip(targets, results, strict=True):
             _record(entry, p.name, r)
             if r.ok:

@@ -8,9 +8,23 @@ import fnmatch
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 _ids = itertools.count(1)
+
+
+class SilenceRecord(TypedDict):
+    """A silence on the wire: ``id``, ``check``/``component`` glob patterns (None: any),
+    ``starts_at``/``ends_at`` (epoch s), ``comment``, ``created_by`` (``uid:1000``, or
+    empty)."""
+
+    id: str
+    check: str | None
+    component: str | None
+    starts_at: float
+    ends_at: float
+    comment: str
+    created_by: str
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,7 @@ class Silence:
         """True within ``[starts_at, ends_at)``."""
         return self.starts_at <= now < self.ends_at
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> SilenceRecord:
         """``{id, check, component, starts_at, ends_at, comment, created_by}``."""
         return {"id": self.id, "check": self.check, "component": self.component,
                 "starts_at": self.starts_at, "ends_at": self.ends_at,
