@@ -3,12 +3,13 @@
 glibc serves a request of at least ``M_MMAP_THRESHOLD`` bytes with its own ``mmap`` and
 unmaps it on ``free``; smaller ones come from heaps that it returns only from their top.
 By default the threshold adapts upwards (to 32 MiB) each time a large block is freed,
-so after a few multi-MiB file reads every later buffer of that size lands in a heap
-and a burst of them leaves the daemon hundreds of MiB larger for good. ``tune_malloc``
-fixes the threshold at ``MMAP_THRESHOLD_BYTES`` (the size from which results are written
-as separate parts, ``protocol.LARGE_FRAME_BYTES``); ``trim_malloc`` returns the free
-pages inside the heaps as well (``malloc_trim(0)``), after connections that had large
-results close. ``MALLOC_MMAP_THRESHOLD_`` in the environment wins over ``tune_malloc``.
+and a burst of multi-MiB results can leave the daemon hundreds of MiB larger for good.
+``tune_malloc`` fixes the mmap threshold at ``MMAP_THRESHOLD_BYTES`` and the trim
+threshold at ``TRIM_THRESHOLD_BYTES`` (so large results reuse heap pages while a client
+reads; measured in ``bench/fs.py``), and ``trim_malloc`` returns the free pages inside
+the heaps (``malloc_trim(0)``) after connections that had large results close, which
+brings the daemon back near its baseline (``tests/test_server_limits.py``).
+``MALLOC_MMAP_THRESHOLD_`` in the environment wins over ``tune_malloc``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ import logging
 import os
 import sys
 
-from xsys.protocol import LARGE_FRAME_BYTES
-
 log = logging.getLogger(__name__)
 
 #: glibc's ``mallopt`` parameter numbers (malloc.h).
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-#: Allocations of at least this many bytes are mapped and unmapped on their own.
-MMAP_THRESHOLD_BYTES = LARGE_FRAME_BYTES
+#: Allocations of at least this many bytes are mapped and unmapped on their own (glibc's
+#: adaptive maximum): multi-MiB file results below it reuse heap pages from one request to
+#: the next instead of being mapped and faulted in every time.
+MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
+#: Free memory at the top of a heap kept for reuse; setting the mmap threshold fixes this
+#: at glibc's 128 KiB default, which would hand every large result back and fault it in
+#: again. What stays is returned by ``trim_malloc`` when large-result clients leave.
+TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
 
 _libc: ctypes.CDLL | None = None
 _probed = False
@@ -60,6 +66,8 @@ def tune_malloc() -> bool:
     if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     ok = bool(libc.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(MMAP_THRESHOLD_BYTES)))
+    ok = bool(libc.mallopt(ctypes.c_int(M_TRIM_THRESHOLD),
+                           ctypes.c_int(TRIM_THRESHOLD_BYTES))) and ok
     log.debug("malloc mmap threshold %d bytes: %s", MMAP_THRESHOLD_BYTES,
               "set" if ok else "refused")
     return ok
