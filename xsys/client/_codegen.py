@@ -41,17 +41,22 @@ wrapper returns a generated ``TypedDict`` instead of ``dict[str, Any]``. The sch
 the parameters' vocabulary::
 
     schema := {"type": <wire type>, "nullable"?: bool, "choices"?: [...],
-               "summary"?: str,             # docstring of the field or class
+               "summary"?: str,             # docstring of the class, or of the field
                "title"?: str,               # class name of a "fields" map (may be shared)
                "fields"?: [field, ...],     # a map with known keys -> a TypedDict
                "items"?: schema,            # a list's elements
                "values"?: schema}           # a map's values (keys are str)
     field  := schema + {"name": str, "required"?: bool (default true)}
 
-A ``fields`` map becomes ``class <title>(TypedDict)`` (without a title:
-``<Method>Result`` for the result itself, ``<Parent><Field>`` below it, ``...Item`` for
-list elements, ``...Value`` for map values); a field with ``required: false`` is
-``NotRequired``. Two schemas with one title must be identical (else ``ValueError``).
+The daemon's router makes these (``xsys.server.router.result_schema``): ``type`` is the
+full wire type (``list[map]`` with ``items``, ``map`` with ``fields`` or ``values``,
+``str|bin`` for a file name). A ``fields`` map becomes ``class <title>(TypedDict)``
+(without a title: ``<Method>Result`` for the result itself, ``<Parent><Field>`` below it,
+``...Item`` for list elements, ``...Value`` for map values), its ``summary`` the class
+docstring; a field's own ``summary`` (when it is not such a map) documents the field. A
+field with ``required: false`` is ``NotRequired``. Two schemas with one title must be
+identical, and a title may not be a name the module uses itself (``RESERVED_CLASSES``,
+``*Methods``): else ``ValueError``.
 Example: ``{"type": "map", "fields": [{"name": "pong", "type": "bool"}, {"name": "ts",
 "type": "float", "summary": "server time, epoch s"}]}`` for ``rpc.ping`` gives
 ``class RpcPingResult(TypedDict)`` with ``pong: bool`` and ``ts: float``, and
@@ -89,6 +94,14 @@ RESERVED_PARAMS = frozenset({
     "self", "timeout", "on_progress", "params", "result", "given", "cast",
 })
 UNSUBSCRIBE_NAMES = ("unsubscribe", "remove", "cancel", "stop", "close")
+#: Names the generated module defines or imports: a result class may not take them.
+RESERVED_CLASSES = frozenset({
+    "METHOD_NAMES", "STREAMS", "UNSUBSCRIBE", "Namespaces", "AsyncNamespaces",
+    "TYPE_CHECKING", "Any", "Literal", "NotRequired", "TypedDict", "cast", "Mapping",
+    "Sequence", "USE_CLIENT_DEFAULT", "FsPath", "NamespaceBase", "ProgressCallback",
+    "Timeout", "given", "AsyncClient", "AsyncSubscription", "Client", "Subscription",
+    "builtins", "annotations",
+})
 _PATH_NAME = re.compile(r"^(path|paths|src|dst|.*_path|.*_paths)$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Builtins the annotations use: a method or field of that name hides the builtin inside
@@ -334,6 +347,8 @@ class _Classes:
     def _typed_dict(self, schema: Mapping[str, Any], name: str) -> str:
         if not _IDENT.match(name) or keyword.iskeyword(name):
             raise ValueError(f"result class name {name!r} is not a Python identifier")
+        if name in RESERVED_CLASSES or name.endswith("Methods"):
+            raise ValueError(f"result class name {name!r} is taken by the module itself")
         fields: list[tuple[str, str, str]] = []
         shadowed = sorted({str(f["name"]) for f in schema["fields"]} & _BUILTIN_TYPES)
         for f in schema["fields"]:
@@ -342,7 +357,8 @@ class _Classes:
             if not f.get("required", True):
                 ftype = f"NotRequired[{ftype}]"
                 self.not_required = True
-            fields.append((fname, ftype, str(f.get("summary") or "")))
+            fdoc = "" if f.get("fields") is not None else str(f.get("summary") or "")
+            fields.append((fname, ftype, fdoc))
         doc = str(schema.get("summary") or f"The ``{name}`` structure.")
         functional = any(not _IDENT.match(n) or keyword.iskeyword(n) for n, _, _ in fields)
         if functional:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -19,6 +19,8 @@ from xsys.client._core import (
 )
 
 if TYPE_CHECKING:
+    from typing import NotRequired
+
     from xsys.client.aio import AsyncClient, AsyncSubscription
     from xsys.client.sync import Client, Subscription
 
@@ -81,6 +83,1033 @@ UNSUBSCRIBE: dict[str, str] = {
 }
 
 
+class ChmodResult(TypedDict):
+    """``fs.chmod``: the permission ``mode`` now set."""
+
+    path: str | bytes
+    mode: int
+
+
+class TransferResult(TypedDict):
+    """``fs.copy`` / ``fs.move``: ``files``/``dirs``/``symlinks`` written at ``dst``,
+    ``copied_bytes`` of file content copied (0 for a rename), ``skipped`` special files
+    (fifos, sockets, devices) left out, ``renamed`` when a move was a single rename.
+    """
+
+    src: str | bytes
+    dst: str | bytes
+    files: int
+    dirs: int
+    symlinks: int
+    copied_bytes: int
+    skipped: int
+    renamed: bool
+
+
+class DiskUsage(TypedDict):
+    """``fs.du``: ``size`` (apparent bytes of regular files, hard links counted once),
+    ``disk_bytes`` (allocated blocks of everything), ``files`` (regular files), ``dirs``
+    (directories below ``path``, itself excluded), ``symlinks``, ``others`` (fifos,
+    sockets, devices), ``errors`` (entries that could not be read).
+    """
+
+    path: str | bytes
+    size: int
+    disk_bytes: int
+    files: int
+    dirs: int
+    symlinks: int
+    others: int
+    errors: int
+
+
+class Existence(TypedDict):
+    """``fs.exists``: whether ``path`` exists (following symlinks) and its ``type``."""
+
+    path: str | bytes
+    exists: bool
+    type: Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "other"] | None  # noqa: E501
+
+
+class Entry(TypedDict):
+    """One row of ``fs.list``/``fs.find``: ``name`` (relative to the listed directory),
+    absolute ``path``, ``type``, ``size`` bytes, permission ``mode``, ``mtime_at`` and, for
+    symlinks, ``symlink_target``.
+    """
+
+    name: str | bytes
+    path: str | bytes
+    type: Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "other"]  # noqa: E501
+    size: int
+    mode: int
+    mtime_at: float
+    symlink_target: str | bytes | None
+
+
+class Listing(TypedDict):
+    """``fs.list`` and ``fs.find``: ``entries``, ``truncated`` when the limit cut the
+    result short, ``scanned`` entries examined.
+    """
+
+    path: str | bytes
+    entries: list[Entry]
+    truncated: bool
+    scanned: int
+
+
+class HashResult(TypedDict):
+    """``fs.hash``: hex ``digest`` of ``size`` bytes with ``algorithm``."""
+
+    path: str | bytes
+    algorithm: str
+    digest: str
+    size: int
+
+
+class MkdirResult(TypedDict):
+    """``fs.mkdir``: ``created`` is False when it already existed (``parents``)."""
+
+    path: str | bytes
+    created: bool
+
+
+class ReadResult(TypedDict):
+    """``fs.read``: ``data`` (bytes, or str when an encoding was given) starting at
+    ``offset``; ``length`` bytes read; ``size`` of the whole file; ``eof`` when the read
+    reached the end.
+    """
+
+    path: str | bytes
+    data: bytes | str
+    offset: int
+    length: int
+    size: int
+    eof: bool
+
+
+class RemoveResult(TypedDict):
+    """``fs.remove``: counts of what went (``files`` includes symlinks and other
+    non-directories).
+    """
+
+    path: str | bytes
+    removed: bool
+    files: int
+    dirs: int
+
+
+class FileInfo(TypedDict):
+    """``fs.stat``: one entry's metadata (of the link itself when ``path`` is a symlink;
+    ``symlink_target`` then holds what it points to). ``mode`` is the permission bits
+    (``0o644`` = 420), ``size`` bytes, times epoch seconds.
+    """
+
+    path: str | bytes
+    name: str | bytes
+    type: Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "other"]  # noqa: E501
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    nlink: int
+    inode: int
+    mtime_at: float
+    atime_at: float
+    ctime_at: float
+    symlink_target: str | bytes | None
+
+
+class TailResult(TypedDict):
+    """``fs.tail``: the last ``lines`` (without their newline, UTF-8 decoded with
+    replacement) of a file of ``size`` bytes.
+    """
+
+    path: str | bytes
+    lines: list[str]
+    size: int
+
+
+class WriteResult(TypedDict):
+    """``fs.write``: ``written_bytes`` from this call, the file's ``size`` afterwards,
+    ``created`` when the file did not exist, and the ``sha256`` of the new content (create
+    and overwrite only; None after an append).
+    """
+
+    path: str | bytes
+    mode: str
+    written_bytes: int
+    size: int
+    created: bool
+    sha256: str | None
+
+
+class CheckConfig(TypedDict):
+    """One configured check in ``monitor.checks``: ``check`` and ``enabled``; when
+    enabled also its ``unit``, ``warning``/``critical`` lines (None: that level is off),
+    ``duration_s``, ``hysteresis`` (fraction of a line) and the ``components`` seen.
+    """
+
+    check: str
+    enabled: bool
+    unit: str
+    warning: float | None
+    critical: float | None
+    duration_s: float
+    hysteresis: float
+    components: list[str]
+
+
+class MonitorChecks(TypedDict):
+    """``monitor.checks``: every check, configured or not."""
+
+    checks: list[CheckConfig]
+
+
+class HostRecord(TypedDict):
+    """An alert's ``host`` on the wire: ``hostname``, ``addresses`` (non-loopback IPs of
+    the up interfaces), ``load`` ([1, 5, 15]-minute averages), ``uptime_s``.
+    """
+
+    hostname: str
+    addresses: list[str]
+    load: list[float]
+    uptime_s: float
+
+
+class DeliveryRecord(TypedDict):
+    """One provider's delivery on the wire: ``provider``, ``status``
+    (pending|sent|failed|dropped), ``attempts``, the last ``error`` and ``status_code``,
+    ``updated_at`` (epoch s).
+    """
+
+    provider: str
+    status: Literal["pending", "sent", "failed", "dropped"]
+    attempts: int
+    error: str | None
+    status_code: int | None
+    updated_at: float
+
+
+class HistoryRecord(TypedDict):
+    """One ``monitor.history`` row: the alert (``AlertRecord``), its ``deliveries`` and
+    ``silenced_by`` (the id of the silence that held it back, or None).
+    """
+
+    id: str
+    fingerprint: str
+    check: str
+    component: str
+    severity: Literal["warning", "critical"]
+    status: Literal["firing", "resolved"]
+    value: float
+    unit: str
+    value_text: str
+    threshold: float | None
+    started_at: float
+    ended_at: float | None
+    created_at: float
+    repeat: bool
+    test: bool
+    title: str
+    message: str
+    host: HostRecord
+    deliveries: list[DeliveryRecord]
+    silenced_by: str | None
+
+
+class MonitorHistory(TypedDict):
+    """``monitor.history``: the ``alerts`` asked for, newest first, with their deliveries;
+    ``size`` alerts held and the ring's ``capacity``.
+    """
+
+    alerts: list[HistoryRecord]
+    size: int
+    capacity: int
+
+
+class SilenceRecord(TypedDict):
+    """A silence on the wire: ``id``, ``check``/``component`` glob patterns (None: any),
+    ``starts_at``/``ends_at`` (epoch s), ``comment``, ``created_by`` (``uid:1000``, or
+    empty).
+    """
+
+    id: str
+    check: str | None
+    component: str | None
+    starts_at: float
+    ends_at: float
+    comment: str
+    created_by: str
+
+
+class Silences(TypedDict):
+    """``monitor.silences``: the active ``silences``."""
+
+    silences: list[SilenceRecord]
+
+
+class CheckStatus(TypedDict):
+    """One component in ``monitor.status`` (``ComponentState.to_wire``): ``check``,
+    ``component``, ``state`` (ok|warning|critical: the firing level), ``pending`` (a
+    higher level waiting out ``duration_s``, or None), ``value`` in ``unit``,
+    ``threshold`` (of the state; for ok the warning line), the ``warning`` and
+    ``critical`` lines, ``duration_s``, ``changed_at`` (epoch s the state began),
+    ``started_at`` (of the incident), ``last_sent_at``, ``updated_at``, ``silenced``.
+    """
+
+    check: str
+    component: str
+    state: Literal["ok", "warning", "critical"]
+    pending: Literal["ok", "warning", "critical"] | None
+    value: float | None
+    unit: str
+    threshold: float | None
+    warning: float | None
+    critical: float | None
+    duration_s: float
+    changed_at: float
+    started_at: float | None
+    last_sent_at: float | None
+    updated_at: float
+    silenced: bool
+
+
+class ProviderStatus(TypedDict):
+    """One provider's delivery state (``monitor.status`` ``provider_status``): ``name``,
+    ``state`` of its circuit breaker (closed|open|half_open), jobs ``queued`` and their
+    ``queued_bytes``, attempts ``in_flight``, ``consecutive_failures``, the
+    ``delivered_total``/``failed_total``/``dropped_total`` counters, ``next_attempt_at``
+    (epoch s when attempts are held back, else None) and ``last_error``.
+    """
+
+    name: str
+    state: Literal["closed", "open", "half_open"]
+    queued: int
+    queued_bytes: int
+    in_flight: int
+    consecutive_failures: int
+    delivered_total: int
+    failed_total: int
+    dropped_total: int
+    next_attempt_at: float | None
+    last_error: str | None
+
+
+class QueueStatus(TypedDict):
+    """The delivery queue (all providers): jobs waiting (``depth``) and attempts
+    ``in_flight``, the configured ``capacity`` (jobs) and ``capacity_bytes``, ``workers``
+    per provider, and jobs ``dropped`` since the start.
+    """
+
+    depth: int
+    in_flight: int
+    capacity: int
+    capacity_bytes: int
+    workers: int
+    dropped: int
+
+
+class MonitorStatus(TypedDict):
+    """``monitor.status``: whether the monitor is ``enabled`` and ``running``, its
+    ``refresh_s`` (seconds between ticks) and ``repeat_interval_s`` (between re-sends of a
+    firing alert; negative: once per incident), ``ticks`` and ``skipped_ticks``, the last
+    tick (``last_tick_at`` epoch s, ``last_tick_ms``, ``last_collect_ms``), collector
+    ``errors`` (name -> message), ``firing`` (components not ok), every component's
+    ``checks`` row, the active ``silences``, the enabled ``providers`` and their
+    ``provider_status``, alert stream ``subscribers`` and the delivery ``queue``.
+    """
+
+    enabled: bool
+    running: bool
+    refresh_s: float
+    repeat_interval_s: float
+    ticks: int
+    skipped_ticks: int
+    last_tick_at: float | None
+    last_tick_ms: float | None
+    last_collect_ms: float | None
+    errors: dict[str, str]
+    checks: list[CheckStatus]
+    firing: int
+    silences: list[SilenceRecord]
+    providers: list[str]
+    provider_status: list[ProviderStatus]
+    subscribers: int
+    queue: QueueStatus
+
+
+class MonitorSubscribed(TypedDict):
+    """``monitor.subscribe``: the ``subscription`` id its ``monitor.alert`` notifications
+    carry.
+    """
+
+    subscription: str
+
+
+class AlertRecord(TypedDict):
+    """An alert on the wire (``monitor.alert``, ``monitor.history``, ``monitor.test``):
+    the ``Alert`` fields (``id``, ``fingerprint``, ``check``, ``component``, ``severity``,
+    ``status``, ``value`` in ``unit``, ``threshold``, ``started_at``/``ended_at``/
+    ``created_at`` epoch s, ``repeat``, ``test``, ``host``) plus the rendered ``title``,
+    ``message`` and ``value_text``.
+    """
+
+    id: str
+    fingerprint: str
+    check: str
+    component: str
+    severity: Literal["warning", "critical"]
+    status: Literal["firing", "resolved"]
+    value: float
+    unit: str
+    value_text: str
+    threshold: float | None
+    started_at: float
+    ended_at: float | None
+    created_at: float
+    repeat: bool
+    test: bool
+    title: str
+    message: str
+    host: HostRecord
+
+
+class ProviderAttempt(TypedDict):
+    """One provider's attempt in ``monitor.test``: ``provider``, ``ok``, the ``error``
+    text and ``status_code`` (HTTP/SMTP) if any, ``duration_ms``.
+    """
+
+    provider: str
+    ok: bool
+    error: str | None
+    status_code: int | None
+    duration_ms: float
+
+
+class MonitorTest(TypedDict):
+    """``monitor.test``: the test ``alert`` sent and one attempt per provider
+    (``results``).
+    """
+
+    alert: AlertRecord
+    results: list[ProviderAttempt]
+
+
+class Unsilenced(TypedDict):
+    """``monitor.unsilence``: the ids of the silences ``removed``."""
+
+    removed: list[str]
+
+
+class MonitorUnsubscribed(TypedDict):
+    """``monitor.unsubscribe``: the ``subscription`` ended (``closed`` is always true)."""
+
+    subscription: str
+    closed: bool
+
+
+class Hello(TypedDict):
+    """``rpc.hello``: ``protocol`` version, ``server`` name (``xsys``), its ``version``,
+    ``pid``, every method name, the ``capabilities`` (namespaces and optional features)
+    and ``max_frame_bytes`` (the largest frame the daemon accepts).
+    """
+
+    protocol: int
+    server: str
+    version: str
+    pid: int
+    methods: list[str]
+    capabilities: list[str]
+    max_frame_bytes: int
+
+
+class ParamDescription(TypedDict):
+    """One parameter in ``rpc.methods``: ``name``, wire ``type`` (``int``, ``float``,
+    ``str``, ``bool``, ``bin``, ``map``, ``any``, ``list[T]``, unions ``a|b``),
+    ``required``, ``default`` (when not required), ``nullable``, ``choices``, bounds
+    ``min``/``max`` and a one-line ``summary``.
+    """
+
+    name: str
+    type: str
+    required: bool
+    default: Any
+    nullable: bool
+    choices: list[Any]
+    min: float
+    max: float
+    summary: str
+
+
+class MethodDescription(TypedDict):
+    """One method in ``rpc.methods``: ``name``, ``summary`` (one line), ``description``
+    (the rest of the docstring), ``params``, ``result`` (the schema of its result, see
+    ``result_schema``), ``streams`` (the notification a subscription method pushes),
+    ``progress`` (honours ``progress: true``) and ``safe`` (read-only).
+    """
+
+    name: str
+    summary: str
+    description: str
+    params: list[ParamDescription]
+    result: dict[str, Any]
+    streams: str
+    progress: bool
+    safe: bool
+
+
+class MethodList(TypedDict):
+    """``rpc.methods``: every method, sorted by name."""
+
+    methods: list[MethodDescription]
+
+
+class Pong(TypedDict):
+    """``rpc.ping``: ``pong`` (always true) and ``ts``, the server's time (epoch s)."""
+
+    pong: bool
+    ts: float
+
+
+class CpuFreq(TypedDict):
+    """CPU frequency in MHz (psutil ``cpu_freq()``): ``current``, ``min``, ``max`` (0.0
+    where the platform does not say).
+    """
+
+    current: float
+    min: float
+    max: float
+
+
+class CpuUsage(TypedDict):
+    """``sys.cpu``: utilisation over the last sampling interval.
+
+    - ``percent``: all CPUs, 0..100 (psutil ``cpu_percent``); ``per_cpu_percent``: one per
+      logical CPU (absent when not asked for).
+    - ``times_percent``: share of the interval per mode (``user``, ``system``, ``idle``,
+      ``iowait``...; psutil ``cpu_times_percent``).
+    - ``times_s``: seconds spent in each mode since boot, all CPUs (psutil ``cpu_times``).
+    - ``freq_mhz``: ``CpuFreq`` or None; ``count_logical``/``count_physical`` (psutil
+      ``cpu_count``; physical None where unknown).
+    - ``stats``: counts since boot (``ctx_switches``, ``interrupts``, ``soft_interrupts``,
+      ``syscalls``; psutil ``cpu_stats``).
+    - ``interval_s``: seconds the percentages span; ``ts``: epoch seconds of the sample.
+    """
+
+    percent: float
+    times_percent: dict[str, float]
+    times_s: dict[str, float]
+    freq_mhz: CpuFreq | None
+    count_logical: int
+    count_physical: int | None
+    stats: dict[str, int]
+    interval_s: float
+    ts: float
+    per_cpu_percent: NotRequired[list[float]]
+
+
+class DiskIO(TypedDict):
+    """I/O counters of one disk, or of all (psutil ``disk_io_counters``), since boot.
+
+    ``read_count``/``write_count`` (operations), ``read_bytes``/``write_bytes``,
+    ``read_time_s``/``write_time_s`` (seconds spent reading/writing; psutil's
+    ``read_time``/``write_time`` in ms), Linux also ``read_merged_count``,
+    ``write_merged_count`` and ``busy_time_s`` (seconds doing I/O; psutil ``busy_time``
+    ms). In a ``Snapshot``, also per-second rates over the sampling interval:
+    ``read_bytes_per_s``, ``write_bytes_per_s``, ``read_count_per_s``,
+    ``write_count_per_s``.
+    """
+
+    read_count: NotRequired[int]
+    write_count: NotRequired[int]
+    read_bytes: NotRequired[int]
+    write_bytes: NotRequired[int]
+    read_time_s: NotRequired[float]
+    write_time_s: NotRequired[float]
+    read_merged_count: NotRequired[int]
+    write_merged_count: NotRequired[int]
+    busy_time_s: NotRequired[float]
+    read_bytes_per_s: NotRequired[float]
+    write_bytes_per_s: NotRequired[float]
+    read_count_per_s: NotRequired[float]
+    write_count_per_s: NotRequired[float]
+
+
+class DiskIOUsage(TypedDict):
+    """``sys.disk_io``: ``total`` (``DiskIO`` summed over every disk), ``disks`` (name ->
+    ``DiskIO``; absent when not asked for), ``interval_s`` (seconds the rates span) and
+    ``ts`` (epoch seconds of the sample).
+    """
+
+    total: DiskIO
+    interval_s: float
+    ts: float
+    disks: NotRequired[dict[str, DiskIO]]
+
+
+class DiskRow(TypedDict):
+    """One ``sys.disks`` row: the ``Partition`` fields, then ``total_bytes``,
+    ``used_bytes``, ``free_bytes`` and ``percent`` (see ``FsUsage``), and
+    ``inodes_total``/``inodes_used``/``inodes_free``/``inodes_percent`` where the
+    filesystem has an inode table; instead of all of these, ``error`` (the OS's message)
+    when the filesystem could not be read.
+    """
+
+    device: str
+    mountpoint: str
+    fstype: str
+    opts: str
+    total_bytes: NotRequired[int]
+    used_bytes: NotRequired[int]
+    free_bytes: NotRequired[int]
+    percent: NotRequired[float]
+    inodes_total: NotRequired[int]
+    inodes_used: NotRequired[int]
+    inodes_free: NotRequired[int]
+    inodes_percent: NotRequired[float]
+    error: NotRequired[str]
+
+
+class Disks(TypedDict):
+    """``sys.disks``: ``disks`` (``DiskRow`` each) and ``ts`` (epoch seconds)."""
+
+    disks: list[DiskRow]
+    ts: float
+
+
+class DiskSummary(TypedDict):
+    """A filesystem in ``sys.info``: where and what, with ``total_bytes``,
+    ``used_bytes``, ``free_bytes`` and ``percent`` (None when it could not be read).
+    """
+
+    mountpoint: str
+    device: str
+    fstype: str
+    total_bytes: int | None
+    used_bytes: int | None
+    free_bytes: int | None
+    percent: float | None
+
+
+class InterfaceSummary(TypedDict):
+    """An interface in ``sys.info``: ``name``, ``isup``, ``addresses`` (IP strings) and
+    ``bytes_sent_per_s``/``bytes_recv_per_s`` (0.0 without a sample).
+    """
+
+    name: str
+    isup: bool
+    addresses: list[str]
+    bytes_sent_per_s: float
+    bytes_recv_per_s: float
+
+
+class HostInfo(TypedDict):
+    """``sys.info``: the host at a glance.
+
+    - identity: ``hostname``, ``os`` (``PRETTY_NAME`` of os-release), ``system``
+      (``Linux``), ``kernel`` (release), ``arch`` (``x86_64``), ``python`` (the daemon's
+      version), ``cpu_model``.
+    - time: ``booted_at`` (epoch seconds; psutil ``boot_time``), ``uptime_s``, ``ts``
+      (epoch seconds of the sample).
+    - CPU: ``cpu_count_logical``, ``cpu_count_physical`` (None where unknown),
+      ``cpu_percent`` (0..100 over the last sampling interval), ``load`` ([1, 5, 15]-minute
+      averages).
+    - memory: ``memory_total_bytes``, ``memory_available_bytes``, ``memory_percent``,
+      ``swap_total_bytes``, ``swap_percent`` (psutil ``virtual_memory``/``swap_memory``).
+    - ``disks`` (``DiskSummary`` each) and ``network`` (``InterfaceSummary`` each).
+    """
+
+    hostname: str
+    os: str
+    system: str
+    kernel: str
+    arch: str
+    booted_at: float
+    uptime_s: float
+    cpu_count_logical: int
+    cpu_count_physical: int | None
+    cpu_model: str
+    cpu_percent: float
+    memory_total_bytes: int
+    memory_available_bytes: int
+    memory_percent: float
+    swap_total_bytes: int
+    swap_percent: float
+    load: list[float]
+    disks: list[DiskSummary]
+    network: list[InterfaceSummary]
+    python: str
+    ts: float
+
+
+class SignalSent(TypedDict):
+    """``sys.kill``: the ``signal`` (its name, ``SIGTERM``) went to ``pid``; ``sent`` is
+    always true (a refusal is an error).
+    """
+
+    pid: int
+    signal: str
+    sent: bool
+
+
+class LoadPerCpu(TypedDict):
+    """Load averages divided by the logical CPU count."""
+
+    load1: float
+    load5: float
+    load15: float
+
+
+class LoadAverages(TypedDict):
+    """``sys.load``: run-queue averages over 1, 5 and 15 minutes (``os.getloadavg``;
+    node_exporter's ``node_load1``...), absolute and ``per_cpu``; ``cpu_count`` logical
+    CPUs; ``ts`` epoch seconds of the sample.
+    """
+
+    load1: float
+    load5: float
+    load15: float
+    per_cpu: LoadPerCpu
+    cpu_count: int
+    ts: float
+
+
+class VirtualMemory(TypedDict):
+    """Physical memory (psutil ``virtual_memory()``, each field ``<psutil name>_bytes``).
+
+    Everywhere: ``total_bytes``, ``available_bytes`` (what can be given to processes
+    without swapping), ``used_bytes``, ``free_bytes``, ``percent`` (``(total -
+    available) / total``, 0..100). Where the platform has them: ``active_bytes``,
+    ``inactive_bytes``, ``buffers_bytes``, ``cached_bytes``, ``shared_bytes``,
+    ``slab_bytes`` (Linux), ``wired_bytes`` (BSD, macOS).
+    """
+
+    total_bytes: int
+    available_bytes: int
+    percent: float
+    used_bytes: int
+    free_bytes: int
+    active_bytes: NotRequired[int]
+    inactive_bytes: NotRequired[int]
+    buffers_bytes: NotRequired[int]
+    cached_bytes: NotRequired[int]
+    shared_bytes: NotRequired[int]
+    slab_bytes: NotRequired[int]
+    wired_bytes: NotRequired[int]
+
+
+class SwapMemory(TypedDict):
+    """Swap (psutil ``swap_memory()``): ``total_bytes``, ``used_bytes``, ``free_bytes``,
+    ``percent`` (0..100), ``sin_bytes``/``sout_bytes`` (swapped in from / out to disk since
+    boot; psutil ``sin``/``sout``, 0 on Windows).
+    """
+
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int
+    percent: float
+    sin_bytes: int
+    sout_bytes: int
+
+
+class MemoryUsage(TypedDict):
+    """``sys.memory``: ``virtual`` and ``swap`` as sampled; ``ts`` epoch seconds of the
+    sample.
+    """
+
+    virtual: VirtualMemory
+    swap: SwapMemory
+    ts: float
+
+
+class InterfaceAddress(TypedDict):
+    """An IP address of an interface (psutil ``net_if_addrs``): ``family`` (``ipv4`` or
+    ``ipv6``), ``address``, ``netmask`` and ``broadcast`` (None where there is none).
+    """
+
+    family: Literal["ipv4", "ipv6"]
+    address: str
+    netmask: str | None
+    broadcast: str | None
+
+
+class Interface(TypedDict):
+    """One ``sys.network`` interface: its name, ``InterfaceStats`` fields (``isup``,
+    ``speed_mbps``, ``mtu_bytes``, ``duplex``; false/0/empty for an interface without
+    stats), ``mac``, ``addresses`` (``InterfaceAddress`` each), and its ``NetIO``
+    counters and rates where the sample has them.
+    """
+
+    name: str
+    isup: bool
+    speed_mbps: int
+    mtu_bytes: int
+    duplex: str
+    mac: str | None
+    addresses: list[InterfaceAddress]
+    bytes_sent: NotRequired[int]
+    bytes_recv: NotRequired[int]
+    packets_sent: NotRequired[int]
+    packets_recv: NotRequired[int]
+    errin: NotRequired[int]
+    errout: NotRequired[int]
+    dropin: NotRequired[int]
+    dropout: NotRequired[int]
+    bytes_sent_per_s: NotRequired[float]
+    bytes_recv_per_s: NotRequired[float]
+    packets_sent_per_s: NotRequired[float]
+    packets_recv_per_s: NotRequired[float]
+    errin_per_s: NotRequired[float]
+    errout_per_s: NotRequired[float]
+    dropin_per_s: NotRequired[float]
+    dropout_per_s: NotRequired[float]
+
+
+class NetIO(TypedDict):
+    """Counters of one interface, or of all, since boot (psutil ``net_io_counters``):
+    ``bytes_sent``, ``bytes_recv``, ``packets_sent``, ``packets_recv``, ``errin``,
+    ``errout``, ``dropin``, ``dropout`` (counts). In a ``Snapshot``, also each as a
+    per-second rate over the sampling interval (``bytes_sent_per_s``...).
+    """
+
+    bytes_sent: NotRequired[int]
+    bytes_recv: NotRequired[int]
+    packets_sent: NotRequired[int]
+    packets_recv: NotRequired[int]
+    errin: NotRequired[int]
+    errout: NotRequired[int]
+    dropin: NotRequired[int]
+    dropout: NotRequired[int]
+    bytes_sent_per_s: NotRequired[float]
+    bytes_recv_per_s: NotRequired[float]
+    packets_sent_per_s: NotRequired[float]
+    packets_recv_per_s: NotRequired[float]
+    errin_per_s: NotRequired[float]
+    errout_per_s: NotRequired[float]
+    dropin_per_s: NotRequired[float]
+    dropout_per_s: NotRequired[float]
+
+
+class NetworkUsage(TypedDict):
+    """``sys.network``: ``interfaces`` (``Interface`` each, by name), ``total`` (``NetIO``
+    summed over every interface), ``interval_s`` (seconds the rates span) and ``ts``
+    (epoch seconds of the sample).
+    """
+
+    interfaces: list[Interface]
+    total: NetIO
+    interval_s: float
+    ts: float
+
+
+class Port(TypedDict):
+    """A listening socket: ``proto`` (``tcp``/``udp``; unix sockets count by their type),
+    ``family`` (``ipv4``, ``ipv6``, ``unix``), ``address``, ``port`` (None for unix
+    sockets), ``pid`` and ``process`` (its name) where visible.
+    """
+
+    proto: Literal["tcp", "udp"]
+    family: Literal["ipv4", "ipv6", "unix"]
+    address: str
+    port: int | None
+    pid: int | None
+    process: str | None
+
+
+class Ports(TypedDict):
+    """``sys.ports``: ``ports`` (``Port`` each, by proto, port, address)."""
+
+    ports: list[Port]
+
+
+class ProcessDetails(TypedDict):
+    """``sys.process``: the ``ProcessRow`` (``cpu_percent`` measured over 0.1 s) plus
+    ``exe``, ``cwd``, ``terminal``, ``nice``, ``cpu_times_s`` (seconds per mode: ``user``,
+    ``system``, ``children_user``, ``children_system``, ``iowait``; psutil
+    ``cpu_times``), ``memory_info`` (psutil ``memory_info`` fields as ``<name>_bytes``:
+    ``rss_bytes``, ``vms_bytes``, Linux also ``shared_bytes``, ``text_bytes``,
+    ``lib_bytes``, ``data_bytes``, ``dirty_bytes``), ``num_fds``, ``io_counters``
+    (``read_count``, ``write_count``, ``read_bytes``, ``write_bytes``, Linux also
+    ``read_chars``/``write_chars``: bytes passed to read/write calls), ``num_ctx_switches``
+    (``voluntary``, ``involuntary``), ``children`` (pids) and ``open_files_count``. Fields
+    the OS refuses are None (``children`` then empty).
+    """
+
+    pid: int
+    ppid: int | None
+    name: str
+    username: str | None
+    status: str | None
+    cpu_percent: float
+    memory_percent: float
+    memory_rss_bytes: int | None
+    memory_vms_bytes: int | None
+    num_threads: int | None
+    created_at: float | None
+    cmdline: list[str]
+    exe: str | None
+    cwd: str | None
+    terminal: str | None
+    nice: int | None
+    cpu_times_s: dict[str, float] | None
+    memory_info: dict[str, int] | None
+    num_fds: int | None
+    io_counters: dict[str, int] | None
+    num_ctx_switches: dict[str, int] | None
+    children: list[int]
+    open_files_count: int | None
+
+
+class ProcessRow(TypedDict):
+    """One process as ``sys.processes`` lists it (psutil ``Process`` fields; None where
+    the OS refuses): ``pid``, ``ppid``, ``name``, ``username``, ``status`` (``running``,
+    ``sleeping``...), ``cpu_percent`` (over the time since the previous listing; 100 =
+    one full CPU), ``memory_percent`` (RSS of total memory), ``memory_rss_bytes`` and
+    ``memory_vms_bytes`` (psutil ``memory_info().rss/vms``), ``num_threads``,
+    ``created_at`` (epoch seconds; psutil ``create_time``), ``cmdline`` (argv).
+    """
+
+    pid: int
+    ppid: int | None
+    name: str
+    username: str | None
+    status: str | None
+    cpu_percent: float
+    memory_percent: float
+    memory_rss_bytes: int | None
+    memory_vms_bytes: int | None
+    num_threads: int | None
+    created_at: float | None
+    cmdline: list[str]
+
+
+class ProcessList(TypedDict):
+    """``sys.processes``: ``processes`` (``ProcessRow`` each, sorted, at most the limit),
+    ``total`` (matching before the limit), ``truncated`` and ``ts`` (epoch seconds).
+    """
+
+    processes: list[ProcessRow]
+    total: int
+    truncated: bool
+    ts: float
+
+
+class Temperature(TypedDict):
+    """One temperature sensor (psutil ``sensors_temperatures``): ``chip`` (driver name,
+    e.g. ``coretemp``), ``label``, ``current_celsius``, ``high_celsius`` and
+    ``critical_celsius`` (None where the chip gives no threshold).
+    """
+
+    chip: str
+    label: str
+    current_celsius: float
+    high_celsius: float | None
+    critical_celsius: float | None
+
+
+class Fan(TypedDict):
+    """One fan (psutil ``sensors_fans``): ``chip``, ``label``, ``current_rpm``."""
+
+    chip: str
+    label: str
+    current_rpm: int
+
+
+class Battery(TypedDict):
+    """The battery (psutil ``sensors_battery``): ``percent`` charged (0..100),
+    ``time_left_s`` (seconds until empty; None while plugged in or unknown: psutil
+    ``secsleft`` is negative then) and ``power_plugged`` (None when unknown).
+    """
+
+    percent: float
+    time_left_s: int | None
+    power_plugged: bool | None
+
+
+class Sensors(TypedDict):
+    """``sys.sensors``: ``temperatures`` and ``fans`` (empty lists where there are none)
+    and ``battery`` (None without one).
+    """
+
+    temperatures: list[Temperature]
+    fans: list[Fan]
+    battery: Battery | None
+
+
+class User(TypedDict):
+    """A login session (psutil ``users``): ``name``, ``terminal`` and ``host`` (None
+    where there is none), ``started_at`` (epoch seconds; psutil ``started``) and ``pid``
+    of the session leader (None where the platform does not say).
+    """
+
+    name: str
+    terminal: str | None
+    host: str | None
+    started_at: float
+    pid: int | None
+
+
+class Users(TypedDict):
+    """``sys.users``: ``users`` (``User`` each)."""
+
+    users: list[User]
+
+
+class WatchStarted(TypedDict):
+    """``watch.add``: the ``subscription`` id (its ``watch.event`` and ``watch.overflow``
+    notifications carry it) and the real ``paths`` watched, symlinks resolved.
+    """
+
+    subscription: str
+    paths: list[str | bytes]
+
+
+class StreamRow(TypedDict):
+    """A ``watch.list`` subscription: ``StreamInfo`` and ``own`` (the caller's: only those
+    can be removed).
+    """
+
+    subscription: str
+    paths: list[str | bytes]
+    live_paths: list[str | bytes]
+    recursive: bool
+    patterns: list[str]
+    ignore_patterns: list[str]
+    events: list[str]
+    debounce_ms: int
+    include_dirs: bool
+    created_at: float
+    delivered: int
+    overflows: int
+    own: bool
+
+
+class WatchInfo(TypedDict):
+    """One shared observer watch: the directory ``path``, ``recursive``, and how many
+    ``subscriptions`` use it.
+    """
+
+    path: str | bytes
+    recursive: bool
+    subscriptions: int
+
+
+class WatchList(TypedDict):
+    """``watch.list``: every live ``subscriptions`` in the daemon and the observer
+    ``watches`` they share.
+    """
+
+    subscriptions: list[StreamRow]
+    watches: list[WatchInfo]
+
+
+class WatchRemoved(TypedDict):
+    """``watch.remove``: the ``subscription`` ended (``removed`` is always true)."""
+
+    subscription: str
+    removed: bool
+
+
 class FsMethods(NamespaceBase["Client"]):
     """The ``fs.*`` methods of ``Client``."""
 
@@ -93,7 +1122,7 @@ class FsMethods(NamespaceBase["Client"]):
         path: FsPath,
         mode: int | str,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ChmodResult:
         """Set a file's permission bits (symlinks followed): ``{path, mode}``.
 
         Errors: -32602 malformed mode, -32001 missing, -32002 outside roots or refused.
@@ -109,7 +1138,7 @@ class FsMethods(NamespaceBase["Client"]):
         """
         params = {"path": path, "mode": mode}
         result = self._client.call("fs.chmod", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ChmodResult", result)
 
     def copy(
         self,
@@ -120,7 +1149,7 @@ class FsMethods(NamespaceBase["Client"]):
         preserve: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> TransferResult:
         """Copy a file or tree to exactly ``dst``: ``{src, dst, files, dirs, symlinks,
         copied_bytes, skipped, renamed}``.
 
@@ -147,7 +1176,7 @@ class FsMethods(NamespaceBase["Client"]):
             {"overwrite": (overwrite, False), "preserve": (preserve, False)},
         )
         result = self._client.call("fs.copy", params, timeout=timeout, on_progress=on_progress)
-        return cast("dict[str, Any]", result)
+        return cast("TransferResult", result)
 
     def du(
         self,
@@ -155,7 +1184,7 @@ class FsMethods(NamespaceBase["Client"]):
         path: FsPath,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> DiskUsage:
         """Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others,
         errors}``.
 
@@ -174,14 +1203,14 @@ class FsMethods(NamespaceBase["Client"]):
         """
         params = {"path": path}
         result = self._client.call("fs.du", params, timeout=timeout, on_progress=on_progress)
-        return cast("dict[str, Any]", result)
+        return cast("DiskUsage", result)
 
     def exists(
         self,
         *,
         path: FsPath,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Existence:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
 
         Paths outside the roots are refused (-32002) rather than answered.
@@ -196,7 +1225,7 @@ class FsMethods(NamespaceBase["Client"]):
         """
         params = {"path": path}
         result = self._client.call("fs.exists", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Existence", result)
 
     def find(
         self,
@@ -211,7 +1240,7 @@ class FsMethods(NamespaceBase["Client"]):
         limit: int | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Listing:
         """Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries as in
         fs.list, ``name`` relative to ``path``).
 
@@ -247,7 +1276,7 @@ class FsMethods(NamespaceBase["Client"]):
             },
         )
         result = self._client.call("fs.find", params, timeout=timeout, on_progress=on_progress)
-        return cast("dict[str, Any]", result)
+        return cast("Listing", result)
 
     def hash(
         self,
@@ -256,7 +1285,7 @@ class FsMethods(NamespaceBase["Client"]):
         algorithm: Literal["sha256", "sha1", "md5", "blake2b"] = "sha256",
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> HashResult:
         """Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
 
         Progress (``progress: true``): bytes hashed against the file size.
@@ -277,7 +1306,7 @@ class FsMethods(NamespaceBase["Client"]):
             {"algorithm": (algorithm, "sha256")},
         )
         result = self._client.call("fs.hash", params, timeout=timeout, on_progress=on_progress)
-        return cast("dict[str, Any]", result)
+        return cast("HashResult", result)
 
     def list(
         self,
@@ -288,7 +1317,7 @@ class FsMethods(NamespaceBase["Client"]):
         include_hidden: bool = False,
         limit: int | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Listing:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
@@ -317,7 +1346,7 @@ class FsMethods(NamespaceBase["Client"]):
             },
         )
         result = self._client.call("fs.list", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Listing", result)
 
     def mkdir(
         self,
@@ -325,7 +1354,7 @@ class FsMethods(NamespaceBase["Client"]):
         path: FsPath,
         parents: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MkdirResult:
         """Create a directory: ``{path, created}``.
 
         Errors: -32003 exists (without ``parents``), -32001 missing parent.
@@ -344,7 +1373,7 @@ class FsMethods(NamespaceBase["Client"]):
             {"parents": (parents, False)},
         )
         result = self._client.call("fs.mkdir", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MkdirResult", result)
 
     def move(
         self,
@@ -355,7 +1384,7 @@ class FsMethods(NamespaceBase["Client"]):
         preserve: bool = True,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> TransferResult:
         """Move or rename to exactly ``dst``: ``{src, dst, files, dirs, symlinks, copied_bytes,
         skipped, renamed}``.
 
@@ -381,7 +1410,7 @@ class FsMethods(NamespaceBase["Client"]):
             {"overwrite": (overwrite, False), "preserve": (preserve, True)},
         )
         result = self._client.call("fs.move", params, timeout=timeout, on_progress=on_progress)
-        return cast("dict[str, Any]", result)
+        return cast("TransferResult", result)
 
     def read(
         self,
@@ -391,7 +1420,7 @@ class FsMethods(NamespaceBase["Client"]):
         length: int | None = None,
         encoding: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
 
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
@@ -414,7 +1443,7 @@ class FsMethods(NamespaceBase["Client"]):
             {"offset": (offset, 0), "length": (length, None), "encoding": (encoding, None)},
         )
         result = self._client.call("fs.read", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ReadResult", result)
 
     def remove(
         self,
@@ -423,7 +1452,7 @@ class FsMethods(NamespaceBase["Client"]):
         recursive: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> RemoveResult:
         """Remove a file, symlink (itself, not its target) or directory: ``{path, removed, files,
         dirs}``.
 
@@ -445,14 +1474,14 @@ class FsMethods(NamespaceBase["Client"]):
             {"recursive": (recursive, False)},
         )
         result = self._client.call("fs.remove", params, timeout=timeout, on_progress=on_progress)
-        return cast("dict[str, Any]", result)
+        return cast("RemoveResult", result)
 
     def stat(
         self,
         *,
         path: FsPath,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> FileInfo:
         """Metadata of one entry (a symlink is described itself, with its target).
 
         Returns ``{path, name, type: file|dir|symlink|fifo|socket|char_device|
@@ -470,7 +1499,7 @@ class FsMethods(NamespaceBase["Client"]):
         """
         params = {"path": path}
         result = self._client.call("fs.stat", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("FileInfo", result)
 
     def tail(
         self,
@@ -478,7 +1507,7 @@ class FsMethods(NamespaceBase["Client"]):
         path: FsPath,
         lines: int = 10,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> TailResult:
         """The last lines of a text file: ``{path, lines: [str], size}``.
 
         Lines lose their newline and are UTF-8 decoded with replacement characters.
@@ -497,7 +1526,7 @@ class FsMethods(NamespaceBase["Client"]):
             {"lines": (lines, 10)},
         )
         result = self._client.call("fs.tail", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("TailResult", result)
 
     def write(
         self,
@@ -509,7 +1538,7 @@ class FsMethods(NamespaceBase["Client"]):
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
@@ -542,7 +1571,7 @@ class FsMethods(NamespaceBase["Client"]):
             },
         )
         result = self._client.call("fs.write", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("WriteResult", result)
 
 
 class MonitorMethods(NamespaceBase["Client"]):
@@ -555,7 +1584,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorChecks:
         """The configured checks and their thresholds.
 
         Returns ``{"checks": [{"check", "enabled", "unit"?, "warning"?, "critical"?,
@@ -569,7 +1598,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         Wire method ``monitor.checks`` (safe: read-only).
         """
         result = self._client.call("monitor.checks", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorChecks", result)
 
     def history(
         self,
@@ -578,7 +1607,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         check: str | None = None,
         component: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorHistory:
         """Recent alerts, newest first, with their delivery results.
 
         Returns ``{"alerts": [{<alert fields: id, check, component, severity, status,
@@ -600,7 +1629,7 @@ class MonitorMethods(NamespaceBase["Client"]):
             {"limit": (limit, 50), "check": (check, None), "component": (component, None)},
         )
         result = self._client.call("monitor.history", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorHistory", result)
 
     def silence(
         self,
@@ -610,7 +1639,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         duration_s: float = 3600.0,
         comment: str = "",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> SilenceRecord:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
         states still change, notifications are held back).
 
@@ -638,13 +1667,13 @@ class MonitorMethods(NamespaceBase["Client"]):
             },
         )
         result = self._client.call("monitor.silence", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("SilenceRecord", result)
 
     def silences(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Silences:
         """Active silences: ``{"silences": [{"id", "check", "component", "starts_at", "ends_at",
         "comment", "created_by"}]}``.
 
@@ -655,13 +1684,13 @@ class MonitorMethods(NamespaceBase["Client"]):
         Wire method ``monitor.silences`` (safe: read-only).
         """
         result = self._client.call("monitor.silences", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Silences", result)
 
     def status(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorStatus:
         """Every check component with its state, value, threshold and since when.
 
         Returns ``{"enabled", "running", "refresh_s", "repeat_interval_s", "ticks",
@@ -684,7 +1713,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         Wire method ``monitor.status`` (safe: read-only).
         """
         result = self._client.call("monitor.status", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorStatus", result)
 
     def subscribe(
         self,
@@ -732,7 +1761,7 @@ class MonitorMethods(NamespaceBase["Client"]):
             "console",
         ] | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
 
         Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok", "error",
@@ -750,7 +1779,7 @@ class MonitorMethods(NamespaceBase["Client"]):
             {"provider": (provider, None)},
         )
         result = self._client.call("monitor.test", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorTest", result)
 
     def unsilence(
         self,
@@ -759,7 +1788,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         check: str | None = None,
         component: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Unsilenced:
         """Remove silences by id, or by their check/component patterns.
 
         Returns ``{"removed": [ids]}``; -32001 when nothing matched, -32602 when no
@@ -779,14 +1808,14 @@ class MonitorMethods(NamespaceBase["Client"]):
             {"silence": (silence, None), "check": (check, None), "component": (component, None)},
         )
         result = self._client.call("monitor.unsilence", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Unsilenced", result)
 
     def unsubscribe(
         self,
         *,
         subscription: str,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorUnsubscribed:
         """End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's.
         Returns ``{"subscription": id, "closed": true}``.
 
@@ -799,7 +1828,7 @@ class MonitorMethods(NamespaceBase["Client"]):
         """
         params = {"subscription": subscription}
         result = self._client.call("monitor.unsubscribe", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorUnsubscribed", result)
 
 
 class RpcMethods(NamespaceBase["Client"]):
@@ -812,7 +1841,7 @@ class RpcMethods(NamespaceBase["Client"]):
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Hello:
         """Protocol version, server name and version, pid, method names and capabilities.
 
         Returns ``{"protocol": 1, "server": "xsys", "version": str, "pid": int,
@@ -825,18 +1854,19 @@ class RpcMethods(NamespaceBase["Client"]):
         Wire method ``rpc.hello`` (safe: read-only).
         """
         result = self._client.call("rpc.hello", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Hello", result)
 
     def methods(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
-        """Every method with its parameter schema and one-line summary.
+    ) -> MethodList:
+        """Every method with its parameter schema, result schema and one-line summary.
 
         Returns ``{"methods": [{"name", "summary", "description"?, "params": [{"name",
         "type", "required", "default"?, "nullable"?, "choices"?, "min"?, "max"?,
-        "summary"}], "streams"?, "progress"?}]}``, generated from the handlers.
+        "summary"}], "result"?, "streams"?, "progress"?, "safe"?}]}``, generated from the
+        handlers; ``result`` describes the result (``xsys.server.router.result_schema``).
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -845,13 +1875,13 @@ class RpcMethods(NamespaceBase["Client"]):
         Wire method ``rpc.methods`` (safe: read-only).
         """
         result = self._client.call("rpc.methods", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MethodList", result)
 
     def ping(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Pong:
         """Liveness check: ``{"pong": true, "ts": <server time, epoch seconds>}``.
 
         Args:
@@ -861,7 +1891,7 @@ class RpcMethods(NamespaceBase["Client"]):
         Wire method ``rpc.ping`` (safe: read-only).
         """
         result = self._client.call("rpc.ping", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Pong", result)
 
 
 class SysMethods(NamespaceBase["Client"]):
@@ -875,7 +1905,7 @@ class SysMethods(NamespaceBase["Client"]):
         *,
         per_cpu: bool = True,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> CpuUsage:
         """CPU use over the last sampling interval, times, frequency and counts.
 
         Returns ``{"percent", "per_cpu_percent": [..], "times_percent": {user, system,
@@ -897,14 +1927,14 @@ class SysMethods(NamespaceBase["Client"]):
             {"per_cpu": (per_cpu, True)},
         )
         result = self._client.call("sys.cpu", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("CpuUsage", result)
 
     def disk_io(
         self,
         *,
         per_disk: bool = True,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> DiskIOUsage:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
         ``read_bytes``, ``write_bytes``, ``read_count``, ``write_count``,
         ``read_time_s``/``write_time_s``, ``busy_time_s``; rates ``read_bytes_per_s``...).
@@ -923,14 +1953,14 @@ class SysMethods(NamespaceBase["Client"]):
             {"per_disk": (per_disk, True)},
         )
         result = self._client.call("sys.disk_io", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("DiskIOUsage", result)
 
     def disks(
         self,
         *,
         all: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Disks:
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
         devices skipped unless ``all``).
 
@@ -950,13 +1980,13 @@ class SysMethods(NamespaceBase["Client"]):
             {"all": (all, False)},
         )
         result = self._client.call("sys.disks", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Disks", result)
 
     def info(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> HostInfo:
         """Host identity and totals: hostname, os, kernel, arch, boot time, uptime, CPU
         count/model, memory and swap totals, load.
 
@@ -975,7 +2005,7 @@ class SysMethods(NamespaceBase["Client"]):
         Wire method ``sys.info`` (safe: read-only).
         """
         result = self._client.call("sys.info", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("HostInfo", result)
 
     def kill(
         self,
@@ -983,7 +2013,7 @@ class SysMethods(NamespaceBase["Client"]):
         pid: int,
         signal: str | int = "TERM",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> SignalSent:
         """Send a signal to a process (off unless ``sys.allow_kill``).
 
         Never to pid 1, the daemon, its ancestors or its descendants, whoever asks; a
@@ -1009,13 +2039,13 @@ class SysMethods(NamespaceBase["Client"]):
             {"signal": (signal, "TERM")},
         )
         result = self._client.call("sys.kill", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("SignalSent", result)
 
     def load(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> LoadAverages:
         """Load averages over 1, 5 and 15 minutes, absolute and per logical CPU (``os.getloadavg``;
         node_exporter's ``node_load1``...).
 
@@ -1029,13 +2059,13 @@ class SysMethods(NamespaceBase["Client"]):
         Wire method ``sys.load`` (safe: read-only).
         """
         result = self._client.call("sys.load", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("LoadAverages", result)
 
     def memory(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MemoryUsage:
         """Virtual memory and swap, in bytes and percent (psutil ``virtual_memory``,
         ``swap_memory``; sampled in the background).
 
@@ -1051,13 +2081,13 @@ class SysMethods(NamespaceBase["Client"]):
         Wire method ``sys.memory`` (safe: read-only).
         """
         result = self._client.call("sys.memory", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MemoryUsage", result)
 
     def network(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> NetworkUsage:
         """Network interfaces with addresses, MAC, up/speed/MTU, counters and per-second rates
         (psutil ``net_if_addrs``, ``net_if_stats``, ``net_io_counters``).
 
@@ -1073,14 +2103,14 @@ class SysMethods(NamespaceBase["Client"]):
         Wire method ``sys.network`` (safe: read-only).
         """
         result = self._client.call("sys.network", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("NetworkUsage", result)
 
     def ports(
         self,
         *,
         kind: Literal["inet", "inet4", "inet6", "tcp", "udp", "unix", "all"] = "inet",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Ports:
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
         ``net_connections``; other users' pids need root).
 
@@ -1099,14 +2129,14 @@ class SysMethods(NamespaceBase["Client"]):
             {"kind": (kind, "inet")},
         )
         result = self._client.call("sys.ports", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Ports", result)
 
     def process(
         self,
         *,
         pid: int,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ProcessDetails:
         """One process in detail; -32001 not_found when it does not exist (or is gone).
 
         Returns the ``sys.processes`` row plus ``exe``, ``cwd``, ``terminal``, ``nice``,
@@ -1123,7 +2153,7 @@ class SysMethods(NamespaceBase["Client"]):
         """
         params = {"pid": pid}
         result = self._client.call("sys.process", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ProcessDetails", result)
 
     def processes(
         self,
@@ -1133,7 +2163,7 @@ class SysMethods(NamespaceBase["Client"]):
         name: str | None = None,
         user: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ProcessList:
         """Processes sorted and filtered; ``cpu_percent`` is over the time since the previous
         listing (at least 0.2 s).
 
@@ -1161,13 +2191,13 @@ class SysMethods(NamespaceBase["Client"]):
             },
         )
         result = self._client.call("sys.processes", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ProcessList", result)
 
     def sensors(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Sensors:
         """Temperatures (°C), fans (RPM) and battery where the platform has them; empty lists
         otherwise, never an error (psutil ``sensors_*``).
 
@@ -1182,13 +2212,13 @@ class SysMethods(NamespaceBase["Client"]):
         Wire method ``sys.sensors`` (safe: read-only).
         """
         result = self._client.call("sys.sensors", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Sensors", result)
 
     def users(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Users:
         """Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started_at
         (epoch s), pid}]}``.
 
@@ -1199,7 +2229,7 @@ class SysMethods(NamespaceBase["Client"]):
         Wire method ``sys.users`` (safe: read-only).
         """
         result = self._client.call("sys.users", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Users", result)
 
 
 class WatchMethods(NamespaceBase["Client"]):
@@ -1263,7 +2293,7 @@ class WatchMethods(NamespaceBase["Client"]):
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> WatchList:
         """Every live watch subscription in the daemon and the shared observer watches.
 
         Returns ``{subscriptions: [{subscription, paths, live_paths, recursive, patterns,
@@ -1278,14 +2308,14 @@ class WatchMethods(NamespaceBase["Client"]):
         Wire method ``watch.list``.
         """
         result = self._client.call("watch.list", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("WatchList", result)
 
     def remove(
         self,
         *,
         subscription: str,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> WatchRemoved:
         """End one of this connection's subscriptions: ``{subscription, removed: true}``.
 
         Errors: -32001 no such subscription on this connection.
@@ -1299,7 +2329,7 @@ class WatchMethods(NamespaceBase["Client"]):
         """
         params = {"subscription": subscription}
         result = self._client.call("watch.remove", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("WatchRemoved", result)
 
 
 class AsyncFsMethods(NamespaceBase["AsyncClient"]):
@@ -1314,7 +2344,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         path: FsPath,
         mode: int | str,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ChmodResult:
         """Set a file's permission bits (symlinks followed): ``{path, mode}``.
 
         Errors: -32602 malformed mode, -32001 missing, -32002 outside roots or refused.
@@ -1330,7 +2360,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         """
         params = {"path": path, "mode": mode}
         result = await self._client.call("fs.chmod", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ChmodResult", result)
 
     async def copy(
         self,
@@ -1341,7 +2371,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         preserve: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> TransferResult:
         """Copy a file or tree to exactly ``dst``: ``{src, dst, files, dirs, symlinks,
         copied_bytes, skipped, renamed}``.
 
@@ -1373,7 +2403,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             timeout=timeout,
             on_progress=on_progress,
         )
-        return cast("dict[str, Any]", result)
+        return cast("TransferResult", result)
 
     async def du(
         self,
@@ -1381,7 +2411,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         path: FsPath,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> DiskUsage:
         """Disk usage of a tree: ``{path, size, disk_bytes, files, dirs, symlinks, others,
         errors}``.
 
@@ -1400,14 +2430,14 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         """
         params = {"path": path}
         result = await self._client.call("fs.du", params, timeout=timeout, on_progress=on_progress)
-        return cast("dict[str, Any]", result)
+        return cast("DiskUsage", result)
 
     async def exists(
         self,
         *,
         path: FsPath,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Existence:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
 
         Paths outside the roots are refused (-32002) rather than answered.
@@ -1422,7 +2452,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         """
         params = {"path": path}
         result = await self._client.call("fs.exists", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Existence", result)
 
     async def find(
         self,
@@ -1437,7 +2467,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         limit: int | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Listing:
         """Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries as in
         fs.list, ``name`` relative to ``path``).
 
@@ -1478,7 +2508,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             timeout=timeout,
             on_progress=on_progress,
         )
-        return cast("dict[str, Any]", result)
+        return cast("Listing", result)
 
     async def hash(
         self,
@@ -1487,7 +2517,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         algorithm: Literal["sha256", "sha1", "md5", "blake2b"] = "sha256",
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> HashResult:
         """Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
 
         Progress (``progress: true``): bytes hashed against the file size.
@@ -1513,7 +2543,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             timeout=timeout,
             on_progress=on_progress,
         )
-        return cast("dict[str, Any]", result)
+        return cast("HashResult", result)
 
     async def list(
         self,
@@ -1524,7 +2554,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         include_hidden: bool = False,
         limit: int | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Listing:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
@@ -1553,7 +2583,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             },
         )
         result = await self._client.call("fs.list", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Listing", result)
 
     async def mkdir(
         self,
@@ -1561,7 +2591,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         path: FsPath,
         parents: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MkdirResult:
         """Create a directory: ``{path, created}``.
 
         Errors: -32003 exists (without ``parents``), -32001 missing parent.
@@ -1580,7 +2610,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             {"parents": (parents, False)},
         )
         result = await self._client.call("fs.mkdir", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MkdirResult", result)
 
     async def move(
         self,
@@ -1591,7 +2621,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         preserve: bool = True,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> TransferResult:
         """Move or rename to exactly ``dst``: ``{src, dst, files, dirs, symlinks, copied_bytes,
         skipped, renamed}``.
 
@@ -1622,7 +2652,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             timeout=timeout,
             on_progress=on_progress,
         )
-        return cast("dict[str, Any]", result)
+        return cast("TransferResult", result)
 
     async def read(
         self,
@@ -1632,7 +2662,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         length: int | None = None,
         encoding: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
 
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
@@ -1655,7 +2685,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             {"offset": (offset, 0), "length": (length, None), "encoding": (encoding, None)},
         )
         result = await self._client.call("fs.read", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ReadResult", result)
 
     async def remove(
         self,
@@ -1664,7 +2694,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         recursive: bool = False,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> RemoveResult:
         """Remove a file, symlink (itself, not its target) or directory: ``{path, removed, files,
         dirs}``.
 
@@ -1691,14 +2721,14 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             timeout=timeout,
             on_progress=on_progress,
         )
-        return cast("dict[str, Any]", result)
+        return cast("RemoveResult", result)
 
     async def stat(
         self,
         *,
         path: FsPath,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> FileInfo:
         """Metadata of one entry (a symlink is described itself, with its target).
 
         Returns ``{path, name, type: file|dir|symlink|fifo|socket|char_device|
@@ -1716,7 +2746,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         """
         params = {"path": path}
         result = await self._client.call("fs.stat", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("FileInfo", result)
 
     async def tail(
         self,
@@ -1724,7 +2754,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         path: FsPath,
         lines: int = 10,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> TailResult:
         """The last lines of a text file: ``{path, lines: [str], size}``.
 
         Lines lose their newline and are UTF-8 decoded with replacement characters.
@@ -1743,7 +2773,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             {"lines": (lines, 10)},
         )
         result = await self._client.call("fs.tail", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("TailResult", result)
 
     async def write(
         self,
@@ -1755,7 +2785,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
@@ -1788,7 +2818,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             },
         )
         result = await self._client.call("fs.write", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("WriteResult", result)
 
 
 class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
@@ -1801,7 +2831,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorChecks:
         """The configured checks and their thresholds.
 
         Returns ``{"checks": [{"check", "enabled", "unit"?, "warning"?, "critical"?,
@@ -1815,7 +2845,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         Wire method ``monitor.checks`` (safe: read-only).
         """
         result = await self._client.call("monitor.checks", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorChecks", result)
 
     async def history(
         self,
@@ -1824,7 +2854,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         check: str | None = None,
         component: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorHistory:
         """Recent alerts, newest first, with their delivery results.
 
         Returns ``{"alerts": [{<alert fields: id, check, component, severity, status,
@@ -1846,7 +2876,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             {"limit": (limit, 50), "check": (check, None), "component": (component, None)},
         )
         result = await self._client.call("monitor.history", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorHistory", result)
 
     async def silence(
         self,
@@ -1856,7 +2886,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         duration_s: float = 3600.0,
         comment: str = "",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> SilenceRecord:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
         states still change, notifications are held back).
 
@@ -1884,13 +2914,13 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             },
         )
         result = await self._client.call("monitor.silence", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("SilenceRecord", result)
 
     async def silences(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Silences:
         """Active silences: ``{"silences": [{"id", "check", "component", "starts_at", "ends_at",
         "comment", "created_by"}]}``.
 
@@ -1901,13 +2931,13 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         Wire method ``monitor.silences`` (safe: read-only).
         """
         result = await self._client.call("monitor.silences", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Silences", result)
 
     async def status(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorStatus:
         """Every check component with its state, value, threshold and since when.
 
         Returns ``{"enabled", "running", "refresh_s", "repeat_interval_s", "ticks",
@@ -1930,7 +2960,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         Wire method ``monitor.status`` (safe: read-only).
         """
         result = await self._client.call("monitor.status", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorStatus", result)
 
     async def subscribe(
         self,
@@ -1978,7 +3008,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             "console",
         ] | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
 
         Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok", "error",
@@ -1996,7 +3026,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             {"provider": (provider, None)},
         )
         result = await self._client.call("monitor.test", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorTest", result)
 
     async def unsilence(
         self,
@@ -2005,7 +3035,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         check: str | None = None,
         component: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Unsilenced:
         """Remove silences by id, or by their check/component patterns.
 
         Returns ``{"removed": [ids]}``; -32001 when nothing matched, -32602 when no
@@ -2025,14 +3055,14 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             {"silence": (silence, None), "check": (check, None), "component": (component, None)},
         )
         result = await self._client.call("monitor.unsilence", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Unsilenced", result)
 
     async def unsubscribe(
         self,
         *,
         subscription: str,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MonitorUnsubscribed:
         """End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's.
         Returns ``{"subscription": id, "closed": true}``.
 
@@ -2045,7 +3075,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         """
         params = {"subscription": subscription}
         result = await self._client.call("monitor.unsubscribe", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MonitorUnsubscribed", result)
 
 
 class AsyncRpcMethods(NamespaceBase["AsyncClient"]):
@@ -2058,7 +3088,7 @@ class AsyncRpcMethods(NamespaceBase["AsyncClient"]):
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Hello:
         """Protocol version, server name and version, pid, method names and capabilities.
 
         Returns ``{"protocol": 1, "server": "xsys", "version": str, "pid": int,
@@ -2071,18 +3101,19 @@ class AsyncRpcMethods(NamespaceBase["AsyncClient"]):
         Wire method ``rpc.hello`` (safe: read-only).
         """
         result = await self._client.call("rpc.hello", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Hello", result)
 
     async def methods(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
-        """Every method with its parameter schema and one-line summary.
+    ) -> MethodList:
+        """Every method with its parameter schema, result schema and one-line summary.
 
         Returns ``{"methods": [{"name", "summary", "description"?, "params": [{"name",
         "type", "required", "default"?, "nullable"?, "choices"?, "min"?, "max"?,
-        "summary"}], "streams"?, "progress"?}]}``, generated from the handlers.
+        "summary"}], "result"?, "streams"?, "progress"?, "safe"?}]}``, generated from the
+        handlers; ``result`` describes the result (``xsys.server.router.result_schema``).
 
         Args:
             timeout: seconds to wait for the answer (None: no limit; default: the client's
@@ -2091,13 +3122,13 @@ class AsyncRpcMethods(NamespaceBase["AsyncClient"]):
         Wire method ``rpc.methods`` (safe: read-only).
         """
         result = await self._client.call("rpc.methods", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MethodList", result)
 
     async def ping(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Pong:
         """Liveness check: ``{"pong": true, "ts": <server time, epoch seconds>}``.
 
         Args:
@@ -2107,7 +3138,7 @@ class AsyncRpcMethods(NamespaceBase["AsyncClient"]):
         Wire method ``rpc.ping`` (safe: read-only).
         """
         result = await self._client.call("rpc.ping", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Pong", result)
 
 
 class AsyncSysMethods(NamespaceBase["AsyncClient"]):
@@ -2121,7 +3152,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         *,
         per_cpu: bool = True,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> CpuUsage:
         """CPU use over the last sampling interval, times, frequency and counts.
 
         Returns ``{"percent", "per_cpu_percent": [..], "times_percent": {user, system,
@@ -2143,14 +3174,14 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
             {"per_cpu": (per_cpu, True)},
         )
         result = await self._client.call("sys.cpu", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("CpuUsage", result)
 
     async def disk_io(
         self,
         *,
         per_disk: bool = True,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> DiskIOUsage:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
         ``read_bytes``, ``write_bytes``, ``read_count``, ``write_count``,
         ``read_time_s``/``write_time_s``, ``busy_time_s``; rates ``read_bytes_per_s``...).
@@ -2169,14 +3200,14 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
             {"per_disk": (per_disk, True)},
         )
         result = await self._client.call("sys.disk_io", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("DiskIOUsage", result)
 
     async def disks(
         self,
         *,
         all: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Disks:
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
         devices skipped unless ``all``).
 
@@ -2196,13 +3227,13 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
             {"all": (all, False)},
         )
         result = await self._client.call("sys.disks", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Disks", result)
 
     async def info(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> HostInfo:
         """Host identity and totals: hostname, os, kernel, arch, boot time, uptime, CPU
         count/model, memory and swap totals, load.
 
@@ -2221,7 +3252,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         Wire method ``sys.info`` (safe: read-only).
         """
         result = await self._client.call("sys.info", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("HostInfo", result)
 
     async def kill(
         self,
@@ -2229,7 +3260,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         pid: int,
         signal: str | int = "TERM",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> SignalSent:
         """Send a signal to a process (off unless ``sys.allow_kill``).
 
         Never to pid 1, the daemon, its ancestors or its descendants, whoever asks; a
@@ -2255,13 +3286,13 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
             {"signal": (signal, "TERM")},
         )
         result = await self._client.call("sys.kill", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("SignalSent", result)
 
     async def load(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> LoadAverages:
         """Load averages over 1, 5 and 15 minutes, absolute and per logical CPU (``os.getloadavg``;
         node_exporter's ``node_load1``...).
 
@@ -2275,13 +3306,13 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         Wire method ``sys.load`` (safe: read-only).
         """
         result = await self._client.call("sys.load", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("LoadAverages", result)
 
     async def memory(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> MemoryUsage:
         """Virtual memory and swap, in bytes and percent (psutil ``virtual_memory``,
         ``swap_memory``; sampled in the background).
 
@@ -2297,13 +3328,13 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         Wire method ``sys.memory`` (safe: read-only).
         """
         result = await self._client.call("sys.memory", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("MemoryUsage", result)
 
     async def network(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> NetworkUsage:
         """Network interfaces with addresses, MAC, up/speed/MTU, counters and per-second rates
         (psutil ``net_if_addrs``, ``net_if_stats``, ``net_io_counters``).
 
@@ -2319,14 +3350,14 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         Wire method ``sys.network`` (safe: read-only).
         """
         result = await self._client.call("sys.network", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("NetworkUsage", result)
 
     async def ports(
         self,
         *,
         kind: Literal["inet", "inet4", "inet6", "tcp", "udp", "unix", "all"] = "inet",
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Ports:
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
         ``net_connections``; other users' pids need root).
 
@@ -2345,14 +3376,14 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
             {"kind": (kind, "inet")},
         )
         result = await self._client.call("sys.ports", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Ports", result)
 
     async def process(
         self,
         *,
         pid: int,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ProcessDetails:
         """One process in detail; -32001 not_found when it does not exist (or is gone).
 
         Returns the ``sys.processes`` row plus ``exe``, ``cwd``, ``terminal``, ``nice``,
@@ -2369,7 +3400,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """
         params = {"pid": pid}
         result = await self._client.call("sys.process", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ProcessDetails", result)
 
     async def processes(
         self,
@@ -2379,7 +3410,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         name: str | None = None,
         user: str | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> ProcessList:
         """Processes sorted and filtered; ``cpu_percent`` is over the time since the previous
         listing (at least 0.2 s).
 
@@ -2407,13 +3438,13 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
             },
         )
         result = await self._client.call("sys.processes", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("ProcessList", result)
 
     async def sensors(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Sensors:
         """Temperatures (°C), fans (RPM) and battery where the platform has them; empty lists
         otherwise, never an error (psutil ``sensors_*``).
 
@@ -2428,13 +3459,13 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         Wire method ``sys.sensors`` (safe: read-only).
         """
         result = await self._client.call("sys.sensors", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Sensors", result)
 
     async def users(
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> Users:
         """Users logged in (psutil ``users``): ``{"users": [{name, terminal, host, started_at
         (epoch s), pid}]}``.
 
@@ -2445,7 +3476,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         Wire method ``sys.users`` (safe: read-only).
         """
         result = await self._client.call("sys.users", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("Users", result)
 
 
 class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
@@ -2509,7 +3540,7 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
         self,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> WatchList:
         """Every live watch subscription in the daemon and the shared observer watches.
 
         Returns ``{subscriptions: [{subscription, paths, live_paths, recursive, patterns,
@@ -2524,14 +3555,14 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
         Wire method ``watch.list``.
         """
         result = await self._client.call("watch.list", None, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("WatchList", result)
 
     async def remove(
         self,
         *,
         subscription: str,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> dict[str, Any]:
+    ) -> WatchRemoved:
         """End one of this connection's subscriptions: ``{subscription, removed: true}``.
 
         Errors: -32001 no such subscription on this connection.
@@ -2545,7 +3576,7 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
         """
         params = {"subscription": subscription}
         result = await self._client.call("watch.remove", params, timeout=timeout)
-        return cast("dict[str, Any]", result)
+        return cast("WatchRemoved", result)
 
 
 class Namespaces:
