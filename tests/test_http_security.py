@@ -1,4 +1,4 @@
-"""The HTTP gateway's trust boundary (docs/security/http.md) against real daemons: bearer
+"""The HTTP gateway's trust boundary (docs/security.md) against real daemons: bearer
 token, JSON-only bodies, Origin/Host checks (CSRF, DNS rebinding), safe methods without
 ``http.allow_write``, refusal to start when unsafe, bounded JSON depth, and the
 exporter-toolkit web config (TLS, basic auth) on /metrics and /health."""

@@ -1,7 +1,7 @@
 """No single client can stall or starve the daemon (issue 8), against real daemons:
 request decoding bounds, slow readers (memory read from /proc/<pid>/status), idle and
 slowloris connections, per-uid connection limits, shutdown with a stuck worker, a reload
-that revokes a uid, and overflow counts of events. docs/security/server.md names the
+that revokes a uid, and overflow counts of events. docs/security.md names the
 guarantee each test holds."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """xsys: a local system daemon serving metrics, file operations, file-change events and
-alerts over a length-prefixed msgpack protocol (see PROTOCOL.md)."""
+alerts over a length-prefixed msgpack protocol (see docs/protocol.md)."""
 
 from xsys.protocol import (
     AlreadyExists,

@@ -47,7 +47,7 @@ class ServerConfig:
     """The daemon's socket, access control, limits and logging."""
 
     socket: str = ""
-    """Socket path; empty = PROTOCOL.md's default resolution."""
+    """Socket path; empty = docs/protocol.md's default resolution."""
     group: str = ""
     """Group name or gid owning the socket; when set the socket is 0660 and its dir 0750."""
     allowed_uids: tuple[int, ...] | None = None

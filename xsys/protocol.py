@@ -1,4 +1,4 @@
-"""The xsys wire protocol, version 1 (PROTOCOL.md): framing, envelopes, error codes and the
+"""The xsys wire protocol, version 1 (docs/protocol.md): framing, envelopes, error codes and the
 exception hierarchy shared by the daemon and every Python client.
 
 A frame is a 4-byte big-endian unsigned length followed by that many bytes holding one
@@ -25,7 +25,7 @@ _unpack_header_from = HEADER.unpack_from
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 DEFAULT_PIPE_NAME = r"\\.\pipe\xsys"
 
-# Error codes (PROTOCOL.md, "Error codes").
+# Error codes (docs/protocol.md, "Error codes").
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
@@ -46,7 +46,7 @@ CONFLICT = -32007
 class XsysError(Exception):
     """Base of every error the protocol can carry.
 
-    Attributes: ``code`` (int, PROTOCOL.md error code), ``message`` (str), ``data``
+    Attributes: ``code`` (int, docs/protocol.md error code), ``message`` (str), ``data``
     (machine-readable detail or None). Subclasses fix ``code``; catch ``XsysError`` to
     handle all of them, or a subclass for one condition.
     """
@@ -583,7 +583,7 @@ class FrameDecoder:
 
 
 def default_socket_path(environ: dict[str, str] | None = None) -> str:
-    """The socket (or pipe) path a client or daemon uses when none is given (PROTOCOL.md):
+    """The socket (or pipe) path a client or daemon uses when none is given (docs/protocol.md):
     ``$XSYS_SOCKET``, else ``$XDG_RUNTIME_DIR/xsys/xsys.sock``, else ``/run/xsys/xsys.sock``
     when running as root, else ``/tmp/xsys-$UID/xsys.sock``; on Windows ``\\\\.\\pipe\\xsys``.
     """

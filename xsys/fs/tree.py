@@ -370,6 +370,7 @@ def remove(loc: Located, recursive: bool, job: Job) -> RemoveResult:
     removed itself, never its target). A non-empty directory needs ``recursive`` (else
     -32007, ENOTEMPTY); callers refuse roots first (``guard_roots``)."""
     target = loc.path
+    require_named(loc, "path")
     if loc.st is None or loc.name is None:
         raise NotFound(f"no such file or directory: {target}",
                        {"errno": "ENOENT", "path": target})

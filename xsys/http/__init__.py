@@ -1,6 +1,6 @@
 """The HTTP gateway: Prometheus ``/metrics``, ``/health`` and the REST mirror of the
 router (``/api/v1/<method>``), served by aiohttp on the same loop (see
-``xsys.http.gateway``; the threat model and guarantees are in docs/security/http.md).
+``xsys.http.gateway``; the threat model and guarantees are in docs/security.md).
 aiohttp, PyYAML and bcrypt are imported only when ``http.enabled``.
 
 At start (``install``): the web config file is read and its TLS files loaded, the bearer

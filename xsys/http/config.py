@@ -11,7 +11,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class HttpConfig:
     """The HTTP gateway (Prometheus ``/metrics``, ``/health``, the REST mirror); see
-    docs/security/http.md for what each key guards."""
+    docs/security.md for what each key guards."""
 
     enabled: bool = False
     host: str = "127.0.0.1"

@@ -10,7 +10,7 @@
   with an HTTP status per error code. Binary results are base64 strings. ``GET`` works
   for safe methods (query parameters as strings).
 
-Checks, in order (docs/security/http.md):
+Checks, in order (docs/security.md):
 
 1. every endpoint: an ``Origin`` header that is not this listener -> 403 (CSRF);
 2. ``/metrics``, ``/health``: basic auth when the web config has ``basic_auth_users``

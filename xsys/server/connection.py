@@ -1,10 +1,10 @@
 """One client connection: bytes in -> frames -> messages -> router, and results,
-errors and notifications back out (PROTOCOL.md).
+errors and notifications back out (docs/protocol.md).
 
 It is an ``asyncio.Protocol`` (leaner than streams on the hot path). Inline handlers are
 answered inside ``data_received``; the others run as tasks, so responses may come back out
 of order. Bounds that keep one client from stalling or starving the daemon
-(docs/security/server.md):
+(docs/security.md):
 
 - input: a frame above ``server.max_frame_bytes`` closes the connection; a payload that
   decodes to more than ``server.max_request_objects`` objects is answered with -32004

@@ -172,7 +172,7 @@ class Context:
 
     def progress(self, done: int, total: int | None = None, unit: str = "bytes",
                  force: bool = False) -> None:
-        """Report progress of this request (PROTOCOL.md "Progress"), from any thread.
+        """Report progress of this request (docs/protocol.md "Progress"), from any thread.
 
         Sends ``<namespace>.progress {request, done, total, unit}`` when the client asked
         for it; rate-limited to one every 100 ms unless ``force`` (use it for the last).

@@ -176,7 +176,7 @@ class Server:
     ``output_bytes``: the daemon's unsent result bytes, the sum of its connections'
     sampled ``output_bytes`` (``server.max_inflight_result_bytes`` is its budget).
     Admission (``admit``) and the periodic timeout sweep are documented on their methods
-    and in docs/security/server.md.
+    and in docs/security.md.
     """
 
     def __init__(self, app: App, router: Router) -> None:

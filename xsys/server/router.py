@@ -23,7 +23,7 @@ into the ``result`` of the method's ``rpc.methods`` entry, once, at registration
 ``kind`` says how it runs: ``"inline"`` (a plain function that never blocks: runs on the
 event loop, e.g. reading a cached sample), ``"blocking"`` (a plain function run in the
 bounded thread pool) or ``"async"`` (a coroutine function).
-The request parameter ``progress`` is reserved (PROTOCOL.md, "Progress") and never
+The request parameter ``progress`` is reserved (docs/protocol.md, "Progress") and never
 reaches the handler; it sets ``ctx.want_progress``.
 """
 
