@@ -251,12 +251,12 @@ class CheckConfig(TypedDict):
 
     check: str
     enabled: bool
-    unit: str
-    warning: float | None
-    critical: float | None
-    duration_s: float
-    hysteresis: float
-    components: list[str]
+    unit: NotRequired[str]
+    warning: NotRequired[float | None]
+    critical: NotRequired[float | None]
+    duration_s: NotRequired[float]
+    hysteresis: NotRequired[float]
+    components: NotRequired[list[str]]
 
 
 class MonitorChecks(TypedDict):
@@ -533,11 +533,11 @@ class ParamDescription(TypedDict):
     name: str
     type: str
     required: bool
-    default: Any
-    nullable: bool
-    choices: list[Any]
-    min: float
-    max: float
+    default: NotRequired[Any]
+    nullable: NotRequired[bool]
+    choices: NotRequired[list[Any]]
+    min: NotRequired[float]
+    max: NotRequired[float]
     summary: str
 
 
@@ -550,12 +550,12 @@ class MethodDescription(TypedDict):
 
     name: str
     summary: str
-    description: str
+    description: NotRequired[str]
     params: list[ParamDescription]
-    result: dict[str, Any]
-    streams: str
-    progress: bool
-    safe: bool
+    result: NotRequired[dict[str, Any]]
+    streams: NotRequired[str]
+    progress: NotRequired[bool]
+    safe: NotRequired[bool]
 
 
 class MethodList(TypedDict):

@@ -433,7 +433,7 @@ class _Schemas:
                 required_keys = _required_keys(cls)
                 for name, hint in hints.items():
                     f = {"name": name, **self.of(hint, f"{where}.{name}")}
-                    if name not in required_keys:
+                    if not _is_required(name, hint, required_keys):
                         f["required"] = False
                     fields.append(f)
             else:
@@ -451,9 +451,22 @@ class _Schemas:
 
 
 def _required_keys(cls: type) -> frozenset[str]:
-    """The required keys of TypedDict ``cls``."""
+    """The required keys of TypedDict ``cls`` as its class says (by ``total``)."""
     keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
     return keys
+
+
+def _is_required(name: str, hint: Any, required_keys: frozenset[str]) -> bool:
+    """Whether key ``name`` is required: ``NotRequired[...]``/``Required[...]`` decide
+    (with postponed annotations the class cannot see them), else the class's ``total``."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        origin = typing.get_origin(typing.get_args(hint)[0])
+    if origin is NotRequired:
+        return False
+    if origin is typing.Required:
+        return True
+    return name in required_keys
 
 
 def _nested_type(schema: Mapping[str, Any]) -> str:
