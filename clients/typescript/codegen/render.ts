@@ -2,8 +2,16 @@
  * Render src/generated.ts from the daemon's `rpc.methods` answer. A pure function of that
  * answer, so a test can re-render against a running daemon and compare with the checked-in
  * file (drift check).
+ *
+ * Results: a method whose entry has a `result` schema (the daemon's router derives it from
+ * the handler's return annotation: see `ResultSchema` in src/results.ts) gets its result
+ * type from it. A map with `fields` becomes `export interface <title>` (without a title:
+ * `<Method>Result` for the result itself, `<Parent><Field>` below it, `...Item` for list
+ * elements, `...Value` for map values), a field with `required: false` is optional, `str|bin`
+ * (a file name) is `FsPath`, `choices` are literal unions and `nullable` adds `| null`.
+ * Without a schema the result is a generic map (`SubscriptionStarted` for a subscription).
  */
-import type { MethodInfo, MethodParamInfo } from "../src/results.js";
+import type { MethodInfo, MethodParamInfo, ResultSchema } from "../src/results.js";
 
 /** Client members a namespace must not shadow. */
 const RESERVED_NAMESPACES = new Set([
@@ -208,9 +216,84 @@ function renderParams(p: Plan): string {
   return `${doc}export interface ${name} {\n${fields}}\n`;
 }
 
-function renderResult(p: Plan): string {
+/** Names generated.ts defines or imports itself: a result interface may not take them. */
+const RESERVED_TYPES = new Set([
+  "METHOD_NAMES", "MethodName", "STREAMS", "MethodMap", "XsysNamespaces", "createNamespaces", "CallOptions", "Caller",
+  "positional", "SubscribeOptions", "NotificationOf", "SubscriptionStarted", "Subscription", "FsPath", "AnyResult",
+  "ResultOf", "KnownResults", "Record", "Array", "Promise", "Omit",
+]);
+
+/** Docstring text for TSDoc: RST ``literals`` become `literals`. */
+function tsDoc(text: string): string[] {
+  return text.replace(/``([^`]+)``/g, "`$1`").split("\n");
+}
+
+/** The TypeScript type of one result scalar wire type (`str|bin`, a file name, is `FsPath`). */
+function resultScalar(wire: string): string {
+  if (wire.replace(/\s/g, "") === "str|bin") return "FsPath";
+  return tsType(wire);
+}
+
+function arrayOf(inner: string): string {
+  return /[ |&]/.test(inner) ? `Array<${inner}>` : `${inner}[]`;
+}
+
+/** The result interfaces (by name, in the order first met) of a set of schemas. */
+class ResultTypes {
+  readonly texts = new Map<string, string>();
+  /** Names a title may not take (the generated file's own names). */
+  constructor(private readonly taken: Set<string>) {}
+
+  typeOf(s: ResultSchema, hint: string): string {
+    let base: string;
+    if (Array.isArray(s.fields)) base = this.iface(s, s.title ?? hint);
+    else if (s.items) base = arrayOf(this.typeOf(s.items, `${hint}Item`));
+    else if (s.values) base = `Record<string, ${this.typeOf(s.values, `${hint}Value`)}>`;
+    else base = resultScalar(s.type);
+    if (Array.isArray(s.choices) && s.choices.length > 0) {
+      const kinds = new Set(s.choices.map((c) => typeof c));
+      const parts = s.choices.map(literal);
+      if (!s.fields && !s.items && !s.values) {
+        for (const m of splitUnion(s.type)) {
+          if ((m === "str" && kinds.has("string")) || ((m === "int" || m === "float") && kinds.has("number"))) continue;
+          if (m === "any") continue;
+          parts.push(resultScalar(m));
+        }
+      }
+      base = [...new Set(parts)].join(" | ");
+    }
+    if (s.nullable === true && base !== "unknown") base = `${base} | null`;
+    return base;
+  }
+
+  private iface(s: ResultSchema, name: string): string {
+    if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) || this.taken.has(name) || RESERVED_TYPES.has(name)) {
+      throw new Error(`result type name ${JSON.stringify(name)} is not free in generated.ts`);
+    }
+    const fields = (s.fields ?? []).map((f) => {
+      const type = this.typeOf(f, name + pascal(f.name));
+      const doc = !Array.isArray(f.fields) && f.summary ? docLines(tsDoc(f.summary), "  ") : "";
+      return `${doc}  ${propName(f.name)}${f.required === false ? "?" : ""}: ${type};\n`;
+    });
+    const doc = docLines(s.summary ? tsDoc(s.summary) : [`The \`${name}\` structure.`], "");
+    const text = fields.length === 0
+      ? `${doc}export type ${name} = Record<string, never>;\n`
+      : `${doc}export interface ${name} {\n${fields.join("")}}\n`;
+    const old = this.texts.get(name);
+    if (old !== undefined && old !== text) throw new Error(`two different result structures are named ${name}`);
+    if (old === undefined) this.texts.set(name, text);
+    return name;
+  }
+}
+
+function resultShape(p: Plan, types: ResultTypes): string {
+  if (p.info.result) return types.typeOf(p.info.result, `${p.typeBase}Result`);
+  return p.info.streams ? "SubscriptionStarted" : "Record<string, unknown>";
+}
+
+function renderResult(p: Plan, shape: string): string {
   const doc = docLines([`Result of \`${p.info.name}\`${p.info.streams ? " (the subscription id)" : ""}.`], "");
-  const shape = p.info.streams ? "SubscriptionStarted" : `ResultOf<${JSON.stringify(p.info.name)}>`;
+  if (shape === `${p.typeBase}Result`) return ""; // the interface itself has this name
   return `${doc}export type ${p.typeBase}Result = ${shape};\n`;
 }
 
@@ -277,7 +360,19 @@ export function renderGenerated(methods: MethodInfo[]): string {
   if (usesStreams) callerImports.push("type SubscribeOptions");
   out.push(`import { ${callerImports.sort((a, b) => a.replace("type ", "").localeCompare(b.replace("type ", ""))).join(", ")} } from "./caller.js";\n`);
   if (usesStreams) out.push('import type { NotificationOf } from "./notifications.js";\n');
-  out.push(`import type { ResultOf${usesStreams ? ", SubscriptionStarted" : ""} } from "./results.js";\n`);
+  const taken = new Set<string>();
+  for (const p of plans) taken.add(`${p.typeBase}Params`).add(`${p.typeBase}Result`);
+  for (const ns of namespaces) taken.add(`${pascal(ns)}Api`);
+  const types = new ResultTypes(taken);
+  const shapes = new Map<string, string>();
+  for (const p of plans) {
+    if (p.info.result) taken.delete(`${p.typeBase}Result`); // it may name its own result
+    shapes.set(p.info.name, resultShape(p, types));
+    taken.add(`${p.typeBase}Result`);
+  }
+  const resultText = [...types.texts.values(), ...shapes.values()].join("\n");
+  const resultImports = ["FsPath", "SubscriptionStarted"].filter((n) => new RegExp(`\\b${n}\\b`).test(resultText));
+  if (resultImports.length > 0) out.push(`import type { ${resultImports.join(", ")} } from "./results.js";\n`);
   if (usesStreams) out.push('import type { Subscription } from "./subscription.js";\n');
   out.push("\n");
 
@@ -292,8 +387,14 @@ export function renderGenerated(methods: MethodInfo[]): string {
       .join("")}};\n\n`,
   );
 
+  if (types.texts.size > 0) {
+    out.push("// ----------------------------------------------------------------- result types\n\n");
+    for (const text of types.texts.values()) out.push(text, "\n");
+    out.push("// ----------------------------------------------------------------------- methods\n\n");
+  }
   for (const p of plans) {
-    out.push(renderParams(p), "\n", renderResult(p), "\n");
+    const result = renderResult(p, shapes.get(p.info.name) ?? "Record<string, unknown>");
+    out.push(renderParams(p), "\n", ...(result ? [result, "\n"] : []));
   }
 
   out.push("/** Parameters and result of every method, by wire name (typed `client.call`). */\n");

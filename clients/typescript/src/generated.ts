@@ -5,7 +5,7 @@
 
 import { type Caller, type CallOptions, positional, type SubscribeOptions } from "./caller.js";
 import type { NotificationOf } from "./notifications.js";
-import type { ResultOf, SubscriptionStarted } from "./results.js";
+import type { FsPath } from "./results.js";
 import type { Subscription } from "./subscription.js";
 
 /** Every method the daemon offered when this file was generated. */
@@ -62,6 +62,1021 @@ export const STREAMS: Readonly<Record<string, { notification: string; unsubscrib
   "watch.add": { notification: "watch.event", unsubscribe: "watch.remove" },
 };
 
+// ----------------------------------------------------------------- result types
+
+/** `fs.chmod`: the permission `mode` now set. */
+export interface ChmodResult {
+  path: FsPath;
+  mode: number;
+}
+
+/**
+ * `fs.copy` / `fs.move`: `files`/`dirs`/`symlinks` written at `dst`,
+ * `copied_bytes` of file content copied (0 for a rename), `skipped` special files
+ * (fifos, sockets, devices) left out, `renamed` when a move was a single rename.
+ */
+export interface TransferResult {
+  src: FsPath;
+  dst: FsPath;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  copied_bytes: number;
+  skipped: number;
+  renamed: boolean;
+}
+
+/**
+ * `fs.du`: `size` (apparent bytes of regular files, hard links counted once),
+ * `disk_bytes` (allocated blocks of everything), `files` (regular files), `dirs`
+ * (directories below `path`, itself excluded), `symlinks`, `others` (fifos,
+ * sockets, devices), `errors` (entries that could not be read).
+ */
+export interface DiskUsage {
+  path: FsPath;
+  size: number;
+  disk_bytes: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  others: number;
+  errors: number;
+}
+
+/** `fs.exists`: whether `path` exists (following symlinks) and its `type`. */
+export interface Existence {
+  path: FsPath;
+  exists: boolean;
+  type: "file" | "dir" | "symlink" | "fifo" | "socket" | "char_device" | "block_device" | "other" | null;
+}
+
+/**
+ * One row of `fs.list`/`fs.find`: `name` (relative to the listed directory),
+ * absolute `path`, `type`, `size` bytes, permission `mode`, `mtime_at` and, for
+ * symlinks, `symlink_target`.
+ */
+export interface Entry {
+  name: FsPath;
+  path: FsPath;
+  type: "file" | "dir" | "symlink" | "fifo" | "socket" | "char_device" | "block_device" | "other";
+  size: number;
+  mode: number;
+  mtime_at: number;
+  symlink_target: FsPath | null;
+}
+
+/**
+ * `fs.list` and `fs.find`: `entries`, `truncated` when the limit cut the
+ * result short, `scanned` entries examined.
+ */
+export interface Listing {
+  path: FsPath;
+  entries: Entry[];
+  truncated: boolean;
+  scanned: number;
+}
+
+/** `fs.hash`: hex `digest` of `size` bytes with `algorithm`. */
+export interface HashResult {
+  path: FsPath;
+  algorithm: string;
+  digest: string;
+  size: number;
+}
+
+/** `fs.mkdir`: `created` is False when it already existed (`parents`). */
+export interface MkdirResult {
+  path: FsPath;
+  created: boolean;
+}
+
+/**
+ * `fs.read`: `data` (bytes, or str when an encoding was given) starting at
+ * `offset`; `length` bytes read; `size` of the whole file; `eof` when the read
+ * reached the end.
+ */
+export interface ReadResult {
+  path: FsPath;
+  data: Uint8Array | string;
+  offset: number;
+  length: number;
+  size: number;
+  eof: boolean;
+}
+
+/**
+ * `fs.remove`: counts of what went (`files` includes symlinks and other
+ * non-directories).
+ */
+export interface RemoveResult {
+  path: FsPath;
+  removed: boolean;
+  files: number;
+  dirs: number;
+}
+
+/**
+ * `fs.stat`: one entry's metadata (of the link itself when `path` is a symlink;
+ * `symlink_target` then holds what it points to). `mode` is the permission bits
+ * (`0o644` = 420), `size` bytes, times epoch seconds.
+ */
+export interface FileInfo {
+  path: FsPath;
+  name: FsPath;
+  type: "file" | "dir" | "symlink" | "fifo" | "socket" | "char_device" | "block_device" | "other";
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  inode: number;
+  mtime_at: number;
+  atime_at: number;
+  ctime_at: number;
+  symlink_target: FsPath | null;
+}
+
+/**
+ * `fs.tail`: the last `lines` (without their newline, UTF-8 decoded with
+ * replacement) of a file of `size` bytes.
+ */
+export interface TailResult {
+  path: FsPath;
+  lines: string[];
+  size: number;
+}
+
+/**
+ * `fs.write`: `written_bytes` from this call, the file's `size` afterwards,
+ * `created` when the file did not exist, and the `sha256` of the new content (create
+ * and overwrite only; None after an append).
+ */
+export interface WriteResult {
+  path: FsPath;
+  mode: string;
+  written_bytes: number;
+  size: number;
+  created: boolean;
+  sha256: string | null;
+}
+
+/**
+ * One configured check in `monitor.checks`: `check` and `enabled`; when
+ * enabled also its `unit`, `warning`/`critical` lines (None: that level is off),
+ * `duration_s`, `hysteresis` (fraction of a line) and the `components` seen.
+ */
+export interface CheckConfig {
+  check: string;
+  enabled: boolean;
+  unit?: string;
+  warning?: number | null;
+  critical?: number | null;
+  duration_s?: number;
+  hysteresis?: number;
+  components?: string[];
+}
+
+/** `monitor.checks`: every check, configured or not. */
+export interface MonitorChecks {
+  checks: CheckConfig[];
+}
+
+/**
+ * An alert's `host` on the wire: `hostname`, `addresses` (non-loopback IPs of
+ * the up interfaces), `load` ([1, 5, 15]-minute averages), `uptime_s`.
+ */
+export interface HostRecord {
+  hostname: string;
+  addresses: string[];
+  load: number[];
+  uptime_s: number;
+}
+
+/**
+ * One provider's delivery on the wire: `provider`, `status`
+ * (pending|sent|failed|dropped), `attempts`, the last `error` and `status_code`,
+ * `updated_at` (epoch s).
+ */
+export interface DeliveryRecord {
+  provider: string;
+  status: "pending" | "sent" | "failed" | "dropped";
+  attempts: number;
+  error: string | null;
+  status_code: number | null;
+  updated_at: number;
+}
+
+/**
+ * One `monitor.history` row: the alert (`AlertRecord`), its `deliveries` and
+ * `silenced_by` (the id of the silence that held it back, or None).
+ */
+export interface HistoryRecord {
+  id: string;
+  fingerprint: string;
+  check: string;
+  component: string;
+  severity: "warning" | "critical";
+  status: "firing" | "resolved";
+  value: number;
+  unit: string;
+  value_text: string;
+  threshold: number | null;
+  started_at: number;
+  ended_at: number | null;
+  created_at: number;
+  repeat: boolean;
+  test: boolean;
+  title: string;
+  message: string;
+  host: HostRecord;
+  deliveries: DeliveryRecord[];
+  silenced_by: string | null;
+}
+
+/**
+ * `monitor.history`: the `alerts` asked for, newest first, with their deliveries;
+ * `size` alerts held and the ring's `capacity`.
+ */
+export interface MonitorHistory {
+  alerts: HistoryRecord[];
+  size: number;
+  capacity: number;
+}
+
+/**
+ * A silence on the wire: `id`, `check`/`component` glob patterns (None: any),
+ * `starts_at`/`ends_at` (epoch s), `comment`, `created_by` (`uid:1000`, or
+ * empty).
+ */
+export interface SilenceRecord {
+  id: string;
+  check: string | null;
+  component: string | null;
+  starts_at: number;
+  ends_at: number;
+  comment: string;
+  created_by: string;
+}
+
+/** `monitor.silences`: the active `silences`. */
+export interface Silences {
+  silences: SilenceRecord[];
+}
+
+/**
+ * One component in `monitor.status` (`ComponentState.to_wire`): `check`,
+ * `component`, `state` (ok|warning|critical: the firing level), `pending` (a
+ * higher level waiting out `duration_s`, or None), `value` in `unit`,
+ * `threshold` (of the state; for ok the warning line), the `warning` and
+ * `critical` lines, `duration_s`, `changed_at` (epoch s the state began),
+ * `started_at` (of the incident), `last_sent_at`, `updated_at`, `silenced`.
+ */
+export interface CheckStatus {
+  check: string;
+  component: string;
+  state: "ok" | "warning" | "critical";
+  pending: "ok" | "warning" | "critical" | null;
+  value: number | null;
+  unit: string;
+  threshold: number | null;
+  warning: number | null;
+  critical: number | null;
+  duration_s: number;
+  changed_at: number;
+  started_at: number | null;
+  last_sent_at: number | null;
+  updated_at: number;
+  silenced: boolean;
+}
+
+/**
+ * One provider's delivery state (`monitor.status` `provider_status`): `name`,
+ * `state` of its circuit breaker (closed|open|half_open), jobs `queued` and their
+ * `queued_bytes`, attempts `in_flight`, `consecutive_failures`, the
+ * `delivered_total`/`failed_total`/`dropped_total` counters, `next_attempt_at`
+ * (epoch s when attempts are held back, else None) and `last_error`.
+ */
+export interface ProviderStatus {
+  name: string;
+  state: "closed" | "open" | "half_open";
+  queued: number;
+  queued_bytes: number;
+  in_flight: number;
+  consecutive_failures: number;
+  delivered_total: number;
+  failed_total: number;
+  dropped_total: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+}
+
+/**
+ * The delivery queue (all providers): jobs waiting (`depth`) and attempts
+ * `in_flight`, the configured `capacity` (jobs) and `capacity_bytes`, `workers`
+ * per provider, and jobs `dropped` since the start.
+ */
+export interface QueueStatus {
+  depth: number;
+  in_flight: number;
+  capacity: number;
+  capacity_bytes: number;
+  workers: number;
+  dropped: number;
+}
+
+/**
+ * `monitor.status`: whether the monitor is `enabled` and `running`, its
+ * `refresh_s` (seconds between ticks) and `repeat_interval_s` (between re-sends of a
+ * firing alert; negative: once per incident), `ticks` and `skipped_ticks`, the last
+ * tick (`last_tick_at` epoch s, `last_tick_ms`, `last_collect_ms`), collector
+ * `errors` (name -> message), `firing` (components not ok), every component's
+ * `checks` row, the active `silences`, the enabled `providers` and their
+ * `provider_status`, alert stream `subscribers` and the delivery `queue`.
+ */
+export interface MonitorStatus {
+  enabled: boolean;
+  running: boolean;
+  refresh_s: number;
+  repeat_interval_s: number;
+  ticks: number;
+  skipped_ticks: number;
+  last_tick_at: number | null;
+  last_tick_ms: number | null;
+  last_collect_ms: number | null;
+  errors: Record<string, string>;
+  checks: CheckStatus[];
+  firing: number;
+  silences: SilenceRecord[];
+  providers: string[];
+  provider_status: ProviderStatus[];
+  subscribers: number;
+  queue: QueueStatus;
+}
+
+/**
+ * `monitor.subscribe`: the `subscription` id its `monitor.alert` notifications
+ * carry.
+ */
+export interface MonitorSubscribed {
+  subscription: string;
+}
+
+/**
+ * An alert on the wire (`monitor.alert`, `monitor.history`, `monitor.test`):
+ * the `Alert` fields (`id`, `fingerprint`, `check`, `component`, `severity`,
+ * `status`, `value` in `unit`, `threshold`, `started_at`/`ended_at`/
+ * `created_at` epoch s, `repeat`, `test`, `host`) plus the rendered `title`,
+ * `message` and `value_text`.
+ */
+export interface AlertRecord {
+  id: string;
+  fingerprint: string;
+  check: string;
+  component: string;
+  severity: "warning" | "critical";
+  status: "firing" | "resolved";
+  value: number;
+  unit: string;
+  value_text: string;
+  threshold: number | null;
+  started_at: number;
+  ended_at: number | null;
+  created_at: number;
+  repeat: boolean;
+  test: boolean;
+  title: string;
+  message: string;
+  host: HostRecord;
+}
+
+/**
+ * One provider's attempt in `monitor.test`: `provider`, `ok`, the `error`
+ * text and `status_code` (HTTP/SMTP) if any, `duration_ms`.
+ */
+export interface ProviderAttempt {
+  provider: string;
+  ok: boolean;
+  error: string | null;
+  status_code: number | null;
+  duration_ms: number;
+}
+
+/**
+ * `monitor.test`: the test `alert` sent and one attempt per provider
+ * (`results`).
+ */
+export interface MonitorTest {
+  alert: AlertRecord;
+  results: ProviderAttempt[];
+}
+
+/** `monitor.unsilence`: the ids of the silences `removed`. */
+export interface Unsilenced {
+  removed: string[];
+}
+
+/** `monitor.unsubscribe`: the `subscription` ended (`closed` is always true). */
+export interface MonitorUnsubscribed {
+  subscription: string;
+  closed: boolean;
+}
+
+/**
+ * `rpc.hello`: `protocol` version, `server` name (`xsys`), its `version`,
+ * `pid`, every method name, the `capabilities` (namespaces and optional features)
+ * and `max_frame_bytes` (the largest frame the daemon accepts).
+ */
+export interface Hello {
+  protocol: number;
+  server: string;
+  version: string;
+  pid: number;
+  methods: string[];
+  capabilities: string[];
+  max_frame_bytes: number;
+}
+
+/**
+ * One parameter in `rpc.methods`: `name`, wire `type` (`int`, `float`,
+ * `str`, `bool`, `bin`, `map`, `any`, `list[T]`, unions `a|b`),
+ * `required`, `default` (when not required), `nullable`, `choices`, bounds
+ * `min`/`max` and a one-line `summary`.
+ */
+export interface ParamDescription {
+  name: string;
+  type: string;
+  required: boolean;
+  default?: unknown;
+  nullable?: boolean;
+  choices?: unknown[];
+  min?: number;
+  max?: number;
+  summary: string;
+}
+
+/**
+ * One method in `rpc.methods`: `name`, `summary` (one line), `description`
+ * (the rest of the docstring), `params`, `result` (the schema of its result, see
+ * `result_schema`), `streams` (the notification a subscription method pushes),
+ * `progress` (honours `progress: true`) and `safe` (read-only).
+ */
+export interface MethodDescription {
+  name: string;
+  summary: string;
+  description?: string;
+  params: ParamDescription[];
+  result?: Record<string, unknown>;
+  streams?: string;
+  progress?: boolean;
+  safe?: boolean;
+}
+
+/** `rpc.methods`: every method, sorted by name. */
+export interface MethodList {
+  methods: MethodDescription[];
+}
+
+/** `rpc.ping`: `pong` (always true) and `ts`, the server's time (epoch s). */
+export interface Pong {
+  pong: boolean;
+  ts: number;
+}
+
+/**
+ * CPU frequency in MHz (psutil `cpu_freq()`): `current`, `min`, `max` (0.0
+ * where the platform does not say).
+ */
+export interface CpuFreq {
+  current: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * `sys.cpu`: utilisation over the last sampling interval.
+ *
+ * - `percent`: all CPUs, 0..100 (psutil `cpu_percent`); `per_cpu_percent`: one per
+ *   logical CPU (absent when not asked for).
+ * - `times_percent`: share of the interval per mode (`user`, `system`, `idle`,
+ *   `iowait`...; psutil `cpu_times_percent`).
+ * - `times_s`: seconds spent in each mode since boot, all CPUs (psutil `cpu_times`).
+ * - `freq_mhz`: `CpuFreq` or None; `count_logical`/`count_physical` (psutil
+ *   `cpu_count`; physical None where unknown).
+ * - `stats`: counts since boot (`ctx_switches`, `interrupts`, `soft_interrupts`,
+ *   `syscalls`; psutil `cpu_stats`).
+ * - `interval_s`: seconds the percentages span; `ts`: epoch seconds of the sample.
+ */
+export interface CpuUsage {
+  percent: number;
+  times_percent: Record<string, number>;
+  times_s: Record<string, number>;
+  freq_mhz: CpuFreq | null;
+  count_logical: number;
+  count_physical: number | null;
+  stats: Record<string, number>;
+  interval_s: number;
+  ts: number;
+  per_cpu_percent?: number[];
+}
+
+/**
+ * I/O counters of one disk, or of all (psutil `disk_io_counters`), since boot.
+ *
+ * `read_count`/`write_count` (operations), `read_bytes`/`write_bytes`,
+ * `read_time_s`/`write_time_s` (seconds spent reading/writing; psutil's
+ * `read_time`/`write_time` in ms), Linux also `read_merged_count`,
+ * `write_merged_count` and `busy_time_s` (seconds doing I/O; psutil `busy_time`
+ * ms). In a `Snapshot`, also per-second rates over the sampling interval:
+ * `read_bytes_per_s`, `write_bytes_per_s`, `read_count_per_s`,
+ * `write_count_per_s`.
+ */
+export interface DiskIO {
+  read_count?: number;
+  write_count?: number;
+  read_bytes?: number;
+  write_bytes?: number;
+  read_time_s?: number;
+  write_time_s?: number;
+  read_merged_count?: number;
+  write_merged_count?: number;
+  busy_time_s?: number;
+  read_bytes_per_s?: number;
+  write_bytes_per_s?: number;
+  read_count_per_s?: number;
+  write_count_per_s?: number;
+}
+
+/**
+ * `sys.disk_io`: `total` (`DiskIO` summed over every disk), `disks` (name ->
+ * `DiskIO`; absent when not asked for), `interval_s` (seconds the rates span) and
+ * `ts` (epoch seconds of the sample).
+ */
+export interface DiskIOUsage {
+  total: DiskIO;
+  interval_s: number;
+  ts: number;
+  disks?: Record<string, DiskIO>;
+}
+
+/**
+ * One `sys.disks` row: the `Partition` fields, then `total_bytes`,
+ * `used_bytes`, `free_bytes` and `percent` (see `FsUsage`), and
+ * `inodes_total`/`inodes_used`/`inodes_free`/`inodes_percent` where the
+ * filesystem has an inode table; instead of all of these, `error` (the OS's message)
+ * when the filesystem could not be read.
+ */
+export interface DiskRow {
+  device: string;
+  mountpoint: string;
+  fstype: string;
+  opts: string;
+  total_bytes?: number;
+  used_bytes?: number;
+  free_bytes?: number;
+  percent?: number;
+  inodes_total?: number;
+  inodes_used?: number;
+  inodes_free?: number;
+  inodes_percent?: number;
+  error?: string;
+}
+
+/** `sys.disks`: `disks` (`DiskRow` each) and `ts` (epoch seconds). */
+export interface Disks {
+  disks: DiskRow[];
+  ts: number;
+}
+
+/**
+ * A filesystem in `sys.info`: where and what, with `total_bytes`,
+ * `used_bytes`, `free_bytes` and `percent` (None when it could not be read).
+ */
+export interface DiskSummary {
+  mountpoint: string;
+  device: string;
+  fstype: string;
+  total_bytes: number | null;
+  used_bytes: number | null;
+  free_bytes: number | null;
+  percent: number | null;
+}
+
+/**
+ * An interface in `sys.info`: `name`, `isup`, `addresses` (IP strings) and
+ * `bytes_sent_per_s`/`bytes_recv_per_s` (0.0 without a sample).
+ */
+export interface InterfaceSummary {
+  name: string;
+  isup: boolean;
+  addresses: string[];
+  bytes_sent_per_s: number;
+  bytes_recv_per_s: number;
+}
+
+/**
+ * `sys.info`: the host at a glance.
+ *
+ * - identity: `hostname`, `os` (`PRETTY_NAME` of os-release), `system`
+ *   (`Linux`), `kernel` (release), `arch` (`x86_64`), `python` (the daemon's
+ *   version), `cpu_model`.
+ * - time: `booted_at` (epoch seconds; psutil `boot_time`), `uptime_s`, `ts`
+ *   (epoch seconds of the sample).
+ * - CPU: `cpu_count_logical`, `cpu_count_physical` (None where unknown),
+ *   `cpu_percent` (0..100 over the last sampling interval), `load` ([1, 5, 15]-minute
+ *   averages).
+ * - memory: `memory_total_bytes`, `memory_available_bytes`, `memory_percent`,
+ *   `swap_total_bytes`, `swap_percent` (psutil `virtual_memory`/`swap_memory`).
+ * - `disks` (`DiskSummary` each) and `network` (`InterfaceSummary` each).
+ */
+export interface HostInfo {
+  hostname: string;
+  os: string;
+  system: string;
+  kernel: string;
+  arch: string;
+  booted_at: number;
+  uptime_s: number;
+  cpu_count_logical: number;
+  cpu_count_physical: number | null;
+  cpu_model: string;
+  cpu_percent: number;
+  memory_total_bytes: number;
+  memory_available_bytes: number;
+  memory_percent: number;
+  swap_total_bytes: number;
+  swap_percent: number;
+  load: number[];
+  disks: DiskSummary[];
+  network: InterfaceSummary[];
+  python: string;
+  ts: number;
+}
+
+/**
+ * `sys.kill`: the `signal` (its name, `SIGTERM`) went to `pid`; `sent` is
+ * always true (a refusal is an error).
+ */
+export interface SignalSent {
+  pid: number;
+  signal: string;
+  sent: boolean;
+}
+
+/** Load averages divided by the logical CPU count. */
+export interface LoadPerCpu {
+  load1: number;
+  load5: number;
+  load15: number;
+}
+
+/**
+ * `sys.load`: run-queue averages over 1, 5 and 15 minutes (`os.getloadavg`;
+ * node_exporter's `node_load1`...), absolute and `per_cpu`; `cpu_count` logical
+ * CPUs; `ts` epoch seconds of the sample.
+ */
+export interface LoadAverages {
+  load1: number;
+  load5: number;
+  load15: number;
+  per_cpu: LoadPerCpu;
+  cpu_count: number;
+  ts: number;
+}
+
+/**
+ * Physical memory (psutil `virtual_memory()`, each field `<psutil name>_bytes`).
+ *
+ * Everywhere: `total_bytes`, `available_bytes` (what can be given to processes
+ * without swapping), `used_bytes`, `free_bytes`, `percent` (`(total -
+ * available) / total`, 0..100). Where the platform has them: `active_bytes`,
+ * `inactive_bytes`, `buffers_bytes`, `cached_bytes`, `shared_bytes`,
+ * `slab_bytes` (Linux), `wired_bytes` (BSD, macOS).
+ */
+export interface VirtualMemory {
+  total_bytes: number;
+  available_bytes: number;
+  percent: number;
+  used_bytes: number;
+  free_bytes: number;
+  active_bytes?: number;
+  inactive_bytes?: number;
+  buffers_bytes?: number;
+  cached_bytes?: number;
+  shared_bytes?: number;
+  slab_bytes?: number;
+  wired_bytes?: number;
+}
+
+/**
+ * Swap (psutil `swap_memory()`): `total_bytes`, `used_bytes`, `free_bytes`,
+ * `percent` (0..100), `sin_bytes`/`sout_bytes` (swapped in from / out to disk since
+ * boot; psutil `sin`/`sout`, 0 on Windows).
+ */
+export interface SwapMemory {
+  total_bytes: number;
+  used_bytes: number;
+  free_bytes: number;
+  percent: number;
+  sin_bytes: number;
+  sout_bytes: number;
+}
+
+/**
+ * `sys.memory`: `virtual` and `swap` as sampled; `ts` epoch seconds of the
+ * sample.
+ */
+export interface MemoryUsage {
+  virtual: VirtualMemory;
+  swap: SwapMemory;
+  ts: number;
+}
+
+/**
+ * An IP address of an interface (psutil `net_if_addrs`): `family` (`ipv4` or
+ * `ipv6`), `address`, `netmask` and `broadcast` (None where there is none).
+ */
+export interface InterfaceAddress {
+  family: "ipv4" | "ipv6";
+  address: string;
+  netmask: string | null;
+  broadcast: string | null;
+}
+
+/**
+ * One `sys.network` interface: its name, `InterfaceStats` fields (`isup`,
+ * `speed_mbps`, `mtu_bytes`, `duplex`; false/0/empty for an interface without
+ * stats), `mac`, `addresses` (`InterfaceAddress` each), and its `NetIO`
+ * counters and rates where the sample has them.
+ */
+export interface Interface {
+  name: string;
+  isup: boolean;
+  speed_mbps: number;
+  mtu_bytes: number;
+  duplex: string;
+  mac: string | null;
+  addresses: InterfaceAddress[];
+  bytes_sent?: number;
+  bytes_recv?: number;
+  packets_sent?: number;
+  packets_recv?: number;
+  errin?: number;
+  errout?: number;
+  dropin?: number;
+  dropout?: number;
+  bytes_sent_per_s?: number;
+  bytes_recv_per_s?: number;
+  packets_sent_per_s?: number;
+  packets_recv_per_s?: number;
+  errin_per_s?: number;
+  errout_per_s?: number;
+  dropin_per_s?: number;
+  dropout_per_s?: number;
+}
+
+/**
+ * Counters of one interface, or of all, since boot (psutil `net_io_counters`):
+ * `bytes_sent`, `bytes_recv`, `packets_sent`, `packets_recv`, `errin`,
+ * `errout`, `dropin`, `dropout` (counts). In a `Snapshot`, also each as a
+ * per-second rate over the sampling interval (`bytes_sent_per_s`...).
+ */
+export interface NetIO {
+  bytes_sent?: number;
+  bytes_recv?: number;
+  packets_sent?: number;
+  packets_recv?: number;
+  errin?: number;
+  errout?: number;
+  dropin?: number;
+  dropout?: number;
+  bytes_sent_per_s?: number;
+  bytes_recv_per_s?: number;
+  packets_sent_per_s?: number;
+  packets_recv_per_s?: number;
+  errin_per_s?: number;
+  errout_per_s?: number;
+  dropin_per_s?: number;
+  dropout_per_s?: number;
+}
+
+/**
+ * `sys.network`: `interfaces` (`Interface` each, by name), `total` (`NetIO`
+ * summed over every interface), `interval_s` (seconds the rates span) and `ts`
+ * (epoch seconds of the sample).
+ */
+export interface NetworkUsage {
+  interfaces: Interface[];
+  total: NetIO;
+  interval_s: number;
+  ts: number;
+}
+
+/**
+ * A listening socket: `proto` (`tcp`/`udp`; unix sockets count by their type),
+ * `family` (`ipv4`, `ipv6`, `unix`), `address`, `port` (None for unix
+ * sockets), `pid` and `process` (its name) where visible.
+ */
+export interface Port {
+  proto: "tcp" | "udp";
+  family: "ipv4" | "ipv6" | "unix";
+  address: string;
+  port: number | null;
+  pid: number | null;
+  process: string | null;
+}
+
+/** `sys.ports`: `ports` (`Port` each, by proto, port, address). */
+export interface Ports {
+  ports: Port[];
+}
+
+/**
+ * `sys.process`: the `ProcessRow` (`cpu_percent` measured over 0.1 s) plus
+ * `exe`, `cwd`, `terminal`, `nice`, `cpu_times_s` (seconds per mode: `user`,
+ * `system`, `children_user`, `children_system`, `iowait`; psutil
+ * `cpu_times`), `memory_info` (psutil `memory_info` fields as `<name>_bytes`:
+ * `rss_bytes`, `vms_bytes`, Linux also `shared_bytes`, `text_bytes`,
+ * `lib_bytes`, `data_bytes`, `dirty_bytes`), `num_fds`, `io_counters`
+ * (`read_count`, `write_count`, `read_bytes`, `write_bytes`, Linux also
+ * `read_chars`/`write_chars`: bytes passed to read/write calls), `num_ctx_switches`
+ * (`voluntary`, `involuntary`), `children` (pids) and `open_files_count`. Fields
+ * the OS refuses are None (`children` then empty).
+ */
+export interface ProcessDetails {
+  pid: number;
+  ppid: number | null;
+  name: string;
+  username: string | null;
+  status: string | null;
+  cpu_percent: number;
+  memory_percent: number;
+  memory_rss_bytes: number | null;
+  memory_vms_bytes: number | null;
+  num_threads: number | null;
+  created_at: number | null;
+  cmdline: string[];
+  exe: string | null;
+  cwd: string | null;
+  terminal: string | null;
+  nice: number | null;
+  cpu_times_s: Record<string, number> | null;
+  memory_info: Record<string, number> | null;
+  num_fds: number | null;
+  io_counters: Record<string, number> | null;
+  num_ctx_switches: Record<string, number> | null;
+  children: number[];
+  open_files_count: number | null;
+}
+
+/**
+ * One process as `sys.processes` lists it (psutil `Process` fields; None where
+ * the OS refuses): `pid`, `ppid`, `name`, `username`, `status` (`running`,
+ * `sleeping`...), `cpu_percent` (over the time since the previous listing; 100 =
+ * one full CPU), `memory_percent` (RSS of total memory), `memory_rss_bytes` and
+ * `memory_vms_bytes` (psutil `memory_info().rss/vms`), `num_threads`,
+ * `created_at` (epoch seconds; psutil `create_time`), `cmdline` (argv).
+ */
+export interface ProcessRow {
+  pid: number;
+  ppid: number | null;
+  name: string;
+  username: string | null;
+  status: string | null;
+  cpu_percent: number;
+  memory_percent: number;
+  memory_rss_bytes: number | null;
+  memory_vms_bytes: number | null;
+  num_threads: number | null;
+  created_at: number | null;
+  cmdline: string[];
+}
+
+/**
+ * `sys.processes`: `processes` (`ProcessRow` each, sorted, at most the limit),
+ * `total` (matching before the limit), `truncated` and `ts` (epoch seconds).
+ */
+export interface ProcessList {
+  processes: ProcessRow[];
+  total: number;
+  truncated: boolean;
+  ts: number;
+}
+
+/**
+ * One temperature sensor (psutil `sensors_temperatures`): `chip` (driver name,
+ * e.g. `coretemp`), `label`, `current_celsius`, `high_celsius` and
+ * `critical_celsius` (None where the chip gives no threshold).
+ */
+export interface Temperature {
+  chip: string;
+  label: string;
+  current_celsius: number;
+  high_celsius: number | null;
+  critical_celsius: number | null;
+}
+
+/** One fan (psutil `sensors_fans`): `chip`, `label`, `current_rpm`. */
+export interface Fan {
+  chip: string;
+  label: string;
+  current_rpm: number;
+}
+
+/**
+ * The battery (psutil `sensors_battery`): `percent` charged (0..100),
+ * `time_left_s` (seconds until empty; None while plugged in or unknown: psutil
+ * `secsleft` is negative then) and `power_plugged` (None when unknown).
+ */
+export interface Battery {
+  percent: number;
+  time_left_s: number | null;
+  power_plugged: boolean | null;
+}
+
+/**
+ * `sys.sensors`: `temperatures` and `fans` (empty lists where there are none)
+ * and `battery` (None without one).
+ */
+export interface Sensors {
+  temperatures: Temperature[];
+  fans: Fan[];
+  battery: Battery | null;
+}
+
+/**
+ * A login session (psutil `users`): `name`, `terminal` and `host` (None
+ * where there is none), `started_at` (epoch seconds; psutil `started`) and `pid`
+ * of the session leader (None where the platform does not say).
+ */
+export interface User {
+  name: string;
+  terminal: string | null;
+  host: string | null;
+  started_at: number;
+  pid: number | null;
+}
+
+/** `sys.users`: `users` (`User` each). */
+export interface Users {
+  users: User[];
+}
+
+/**
+ * `watch.add`: the `subscription` id (its `watch.event` and `watch.overflow`
+ * notifications carry it) and the real `paths` watched, symlinks resolved.
+ */
+export interface WatchStarted {
+  subscription: string;
+  paths: FsPath[];
+}
+
+/**
+ * A `watch.list` subscription: `StreamInfo` and `own` (the caller's: only those
+ * can be removed).
+ */
+export interface StreamRow {
+  subscription: string;
+  paths: FsPath[];
+  live_paths: FsPath[];
+  recursive: boolean;
+  patterns: string[];
+  ignore_patterns: string[];
+  events: string[];
+  debounce_ms: number;
+  include_dirs: boolean;
+  created_at: number;
+  delivered: number;
+  overflows: number;
+  own: boolean;
+}
+
+/**
+ * One shared observer watch: the directory `path`, `recursive`, and how many
+ * `subscriptions` use it.
+ */
+export interface WatchInfo {
+  path: FsPath;
+  recursive: boolean;
+  subscriptions: number;
+}
+
+/**
+ * `watch.list`: every live `subscriptions` in the daemon and the observer
+ * `watches` they share.
+ */
+export interface WatchList {
+  subscriptions: StreamRow[];
+  watches: WatchInfo[];
+}
+
+/** `watch.remove`: the `subscription` ended (`removed` is always true). */
+export interface WatchRemoved {
+  subscription: string;
+  removed: boolean;
+}
+
+// ----------------------------------------------------------------------- methods
+
 /** Parameters of `fs.chmod`. */
 export interface FsChmodParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -71,7 +1086,7 @@ export interface FsChmodParams {
 }
 
 /** Result of `fs.chmod`. */
-export type FsChmodResult = ResultOf<"fs.chmod">;
+export type FsChmodResult = ChmodResult;
 
 /** Parameters of `fs.copy`. */
 export interface FsCopyParams {
@@ -86,7 +1101,7 @@ export interface FsCopyParams {
 }
 
 /** Result of `fs.copy`. */
-export type FsCopyResult = ResultOf<"fs.copy">;
+export type FsCopyResult = TransferResult;
 
 /** Parameters of `fs.du`. */
 export interface FsDuParams {
@@ -95,7 +1110,7 @@ export interface FsDuParams {
 }
 
 /** Result of `fs.du`. */
-export type FsDuResult = ResultOf<"fs.du">;
+export type FsDuResult = DiskUsage;
 
 /** Parameters of `fs.exists`. */
 export interface FsExistsParams {
@@ -104,7 +1119,7 @@ export interface FsExistsParams {
 }
 
 /** Result of `fs.exists`. */
-export type FsExistsResult = ResultOf<"fs.exists">;
+export type FsExistsResult = Existence;
 
 /** Parameters of `fs.find`. */
 export interface FsFindParams {
@@ -127,7 +1142,7 @@ export interface FsFindParams {
 }
 
 /** Result of `fs.find`. */
-export type FsFindResult = ResultOf<"fs.find">;
+export type FsFindResult = Listing;
 
 /** Parameters of `fs.hash`. */
 export interface FsHashParams {
@@ -138,7 +1153,7 @@ export interface FsHashParams {
 }
 
 /** Result of `fs.hash`. */
-export type FsHashResult = ResultOf<"fs.hash">;
+export type FsHashResult = HashResult;
 
 /** Parameters of `fs.list`. */
 export interface FsListParams {
@@ -155,7 +1170,7 @@ export interface FsListParams {
 }
 
 /** Result of `fs.list`. */
-export type FsListResult = ResultOf<"fs.list">;
+export type FsListResult = Listing;
 
 /** Parameters of `fs.mkdir`. */
 export interface FsMkdirParams {
@@ -166,7 +1181,7 @@ export interface FsMkdirParams {
 }
 
 /** Result of `fs.mkdir`. */
-export type FsMkdirResult = ResultOf<"fs.mkdir">;
+export type FsMkdirResult = MkdirResult;
 
 /** Parameters of `fs.move`. */
 export interface FsMoveParams {
@@ -181,7 +1196,7 @@ export interface FsMoveParams {
 }
 
 /** Result of `fs.move`. */
-export type FsMoveResult = ResultOf<"fs.move">;
+export type FsMoveResult = TransferResult;
 
 /** Parameters of `fs.read`. */
 export interface FsReadParams {
@@ -196,7 +1211,7 @@ export interface FsReadParams {
 }
 
 /** Result of `fs.read`. */
-export type FsReadResult = ResultOf<"fs.read">;
+export type FsReadResult = ReadResult;
 
 /** Parameters of `fs.remove`. */
 export interface FsRemoveParams {
@@ -207,7 +1222,7 @@ export interface FsRemoveParams {
 }
 
 /** Result of `fs.remove`. */
-export type FsRemoveResult = ResultOf<"fs.remove">;
+export type FsRemoveResult = RemoveResult;
 
 /** Parameters of `fs.stat`. */
 export interface FsStatParams {
@@ -216,7 +1231,7 @@ export interface FsStatParams {
 }
 
 /** Result of `fs.stat`. */
-export type FsStatResult = ResultOf<"fs.stat">;
+export type FsStatResult = FileInfo;
 
 /** Parameters of `fs.tail`. */
 export interface FsTailParams {
@@ -227,7 +1242,7 @@ export interface FsTailParams {
 }
 
 /** Result of `fs.tail`. */
-export type FsTailResult = ResultOf<"fs.tail">;
+export type FsTailResult = TailResult;
 
 /** Parameters of `fs.write`. */
 export interface FsWriteParams {
@@ -246,13 +1261,13 @@ export interface FsWriteParams {
 }
 
 /** Result of `fs.write`. */
-export type FsWriteResult = ResultOf<"fs.write">;
+export type FsWriteResult = WriteResult;
 
 /** Parameters of `monitor.checks`. */
 export type MonitorChecksParams = Record<string, never>;
 
 /** Result of `monitor.checks`. */
-export type MonitorChecksResult = ResultOf<"monitor.checks">;
+export type MonitorChecksResult = MonitorChecks;
 
 /** Parameters of `monitor.history`. */
 export interface MonitorHistoryParams {
@@ -265,7 +1280,7 @@ export interface MonitorHistoryParams {
 }
 
 /** Result of `monitor.history`. */
-export type MonitorHistoryResult = ResultOf<"monitor.history">;
+export type MonitorHistoryResult = MonitorHistory;
 
 /** Parameters of `monitor.silence`. */
 export interface MonitorSilenceParams {
@@ -280,19 +1295,19 @@ export interface MonitorSilenceParams {
 }
 
 /** Result of `monitor.silence`. */
-export type MonitorSilenceResult = ResultOf<"monitor.silence">;
+export type MonitorSilenceResult = SilenceRecord;
 
 /** Parameters of `monitor.silences`. */
 export type MonitorSilencesParams = Record<string, never>;
 
 /** Result of `monitor.silences`. */
-export type MonitorSilencesResult = ResultOf<"monitor.silences">;
+export type MonitorSilencesResult = Silences;
 
 /** Parameters of `monitor.status`. */
 export type MonitorStatusParams = Record<string, never>;
 
 /** Result of `monitor.status`. */
-export type MonitorStatusResult = ResultOf<"monitor.status">;
+export type MonitorStatusResult = MonitorStatus;
 
 /** Parameters of `monitor.subscribe`. */
 export interface MonitorSubscribeParams {
@@ -305,7 +1320,7 @@ export interface MonitorSubscribeParams {
 }
 
 /** Result of `monitor.subscribe` (the subscription id). */
-export type MonitorSubscribeResult = SubscriptionStarted;
+export type MonitorSubscribeResult = MonitorSubscribed;
 
 /** Parameters of `monitor.test`. */
 export interface MonitorTestParams {
@@ -314,7 +1329,7 @@ export interface MonitorTestParams {
 }
 
 /** Result of `monitor.test`. */
-export type MonitorTestResult = ResultOf<"monitor.test">;
+export type MonitorTestResult = MonitorTest;
 
 /** Parameters of `monitor.unsilence`. */
 export interface MonitorUnsilenceParams {
@@ -327,7 +1342,7 @@ export interface MonitorUnsilenceParams {
 }
 
 /** Result of `monitor.unsilence`. */
-export type MonitorUnsilenceResult = ResultOf<"monitor.unsilence">;
+export type MonitorUnsilenceResult = Unsilenced;
 
 /** Parameters of `monitor.unsubscribe`. */
 export interface MonitorUnsubscribeParams {
@@ -336,25 +1351,25 @@ export interface MonitorUnsubscribeParams {
 }
 
 /** Result of `monitor.unsubscribe`. */
-export type MonitorUnsubscribeResult = ResultOf<"monitor.unsubscribe">;
+export type MonitorUnsubscribeResult = MonitorUnsubscribed;
 
 /** Parameters of `rpc.hello`. */
 export type RpcHelloParams = Record<string, never>;
 
 /** Result of `rpc.hello`. */
-export type RpcHelloResult = ResultOf<"rpc.hello">;
+export type RpcHelloResult = Hello;
 
 /** Parameters of `rpc.methods`. */
 export type RpcMethodsParams = Record<string, never>;
 
 /** Result of `rpc.methods`. */
-export type RpcMethodsResult = ResultOf<"rpc.methods">;
+export type RpcMethodsResult = MethodList;
 
 /** Parameters of `rpc.ping`. */
 export type RpcPingParams = Record<string, never>;
 
 /** Result of `rpc.ping`. */
-export type RpcPingResult = ResultOf<"rpc.ping">;
+export type RpcPingResult = Pong;
 
 /** Parameters of `sys.cpu`. */
 export interface SysCpuParams {
@@ -363,7 +1378,7 @@ export interface SysCpuParams {
 }
 
 /** Result of `sys.cpu`. */
-export type SysCpuResult = ResultOf<"sys.cpu">;
+export type SysCpuResult = CpuUsage;
 
 /** Parameters of `sys.disk_io`. */
 export interface SysDiskIoParams {
@@ -372,7 +1387,7 @@ export interface SysDiskIoParams {
 }
 
 /** Result of `sys.disk_io`. */
-export type SysDiskIoResult = ResultOf<"sys.disk_io">;
+export type SysDiskIoResult = DiskIOUsage;
 
 /** Parameters of `sys.disks`. */
 export interface SysDisksParams {
@@ -381,13 +1396,13 @@ export interface SysDisksParams {
 }
 
 /** Result of `sys.disks`. */
-export type SysDisksResult = ResultOf<"sys.disks">;
+export type SysDisksResult = Disks;
 
 /** Parameters of `sys.info`. */
 export type SysInfoParams = Record<string, never>;
 
 /** Result of `sys.info`. */
-export type SysInfoResult = ResultOf<"sys.info">;
+export type SysInfoResult = HostInfo;
 
 /** Parameters of `sys.kill`. */
 export interface SysKillParams {
@@ -398,25 +1413,25 @@ export interface SysKillParams {
 }
 
 /** Result of `sys.kill`. */
-export type SysKillResult = ResultOf<"sys.kill">;
+export type SysKillResult = SignalSent;
 
 /** Parameters of `sys.load`. */
 export type SysLoadParams = Record<string, never>;
 
 /** Result of `sys.load`. */
-export type SysLoadResult = ResultOf<"sys.load">;
+export type SysLoadResult = LoadAverages;
 
 /** Parameters of `sys.memory`. */
 export type SysMemoryParams = Record<string, never>;
 
 /** Result of `sys.memory`. */
-export type SysMemoryResult = ResultOf<"sys.memory">;
+export type SysMemoryResult = MemoryUsage;
 
 /** Parameters of `sys.network`. */
 export type SysNetworkParams = Record<string, never>;
 
 /** Result of `sys.network`. */
-export type SysNetworkResult = ResultOf<"sys.network">;
+export type SysNetworkResult = NetworkUsage;
 
 /** Parameters of `sys.ports`. */
 export interface SysPortsParams {
@@ -425,7 +1440,7 @@ export interface SysPortsParams {
 }
 
 /** Result of `sys.ports`. */
-export type SysPortsResult = ResultOf<"sys.ports">;
+export type SysPortsResult = Ports;
 
 /** Parameters of `sys.process`. */
 export interface SysProcessParams {
@@ -434,7 +1449,7 @@ export interface SysProcessParams {
 }
 
 /** Result of `sys.process`. */
-export type SysProcessResult = ResultOf<"sys.process">;
+export type SysProcessResult = ProcessDetails;
 
 /** Parameters of `sys.processes`. */
 export interface SysProcessesParams {
@@ -449,19 +1464,19 @@ export interface SysProcessesParams {
 }
 
 /** Result of `sys.processes`. */
-export type SysProcessesResult = ResultOf<"sys.processes">;
+export type SysProcessesResult = ProcessList;
 
 /** Parameters of `sys.sensors`. */
 export type SysSensorsParams = Record<string, never>;
 
 /** Result of `sys.sensors`. */
-export type SysSensorsResult = ResultOf<"sys.sensors">;
+export type SysSensorsResult = Sensors;
 
 /** Parameters of `sys.users`. */
 export type SysUsersParams = Record<string, never>;
 
 /** Result of `sys.users`. */
-export type SysUsersResult = ResultOf<"sys.users">;
+export type SysUsersResult = Users;
 
 /** Parameters of `watch.add`. */
 export interface WatchAddParams {
@@ -482,13 +1497,13 @@ export interface WatchAddParams {
 }
 
 /** Result of `watch.add` (the subscription id). */
-export type WatchAddResult = SubscriptionStarted;
+export type WatchAddResult = WatchStarted;
 
 /** Parameters of `watch.list`. */
 export type WatchListParams = Record<string, never>;
 
 /** Result of `watch.list`. */
-export type WatchListResult = ResultOf<"watch.list">;
+export type WatchListResult = WatchList;
 
 /** Parameters of `watch.remove`. */
 export interface WatchRemoveParams {
@@ -497,7 +1512,7 @@ export interface WatchRemoveParams {
 }
 
 /** Result of `watch.remove`. */
-export type WatchRemoveResult = ResultOf<"watch.remove">;
+export type WatchRemoveResult = WatchRemoved;
 
 /** Parameters and result of every method, by wire name (typed `client.call`). */
 export interface MethodMap {
@@ -887,7 +1902,7 @@ export class RpcApi {
   }
 
   /**
-   * Every method with its parameter schema and one-line summary.
+   * Every method with its parameter schema, result schema and one-line summary.
    *
    * Wire method `rpc.methods`.
    */

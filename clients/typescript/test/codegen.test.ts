@@ -58,6 +58,50 @@ describe("codegen", () => {
     assert.equal(a, b);
   });
 
+  it("renders declared results: interfaces by title, optional keys, FsPath, choices, lists and maps", () => {
+    const row = {
+      type: "map",
+      title: "Row",
+      summary: "One ``row``.",
+      fields: [
+        { name: "path", type: "str|bin" },
+        { name: "kind", type: "str", choices: ["file", "dir"] },
+        { name: "target", type: "str|bin", nullable: true },
+        { name: "data", type: "bin|str" },
+        { name: "note", type: "str", required: false, summary: "a remark" },
+      ],
+    };
+    const page = {
+      type: "map",
+      title: "Page",
+      fields: [
+        { name: "rows", type: "list[map]", items: row },
+        { name: "by_name", type: "map", values: { type: "float" } },
+        { name: "extra", type: "map" },
+        { name: "tags", type: "list[str]", items: { type: "str" } },
+      ],
+    };
+    const methods: MethodInfo[] = [
+      { name: "t.page", summary: "", params: [], result: page },
+      { name: "t.row", summary: "", params: [], result: row },
+      { name: "t.anon", summary: "", params: [], result: { type: "map", fields: [{ name: "n", type: "int" }] } },
+      { name: "t.plain", summary: "", params: [] },
+    ];
+    const text = renderGenerated(methods);
+    assert.match(text, /\/\*\* One `row`\. \*\/\nexport interface Row \{\n  path: FsPath;\n  kind: "file" \| "dir";\n  target: FsPath \| null;\n  data: Uint8Array \| string;\n  \/\*\* a remark \*\/\n  note\?: string;\n\}/);
+    assert.match(text, /export interface Page \{\n  rows: Row\[\];\n  by_name: Record<string, number>;\n  extra: Record<string, unknown>;\n  tags: string\[\];\n\}/);
+    assert.equal(text.match(/export interface Row \{/g)?.length, 1, "a shared title is rendered once");
+    assert.match(text, /export type TPageResult = Page;/);
+    assert.match(text, /export interface TAnonResult \{\n  n: number;\n\}/);
+    assert.doesNotMatch(text, /export type TAnonResult/);
+    assert.match(text, /export type TPlainResult = Record<string, unknown>;/);
+    assert.match(text, /import type \{ FsPath \} from "\.\/results\.js";/);
+    const other = { ...row, fields: [{ name: "path", type: "str" }] };
+    assert.throws(() => renderGenerated([...methods, { name: "t.other", summary: "", params: [], result: other }]), /two different result structures are named Row/);
+    const taken = { type: "map", title: "TPageParams", fields: [] };
+    assert.throws(() => renderGenerated([...methods, { name: "t.taken", summary: "", params: [], result: taken }]), /not free/);
+  });
+
   it("refuses a namespace that would shadow a client member", () => {
     assert.throws(() => renderGenerated([{ name: "close.now", summary: "", params: [] }]), /shadow/);
   });
