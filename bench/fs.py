@@ -57,7 +57,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _daemon import spawned_daemon  # noqa: E402
+from _stats import percentile  # noqa: E402
 
+from tests.launcher import daemon_env  # noqa: E402
 from xsys.client import Client  # noqa: E402
 
 MIB = 1024 * 1024
@@ -162,9 +164,7 @@ class InProcessWorker:
     """``FsService`` of ``source_root``'s code in its own process (see the script above)."""
 
     def __init__(self, source_root: Path, root: Path, path: Path, small: int) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source_root),
-                                                          env.get("PYTHONPATH")]))
+        env = daemon_env(source_root=source_root)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _IN_PROCESS_WORKER, str(root), str(path), str(small)],
             cwd=str(source_root), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -215,10 +215,9 @@ def daemon_latency(client: Client, path: Path, small: int, calls: int) -> dict[s
 
 
 def percentile_us(samples: list[int], q: float) -> float:
-    """The ``q``-quantile (0..1) of ``samples`` (ns), in microseconds (nearest rank)."""
-    ordered = sorted(samples)
-    idx = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[idx] / 1000
+    """The ``q``-quantile (0..1) of ``samples`` (ns), in microseconds
+    (``_stats.percentile``)."""
+    return percentile(samples, q) / 1000
 
 
 def make_deep_file(root: Path, depth: int, size: int) -> Path:

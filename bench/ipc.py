@@ -50,7 +50,6 @@ import shutil
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -65,8 +64,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _daemon import stop_process  # noqa: E402
+from _stats import percentile  # noqa: E402
 
+from tests.launcher import DaemonProcess  # noqa: E402
 from xsys.protocol import encode_request  # noqa: E402
 
 HEADER = struct.Struct(">I")
@@ -224,39 +224,29 @@ class ProcTarget(Target):
 
 
 class DaemonTarget(Target):
+    """An xsys daemon of ``root``'s code (``tests.launcher.DaemonProcess``) on ``path``;
+    ready once it answers the probe frame (``Target.wait_ready``)."""
+
     def __init__(self, name: str, path: str, workdir: str, use_uvloop: bool,
                  config: str | None, root: Path = ROOT) -> None:
         super().__init__(name, path)
-        self.root = root
-        self.cmd = [sys.executable, "-m", "xsys", "serve", "--socket", path,
-                    "--log-level", "WARNING"]
+        args = ["--socket", path, "--log-level", "WARNING"]
         if not use_uvloop:
-            self.cmd.append("--no-uvloop")
+            args.append("--no-uvloop")
         if config:
-            self.cmd += ["--config", config]
-        self.log_path = os.path.join(workdir, f"{name.replace(' ', '_')}.log")
-        self.proc: subprocess.Popen[bytes] | None = None
+            args += ["--config", config]
+        log_path = Path(workdir) / f"{name.replace(' ', '_')}.log"
+        self.daemon = DaemonProcess(path, args, log_path=log_path, source_root=root)
 
     def start(self) -> None:
-        env = dict(os.environ)
-        env.pop("XSYS_SOCKET", None)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root),
-                                                          env.get("PYTHONPATH")]))
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
-                                         env=env)
-        self.pid = self.proc.pid
+        self.daemon.launch()
+        self.pid = self.daemon.pid
 
     def check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            tail = Path(self.log_path).read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{tail}")
+        self.daemon.check_alive()
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        stop_process(self.proc)
+        self.daemon.stop()
 
 
 # =========================================================================== clients
@@ -454,11 +444,9 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _pct(sorted_ns: list[int], q: float) -> float:
-    if not sorted_ns:
-        return float("nan")
-    i = min(len(sorted_ns) - 1, max(0, round(q * (len(sorted_ns) - 1))))
-    return sorted_ns[i] / 1000.0
+def _pct(ns: list[int], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``ns`` in microseconds (``_stats.percentile``)."""
+    return percentile(ns, q) / 1000.0
 
 
 @dataclass
@@ -496,7 +484,6 @@ def _measure_kind(kind: str, cases: list[Case], duration: float, rounds: int,
             if kind == "seq":
                 n, elapsed, got = _sequential(case.path, case.frame, slice_s)
                 lat[case.key] += got
-                got.sort()
                 per_round[case.key].append(round(_pct(got, 0.5), 2))
             elif kind == "conc":
                 rps, got = pool.run(case.path, case.frame, slice_s)
@@ -512,7 +499,7 @@ def _measure_kind(kind: str, cases: list[Case], duration: float, rounds: int,
     measurement, client = KINDS[kind]
     out: dict[str, Row] = {}
     for case in cases:
-        samples = sorted(lat[case.key])
+        samples = lat[case.key]
         row = Row(case.label, measurement, client, primary=case.primary,
                   rps=reqs[case.key] / secs[case.key],
                   extra={"per_round": per_round[case.key]})

@@ -26,10 +26,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,13 +40,13 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _daemon import stop_process  # noqa: E402
+from _stats import percentile  # noqa: E402
 
+from tests.launcher import DaemonProcess, daemon_env  # noqa: E402
 from xsys.client import Client  # noqa: E402
 from xsys.config import Config, from_dict  # noqa: E402
 from xsys.host import Sampler  # noqa: E402
 from xsys.monitor.service import MonitorService  # noqa: E402
-from xsys.protocol import DaemonNotRunning  # noqa: E402
 from xsys.server.app import App  # noqa: E402
 
 ALL_CHECKS: dict[str, Any] = {
@@ -57,11 +55,6 @@ ALL_CHECKS: dict[str, Any] = {
     "network": {"enabled": True, "warning": "100MB", "exclude": []},
     "filesystem": {"enabled": True}, "inodes": {"enabled": True},
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # =========================================================================== 1. tick cost
@@ -93,47 +86,42 @@ async def _tick_cost(ticks: int, with_sampler: bool, state_dir: Path) -> dict[st
     await service.stop(1.0)
     await app.stop(2.0)
     return {"ticks": ticks, "components": samples, "wall_ms_p50": statistics.median(walls),
-            "wall_ms_p95": pct(walls, 0.95), "cpu_ms_per_tick": cpu_ms}
+            "wall_ms_p95": percentile(walls, 0.95), "cpu_ms_per_tick": cpu_ms}
 
 
 # =========================================================================== daemon helpers
 
 
 class Daemon:
-    """``python -m xsys serve`` on a temporary socket with the given config."""
+    """``python -m xsys serve`` on a temporary socket with the given config (launched by
+    ``tests.launcher.DaemonProcess``, ``HOME`` = ``workdir``); started and ready once
+    constructed (RuntimeError with its log otherwise)."""
 
     def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
         self.socket = str(workdir / "xsys.sock")
         config = {"server": {"socket": self.socket, "log_level": "WARNING"}, **config}
         self.config_path = workdir / "config.json"
         self.config_path.write_text(json.dumps(config))
-        self.log = open(workdir / "daemon.log", "wb")  # noqa: SIM115 - closed in stop()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
-        env["HOME"] = str(workdir)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "xsys", "serve", "--config", str(self.config_path)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env, cwd=str(ROOT))
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError((workdir / "daemon.log").read_text(errors="replace"))
-            try:
-                with Client(self.socket, timeout=2.0) as c:
-                    c.call("rpc.ping")
-                break
-            except (DaemonNotRunning, OSError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("daemon did not start") from None
-                time.sleep(0.05)
+        self.process = DaemonProcess(self.socket, ["--config", str(self.config_path)],
+                                     log_path=workdir / "daemon.log",
+                                     env=daemon_env(home=workdir))
+        try:
+            self.process.start(30.0)
+        except RuntimeError:
+            self.process.stop()
+            raise
+
+    @property
+    def pid(self) -> int:
+        """The daemon's process id."""
+        return self.process.pid
 
     def call(self, method: str, **params: Any) -> Any:
         with Client(self.socket, timeout=10.0) as c:
             return c.call(method, params or None)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            stop_process(self.proc, 15)
-        self.log.close()
+        self.process.stop(15)
 
 
 # =========================================================================== 2. daemon CPU
@@ -144,7 +132,7 @@ def _daemon_cpu(duration: float, workdir: Path, monitor_enabled: bool) -> dict[s
                "reboot": {"state_file": str(workdir / "boot_time")}}
     d = Daemon(workdir, {"monitor": monitor, "sys": {"sample_interval_s": 1.0}})
     try:
-        proc = psutil.Process(d.proc.pid)
+        proc = psutil.Process(d.pid)
         time.sleep(2.0)  # past the startup work
         t0 = proc.cpu_times()
         w0 = time.monotonic()

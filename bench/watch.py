@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _daemon import spawned_daemon  # noqa: E402
+from _stats import percentile  # noqa: E402
 
 from xsys.client import Client  # noqa: E402
 
@@ -155,14 +156,6 @@ def first_seen(events: list[Event], prefix: str) -> dict[str, float]:
         if kind != "overflow" and path.startswith(prefix) and path not in seen:
             seen[path] = t
     return seen
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def latency_phase(lat_dir: Path, n: int, gap_s: float,
