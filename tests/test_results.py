@@ -218,6 +218,7 @@ def tree(tmp_path: Path) -> Path:
     (root / "link").symlink_to("a.txt")
     with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "wb") as f:
         f.write(b"latin-1 name")
+    os.mkdir(os.path.join(os.fsencode(root), b"d\xe9j\xe0"))
     return root
 
 
@@ -272,7 +273,8 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
     call("fs.move", src=root + "/copied", dst=root + "/moved")
     call("fs.remove", path=root + "/moved", recursive=True)
 
-    watch_sub = c.subscribe("watch.add", {"paths": [root], "recursive": True})
+    odd_dir = os.path.join(os.fsencode(tree), b"d\xe9j\xe0")
+    watch_sub = c.subscribe("watch.add", {"paths": [root, odd_dir], "recursive": True})
     answers["watch.add"] = watch_sub.result
     call("watch.list")
     call("watch.remove", subscription=watch_sub.result["subscription"])
@@ -307,6 +309,8 @@ def test_a_real_daemons_results_conform_to_their_schemas(
     # the calls reached the parts of the schemas that matter
     assert isinstance(answers["fs.stat"]["path"], bytes)
     assert any(isinstance(e["name"], bytes) for e in answers["fs.list"]["entries"])
+    assert answers["watch.list"]["subscriptions"][0]["paths"][1] == answers["watch.add"][
+        "paths"][1] == os.path.join(os.fsencode(tree), b"d\xe9j\xe0")
     assert answers["monitor.status"]["checks"] and answers["monitor.status"]["silences"]
     assert answers["monitor.history"]["alerts"][0]["deliveries"]
 
