@@ -296,14 +296,20 @@ class Server:
             conn.abort()
 
     def _schedule_trim(self) -> None:
-        """Give freed heap memory back to the system soon after a connection that had
-        large results closes (coalesced: at most one trim per second)."""
+        """Give freed heap memory back to the system after a connection that had large
+        results closes: 1, 3 and 8 s later (coalesced), since worker jobs of a client that
+        left may still finish and free their buffers after the first trim."""
         if self._trim is None:
+            loop = asyncio.get_running_loop()
+            delays = [1.0, 2.0, 5.0]
+
             def trim() -> None:
                 self._trim = None
                 trim_malloc()
+                if delays:
+                    self._trim = loop.call_later(delays.pop(0), trim)
 
-            self._trim = asyncio.get_running_loop().call_later(1.0, trim)
+            self._trim = loop.call_later(delays.pop(0), trim)
 
     # ----------------------------------------------------------------- timeouts
 

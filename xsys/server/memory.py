@@ -6,7 +6,8 @@ By default the threshold adapts upwards (to 32 MiB) each time a large block is f
 and a burst of multi-MiB results can leave the daemon hundreds of MiB larger for good.
 ``tune_malloc`` fixes the mmap threshold at ``MMAP_THRESHOLD_BYTES`` and the trim
 threshold at ``TRIM_THRESHOLD_BYTES`` (so large results reuse heap pages while a client
-reads; measured in ``bench/fs.py``), and ``trim_malloc`` returns the free pages inside
+reads; measured in ``bench/fs.py``) and keeps one malloc arena (``malloc_trim`` cannot
+return the top of a thread arena's heap), and ``trim_malloc`` returns the free pages inside
 the heaps (``malloc_trim(0)``) after connections that had large results close, which
 brings the daemon back near its baseline (``tests/test_server_limits.py``).
 ``MALLOC_MMAP_THRESHOLD_`` in the environment wins over ``tune_malloc``.
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 #: glibc's ``mallopt`` parameter numbers (malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 #: Allocations of at least this many bytes are mapped and unmapped on their own (glibc's
 #: adaptive maximum): multi-MiB file results below it reuse heap pages from one request to
 #: the next instead of being mapped and faulted in every time.
@@ -68,6 +70,9 @@ def tune_malloc() -> bool:
     ok = bool(libc.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(MMAP_THRESHOLD_BYTES)))
     ok = bool(libc.mallopt(ctypes.c_int(M_TRIM_THRESHOLD),
                            ctypes.c_int(TRIM_THRESHOLD_BYTES))) and ok
+    # one arena: ``malloc_trim`` returns the top of the main heap, but never the top of
+    # a thread arena's heap, where worker threads' large buffers would otherwise stay
+    ok = bool(libc.mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(1))) and ok
     log.debug("malloc mmap threshold %d bytes: %s", MMAP_THRESHOLD_BYTES,
               "set" if ok else "refused")
     return ok
