@@ -36,6 +36,7 @@ class RecordingTransport(asyncio.Transport):
         self.out = bytearray()
         self.closing = False
         self.reading = True
+        self.unsent = 0  # what get_write_buffer_size reports (the client is not reading)
 
     def write(self, data: Any) -> None:
         self.out += data
@@ -50,7 +51,7 @@ class RecordingTransport(asyncio.Transport):
         self.closing = True
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return self.unsent
 
     def pause_reading(self) -> None:
         self.reading = False
@@ -60,6 +61,10 @@ class RecordingTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
+
+    def messages(self) -> list[Any]:
+        """Every frame written so far, decoded."""
+        return [unpackb(f) for f in FrameDecoder().feed(bytes(self.out))]
 
 
 class FakeSession:

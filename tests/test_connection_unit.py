@@ -8,50 +8,13 @@ from typing import Any
 
 import msgpack
 
+from tests.fswatch_support import RecordingTransport as FakeTransport
 from xsys.config import Config, ServerConfig
-from xsys.protocol import FrameDecoder
 from xsys.server.app import App
 from xsys.server.connection import Connection
 from xsys.server.context import Peer, Subscription
 from xsys.server.listener import Server
 from xsys.server.router import Router
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.out = bytearray()
-        self.reading = True
-        self.closing = False
-        self.unsent = 0  # what get_write_buffer_size reports (the client is not reading)
-
-    def write(self, data: Any) -> None:
-        self.out += data
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def get_write_buffer_size(self) -> int:
-        return self.unsent
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-    def messages(self) -> list[Any]:
-        frames = FrameDecoder().feed(bytes(self.out))
-        return [msgpack.unpackb(f, raw=False) for f in frames]
 
 
 async def make_conn(outbound: int = 3) -> tuple[Connection, FakeTransport]:
