@@ -63,7 +63,7 @@ class XsysError(Exception):
         """The ``error`` member of a response: ``{"code", "message", "data"?}``."""
         err: dict[str, Any] = {"code": self.code, "message": _wire_text(self.message)}
         if self.data is not None:
-            err["data"] = _wire_data(self.data)
+            err["data"] = wire_value(self.data)
         return err
 
     def __repr__(self) -> str:
@@ -78,21 +78,28 @@ def _wire_text(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _wire_data(value: Any) -> Any:
-    """Error ``data`` with every string that is not valid UTF-8 (a file name) as the bin of
-    its original bytes (``os.fsencode``), as in results (docs/protocol.md)."""
+def wire_str(text: str) -> str | bytes:
+    """``text`` for the wire: itself, or the original bytes (``os.fsencode``) when it holds
+    surrogate escapes, i.e. came from a file name that is not valid UTF-8 (such names go
+    as msgpack bin in the same field; docs/protocol.md, "File names")."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def wire_value(value: Any) -> Any:
+    """``value`` (maps, lists, tuples and scalars) with every ``str`` passed through
+    ``wire_str``: for results and error ``data`` that may hold file names."""
     if isinstance(value, str):
-        if value.isascii():
-            return value
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return os.fsencode(value)
-        return value
+        return wire_str(value)
     if isinstance(value, dict):
-        return {k: _wire_data(v) for k, v in value.items()}
+        return {k: wire_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_wire_data(v) for v in value]
+        return [wire_value(v) for v in value]
     return value
 
 

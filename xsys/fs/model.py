@@ -13,38 +13,17 @@ import os
 import stat
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol
 
-from xsys.protocol import WireType
+from xsys.protocol import WireType, wire_value
 
 #: A path or file name: ``str`` in Python (surrogate escapes where its bytes are not
 #: UTF-8), str or bin on the wire (``wire_str``).
 WirePath = Annotated[str, WireType("str|bin")]
 
 
-def wire_str(text: str) -> str | bytes:
-    """``text`` for the wire: itself, or the original bytes (``os.fsencode``) when it holds
-    surrogate escapes, i.e. came from a file name that is not valid UTF-8 (such names go
-    as msgpack bin in the same field; docs/protocol.md, "File names")."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text)
-    return text
-
-
-def to_wire(value: Any) -> Any:
-    """``value`` (maps, lists and scalars) with every ``str`` passed through
-    ``wire_str``."""
-    if isinstance(value, str):
-        return wire_str(value)
-    if isinstance(value, dict):
-        return {k: to_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_wire(v) for v in value]
-    return value
+#: ``wire_str``/``to_wire``: file names that are not UTF-8 go as bin (``xsys.protocol``).
+to_wire = wire_value
 
 
 #: Entry types as they appear on the wire.

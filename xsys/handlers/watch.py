@@ -17,9 +17,9 @@ import stat
 from typing import Annotated, Any, Literal
 
 from xsys.fs.creds import as_peer
-from xsys.fs.model import to_wire, wire_str
+from xsys.fs.model import to_wire
 from xsys.fs.sandbox import Sandbox
-from xsys.protocol import InvalidParams
+from xsys.protocol import InvalidParams, wire_str
 from xsys.server.app import App
 from xsys.server.context import Context, Peer, Subscription
 from xsys.server.router import Doc, Range, Router

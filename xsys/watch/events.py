@@ -22,8 +22,7 @@ from watchdog.events import (
     FileSystemEvent,
 )
 
-from xsys.fs.model import wire_str
-from xsys.protocol import InvalidParams
+from xsys.protocol import InvalidParams, wire_str
 
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
 #: Event types a subscription can ask for.
@@ -53,7 +52,7 @@ class WatchEvent:
 
     def to_wire(self) -> dict[str, Any]:
         """``{type, path, dest_path?, is_dir, ts}``; a path that is not valid UTF-8 goes
-        as bin (``xsys.fs.model.wire_str``)."""
+        as bin (``xsys.protocol.wire_str``)."""
         out: dict[str, Any] = {"type": self.type, "path": wire_str(self.path),
                                "is_dir": self.is_dir, "ts": self.ts}
         if self.dest_path is not None:
