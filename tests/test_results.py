@@ -292,6 +292,14 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
         time.sleep(0.05)
     call("monitor.unsilence", silence=silence["id"])
 
+    call("metrics.inc", name="results_jobs_total", labels={"queue": "a"})
+    call("metrics.set", name="results_temperature", value=20.5)
+    call("metrics.add", name="results_temperature", value=1)
+    call("metrics.observe", name="results_latency_seconds", value=0.2)
+    call("metrics.push", samples=[{"op": "inc", "name": "results_jobs_total", "value": 1,
+                                   "labels": {"queue": "b"}}])
+    call("metrics.list")
+
 
 def test_a_real_daemons_results_conform_to_their_schemas(
         daemon_factory: Callable[..., DaemonHandle], tree: Path, tmp_path: Path,

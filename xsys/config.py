@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from xsys.fs.config import FsConfig
 from xsys.http.config import HttpConfig
+from xsys.metrics.config import MetricsConfig
 from xsys.monitor.config import TINYMONITOR_KEYS, MonitorConfig, convert_tinymonitor
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_OBJECTS
 from xsys.watch.config import WatchConfig
@@ -130,6 +131,7 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 # --------------------------------------------------------------------------- validation

@@ -38,6 +38,7 @@ from xsys.fs.service import FsService
 from xsys.handlers import register_all
 from xsys.host import Sampler
 from xsys.http import install as install_http
+from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
 from xsys.server.app import App
@@ -91,6 +92,12 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: tree}
 
 
+def _names(registry: CollectorRegistry) -> list[str]:
+    """The metric names ``registry``'s described collectors expose (app metrics may not
+    take them; the undescribed ones use the reserved prefixes, ``xsys.metrics.store``)."""
+    return list(getattr(registry, "_names_to_collectors", {}))
+
+
 @dataclass
 class Services:
     """Every service of one daemon, typed (handlers: ``ctx.app.services.fs``...).
@@ -102,6 +109,8 @@ class Services:
     - ``monitor``: the monitor (checks, rules, alert delivery).
     - ``metrics_registry``: the Prometheus registry behind ``/metrics``; ``alert_metrics``:
       the monitor's metric objects on it (kept across monitor reloads).
+    - ``metrics``: the app metrics (``metrics.*``), exposed through a collector on
+      ``metrics_registry``.
     - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
     """
 
@@ -111,6 +120,7 @@ class Services:
     monitor: MonitorService
     metrics_registry: CollectorRegistry
     alert_metrics: AlertMetrics
+    metrics: MetricsService
     daemon: Daemon | None = None
 
 
@@ -127,7 +137,9 @@ def build_services(app: App) -> Services:
                         fs=FsService(cfg.fs, cfg.server.max_frame_bytes),
                         watch=WatchService(cfg.watch),
                         monitor=MonitorService(app, sampler=sampler, metrics=metrics),
-                        metrics_registry=registry, alert_metrics=metrics)
+                        metrics_registry=registry, alert_metrics=metrics,
+                        metrics=MetricsService(cfg.metrics, reserved=lambda: _names(registry)))
+    registry.register(AppMetricsCollector(services.metrics))
 
     def reload_fs(old: Config, new: Config) -> None:
         if old.fs != new.fs or old.server.max_frame_bytes != new.server.max_frame_bytes:
@@ -139,6 +151,7 @@ def build_services(app: App) -> Services:
         await services.monitor.stop(budget)
 
     app.on_reload.append(reload_fs)
+    app.on_reload.append(lambda old, new: services.metrics.reconfigure(new.metrics))
     app.on_reload.append(lambda old, new: services.monitor.reload(new.monitor))
     app.on_startup.append(services.monitor.start)
     app.on_shutdown.append(stop_monitor)

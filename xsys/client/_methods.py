@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from xsys.client._core import (
@@ -40,6 +40,12 @@ METHOD_NAMES: tuple[str, ...] = (
     "fs.stat",
     "fs.tail",
     "fs.write",
+    "metrics.add",
+    "metrics.inc",
+    "metrics.list",
+    "metrics.observe",
+    "metrics.push",
+    "metrics.set",
     "monitor.checks",
     "monitor.history",
     "monitor.silence",
@@ -241,6 +247,54 @@ class WriteResult(TypedDict):
     size: int
     created: bool
     sha256: str | None
+
+
+class MetricValue(TypedDict):
+    """``metrics.inc``/``set``/``add``: the series' ``value`` after the update."""
+
+    value: float
+
+
+class MetricInfo(TypedDict):
+    """One app metric in ``metrics.list``: its ``name`` (as exposed), ``type``, ``help``,
+    ``unit`` ("" when none), label names (``labels``), how many ``series`` it holds, the
+    histogram's bucket upper bounds (``buckets``, without +Inf) and when it was last
+    updated (``updated_at``, epoch s).
+    """
+
+    name: str
+    type: Literal["counter", "gauge", "histogram"]
+    help: str
+    unit: str
+    labels: list[str]
+    series: int
+    buckets: NotRequired[list[float]]
+    updated_at: float
+
+
+class MetricsList(TypedDict):
+    """``metrics.list``: every app metric (``metrics``), the ``series`` held in total,
+    the configured ``max_series`` and ``ttl_s`` (0: series never expire).
+    """
+
+    metrics: list[MetricInfo]
+    series: int
+    max_series: int
+    ttl_s: float
+
+
+class HistogramObserved(TypedDict):
+    """``metrics.observe``: the series' observation ``count`` and ``sum`` after it."""
+
+    count: int
+    sum: float
+
+
+class MetricsPushed(TypedDict):
+    """``metrics.push``: ``samples`` applied (all of them) and ``created`` series."""
+
+    samples: int
+    created: int
 
 
 class CheckConfig(TypedDict):
@@ -1574,6 +1628,202 @@ class FsMethods(NamespaceBase["Client"]):
         return cast("WriteResult", result)
 
 
+class MetricsMethods(NamespaceBase["Client"]):
+    """The ``metrics.*`` methods of ``Client``."""
+
+    __slots__ = ()
+    namespace = "metrics"
+
+    def add(
+        self,
+        *,
+        name: str,
+        value: float,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricValue:
+        """Add to a gauge (declared on first use; a negative value subtracts).
+
+        Returns ``{"value"}`` (the new value). Errors as ``metrics.inc``.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: amount to add (may be negative).
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.add``.
+        """
+        params = given(
+            {"name": name, "value": value},
+            {"labels": (labels, None), "help": (help, None), "unit": (unit, None)},
+        )
+        result = self._client.call("metrics.add", params, timeout=timeout)
+        return cast("MetricValue", result)
+
+    def inc(
+        self,
+        *,
+        name: str,
+        value: float = 1.0,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricValue:
+        """Increase a counter (declared on first use; the name ends in ``_total``).
+
+        Returns ``{"value"}`` (the new total). -32602: bad name, label or value (negative,
+        NaN, infinite); -32007: the name has another type, label set or unit, or collides
+        with xsys's own metrics; -32004: a new series past ``metrics.max_series``.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: amount to add (>= 0).
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.inc``.
+        """
+        params = given(
+            {"name": name},
+            {
+                "value": (value, 1.0),
+                "labels": (labels, None),
+                "help": (help, None),
+                "unit": (unit, None),
+            },
+        )
+        result = self._client.call("metrics.inc", params, timeout=timeout)
+        return cast("MetricValue", result)
+
+    def list(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricsList:
+        """What is registered: every app metric with its type, help, unit, label names and series
+        count.
+
+        Returns ``{"metrics": [{"name", "type" (counter|gauge|histogram), "help", "unit",
+        "labels", "series", "buckets"? (histograms), "updated_at"}], "series", "max_series",
+        "ttl_s"}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.list`` (safe: read-only).
+        """
+        result = self._client.call("metrics.list", None, timeout=timeout)
+        return cast("MetricsList", result)
+
+    def observe(
+        self,
+        *,
+        name: str,
+        value: float,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        buckets: Sequence[float] | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> HistogramObserved:
+        """Record an observation in a histogram (declared on first use, with ``buckets``).
+
+        Returns ``{"count", "sum"}`` of the series. Errors as ``metrics.inc``; -32007 too
+        when ``buckets`` differ from the declared ones; -32602 for bad buckets.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: the observation (e.g. a latency in seconds).
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            buckets: bucket upper bounds, increasing (+Inf implied); default prometheus_client's
+                .005 .. 10.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.observe``.
+        """
+        params = given(
+            {"name": name, "value": value},
+            {
+                "labels": (labels, None),
+                "help": (help, None),
+                "unit": (unit, None),
+                "buckets": (buckets, None),
+            },
+        )
+        result = self._client.call("metrics.observe", params, timeout=timeout)
+        return cast("HistogramObserved", result)
+
+    def push(
+        self,
+        *,
+        samples: Sequence[Any],
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricsPushed:
+        """Apply many updates in one frame, all or nothing.
+
+        Every sample is validated first; the first bad one rejects the whole batch with the
+        error it would get alone, its message starting ``samples[<index>]`` and its
+        ``data.index`` set. Returns ``{"samples", "created"}`` (samples applied, series
+        created); -32602 too for more than ``metrics.max_batch_samples`` samples.
+
+        Args:
+            samples: [{op: inc|set|add|observe, name, value, labels?, help?, unit?, buckets?}].
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.push``.
+        """
+        params = {"samples": samples}
+        result = self._client.call("metrics.push", params, timeout=timeout)
+        return cast("MetricsPushed", result)
+
+    def set(
+        self,
+        *,
+        name: str,
+        value: float,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricValue:
+        """Set a gauge (declared on first use).
+
+        Returns ``{"value"}``. Errors as ``metrics.inc``.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: the new value.
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.set``.
+        """
+        params = given(
+            {"name": name, "value": value},
+            {"labels": (labels, None), "help": (help, None), "unit": (unit, None)},
+        )
+        result = self._client.call("metrics.set", params, timeout=timeout)
+        return cast("MetricValue", result)
+
+
 class MonitorMethods(NamespaceBase["Client"]):
     """The ``monitor.*`` methods of ``Client``."""
 
@@ -2821,6 +3071,202 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         return cast("WriteResult", result)
 
 
+class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
+    """The ``metrics.*`` methods of ``AsyncClient`` (coroutines)."""
+
+    __slots__ = ()
+    namespace = "metrics"
+
+    async def add(
+        self,
+        *,
+        name: str,
+        value: float,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricValue:
+        """Add to a gauge (declared on first use; a negative value subtracts).
+
+        Returns ``{"value"}`` (the new value). Errors as ``metrics.inc``.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: amount to add (may be negative).
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.add``.
+        """
+        params = given(
+            {"name": name, "value": value},
+            {"labels": (labels, None), "help": (help, None), "unit": (unit, None)},
+        )
+        result = await self._client.call("metrics.add", params, timeout=timeout)
+        return cast("MetricValue", result)
+
+    async def inc(
+        self,
+        *,
+        name: str,
+        value: float = 1.0,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricValue:
+        """Increase a counter (declared on first use; the name ends in ``_total``).
+
+        Returns ``{"value"}`` (the new total). -32602: bad name, label or value (negative,
+        NaN, infinite); -32007: the name has another type, label set or unit, or collides
+        with xsys's own metrics; -32004: a new series past ``metrics.max_series``.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: amount to add (>= 0).
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.inc``.
+        """
+        params = given(
+            {"name": name},
+            {
+                "value": (value, 1.0),
+                "labels": (labels, None),
+                "help": (help, None),
+                "unit": (unit, None),
+            },
+        )
+        result = await self._client.call("metrics.inc", params, timeout=timeout)
+        return cast("MetricValue", result)
+
+    async def list(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricsList:
+        """What is registered: every app metric with its type, help, unit, label names and series
+        count.
+
+        Returns ``{"metrics": [{"name", "type" (counter|gauge|histogram), "help", "unit",
+        "labels", "series", "buckets"? (histograms), "updated_at"}], "series", "max_series",
+        "ttl_s"}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.list`` (safe: read-only).
+        """
+        result = await self._client.call("metrics.list", None, timeout=timeout)
+        return cast("MetricsList", result)
+
+    async def observe(
+        self,
+        *,
+        name: str,
+        value: float,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        buckets: Sequence[float] | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> HistogramObserved:
+        """Record an observation in a histogram (declared on first use, with ``buckets``).
+
+        Returns ``{"count", "sum"}`` of the series. Errors as ``metrics.inc``; -32007 too
+        when ``buckets`` differ from the declared ones; -32602 for bad buckets.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: the observation (e.g. a latency in seconds).
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            buckets: bucket upper bounds, increasing (+Inf implied); default prometheus_client's
+                .005 .. 10.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.observe``.
+        """
+        params = given(
+            {"name": name, "value": value},
+            {
+                "labels": (labels, None),
+                "help": (help, None),
+                "unit": (unit, None),
+                "buckets": (buckets, None),
+            },
+        )
+        result = await self._client.call("metrics.observe", params, timeout=timeout)
+        return cast("HistogramObserved", result)
+
+    async def push(
+        self,
+        *,
+        samples: Sequence[Any],
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricsPushed:
+        """Apply many updates in one frame, all or nothing.
+
+        Every sample is validated first; the first bad one rejects the whole batch with the
+        error it would get alone, its message starting ``samples[<index>]`` and its
+        ``data.index`` set. Returns ``{"samples", "created"}`` (samples applied, series
+        created); -32602 too for more than ``metrics.max_batch_samples`` samples.
+
+        Args:
+            samples: [{op: inc|set|add|observe, name, value, labels?, help?, unit?, buckets?}].
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.push``.
+        """
+        params = {"samples": samples}
+        result = await self._client.call("metrics.push", params, timeout=timeout)
+        return cast("MetricsPushed", result)
+
+    async def set(
+        self,
+        *,
+        name: str,
+        value: float,
+        labels: Mapping[str, Any] | None = None,
+        help: str | None = None,
+        unit: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> MetricValue:
+        """Set a gauge (declared on first use).
+
+        Returns ``{"value"}``. Errors as ``metrics.inc``.
+
+        Args:
+            name: the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+            value: the new value.
+            labels: label name -> value (strings); the metric's label names never change.
+            help: the metric's HELP text (a later one replaces it).
+            unit: the metric's unit; the name must end in _<unit> (before _total).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``metrics.set``.
+        """
+        params = given(
+            {"name": name, "value": value},
+            {"labels": (labels, None), "help": (help, None), "unit": (unit, None)},
+        )
+        result = await self._client.call("metrics.set", params, timeout=timeout)
+        return cast("MetricValue", result)
+
+
 class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
     """The ``monitor.*`` methods of ``AsyncClient`` (coroutines)."""
 
@@ -3580,8 +4026,8 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
 
 class Namespaces:
-    """The typed namespaces of ``Client`` (mixed into it): ``fs``, ``monitor``, ``rpc``, ``sys``,
-    ``watch``.
+    """The typed namespaces of ``Client`` (mixed into it): ``fs``, ``metrics``, ``monitor``,
+    ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
@@ -3590,6 +4036,11 @@ class Namespaces:
     def fs(self) -> FsMethods:
         """The ``fs.*`` methods."""
         return FsMethods(cast("Client", self))
+
+    @property
+    def metrics(self) -> MetricsMethods:
+        """The ``metrics.*`` methods."""
+        return MetricsMethods(cast("Client", self))
 
     @property
     def monitor(self) -> MonitorMethods:
@@ -3613,8 +4064,8 @@ class Namespaces:
 
 
 class AsyncNamespaces:
-    """The typed namespaces of ``AsyncClient`` (mixed into it): ``fs``, ``monitor``, ``rpc``,
-    ``sys``, ``watch``.
+    """The typed namespaces of ``AsyncClient`` (mixed into it): ``fs``, ``metrics``, ``monitor``,
+    ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
@@ -3623,6 +4074,11 @@ class AsyncNamespaces:
     def fs(self) -> AsyncFsMethods:
         """The ``fs.*`` methods."""
         return AsyncFsMethods(cast("AsyncClient", self))
+
+    @property
+    def metrics(self) -> AsyncMetricsMethods:
+        """The ``metrics.*`` methods."""
+        return AsyncMetricsMethods(cast("AsyncClient", self))
 
     @property
     def monitor(self) -> AsyncMonitorMethods:

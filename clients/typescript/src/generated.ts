@@ -24,6 +24,12 @@ export const METHOD_NAMES = [
   "fs.stat",
   "fs.tail",
   "fs.write",
+  "metrics.add",
+  "metrics.inc",
+  "metrics.list",
+  "metrics.observe",
+  "metrics.push",
+  "metrics.set",
   "monitor.checks",
   "monitor.history",
   "monitor.silence",
@@ -218,6 +224,51 @@ export interface WriteResult {
   size: number;
   created: boolean;
   sha256: string | null;
+}
+
+/** `metrics.inc`/`set`/`add`: the series' `value` after the update. */
+export interface MetricValue {
+  value: number;
+}
+
+/**
+ * One app metric in `metrics.list`: its `name` (as exposed), `type`, `help`,
+ * `unit` ("" when none), label names (`labels`), how many `series` it holds, the
+ * histogram's bucket upper bounds (`buckets`, without +Inf) and when it was last
+ * updated (`updated_at`, epoch s).
+ */
+export interface MetricInfo {
+  name: string;
+  type: "counter" | "gauge" | "histogram";
+  help: string;
+  unit: string;
+  labels: string[];
+  series: number;
+  buckets?: number[];
+  updated_at: number;
+}
+
+/**
+ * `metrics.list`: every app metric (`metrics`), the `series` held in total,
+ * the configured `max_series` and `ttl_s` (0: series never expire).
+ */
+export interface MetricsList {
+  metrics: MetricInfo[];
+  series: number;
+  max_series: number;
+  ttl_s: number;
+}
+
+/** `metrics.observe`: the series' observation `count` and `sum` after it. */
+export interface HistogramObserved {
+  count: number;
+  sum: number;
+}
+
+/** `metrics.push`: `samples` applied (all of them) and `created` series. */
+export interface MetricsPushed {
+  samples: number;
+  created: number;
 }
 
 /**
@@ -1263,6 +1314,91 @@ export interface FsWriteParams {
 /** Result of `fs.write`. */
 export type FsWriteResult = WriteResult;
 
+/** Parameters of `metrics.add`. */
+export interface MetricsAddParams {
+  /** the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) (wire type `str`) */
+  name: string;
+  /** amount to add (may be negative) (wire type `float`) */
+  value: number;
+  /** label name -> value (strings); the metric's label names never change (default null, wire type `map`) */
+  labels?: Record<string, unknown> | null;
+  /** the metric's HELP text (a later one replaces it) (default null, wire type `str`) */
+  help?: string | null;
+  /** the metric's unit; the name must end in _<unit> (before _total) (default null, wire type `str`) */
+  unit?: string | null;
+}
+
+/** Result of `metrics.add`. */
+export type MetricsAddResult = MetricValue;
+
+/** Parameters of `metrics.inc`. */
+export interface MetricsIncParams {
+  /** the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) (wire type `str`) */
+  name: string;
+  /** amount to add (>= 0) (default 1, wire type `float`) */
+  value?: number;
+  /** label name -> value (strings); the metric's label names never change (default null, wire type `map`) */
+  labels?: Record<string, unknown> | null;
+  /** the metric's HELP text (a later one replaces it) (default null, wire type `str`) */
+  help?: string | null;
+  /** the metric's unit; the name must end in _<unit> (before _total) (default null, wire type `str`) */
+  unit?: string | null;
+}
+
+/** Result of `metrics.inc`. */
+export type MetricsIncResult = MetricValue;
+
+/** Parameters of `metrics.list`. */
+export type MetricsListParams = Record<string, never>;
+
+/** Result of `metrics.list`. */
+export type MetricsListResult = MetricsList;
+
+/** Parameters of `metrics.observe`. */
+export interface MetricsObserveParams {
+  /** the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) (wire type `str`) */
+  name: string;
+  /** the observation (e.g. a latency in seconds) (wire type `float`) */
+  value: number;
+  /** label name -> value (strings); the metric's label names never change (default null, wire type `map`) */
+  labels?: Record<string, unknown> | null;
+  /** the metric's HELP text (a later one replaces it) (default null, wire type `str`) */
+  help?: string | null;
+  /** the metric's unit; the name must end in _<unit> (before _total) (default null, wire type `str`) */
+  unit?: string | null;
+  /** bucket upper bounds, increasing (+Inf implied); default prometheus_client's .005 .. 10 (default null, wire type `list[float]`) */
+  buckets?: number[] | null;
+}
+
+/** Result of `metrics.observe`. */
+export type MetricsObserveResult = HistogramObserved;
+
+/** Parameters of `metrics.push`. */
+export interface MetricsPushParams {
+  /** [{op: inc|set|add|observe, name, value, labels?, help?, unit?, buckets?}] (wire type `list[any]`) */
+  samples: unknown[];
+}
+
+/** Result of `metrics.push`. */
+export type MetricsPushResult = MetricsPushed;
+
+/** Parameters of `metrics.set`. */
+export interface MetricsSetParams {
+  /** the exposed metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) (wire type `str`) */
+  name: string;
+  /** the new value (wire type `float`) */
+  value: number;
+  /** label name -> value (strings); the metric's label names never change (default null, wire type `map`) */
+  labels?: Record<string, unknown> | null;
+  /** the metric's HELP text (a later one replaces it) (default null, wire type `str`) */
+  help?: string | null;
+  /** the metric's unit; the name must end in _<unit> (before _total) (default null, wire type `str`) */
+  unit?: string | null;
+}
+
+/** Result of `metrics.set`. */
+export type MetricsSetResult = MetricValue;
+
 /** Parameters of `monitor.checks`. */
 export type MonitorChecksParams = Record<string, never>;
 
@@ -1530,6 +1666,12 @@ export interface MethodMap {
   "fs.stat": { params: FsStatParams; result: FsStatResult };
   "fs.tail": { params: FsTailParams; result: FsTailResult };
   "fs.write": { params: FsWriteParams; result: FsWriteResult };
+  "metrics.add": { params: MetricsAddParams; result: MetricsAddResult };
+  "metrics.inc": { params: MetricsIncParams; result: MetricsIncResult };
+  "metrics.list": { params: MetricsListParams; result: MetricsListResult };
+  "metrics.observe": { params: MetricsObserveParams; result: MetricsObserveResult };
+  "metrics.push": { params: MetricsPushParams; result: MetricsPushResult };
+  "metrics.set": { params: MetricsSetParams; result: MetricsSetResult };
   "monitor.checks": { params: MonitorChecksParams; result: MonitorChecksResult };
   "monitor.history": { params: MonitorHistoryParams; result: MonitorHistoryResult };
   "monitor.silence": { params: MonitorSilenceParams; result: MonitorSilenceResult };
@@ -1782,6 +1924,85 @@ export class FsApi {
    */
   write(params: FsWriteParams, options?: CallOptions): Promise<FsWriteResult> {
     return this.client.call("fs.write", params, options) as Promise<FsWriteResult>;
+  }
+}
+
+/** The `metrics.*` methods. */
+export class MetricsApi {
+  private readonly client: Caller;
+
+  constructor(client: Caller) {
+    this.client = client;
+  }
+
+  /**
+   * Add to a gauge (declared on first use; a negative value subtracts).
+   *
+   * Wire method `metrics.add`.
+   */
+  add(params: MetricsAddParams, options?: CallOptions): Promise<MetricsAddResult> {
+    return this.client.call("metrics.add", params, options) as Promise<MetricsAddResult>;
+  }
+
+  /**
+   * Increase a counter (declared on first use; the name ends in ``_total``).
+   *
+   * Wire method `metrics.inc`.
+   */
+  inc(name: string, params?: Omit<MetricsIncParams, "name">, options?: CallOptions): Promise<MetricsIncResult>;
+  /**
+   * Increase a counter (declared on first use; the name ends in ``_total``).
+   *
+   * Wire method `metrics.inc`.
+   */
+  inc(params: MetricsIncParams, options?: CallOptions): Promise<MetricsIncResult>;
+  inc(first: string | MetricsIncParams, second?: Omit<MetricsIncParams, "name"> | CallOptions, third?: CallOptions): Promise<MetricsIncResult> {
+    const [params, options] = positional<CallOptions>("name", first, second, third);
+    return this.client.call("metrics.inc", params, options) as Promise<MetricsIncResult>;
+  }
+
+  /**
+   * What is registered: every app metric with its type, help, unit, label names and series count.
+   *
+   * Wire method `metrics.list`.
+   */
+  list(options?: CallOptions): Promise<MetricsListResult> {
+    return this.client.call("metrics.list", undefined, options) as Promise<MetricsListResult>;
+  }
+
+  /**
+   * Record an observation in a histogram (declared on first use, with ``buckets``).
+   *
+   * Wire method `metrics.observe`.
+   */
+  observe(params: MetricsObserveParams, options?: CallOptions): Promise<MetricsObserveResult> {
+    return this.client.call("metrics.observe", params, options) as Promise<MetricsObserveResult>;
+  }
+
+  /**
+   * Apply many updates in one frame, all or nothing.
+   *
+   * Wire method `metrics.push`.
+   */
+  push(samples: unknown[], params?: Omit<MetricsPushParams, "samples">, options?: CallOptions): Promise<MetricsPushResult>;
+  /**
+   * Apply many updates in one frame, all or nothing.
+   *
+   * Wire method `metrics.push`.
+   */
+  push(params: MetricsPushParams, options?: CallOptions): Promise<MetricsPushResult>;
+  push(first: unknown[] | MetricsPushParams, second?: Omit<MetricsPushParams, "samples"> | CallOptions, third?: CallOptions): Promise<MetricsPushResult> {
+    const [params, options] = positional<CallOptions>("samples", first, second, third);
+    return this.client.call("metrics.push", params, options) as Promise<MetricsPushResult>;
+  }
+
+  /**
+   * Set a gauge (declared on first use).
+   *
+   * Wire method `metrics.set`.
+   */
+  set(params: MetricsSetParams, options?: CallOptions): Promise<MetricsSetResult> {
+    return this.client.call("metrics.set", params, options) as Promise<MetricsSetResult>;
   }
 }
 
@@ -2119,6 +2340,7 @@ export class WatchApi {
 /** The typed wrappers, grouped by namespace (`client.sys.info()`). */
 export interface XsysNamespaces {
   readonly fs: FsApi;
+  readonly metrics: MetricsApi;
   readonly monitor: MonitorApi;
   readonly rpc: RpcApi;
   readonly sys: SysApi;
@@ -2129,6 +2351,7 @@ export interface XsysNamespaces {
 export function createNamespaces(client: Caller): XsysNamespaces {
   return {
     fs: new FsApi(client),
+    metrics: new MetricsApi(client),
     monitor: new MonitorApi(client),
     rpc: new RpcApi(client),
     sys: new SysApi(client),
