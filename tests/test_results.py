@@ -225,6 +225,7 @@ def tree(tmp_path: Path) -> Path:
 def _config(tmp_path: Path) -> dict[str, Any]:
     return {
         "sys": {"allow_kill": True},
+        "checks": [{"name": "results-cmd", "command": {"argv": ["true"]}, "interval_s": 60}],
         "monitor": {
             "refresh": 0.2,
             "memory": {"warning": 0, "critical": 1000, "duration": 0},
@@ -299,6 +300,12 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
     call("metrics.push", samples=[{"op": "inc", "name": "results_jobs_total", "value": 1,
                                    "labels": {"queue": "b"}}])
     call("metrics.list")
+
+    call("checks.run", name="results-cmd")
+    call("checks.status")
+    checks_sub = c.subscribe("checks.subscribe", {})
+    answers["checks.subscribe"] = checks_sub.result
+    call("checks.unsubscribe", subscription=checks_sub.result["subscription"])
 
 
 def test_a_real_daemons_results_conform_to_their_schemas(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from xsys.checks.config import CheckConfig, validate_checks
 from xsys.fs.config import FsConfig
 from xsys.http.config import HttpConfig
 from xsys.metrics.config import MetricsConfig
@@ -131,7 +132,13 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    checks: tuple[CheckConfig, ...] = ()
+    """Service checks (``xsys.checks.config``): a list, one probe each."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when two service checks share a name."""
+        validate_checks(self.checks)
 
 
 # --------------------------------------------------------------------------- validation

@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,8 @@ from prometheus_client import CollectorRegistry
 
 from xsys import __version__
 from xsys.alerts.metrics import AlertMetrics
+from xsys.checks.metrics import ChecksCollector
+from xsys.checks.service import ChecksService
 from xsys.config import Config, ConfigError, LoadedConfig, load_config, to_dict
 from xsys.fs.service import FsService
 from xsys.handlers import register_all
@@ -111,6 +113,8 @@ class Services:
       the monitor's metric objects on it (kept across monitor reloads).
     - ``metrics``: the app metrics (``metrics.*``), exposed through a collector on
       ``metrics_registry``.
+    - ``checks``: the service checks (``checks.*``, ``/health``, ``xsys_check_*``); their
+      alerts go through the monitor (``MonitorService.observe``).
     - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
     """
 
@@ -120,6 +124,7 @@ class Services:
     monitor: MonitorService
     metrics_registry: CollectorRegistry
     alert_metrics: AlertMetrics
+    checks: ChecksService
     metrics: MetricsService
     daemon: Daemon | None = None
 
@@ -138,6 +143,7 @@ def build_services(app: App) -> Services:
                         watch=WatchService(cfg.watch),
                         monitor=MonitorService(app, sampler=sampler, metrics=metrics),
                         metrics_registry=registry, alert_metrics=metrics,
+                        checks=_build_checks(app, monitor_of=lambda: services.monitor),
                         metrics=MetricsService(cfg.metrics, reserved=lambda: _names(registry)))
     registry.register(AppMetricsCollector(services.metrics))
 
@@ -156,7 +162,27 @@ def build_services(app: App) -> Services:
     app.on_startup.append(services.monitor.start)
     app.on_shutdown.append(stop_monitor)
     app.on_shutdown.append(services.watch.stop)
+    registry.register(ChecksCollector(services.checks))
+    app.on_reload.append(lambda old, new: services.checks.reload(new.checks))
+    app.on_startup.append(services.checks.start)  # after the monitor; stops before it
+    app.on_shutdown.append(services.checks.stop)
     return services
+
+
+def _build_checks(app: App, monitor_of: Callable[[], MonitorService]) -> ChecksService:
+    """The service checks, their alert levels fed to the monitor's rules as check
+    ``service``, component ``service:<name>`` (unit ``check_state``: 1 down, 2 failed; a
+    critical check's down is critical, else warning; failed is always critical)."""
+
+    def report(name: str, level: float, critical: bool) -> None:
+        warning, crit = (None, 1.0) if critical else (1.0, 2.0)
+        monitor_of().observe("service", f"service:{name}", level, "check_state", warning,
+                             crit)
+
+    def forget(name: str) -> None:
+        monitor_of().forget("service", f"service:{name}")
+
+    return ChecksService(app.config.checks, app, report=report, forget=forget)
 
 
 def compose(config: Config, config_file: str | None = None) -> tuple[App, Router]:

@@ -72,6 +72,8 @@ def format_value(value: float, unit: str) -> str:
         return "yes" if value else "no"
     if unit == "load_per_cpu":
         return f"{value:.2f}/cpu"
+    if unit == "check_state":  # a service check's alert level (xsys.checks.service)
+        return {0: "up", 1: "down", 2: "failed"}.get(int(value), f"{value:g}")
     return f"{value:.2f}"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from xsys import __version__
+from xsys.cli.checks import checks_group
 from xsys.cli.common import CliState, json_option, method_command, pass_state, table
 from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
@@ -91,6 +92,7 @@ def methods() -> None:
 main.add_command(sys_group)
 main.add_command(config_group)
 main.add_command(monitor_group)
+main.add_command(checks_group)
 main.add_command(fs_group)
 main.add_command(http_group)
 main.add_command(watch_command)

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 #: Every method the daemon offered when this file was generated.
 METHOD_NAMES: tuple[str, ...] = (
+    "checks.run",
+    "checks.status",
+    "checks.subscribe",
+    "checks.unsubscribe",
     "fs.chmod",
     "fs.copy",
     "fs.du",
@@ -78,15 +82,59 @@ METHOD_NAMES: tuple[str, ...] = (
 
 #: Streaming methods: the notification each one pushes.
 STREAMS: dict[str, str] = {
+    "checks.subscribe": "checks.change",
     "monitor.subscribe": "monitor.alert",
     "watch.add": "watch.event",
 }
 
 #: The method that ends a subscription opened by each streaming method.
 UNSUBSCRIBE: dict[str, str] = {
+    "checks.subscribe": "checks.unsubscribe",
     "monitor.subscribe": "monitor.unsubscribe",
     "watch.add": "watch.remove",
 }
+
+
+class ServiceCheck(TypedDict):
+    """One service check: ``name``, its ``probe`` kind and ``target`` (address, URL,
+    process, argv or container), ``state`` and ``since`` (epoch s it began),
+    ``last_error`` (the last failed or unknown probe's reason, None after a success),
+    ``latency_ms`` of the last probe (None before one), ``last_run_at`` (epoch s),
+    ``consecutive_failures``, ``restarts`` (restarts run since the daemon started),
+    ``critical``, ``interval_s``.
+    """
+
+    name: str
+    probe: Literal["tcp", "http", "process", "command", "docker"]
+    target: str
+    state: Literal["up", "down", "unknown", "failed"]
+    since: float
+    last_error: str | None
+    latency_ms: float | None
+    last_run_at: float | None
+    consecutive_failures: int
+    restarts: int
+    critical: bool
+    interval_s: float
+
+
+class ChecksStatus(TypedDict):
+    """``checks.status``: every configured check, in config order."""
+
+    checks: list[ServiceCheck]
+
+
+class ChecksSubscribed(TypedDict):
+    """``checks.subscribe``: the id of the ``checks.change`` stream."""
+
+    subscription: str
+
+
+class ChecksUnsubscribed(TypedDict):
+    """``checks.unsubscribe``: the stream ended."""
+
+    subscription: str
+    closed: bool
 
 
 class ChmodResult(TypedDict):
@@ -1162,6 +1210,105 @@ class WatchRemoved(TypedDict):
 
     subscription: str
     removed: bool
+
+
+class ChecksMethods(NamespaceBase["Client"]):
+    """The ``checks.*`` methods of ``Client``."""
+
+    __slots__ = ()
+    namespace = "checks"
+
+    def run(
+        self,
+        *,
+        name: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ServiceCheck:
+        """Probe one check now (its restart action runs if due) and return its row.
+
+        Returns the check's ``checks.status`` row after the probe; -32001 when no check has
+        that name.
+
+        Args:
+            name: the check's name.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.run``.
+        """
+        params = {"name": name}
+        result = self._client.call("checks.run", params, timeout=timeout)
+        return cast("ServiceCheck", result)
+
+    def status(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ChecksStatus:
+        """Every service check with its state, since when, latency, last error and restarts.
+
+        Returns ``{"checks": [{"name", "probe" (tcp|http|process|command|docker), "target",
+        "state" (up|down|unknown|failed), "since" (epoch s), "last_error", "latency_ms",
+        "last_run_at", "consecutive_failures", "restarts", "critical", "interval_s"}]}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.status`` (safe: read-only).
+        """
+        result = self._client.call("checks.status", None, timeout=timeout)
+        return cast("ChecksStatus", result)
+
+    def subscribe(
+        self,
+        *,
+        name: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Subscription:
+        """Stream the checks' state changes: ``checks.change`` notifications.
+
+        Returns ``{"subscription": id}``; then pushes ``{"method": "checks.change",
+        "params": {"subscription": id, "check": {<the check's status row>}, "previous":
+        state}}`` on each change of state, until ``checks.unsubscribe`` or the connection
+        closes.
+
+        Returns a ``Subscription`` of ``checks.change`` notifications (each one's params, with
+        ``"method"``); closing it calls ``checks.unsubscribe``; its ``result`` is this method's
+        answer.
+
+        Args:
+            name: only checks whose name matches this glob.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.subscribe``.
+        """
+        params = given(
+            {},
+            {"name": (name, None)},
+        )
+        return self._client.subscribe("checks.subscribe", params, timeout=timeout)
+
+    def unsubscribe(
+        self,
+        *,
+        subscription: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ChecksUnsubscribed:
+        """End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's.
+        Returns ``{"subscription": id, "closed": true}``.
+
+        Args:
+            subscription: id from checks.subscribe.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.unsubscribe``.
+        """
+        params = {"subscription": subscription}
+        result = self._client.call("checks.unsubscribe", params, timeout=timeout)
+        return cast("ChecksUnsubscribed", result)
 
 
 class FsMethods(NamespaceBase["Client"]):
@@ -2580,6 +2727,105 @@ class WatchMethods(NamespaceBase["Client"]):
         params = {"subscription": subscription}
         result = self._client.call("watch.remove", params, timeout=timeout)
         return cast("WatchRemoved", result)
+
+
+class AsyncChecksMethods(NamespaceBase["AsyncClient"]):
+    """The ``checks.*`` methods of ``AsyncClient`` (coroutines)."""
+
+    __slots__ = ()
+    namespace = "checks"
+
+    async def run(
+        self,
+        *,
+        name: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ServiceCheck:
+        """Probe one check now (its restart action runs if due) and return its row.
+
+        Returns the check's ``checks.status`` row after the probe; -32001 when no check has
+        that name.
+
+        Args:
+            name: the check's name.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.run``.
+        """
+        params = {"name": name}
+        result = await self._client.call("checks.run", params, timeout=timeout)
+        return cast("ServiceCheck", result)
+
+    async def status(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ChecksStatus:
+        """Every service check with its state, since when, latency, last error and restarts.
+
+        Returns ``{"checks": [{"name", "probe" (tcp|http|process|command|docker), "target",
+        "state" (up|down|unknown|failed), "since" (epoch s), "last_error", "latency_ms",
+        "last_run_at", "consecutive_failures", "restarts", "critical", "interval_s"}]}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.status`` (safe: read-only).
+        """
+        result = await self._client.call("checks.status", None, timeout=timeout)
+        return cast("ChecksStatus", result)
+
+    async def subscribe(
+        self,
+        *,
+        name: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> AsyncSubscription:
+        """Stream the checks' state changes: ``checks.change`` notifications.
+
+        Returns ``{"subscription": id}``; then pushes ``{"method": "checks.change",
+        "params": {"subscription": id, "check": {<the check's status row>}, "previous":
+        state}}`` on each change of state, until ``checks.unsubscribe`` or the connection
+        closes.
+
+        Returns a ``AsyncSubscription`` of ``checks.change`` notifications (each one's params,
+        with ``"method"``); closing it calls ``checks.unsubscribe``; its ``result`` is this
+        method's answer.
+
+        Args:
+            name: only checks whose name matches this glob.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.subscribe``.
+        """
+        params = given(
+            {},
+            {"name": (name, None)},
+        )
+        return await self._client.subscribe("checks.subscribe", params, timeout=timeout)
+
+    async def unsubscribe(
+        self,
+        *,
+        subscription: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ChecksUnsubscribed:
+        """End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's.
+        Returns ``{"subscription": id, "closed": true}``.
+
+        Args:
+            subscription: id from checks.subscribe.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``checks.unsubscribe``.
+        """
+        params = {"subscription": subscription}
+        result = await self._client.call("checks.unsubscribe", params, timeout=timeout)
+        return cast("ChecksUnsubscribed", result)
 
 
 class AsyncFsMethods(NamespaceBase["AsyncClient"]):
@@ -4026,11 +4272,16 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
 
 class Namespaces:
-    """The typed namespaces of ``Client`` (mixed into it): ``fs``, ``metrics``, ``monitor``,
-    ``rpc``, ``sys``, ``watch``.
+    """The typed namespaces of ``Client`` (mixed into it): ``checks``, ``fs``, ``metrics``,
+    ``monitor``, ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
+
+    @property
+    def checks(self) -> ChecksMethods:
+        """The ``checks.*`` methods."""
+        return ChecksMethods(cast("Client", self))
 
     @property
     def fs(self) -> FsMethods:
@@ -4064,11 +4315,16 @@ class Namespaces:
 
 
 class AsyncNamespaces:
-    """The typed namespaces of ``AsyncClient`` (mixed into it): ``fs``, ``metrics``, ``monitor``,
-    ``rpc``, ``sys``, ``watch``.
+    """The typed namespaces of ``AsyncClient`` (mixed into it): ``checks``, ``fs``, ``metrics``,
+    ``monitor``, ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
+
+    @property
+    def checks(self) -> AsyncChecksMethods:
+        """The ``checks.*`` methods."""
+        return AsyncChecksMethods(cast("AsyncClient", self))
 
     @property
     def fs(self) -> AsyncFsMethods:

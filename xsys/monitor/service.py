@@ -49,7 +49,7 @@ from xsys.monitor.model import (
     MonitorStatus,
     ProviderAttempt,
 )
-from xsys.monitor.rules import Outcome
+from xsys.monitor.rules import Outcome, Policy, Rule, Thresholds
 from xsys.monitor.silences import Silence, Silences
 from xsys.protocol import InvalidParams, NotFound, Overloaded
 
@@ -100,6 +100,9 @@ class MonitorService:
         self.dispatcher: Dispatcher | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        #: Rules fed from outside the collectors (``observe``), by (check, component).
+        self.external: dict[tuple[str, str], Rule] = {}
+        self._host: HostContext | None = None
         self._log_handler: logging.Handler | None = None
         self.started = False
 
@@ -226,6 +229,7 @@ class MonitorService:
     def _ticked(self, collection: Collection, tick_ms: float) -> None:
         self.metrics.ticks.inc()
         self.metrics.tick_seconds.set(tick_ms / 1000)
+        self._host = collection.host
         for name, rule in self.engine.rules.items():
             for component, st in rule.states.items():
                 self.metrics.check_level.labels(name, component).set(
@@ -246,6 +250,37 @@ class MonitorService:
     async def tick(self) -> list[Outcome]:
         """One evaluation now (``monitor`` tests and benchmarks)."""
         return await self.engine.tick()
+
+    def observe(self, check: str, component: str, value: float, unit: str,
+                warning: float | None, critical: float | None) -> Outcome | None:
+        """Feed one reading from outside the collectors (the service checks, wired by the
+        composition root) through a rule of its own per (check, component) with these
+        thresholds and the monitor's policy (no ``duration``: the caller says when a
+        level holds); its alerts take the collectors' path: history, silences, the bus,
+        the providers. Returns the due notification, if any (loop thread)."""
+        now = self.clock()
+        host = self._host or _bare_host(now)
+        th = Thresholds(warning, critical)
+        policy = Policy(self.config.repeat_interval, self.config.send_resolved)
+        rule = self.external.get((check, component))
+        if rule is None:
+            rule = self.external[(check, component)] = Rule(check, unit, th, policy)
+        else:
+            rule.reconfigure(unit, th, policy)
+        silence = self.silences.match(check, component, now)
+        outcome = rule.evaluate(component, value, now, host, silenced=silence is not None)
+        if outcome is not None:
+            self._handle(outcome, silence)
+        return outcome
+
+    def forget(self, check: str, component: str) -> None:
+        """Drop the ``observe`` rule of (check, component); a firing alert resolves."""
+        rule = self.external.pop((check, component), None)
+        if rule is None:
+            return
+        now = self.clock()
+        for outcome in rule.sweep(set(), now, self._host or _bare_host(now)):
+            self._handle(outcome, self.silences.match(check, component, now))
 
     # ------------------------------------------------------------------ views
 

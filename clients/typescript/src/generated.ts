@@ -10,6 +10,10 @@ import type { Subscription } from "./subscription.js";
 
 /** Every method the daemon offered when this file was generated. */
 export const METHOD_NAMES = [
+  "checks.run",
+  "checks.status",
+  "checks.subscribe",
+  "checks.unsubscribe",
   "fs.chmod",
   "fs.copy",
   "fs.du",
@@ -64,11 +68,51 @@ export type MethodName = (typeof METHOD_NAMES)[number];
 
 /** Subscription methods: the notification each pushes and the method that ends it. */
 export const STREAMS: Readonly<Record<string, { notification: string; unsubscribe: string }>> = {
+  "checks.subscribe": { notification: "checks.change", unsubscribe: "checks.unsubscribe" },
   "monitor.subscribe": { notification: "monitor.alert", unsubscribe: "monitor.unsubscribe" },
   "watch.add": { notification: "watch.event", unsubscribe: "watch.remove" },
 };
 
 // ----------------------------------------------------------------- result types
+
+/**
+ * One service check: `name`, its `probe` kind and `target` (address, URL,
+ * process, argv or container), `state` and `since` (epoch s it began),
+ * `last_error` (the last failed or unknown probe's reason, None after a success),
+ * `latency_ms` of the last probe (None before one), `last_run_at` (epoch s),
+ * `consecutive_failures`, `restarts` (restarts run since the daemon started),
+ * `critical`, `interval_s`.
+ */
+export interface ServiceCheck {
+  name: string;
+  probe: "tcp" | "http" | "process" | "command" | "docker";
+  target: string;
+  state: "up" | "down" | "unknown" | "failed";
+  since: number;
+  last_error: string | null;
+  latency_ms: number | null;
+  last_run_at: number | null;
+  consecutive_failures: number;
+  restarts: number;
+  critical: boolean;
+  interval_s: number;
+}
+
+/** `checks.status`: every configured check, in config order. */
+export interface ChecksStatus {
+  checks: ServiceCheck[];
+}
+
+/** `checks.subscribe`: the id of the `checks.change` stream. */
+export interface ChecksSubscribed {
+  subscription: string;
+}
+
+/** `checks.unsubscribe`: the stream ended. */
+export interface ChecksUnsubscribed {
+  subscription: string;
+  closed: boolean;
+}
 
 /** `fs.chmod`: the permission `mode` now set. */
 export interface ChmodResult {
@@ -1128,6 +1172,39 @@ export interface WatchRemoved {
 
 // ----------------------------------------------------------------------- methods
 
+/** Parameters of `checks.run`. */
+export interface ChecksRunParams {
+  /** the check's name (wire type `str`) */
+  name: string;
+}
+
+/** Result of `checks.run`. */
+export type ChecksRunResult = ServiceCheck;
+
+/** Parameters of `checks.status`. */
+export type ChecksStatusParams = Record<string, never>;
+
+/** Result of `checks.status`. */
+export type ChecksStatusResult = ChecksStatus;
+
+/** Parameters of `checks.subscribe`. */
+export interface ChecksSubscribeParams {
+  /** only checks whose name matches this glob (default null, wire type `str`) */
+  name?: string | null;
+}
+
+/** Result of `checks.subscribe` (the subscription id). */
+export type ChecksSubscribeResult = ChecksSubscribed;
+
+/** Parameters of `checks.unsubscribe`. */
+export interface ChecksUnsubscribeParams {
+  /** id from checks.subscribe (wire type `str`) */
+  subscription: string;
+}
+
+/** Result of `checks.unsubscribe`. */
+export type ChecksUnsubscribeResult = ChecksUnsubscribed;
+
 /** Parameters of `fs.chmod`. */
 export interface FsChmodParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1652,6 +1729,10 @@ export type WatchRemoveResult = WatchRemoved;
 
 /** Parameters and result of every method, by wire name (typed `client.call`). */
 export interface MethodMap {
+  "checks.run": { params: ChecksRunParams; result: ChecksRunResult };
+  "checks.status": { params: ChecksStatusParams; result: ChecksStatusResult };
+  "checks.subscribe": { params: ChecksSubscribeParams; result: ChecksSubscribeResult };
+  "checks.unsubscribe": { params: ChecksUnsubscribeParams; result: ChecksUnsubscribeResult };
   "fs.chmod": { params: FsChmodParams; result: FsChmodResult };
   "fs.copy": { params: FsCopyParams; result: FsCopyResult };
   "fs.du": { params: FsDuParams; result: FsDuResult };
@@ -1700,6 +1781,68 @@ export interface MethodMap {
   "watch.add": { params: WatchAddParams; result: WatchAddResult };
   "watch.list": { params: WatchListParams; result: WatchListResult };
   "watch.remove": { params: WatchRemoveParams; result: WatchRemoveResult };
+}
+
+/** The `checks.*` methods. */
+export class ChecksApi {
+  private readonly client: Caller;
+
+  constructor(client: Caller) {
+    this.client = client;
+  }
+
+  /**
+   * Probe one check now (its restart action runs if due) and return its row.
+   *
+   * Wire method `checks.run`.
+   */
+  run(name: string, params?: Omit<ChecksRunParams, "name">, options?: CallOptions): Promise<ChecksRunResult>;
+  /**
+   * Probe one check now (its restart action runs if due) and return its row.
+   *
+   * Wire method `checks.run`.
+   */
+  run(params: ChecksRunParams, options?: CallOptions): Promise<ChecksRunResult>;
+  run(first: string | ChecksRunParams, second?: Omit<ChecksRunParams, "name"> | CallOptions, third?: CallOptions): Promise<ChecksRunResult> {
+    const [params, options] = positional<CallOptions>("name", first, second, third);
+    return this.client.call("checks.run", params, options) as Promise<ChecksRunResult>;
+  }
+
+  /**
+   * Every service check with its state, since when, latency, last error and restarts.
+   *
+   * Wire method `checks.status`.
+   */
+  status(options?: CallOptions): Promise<ChecksStatusResult> {
+    return this.client.call("checks.status", undefined, options) as Promise<ChecksStatusResult>;
+  }
+
+  /**
+   * Stream the checks' state changes: ``checks.change`` notifications.
+   *
+   * Wire method `checks.subscribe`.
+   * Returns a subscription yielding `checks.change` notifications; ending it (break, return(), unsubscribe()) calls `checks.unsubscribe`.
+   */
+  subscribe(params?: ChecksSubscribeParams, options?: SubscribeOptions): Subscription<NotificationOf<"checks.change">> {
+    return this.client.subscribe<NotificationOf<"checks.change">>("checks.subscribe", "checks.unsubscribe", params, options);
+  }
+
+  /**
+   * End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription": id, "closed": true}``.
+   *
+   * Wire method `checks.unsubscribe`.
+   */
+  unsubscribe(subscription: string, params?: Omit<ChecksUnsubscribeParams, "subscription">, options?: CallOptions): Promise<ChecksUnsubscribeResult>;
+  /**
+   * End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription": id, "closed": true}``.
+   *
+   * Wire method `checks.unsubscribe`.
+   */
+  unsubscribe(params: ChecksUnsubscribeParams, options?: CallOptions): Promise<ChecksUnsubscribeResult>;
+  unsubscribe(first: string | ChecksUnsubscribeParams, second?: Omit<ChecksUnsubscribeParams, "subscription"> | CallOptions, third?: CallOptions): Promise<ChecksUnsubscribeResult> {
+    const [params, options] = positional<CallOptions>("subscription", first, second, third);
+    return this.client.call("checks.unsubscribe", params, options) as Promise<ChecksUnsubscribeResult>;
+  }
 }
 
 /** The `fs.*` methods. */
@@ -2339,6 +2482,7 @@ export class WatchApi {
 
 /** The typed wrappers, grouped by namespace (`client.sys.info()`). */
 export interface XsysNamespaces {
+  readonly checks: ChecksApi;
   readonly fs: FsApi;
   readonly metrics: MetricsApi;
   readonly monitor: MonitorApi;
@@ -2350,6 +2494,7 @@ export interface XsysNamespaces {
 /** Build the namespace wrappers over a caller (the client). */
 export function createNamespaces(client: Caller): XsysNamespaces {
   return {
+    checks: new ChecksApi(client),
     fs: new FsApi(client),
     metrics: new MetricsApi(client),
     monitor: new MonitorApi(client),
