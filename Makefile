@@ -28,9 +28,9 @@ lint: install
 ## System packages some tests use (a real Alertmanager); skipped with a note when apt is
 ## unavailable, and those tests then skip with a reason.
 test-deps:
-	@if command -v prometheus-alertmanager >/dev/null 2>&1; then :; \
+	@if command -v prometheus-alertmanager >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null) \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager prometheus-node-exporter >/dev/null) \
 	  || echo "note: could not install prometheus-alertmanager; its tests will skip"; \
 	else echo "note: prometheus-alertmanager not installed; its tests will skip"; fi
 
@@ -52,7 +52,7 @@ bench-deps: install
 
 bench: install bench-deps ts-deps
 	$(BIN)/python bench/ipc.py
-	@for f in bench/fs.py bench/watch.py bench/monitor.py; do \
+	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py; do \
 	  if [ -f $$f ]; then $(BIN)/python $$f || exit 1; fi; done
 	@if [ -f bench/ts_client.mjs ]; then cd $(TS_DIR) && npm run build >/dev/null && cd ../.. && XSYS_PYTHON=$(CURDIR)/$(BIN)/python node bench/ts_client.mjs; fi
 

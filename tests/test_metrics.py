@@ -12,12 +12,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonHandle
 from xsys.client import Client
 from xsys.client.metrics import Counter, Gauge, Histogram
-from xsys.metrics import MetricsConfig, MetricsService
+from xsys.metrics import (
+    AppMetricsCollector,
+    MetricsConfig,
+    MetricsService,
+    exposition,
+    render_text,
+)
 from xsys.protocol import Conflict, InvalidParams, TooLarge
 
 
@@ -335,3 +342,43 @@ def test_python_helpers(client: Client, metrics_daemon: tuple[DaemonHandle, str]
     hist = samples(url, "helper_latency_seconds")
     assert hist[("helper_latency_seconds_count", ())] == 3
     assert hist[("helper_latency_seconds_bucket", (("le", "0.5"),))] == 2
+
+
+def test_the_fast_exposition_matches_prometheus_clients() -> None:
+    """``render_text`` (what /metrics serves) parses to the same families as
+    prometheus_client's own formatting of the collector, escaping included."""
+    store = MetricsService(MetricsConfig())
+    odd = 'quote " backslash \\ newline \n done'
+    store.update("inc", "esc_total", 2, {"v": odd, "w": ""}, "Help with \\ and \n.")
+    store.update("set", "plain", -0.5, {})
+    store.update("add", "plain", 1e-9, {})
+    store.update("set", "big_bytes", 1e21, {"k": "ü"}, unit="bytes")
+    for v in (0.0, 0.5, 3, 100):
+        store.update("observe", "h_seconds", v, {"a": odd}, buckets=[0.5, 1, 5])
+    store.update("observe", "h2", 0.01, {})
+    collector = AppMetricsCollector(store)
+    registry = CollectorRegistry()
+    registry.register(collector)
+
+    def parsed(text: str) -> list[tuple[str, str, str, list[Any]]]:
+        return sorted((f.name, f.type, f.documentation,
+                       sorted((s.name, sorted(s.labels.items()), s.value)
+                              for s in f.samples))
+                      for f in text_string_to_metric_families(text))
+
+    fast = render_text(store)
+    assert parsed(fast) == parsed(generate_latest(registry).decode())
+    assert parsed(fast) and "esc_total" in fast
+    # the gateway's body: the registry's own metrics once, the app metrics once
+    body = exposition(registry, collector).decode()
+    assert body.count("# TYPE esc_total counter") == 1
+
+
+def test_the_daemon_registry_holds_the_collector() -> None:
+    from xsys.config import Config
+    from xsys.daemon import compose
+
+    app, _router = compose(Config())
+    app.services.metrics.update("set", "composed_gauge", 3, {})
+    text = generate_latest(app.services.metrics_registry).decode()
+    assert "composed_gauge 3.0" in text

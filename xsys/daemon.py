@@ -111,8 +111,9 @@ class Services:
     - ``monitor``: the monitor (checks, rules, alert delivery).
     - ``metrics_registry``: the Prometheus registry behind ``/metrics``; ``alert_metrics``:
       the monitor's metric objects on it (kept across monitor reloads).
-    - ``metrics``: the app metrics (``metrics.*``), exposed through a collector on
-      ``metrics_registry``.
+    - ``metrics``: the app metrics (``metrics.*``); ``metrics_collector``: their
+      collector on ``metrics_registry`` (``/metrics`` renders them by its fast path,
+      ``xsys.metrics.exposition``).
     - ``checks``: the service checks (``checks.*``, ``/health``, ``xsys_check_*``); their
       alerts go through the monitor (``MonitorService.observe``).
     - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
@@ -126,6 +127,7 @@ class Services:
     alert_metrics: AlertMetrics
     checks: ChecksService
     metrics: MetricsService
+    metrics_collector: AppMetricsCollector
     daemon: Daemon | None = None
 
 
@@ -138,14 +140,15 @@ def build_services(app: App) -> Services:
     registry = CollectorRegistry()
     metrics = AlertMetrics(registry)
     sampler = Sampler(cfg.sys.sample_interval_s)
+    app_metrics = MetricsService(cfg.metrics, reserved=lambda: _names(registry))
     services = Services(sampler=sampler,
                         fs=FsService(cfg.fs, cfg.server.max_frame_bytes),
                         watch=WatchService(cfg.watch),
                         monitor=MonitorService(app, sampler=sampler, metrics=metrics),
                         metrics_registry=registry, alert_metrics=metrics,
                         checks=_build_checks(app, monitor_of=lambda: services.monitor),
-                        metrics=MetricsService(cfg.metrics, reserved=lambda: _names(registry)))
-    registry.register(AppMetricsCollector(services.metrics))
+                        metrics=app_metrics, metrics_collector=AppMetricsCollector(app_metrics))
+    registry.register(services.metrics_collector)
 
     def reload_fs(old: Config, new: Config) -> None:
         if old.fs != new.fs or old.server.max_frame_bytes != new.server.max_frame_bytes:

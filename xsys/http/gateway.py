@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -44,6 +44,7 @@ from xsys.http.guard import Listener, parse_json
 from xsys.http.node import NodeCollector
 from xsys.http.token import tokens_equal
 from xsys.http.webconfig import BasicAuth, WebConfig
+from xsys.metrics import exposition
 from xsys.protocol import (
     InternalError,
     InvalidParams,
@@ -213,7 +214,7 @@ def build_app(app: App, router: Router, state: GatewayState,
                               middlewares=[guard])
 
     async def metrics(_request: web.Request) -> web.Response:
-        body = await app.run_blocking(generate_latest, registry)
+        body = await app.run_blocking(exposition, registry, app.services.metrics_collector)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health(_request: web.Request) -> web.Response:

@@ -7,9 +7,9 @@ bounds them. The composition root builds the store into ``Services.metrics`` and
 registers the collector on ``Services.metrics_registry``.
 """
 
-from xsys.metrics.collector import AppMetricsCollector
+from xsys.metrics.collector import AppMetricsCollector, exposition, render_text
 from xsys.metrics.config import MetricsConfig
 from xsys.metrics.store import DEFAULT_BUCKETS, MetricInfo, MetricsService
 
 __all__ = ["DEFAULT_BUCKETS", "AppMetricsCollector", "MetricInfo", "MetricsConfig",
-           "MetricsService"]
+           "MetricsService", "exposition", "render_text"]

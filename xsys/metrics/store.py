@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Literal, NotRequired, TypedDict
 
 from xsys.metrics.config import MetricsConfig
@@ -88,6 +89,8 @@ class Family:
     touched: dict[tuple[str, ...], float] = field(default_factory=dict)
     exposed: frozenset[str] = frozenset()
     updated_at: float = 0.0
+    #: label values -> their rendered text (``a="x",b="y",``), filled by the exposition
+    rendered: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class FamilySnapshot:
     labelnames: tuple[str, ...]
     bounds: tuple[float, ...]
     series: list[tuple[Any, ...]]
+    rendered: dict[tuple[str, ...], str]
 
 
 def exposed_names(kind: MetricType, name: str) -> frozenset[str]:
@@ -470,6 +474,7 @@ class MetricsService:
             for k in old:
                 del fam.touched[k]
                 del fam.series[k]
+                fam.rendered.pop(k, None)
             removed += len(old)
             if not fam.series:
                 del self.families[fam.name]
@@ -500,18 +505,11 @@ class MetricsService:
                     rows = list(fam.series.items())
                 help_text = fam.help
             if fam.type == "histogram":
-                cumulative: list[tuple[Any, ...]] = []
-                for k, counts, total in rows:
-                    acc = 0
-                    cum = []
-                    for c in counts:
-                        acc += c
-                        cum.append(acc)
-                    cumulative.append((k, cum, total))
-                rows = cumulative
+                rows = [(k, list(accumulate(counts)), total) for k, counts, total in rows]
             out.append(FamilySnapshot(name=fam.name, type=fam.type, help=help_text,
                                       unit=fam.unit, labelnames=fam.labelnames,
-                                      bounds=fam.bounds, series=rows))
+                                      bounds=fam.bounds, series=rows,
+                                      rendered=fam.rendered))
         return out
 
     def describe(self) -> list[MetricInfo]:

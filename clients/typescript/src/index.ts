@@ -46,6 +46,8 @@ export { isBinaryPath, pathText } from "./fsPath.js";
 export { SERVER_UID_ENV, trustedServerUids } from "./transport.js";
 export { WINDOWS_PIPE, defaultSocketPath } from "./socketPath.js";
 export type { SocketPathEnv } from "./socketPath.js";
+export { Counter, Gauge, Histogram } from "./metrics.js";
+export type { HistogramOptions, MetricOptions } from "./metrics.js";
 export { Subscription } from "./subscription.js";
 export type {
   SubscriptionEvent,
