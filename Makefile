@@ -25,14 +25,15 @@ lint: install
 	$(BIN)/ruff check xsys tests $(wildcard bench/*.py)
 	$(BIN)/mypy --strict xsys
 
-## System packages some tests use (a real Alertmanager); skipped with a note when apt is
-## unavailable, and those tests then skip with a reason.
+## System packages some tests use (a real Alertmanager, a real Prometheus and promtool);
+## skipped with a note when apt is unavailable, and those tests then skip with a reason.
 test-deps:
-	@if command -v prometheus-alertmanager >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1; then :; \
+	@if command -v prometheus-alertmanager >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 \
+	  && command -v promtool >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager prometheus-node-exporter >/dev/null) \
-	  || echo "note: could not install prometheus-alertmanager; its tests will skip"; \
-	else echo "note: prometheus-alertmanager not installed; its tests will skip"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager prometheus-node-exporter prometheus >/dev/null) \
+	  || echo "note: could not install prometheus-alertmanager and prometheus; their tests will skip"; \
+	else echo "note: prometheus-alertmanager or prometheus not installed; their tests will skip"; fi
 
 pytest: install test-deps
 	$(BIN)/pytest

@@ -1,10 +1,14 @@
 """The aiohttp gateway (enabled by ``http.enabled``), on the daemon's loop:
 
 - ``GET /metrics``: Prometheus text exposition: node_exporter-named host metrics
-  (``xsys.http.node``), the daemon's own ``xsys_*`` metrics and the monitor's alert
-  metrics, all from the app's ``CollectorRegistry`` (collected in the thread pool).
-- ``GET /health``: ``{"status": "ok"|"degraded", "version", "uptime_s",
-  "sample_age_s"}``; 503 when the sampler has stalled for 5 intervals.
+  (``xsys.http.node``), the daemon's own ``xsys_*`` metrics (requests:
+  ``xsys.http.requests``), the monitor's alert metrics and prometheus_client's
+  ``process_*``/``python_*``, all from the app's ``CollectorRegistry`` (collected in the
+  thread pool).
+- ``GET /health``: ``{"status": "ok"|"degraded"|"failed", "checks": {...}, "version",
+  "uptime_s", "sample_age_s"}``, 503 when failed (``xsys.http.health``);
+  ``GET /health/live``: 200 while the process serves; ``GET /health/ready``: 200 once
+  the config is loaded and the sampler warm, else 503.
 - ``POST /api/v1/<method>`` (only with ``http.api: true``): the same router as the socket;
   JSON body = params; answers ``{"result": ...}`` or ``{"error": {code, message, data}}``
   with an HTTP status per error code. Binary results are base64 strings. ``GET`` works
@@ -13,7 +17,7 @@
 Checks, in order (docs/security.md):
 
 1. every endpoint: an ``Origin`` header that is not this listener -> 403 (CSRF);
-2. ``/metrics``, ``/health``: basic auth when the web config has ``basic_auth_users``
+2. ``/metrics``, ``/health*``: basic auth when the web config has ``basic_auth_users``
    -> 401 ``WWW-Authenticate: Basic``;
 3. the API: ``Host`` not this listener -> 403 (DNS rebinding); ``Authorization: Bearer``
    missing or wrong (``hmac.compare_digest``) -> 401 ``WWW-Authenticate: Bearer``; a
@@ -22,7 +26,8 @@ Checks, in order (docs/security.md):
    unsafe method -> 405.
 
 HTTP has no peer credentials: API requests act as the daemon's own user (the token file
-is readable only by that user).
+is readable only by that user). API requests are counted in ``App.request_stats`` like
+the socket's (from the start of the handler to the answer, refusals included).
 """
 
 from __future__ import annotations
@@ -35,13 +40,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from xsys import __version__
 from xsys.http.guard import Listener, parse_json
+from xsys.http.health import HealthState, http_status
 from xsys.http.node import NodeCollector
+from xsys.http.requests import RequestCollector
 from xsys.http.token import tokens_equal
 from xsys.http.webconfig import BasicAuth, WebConfig
 from xsys.metrics import exposition
@@ -56,6 +69,7 @@ from xsys.protocol import (
 )
 from xsys.server.context import Context, Peer
 from xsys.server.dispatch import prepare, run_spec
+from xsys.server.stats import UNKNOWN_METHOD
 
 if TYPE_CHECKING:
     import ssl
@@ -75,6 +89,8 @@ HTTP_STATUS = {
 #: JSON bodies at least this large are decoded in the thread pool, not on the loop.
 POOL_PARSE_BYTES = 64 * 1024
 _API_PREFIX = "/api/v1/"
+#: What basic auth (when configured) guards; the API has its bearer token instead.
+_EXPORTER_PATHS = frozenset({"/metrics", "/health", "/health/live", "/health/ready"})
 
 
 @dataclass
@@ -138,8 +154,13 @@ def _jsonable(value: Any) -> Any:
 
 def _error(exc: XsysError, status: int | None = None,
            headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": exc.to_wire()},
-                             status=status or HTTP_STATUS.get(exc.code, 500), headers=headers)
+    """The JSON error answer for ``exc``; its code is kept as ``response["xsys_code"]``
+    for the request metrics."""
+    response = web.json_response({"error": exc.to_wire()},
+                                 status=status or HTTP_STATUS.get(exc.code, 500),
+                                 headers=headers)
+    response["xsys_code"] = exc.code
+    return response
 
 
 def _local_address(request: web.Request) -> tuple[str | None, int]:
@@ -162,6 +183,13 @@ def build_app(app: App, router: Router, state: GatewayState,
     registry = registry_of(app)
     registry.register(NodeCollector())
     registry.register(DaemonCollector(app, server))
+    registry.register(RequestCollector(app.request_stats))
+    # the daemon's own process_* and python_* (prometheus_client's standard collectors)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    health_state = HealthState(app)
+    known_methods = frozenset(router.names())  # the label set of the request metrics
     peer = daemon_peer()
 
     @web.middleware
@@ -180,7 +208,7 @@ def build_app(app: App, router: Router, state: GatewayState,
         for name, value in state.headers.items():
             response.headers.setdefault(name, value)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.path.startswith(_API_PREFIX):
+        if request.path.startswith(_API_PREFIX) or request.path.startswith("/health"):
             response.headers.setdefault("Cache-Control", "no-store")
 
     async def _guarded(request: web.Request,
@@ -199,7 +227,7 @@ def build_app(app: App, router: Router, state: GatewayState,
                     "the Host header does not name this gateway (add it to "
                     "http.allowed_hosts if it is yours)",
                     {"host": host, "reason": "foreign_host"}))
-        elif request.path in ("/metrics", "/health") and state.basic_auth is not None:
+        elif request.path in _EXPORTER_PATHS and state.basic_auth is not None:
             try:
                 ok = await state.basic_auth.check(request.headers.get("Authorization"))
             except BasicAuth.Busy:
@@ -218,13 +246,14 @@ def build_app(app: App, router: Router, state: GatewayState,
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health(_request: web.Request) -> web.Response:
-        latest = app.services.sampler.latest
-        age = time.time() - latest.ts if latest is not None else None
-        interval = app.config.sys.sample_interval_s
-        ok = age is not None and age < max(5 * interval, 5.0)
-        body = {"status": "ok" if ok else "degraded", "version": __version__,
-                "uptime_s": round(time.time() - app.started_at, 3),
-                "sample_age_s": None if age is None else round(age, 3)}
+        body = await health_state.report()
+        return web.json_response(body, status=http_status(body["status"]))
+
+    async def live(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "live", "version": __version__})
+
+    async def ready(_request: web.Request) -> web.Response:
+        ok, body = health_state.ready()
         return web.json_response(body, status=200 if ok else 503)
 
     def check_token(request: web.Request) -> web.Response | None:
@@ -262,6 +291,15 @@ def build_app(app: App, router: Router, state: GatewayState,
         return parse_json(body)
 
     async def api(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        response = await answer(request)
+        method = request.match_info["method"]
+        code = response.get("xsys_code", 0)
+        app.request_stats.record(method if method in known_methods else UNKNOWN_METHOD,
+                                 code, time.perf_counter() - started)
+        return response
+
+    async def answer(request: web.Request) -> web.Response:
         method = request.match_info["method"]
         cfg = app.config.http
         try:
@@ -301,6 +339,8 @@ def build_app(app: App, router: Router, state: GatewayState,
 
     web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/health", health)
+    web_app.router.add_get("/health/live", live)
+    web_app.router.add_get("/health/ready", ready)
     web_app.router.add_get(_API_PREFIX + "{method}", api, allow_head=False)
     web_app.router.add_post(_API_PREFIX + "{method}", api)
     return web_app

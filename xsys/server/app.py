@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from xsys.config import Config
 from xsys.protocol import Overloaded
+from xsys.server.stats import RequestStats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +38,8 @@ class App:
       does not know their types.
     - ``on_startup`` / ``on_shutdown``: async hooks run in order at start and in reverse at
       stop; ``on_reload``: ``callback(old, new)`` after a config reload.
+    - ``request_stats``: counts and latencies of the requests answered (the socket and
+      the HTTP mirror; ``xsys.server.stats``).
     """
 
     def __init__(self, config: Config, config_file: str | None = None) -> None:
@@ -55,6 +58,7 @@ class App:
         self.on_reload: list[Callable[[Config, Config], None]] = []
         self.background: set[asyncio.Task[Any]] = set()
         self.capabilities: list[str] = []
+        self.request_stats = RequestStats()
         # job id -> (function, its first argument, monotonic start) while in a worker
         self._running: dict[int, tuple[Callable[..., Any], Any, float]] = {}
         self._job_ids = itertools.count()

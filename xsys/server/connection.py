@@ -23,6 +23,9 @@ of order. Bounds that keep one client from stalling or starving the daemon
   ``server.outbound_queue`` notifications and ``server.outbound_queue_bytes`` encoded
   bytes while the client reads slowly; the oldest are dropped and ``<ns>.overflow``
   follows with the number of events lost (a notification carries ``weight`` events).
+
+Every answered request is counted with its latency (``App.request_stats``, from the read
+of its frame to the write of its answer; one ``perf_counter`` pair and a list update).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import collections
 import contextlib
 import functools
 import logging
+import time
 import typing
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +57,7 @@ from xsys.protocol import (
 )
 from xsys.server.context import Context, Peer, Subscription
 from xsys.server.dispatch import prepare, run_spec
+from xsys.server.stats import INVALID_MESSAGE, UNKNOWN_METHOD
 
 if TYPE_CHECKING:
     from xsys.server.listener import Server
@@ -63,6 +68,7 @@ log = logging.getLogger(__name__)
 #: Bytes per read on the stdlib loop (its default, 256 KiB, is above glibc's mmap
 #: threshold: every read then maps, shrinks and unmaps a fresh block).
 _READ_SIZE = 64 * 1024
+_clock = time.perf_counter
 
 
 class Connection(asyncio.Protocol):
@@ -75,10 +81,11 @@ class Connection(asyncio.Protocol):
 
     # Slots: attribute access stays specialised (an instance dict of more than 30 keys
     # would not share its keys, and every attribute lookup on the hot path slows down).
-    __slots__ = ("__weakref__", "_batch", "_drains", "_encode", "_holding", "_idle_key",
-                 "_idle_since", "_logged_bad_input", "_outbound_queue",
+    __slots__ = ("__weakref__", "_answered", "_batch", "_drains", "_encode", "_holding",
+                 "_idle_key", "_idle_since", "_logged_bad_input", "_outbound_queue",
                  "_outbound_queue_bytes", "_partial_key", "_partial_since", "_pending_subs",
-                 "_read_paused", "_running", "_waiters", "_write_paused", "app", "closed",
+                 "_read_paused", "_record", "_running", "_stats", "_waiters",
+                 "_write_paused", "app", "closed",
                  "decoder", "inflight", "loop", "max_frame", "max_inflight", "max_objects",
                  "max_output_bytes", "max_running", "output_bytes", "peer", "router",
                  "server", "subscriptions", "transport", "wrote_large")
@@ -91,6 +98,9 @@ class Connection(asyncio.Protocol):
         cfg = server.app.config.server
         self.decoder = FrameDecoder(cfg.max_frame_bytes)
         self._encode = FrameEncoder().frame
+        self._stats = server.app.request_stats
+        self._record = self._stats.record
+        self._answered: list[str] | None = None  # methods answered inline in this read
         self.max_frame = cfg.max_frame_bytes
         self.max_inflight = cfg.max_inflight
         self.max_objects = cfg.max_request_objects
@@ -220,6 +230,7 @@ class Connection(asyncio.Protocol):
             payloads = self.decoder.feed(data)
         except FrameTooLarge as exc:
             log.warning("closing connection (pid=%s): %s", self.peer.pid, exc.message)
+            self._record(INVALID_MESSAGE, exc.code, 0.0)
             self._write(encode_error(None, exc))
             self.closed = True
             if self.transport is not None:
@@ -227,19 +238,28 @@ class Connection(asyncio.Protocol):
             return
         if len(payloads) == 1:
             if not self.closed:
-                self._handle(payloads[0])
+                self._handle(payloads[0], _clock())
+            return
+        if not payloads:
             return
         # Several requests in one read (a pipelining client): answer the inline ones with
-        # one write rather than one send per response.
+        # one write rather than one send per response, and count their results together
+        # (read together, answered by that write).
+        started = _clock()
         batch: list[bytes] = []
         self._batch = batch
+        answered: list[str] = []
+        self._answered = answered
         try:
             for payload in payloads:
                 if self.closed:
                     return
-                self._handle(payload)
+                self._handle(payload, started)
         finally:
+            self._answered = None
             self._flush_batch(batch)
+            if answered:
+                self._stats.record_results(answered, _clock() - started)
 
     def _flush_batch(self, batch: list[bytes]) -> None:
         if self._batch is batch:
@@ -247,9 +267,10 @@ class Connection(asyncio.Protocol):
             if batch:
                 self._write(b"".join(batch) if len(batch) > 1 else batch[0])
 
-    def _reject(self, req_id: int | None, exc: XsysError) -> None:
-        """Answer a malformed message; log the first of this connection as a warning (a
-        client speaking garbage is logged once, not once per frame)."""
+    def _reject(self, req_id: int | None, exc: XsysError, started: float) -> None:
+        """Answer a malformed message (read at ``started``, ``perf_counter`` seconds);
+        log the first of this connection as a warning (a client speaking garbage is logged
+        once, not once per frame)."""
         if not self._logged_bad_input:
             self._logged_bad_input = True
             log.warning("malformed message from pid=%s uid=%s: %s (further ones on this "
@@ -257,9 +278,11 @@ class Connection(asyncio.Protocol):
                         exc.message)
         else:
             log.debug("malformed message from pid=%s: %s", self.peer.pid, exc.message)
+        self._record(INVALID_MESSAGE, exc.code, _clock() - started)
         self._write(encode_error(req_id, exc))
 
-    def _handle(self, payload: bytes) -> None:
+    def _handle(self, payload: bytes, started: float) -> None:
+        """Answer or start one request read at ``started`` (``perf_counter`` seconds)."""
         try:
             if len(payload) <= self.max_objects:  # cannot hold more objects than bytes
                 msg = unpackb(payload)
@@ -267,39 +290,42 @@ class Connection(asyncio.Protocol):
                 msg = unpack_request(payload, self.max_objects)
         except TooManyObjects as exc:
             req_id = exc.request_id
-            self._reject(None if req_id in self.inflight else req_id, exc)
+            self._reject(None if req_id in self.inflight else req_id, exc, started)
             return
         except ParseError as exc:
-            self._reject(None, exc)
+            self._reject(None, exc, started)
             return
         if not isinstance(msg, dict):
             self._reject(None, InvalidRequest(
-                f"a request must be a map, got {type(msg).__name__}"))
+                f"a request must be a map, got {type(msg).__name__}"), started)
             return
         req_id = msg.get("id")
         if type(req_id) is not int or req_id < 0:
             self._reject(None, InvalidRequest(
-                "request 'id' must be an unsigned integer", {"field": "id"}))
+                "request 'id' must be an unsigned integer", {"field": "id"}), started)
             return
         method = msg.get("method")
         if type(method) is not str:
             self._reject(req_id, InvalidRequest(
-                "request 'method' must be a string", {"field": "method"}))
+                "request 'method' must be a string", {"field": "method"}), started)
             return
         params = msg.get("params")
         if params is None:
             params = {}
         elif type(params) is not dict:
             self._reject(req_id, InvalidRequest(
-                "request 'params' must be a map", {"field": "params"}))
+                "request 'params' must be a map", {"field": "params"}), started)
             return
         if req_id in self.inflight:
             self._reject(req_id, InvalidRequest(
-                f"id {req_id} is already in flight on this connection", {"field": "id"}))
+                f"id {req_id} is already in flight on this connection", {"field": "id"}),
+                started)
             return
         try:
             spec, kwargs, want_progress = prepare(self.router, method, params)
         except XsysError as exc:
+            self._record(UNKNOWN_METHOD if exc.code == -32601 else method, exc.code,
+                         _clock() - started)
             self._write(encode_error(req_id, exc))
             return
         if spec.kind == "inline":
@@ -307,17 +333,23 @@ class Connection(asyncio.Protocol):
             try:
                 result = spec.handler(ctx, **kwargs)
             except XsysError as exc:
+                code = exc.code
                 self._write(encode_error(req_id, exc))
-                return
             except Exception as exc:
+                code = InternalError.code
                 self._write(encode_error(req_id, self._internal(method, exc)))
-                return
-            self._respond(req_id, result)
+            else:
+                code = self._respond(req_id, result)
+                answered = self._answered
+                if answered is not None and code == 0:
+                    answered.append(method)  # counted at the end of the read
+                    return
+            self._record(method, code, _clock() - started)
             return
         ctx = Context(self.app, method, req_id, self.peer, self, want_progress)
         task = self.loop.create_task(self._run(spec, ctx, kwargs))
         self.inflight[req_id] = (task, ctx)
-        task.add_done_callback(functools.partial(self._finished, req_id, method))
+        task.add_done_callback(functools.partial(self._finished, req_id, method, started))
         if len(self.inflight) >= self.max_inflight:
             self._pause_reading()
 
@@ -380,7 +412,8 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ responses
 
-    def _finished(self, req_id: int, method: str, task: asyncio.Task[Any]) -> None:
+    def _finished(self, req_id: int, method: str, started: float,
+                  task: asyncio.Task[Any]) -> None:
         self.inflight.pop(req_id, None)
         if self._read_paused and len(self.inflight) < self.max_inflight:
             self._maybe_resume_reading()
@@ -388,41 +421,44 @@ class Connection(asyncio.Protocol):
             return
         exc = task.exception()
         if exc is None:
-            self._respond_large(req_id, task.result())
+            code = self._respond_large(req_id, task.result())
         elif isinstance(exc, XsysError):
+            code = exc.code
             self._write(encode_error(req_id, exc))
         else:
+            code = InternalError.code
             self._write(encode_error(req_id, self._internal(method, exc)))
+        self._record(method, code, _clock() - started)
 
     def _internal(self, method: str, exc: BaseException) -> InternalError:
         log.error("%s failed", method, exc_info=exc)
         return InternalError(f"internal error in {method}: {type(exc).__name__}",
                              {"method": method})
 
-    def _respond(self, req_id: int, result: Any) -> None:
-        """Answer an inline request with the connection's reused packer."""
+    def _respond(self, req_id: int, result: Any) -> int:
+        """Answer an inline request with the connection's reused packer; returns the
+        code sent (0 for the result)."""
         try:
             frame = self._encode({"id": req_id, "result": result})
         except Exception as exc:
             self._write(encode_error(req_id, self._internal("encoding the result", exc)))
-            return
+            return InternalError.code
         if len(frame) - 4 > self.max_frame:
-            self._too_large(req_id, len(frame) - 4)
-            return
+            return self._too_large(req_id, len(frame) - 4)
         self._write(frame)
+        return 0
 
-    def _respond_large(self, req_id: int, result: Any) -> None:
+    def _respond_large(self, req_id: int, result: Any) -> int:
         """Answer a task's request; a large result (file contents) is written as header +
         the packer's own buffer, without copying the payload again, and counted in the
-        daemon's unsent result bytes."""
+        daemon's unsent result bytes. Returns the code sent (0 for the result)."""
         try:
             size, parts = frame_parts({"id": req_id, "result": result})
         except Exception as exc:
             self._write(encode_error(req_id, self._internal("encoding the result", exc)))
-            return
+            return InternalError.code
         if size > self.max_frame:
-            self._too_large(req_id, size)
-            return
+            return self._too_large(req_id, size)
         transport = self.transport
         if len(parts) == 1 or self._batch is not None:
             self._write(b"".join(parts))
@@ -433,11 +469,13 @@ class Connection(asyncio.Protocol):
             self.wrote_large = True
             self._sample_output()
             self.server.shed_output()
+        return 0
 
-    def _too_large(self, req_id: int, size: int) -> None:
+    def _too_large(self, req_id: int, size: int) -> int:
         self._write(encode_error(req_id, TooLarge(
             f"result of {size} bytes exceeds max_frame {self.max_frame}",
             {"size": size, "max_frame": self.max_frame})))
+        return TooLarge.code
 
     # ------------------------------------------------------------------ output
 
