@@ -294,6 +294,26 @@ def test_expiry_with_a_controlled_clock() -> None:
     assert store.describe()[0]["name"] == "a_total"
 
 
+def test_expiry_that_makes_room_keeps_the_update_whole() -> None:
+    """At max_series, expiry runs and the update is validated again: a series of a
+    metric that expired meanwhile is declared afresh, never left outside the store."""
+    clock = Clock()
+    store = MetricsService(MetricsConfig(ttl_s=10, max_series=2), clock=clock)
+    store.push([{"op": "set", "name": "a", "value": 1, "labels": {"k": "1"}},
+                {"op": "set", "name": "b", "value": 1}])
+    clock.now += 11  # both expired, not swept yet
+    assert store.update("set", "a", 5, {"k": "2"}) == 5.0
+    assert [(r["name"], r["series"]) for r in store.describe()] == [("a", 1)]
+    clock.now += 4
+    store.update("set", "b", 7, {})
+    clock.now += 11  # a{k=2} and b expired, not swept yet
+    assert store.push([{"op": "add", "name": "b", "value": 1},
+                       {"op": "set", "name": "c", "value": 2}]) == (2, 2)
+    assert store.series_count == 2
+    text = render_text(store)
+    assert "\nb 1.0\n" in text and "\nc 2.0\n" in text and "a{" not in text
+
+
 def test_without_ttl_nothing_expires() -> None:
     clock = Clock()
     store = MetricsService(MetricsConfig(), clock=clock)

@@ -143,6 +143,10 @@ def _number(value: Any, index: int | None) -> float:
     return v
 
 
+class _Retry(Exception):
+    """Series expired while an update was validated: validate it again."""
+
+
 class MetricsService:
     """Every app metric of one daemon (see the module doc for the rules and errors).
 
@@ -319,47 +323,55 @@ class MetricsService:
         declaring the metric on first use; returns the series' new value (counter,
         gauge) or ``(count, sum)`` (histogram). Raises as the module doc says; on error
         nothing changed."""
+        with self.lock:
+            try:
+                return self._update(op, name, value, labels, help_text, unit, buckets, True)
+            except _Retry:  # series expired to make room: validate again
+                return self._update(op, name, value, labels, help_text, unit, buckets, False)
+
+    def _update(self, op: str, name: str, value: Any, labels: Mapping[str, Any] | None,
+                help_text: str | None, unit: str | None, buckets: Sequence[Any] | None,
+                retry: bool) -> Any:
         kind = OP_TYPES[op]
         labels = {} if labels is None else labels
         v = _number(value, None)
         if op == "inc" and v < 0:
             raise _bad(None, f"value: a counter only goes up (inc by {v!r})",
                        param="value")
-        with self.lock:
-            fam = self.families.get(name)
-            new_fam = fam is None
-            if fam is None:
-                fam = self._declare(kind, name, labels, help_text, unit, buckets, None, {})
-            elif fam.type != kind or unit or buckets is not None:
-                self._check_family(fam, kind, unit, buckets, None)
-            key = self._key(fam, labels, None)
-            series = fam.series
-            if not self._present(series, key, None):
-                self._check_values(key, None)
-                if self.series_count >= self.config.max_series:
-                    self._expire_locked(self.clock())
-                    if self.series_count >= self.config.max_series:
-                        raise self._full()
-                if new_fam:
-                    self._store(fam)
-                series[key] = [0] * len(fam.bounds) + [0.0] if kind == "histogram" else 0.0
-                self.series_count += 1
-            elif help_text and help_text != fam.help and type(help_text) is str and \
-                    len(help_text) <= self.config.max_help_chars:
-                fam.help = help_text
-            now = self.clock()
-            fam.touched[key] = now
-            fam.updated_at = now
-            if kind == "histogram":
-                state = series[key]
-                state[bisect.bisect_left(fam.bounds, v)] += 1
-                state[-1] += v
-                return sum(state[:-1]), state[-1]
-            if op == "set":
-                series[key] = v
-            else:
-                series[key] += v
-            return series[key]
+        fam = self.families.get(name)
+        new_fam = fam is None
+        if fam is None:
+            fam = self._declare(kind, name, labels, help_text, unit, buckets, None, {})
+        elif fam.type != kind or unit or buckets is not None:
+            self._check_family(fam, kind, unit, buckets, None)
+        key = self._key(fam, labels, None)
+        series = fam.series
+        if not self._present(series, key, None):
+            self._check_values(key, None)
+            if self.series_count >= self.config.max_series:
+                if retry and self._expire_locked(self.clock()):
+                    raise _Retry
+                raise self._full()
+            if new_fam:
+                self._store(fam)
+            series[key] = [0] * len(fam.bounds) + [0.0] if kind == "histogram" else 0.0
+            self.series_count += 1
+        elif help_text and help_text != fam.help and type(help_text) is str and \
+                len(help_text) <= self.config.max_help_chars:
+            fam.help = help_text
+        now = self.clock()
+        fam.touched[key] = now
+        fam.updated_at = now
+        if kind == "histogram":
+            state = series[key]
+            state[bisect.bisect_left(fam.bounds, v)] += 1
+            state[-1] += v
+            return sum(state[:-1]), state[-1]
+        if op == "set":
+            series[key] = v
+        else:
+            series[key] += v
+        return series[key]
 
     def _full(self, index: int | None = None) -> TooLarge:
         limit = self.config.max_series
@@ -385,79 +397,84 @@ class MetricsService:
                                 f"{self.config.max_batch_samples}",
                                 {"param": "samples", "max": self.config.max_batch_samples})
         with self.lock:
-            families = self.families
-            pending: dict[str, Family] = {}
-            new_keys: dict[str, set[tuple[str, ...]]] = {}
-            plan: list[tuple[Family, tuple[str, ...], str, float]] = []
-            append = plan.append
-            for i, s in enumerate(samples):
-                if type(s) is not dict:
-                    raise _bad(i, "expected a map {op, name, value, labels}")
-                op = s.get("op")
-                kind = OP_TYPES.get(op) if type(op) is str else None
-                if kind is None:
-                    raise _bad(i, f"op: expected one of inc, set, add, observe, got {op!r}",
-                               param="op")
-                name = s.get("name")
-                labels = s.get("labels")
-                if labels is None:
-                    labels = {}
-                elif type(labels) is not dict:
-                    raise _bad(i, "labels: expected a map of strings", param="labels")
-                v = _number(s.get("value"), i)
-                if v < 0 and op == "inc":
-                    raise _bad(i, f"value: a counter only goes up (inc by {v!r})",
-                               param="value")
-                fam = families.get(name) if type(name) is str else None
+            try:
+                return self._push(samples, True)
+            except _Retry:  # series expired to make room: validate again
+                return self._push(samples, False)
+
+    def _push(self, samples: Sequence[Any], retry: bool) -> tuple[int, int]:
+        families = self.families
+        pending: dict[str, Family] = {}
+        new_keys: dict[str, set[tuple[str, ...]]] = {}
+        plan: list[tuple[Family, tuple[str, ...], str, float]] = []
+        append = plan.append
+        for i, s in enumerate(samples):
+            if type(s) is not dict:
+                raise _bad(i, "expected a map {op, name, value, labels}")
+            op = s.get("op")
+            kind = OP_TYPES.get(op) if type(op) is str else None
+            if kind is None:
+                raise _bad(i, f"op: expected one of inc, set, add, observe, got {op!r}",
+                           param="op")
+            name = s.get("name")
+            labels = s.get("labels")
+            if labels is None:
+                labels = {}
+            elif type(labels) is not dict:
+                raise _bad(i, "labels: expected a map of strings", param="labels")
+            v = _number(s.get("value"), i)
+            if v < 0 and op == "inc":
+                raise _bad(i, f"value: a counter only goes up (inc by {v!r})",
+                           param="value")
+            fam = families.get(name) if type(name) is str else None
+            if fam is None:
+                fam = pending.get(name) if type(name) is str else None
                 if fam is None:
-                    fam = pending.get(name) if type(name) is str else None
-                    if fam is None:
-                        fam = self._declare(kind, name, labels, s.get("help"), s.get("unit"),
-                                            s.get("buckets"), i, pending)
-                        pending[fam.name] = fam
-                if fam.type != kind or "unit" in s or "buckets" in s:
-                    self._check_family(fam, kind, s.get("unit"), s.get("buckets"), i)
-                key = self._key(fam, labels, i)
-                if not self._present(fam.series, key, i):
-                    seen = new_keys.setdefault(fam.name, set())
-                    if key not in seen:
-                        self._check_values(key, i)
-                        seen.add(key)
-                        if self.series_count + sum(map(len, new_keys.values())) > \
-                                self.config.max_series:
-                            self._expire_locked(self.clock())
-                            if self.series_count + sum(map(len, new_keys.values())) > \
-                                    self.config.max_series:
-                                raise self._full(i)
-                append((fam, key, op, v))  # type: ignore[arg-type]  # op: a valid str
-            # valid: apply
-            for fam in pending.values():
-                self._store(fam)
-            created = 0
-            for name, keys in new_keys.items():
-                fam = families[name]
-                zero_hist = fam.type == "histogram"
-                for key in keys:
-                    fam.series[key] = [0] * len(fam.bounds) + [0.0] if zero_hist else 0.0
-                created += len(keys)
-            self.series_count += created
-            now = self.clock()
-            for fam, key, op, v in plan:
-                fam.touched[key] = now
-                fam.updated_at = now
-                if op == "inc" or op == "add":
-                    fam.series[key] += v
-                elif op == "set":
-                    fam.series[key] = v
-                else:
-                    state = fam.series[key]
-                    state[bisect.bisect_left(fam.bounds, v)] += 1
-                    state[-1] += v
-            for s in samples:  # a later help text replaces the earlier one
-                h = s.get("help")
-                if h and type(h) is str and len(h) <= self.config.max_help_chars:
-                    families[s["name"]].help = h
-            return len(plan), created
+                    fam = self._declare(kind, name, labels, s.get("help"), s.get("unit"),
+                                        s.get("buckets"), i, pending)
+                    pending[fam.name] = fam
+            if fam.type != kind or "unit" in s or "buckets" in s:
+                self._check_family(fam, kind, s.get("unit"), s.get("buckets"), i)
+            key = self._key(fam, labels, i)
+            if not self._present(fam.series, key, i):
+                seen = new_keys.setdefault(fam.name, set())
+                if key not in seen:
+                    self._check_values(key, i)
+                    seen.add(key)
+                    if self.series_count + sum(map(len, new_keys.values())) > \
+                            self.config.max_series:
+                        if retry and self._expire_locked(self.clock()):
+                            raise _Retry
+                        raise self._full(i)
+            append((fam, key, op, v))  # type: ignore[arg-type]  # op: a valid str
+        # valid: apply
+        for fam in pending.values():
+            self._store(fam)
+        created = 0
+        for name, keys in new_keys.items():
+            fam = families[name]
+            zero_hist = fam.type == "histogram"
+            for key in keys:
+                fam.series[key] = [0] * len(fam.bounds) + [0.0] if zero_hist else 0.0
+            created += len(keys)
+        self.series_count += created
+        now = self.clock()
+        for fam, key, op, v in plan:
+            fam.touched[key] = now
+            fam.updated_at = now
+            if op == "inc" or op == "add":
+                fam.series[key] += v
+            elif op == "set":
+                fam.series[key] = v
+            else:
+                state = fam.series[key]
+                state[bisect.bisect_left(fam.bounds, v)] += 1
+                state[-1] += v
+        for s in samples:  # a later help text replaces the earlier one
+            h = s.get("help")
+            if h and type(h) is str and len(h) <= self.config.max_help_chars:
+                families[s["name"]].help = h
+        return len(plan), created
 
     # ------------------------------------------------------------------ expiry, reads
 
