@@ -314,6 +314,19 @@ def test_expiry_that_makes_room_keeps_the_update_whole() -> None:
     assert "\nb 1.0\n" in text and "\nc 2.0\n" in text and "a{" not in text
 
 
+def test_values_and_buckets_beyond_a_double_are_refused() -> None:
+    store = MetricsService(MetricsConfig())
+    with pytest.raises(InvalidParams, match="range of a double"):
+        store.update("set", "g", 10 ** 400, {})
+    with pytest.raises(InvalidParams, match="range of a double"):
+        store.update("observe", "h", 1, {}, buckets=[1, 10 ** 400])
+    with pytest.raises(InvalidParams, match="finite"):
+        store.update("observe", "h", 1, {}, buckets=[1, math.nan])
+    assert store.update("observe", "h", 1, {}, buckets=[1, 2, math.inf]) == (1, 1.0)
+    assert store.describe()[0]["buckets"] == [1.0, 2.0]
+    assert [r["name"] for r in store.describe()] == ["h"]
+
+
 def test_without_ttl_nothing_expires() -> None:
     clock = Clock()
     store = MetricsService(MetricsConfig(), clock=clock)

@@ -137,7 +137,10 @@ def _number(value: Any, index: int | None) -> float:
     tp = type(value)
     if tp is not float and tp is not int:
         raise _bad(index, f"value: expected a number, got {tp.__name__}", param="value")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond a double (JSON through the REST mirror)
+        raise _bad(index, "value: out of the range of a double", param="value") from None
     if v - v != 0.0:  # NaN or an infinity
         raise _bad(index, f"value: must be finite, got {v!r}", param="value", got=str(v))
     return v
@@ -231,8 +234,12 @@ class MetricsService:
         for b in buckets:
             if type(b) is not float and type(b) is not int:
                 raise _bad(index, f"buckets: {b!r} is not a number", param="buckets")
-            out.append(float(b))
-        if out and out[-1] == _INF:
+            try:
+                out.append(float(b))
+            except OverflowError:
+                raise _bad(index, "buckets: out of the range of a double",
+                           param="buckets") from None
+        if out and out[-1] == _INF:  # +Inf is implied; accepted when given last
             out.pop()
         if not out:
             raise _bad(index, "buckets: at least one finite upper bound", param="buckets")
