@@ -345,6 +345,37 @@ async def test_run_of_an_unknown_check_is_not_found() -> None:
             await s.run("b")
 
 
+async def test_reload_keeps_states_and_forgets_removed_checks() -> None:
+    server = await listener()
+    port = port_of(server)
+    first = config({"name": "keep", "tcp": f"127.0.0.1:{port}"},
+                   {"name": "change", "tcp": f"127.0.0.1:{port}"},
+                   {"name": "gone", "tcp": f"127.0.0.1:{free_port()}"})
+    app = App(first)
+    reported: list[tuple[str, float, bool]] = []
+    forgotten: list[str] = []
+    s = ChecksService(first.checks, app,
+                      report=lambda n, level, crit: reported.append((n, level, crit)),
+                      forget=forgotten.append)
+    try:
+        for name in ("keep", "change", "gone"):
+            await s.run(name)
+        assert reported == [("gone", 1.0, False)]  # only a level that is not 0 is sent
+        second = config({"name": "new", "tcp": f"127.0.0.1:{port}"},
+                        {"name": "keep", "tcp": f"127.0.0.1:{port}"},
+                        {"name": "change", "tcp": f"127.0.0.1:{port}", "critical": True})
+        s.reload(second.checks)
+        rows = {r["name"]: r for r in s.status()}
+        assert list(rows) == ["new", "keep", "change"]
+        assert rows["keep"]["state"] == "up" and rows["change"]["state"] == "up"
+        assert rows["change"]["critical"] is True and rows["new"]["state"] == "unknown"
+        assert forgotten == ["gone"]
+    finally:
+        server.close()
+        await s.stop()
+        await app.stop(2.0)
+
+
 # ------------------------------------------------------------------------------ restart
 
 

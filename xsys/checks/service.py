@@ -24,7 +24,6 @@ import contextlib
 import logging
 import math
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -98,6 +97,7 @@ class CheckState:
     restart_times: collections.deque[float] = field(default_factory=collections.deque)
     next_restart_at: float = 0.0
     backoff_s: float = 0.0
+    reported_level: float = LEVEL_OK
     task: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -159,7 +159,7 @@ class ChecksService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start one task per check (the first probes are spread over up to 1 s)."""
+        """Start one task per check (each probes at once, then every ``interval_s``)."""
         if self.started:
             return
         self.started = True
@@ -169,9 +169,7 @@ class ChecksService:
             log.info("checks started: %s", ", ".join(self.checks))
 
     def _start_task(self, st: CheckState) -> None:
-        name = st.config.name
-        offset = (zlib.crc32(name.encode()) % 1000) / 1000 * min(1.0, st.config.interval_s)
-        st.task = self.runner.spawn(self._loop(st, offset), f"check-{name}")
+        st.task = self.runner.spawn(self._loop(st), f"check-{st.config.name}")
 
     async def stop(self) -> None:
         """Cancel and await every check's task; close the HTTP and Docker sessions."""
@@ -224,10 +222,12 @@ class ChecksService:
 
     # ------------------------------------------------------------------ running
 
-    async def _loop(self, st: CheckState, offset_s: float) -> None:
+    async def _loop(self, st: CheckState) -> None:
+        """Probe at once, then on the grid of multiples of ``interval_s`` of the loop's
+        clock: checks of one interval wake together (one wakeup for all of them: what
+        keeps 100 checks cheap), each probing concurrently."""
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + offset_s
-        await asyncio.sleep(offset_s)
+        next_at = math.floor(loop.time() / st.config.interval_s) * st.config.interval_s
         while True:
             try:
                 await self._run(st)
@@ -371,6 +371,9 @@ class ChecksService:
             level = LEVEL_FAILED
         elif st.state == "down" and self.clock() - st.since >= st.config.duration_s:
             level = LEVEL_DOWN
+        if level == LEVEL_OK and st.reported_level == LEVEL_OK:
+            return  # nothing firing, nothing to resolve: the rule would do nothing
+        st.reported_level = level
         try:
             self.report(st.config.name, level, st.config.critical)
         except Exception:
