@@ -696,3 +696,21 @@ def test_daemon_serves_checks_status_run_subscribe_cli_and_metrics(
     assert '"state": "up"' in result.output
     result = runner.invoke(main, ["--socket", h.socket, "checks", "run", "nope"])
     assert result.exit_code == 1 and "-32001" in result.output
+
+
+def test_cli_renderers() -> None:
+    from xsys.cli.checks import down_exit_code, render_change, render_status
+
+    row = {"name": "db", "probe": "tcp", "target": "127.0.0.1:5432", "state": "down",
+           "since": 1_700_000_000.0, "last_error": "connect 127.0.0.1:5432: refused",
+           "latency_ms": 0.5, "last_run_at": 1_700_000_001.0, "consecutive_failures": 2,
+           "restarts": 1, "critical": True, "interval_s": 5.0}
+    text = render_status({"checks": [row]})
+    assert text.splitlines()[0].split() == ["CHECK", "PROBE", "STATE", "FOR", "LATENCY",
+                                            "RESTARTS", "ERROR"]
+    assert "DOWN (critical)" in text and "0.5 ms" in text and "refused" in text
+    assert render_status({"checks": []}).startswith("no service checks configured")
+    line = render_change({"check": row, "previous": "up"})
+    assert "db  UP -> DOWN (critical)  connect 127.0.0.1:5432: refused" in line
+    assert down_exit_code({"checks": [row]}) == 1
+    assert down_exit_code({**row, "state": "up"}) == 0
