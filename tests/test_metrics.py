@@ -4,7 +4,9 @@ store's rules directly with a controlled clock; the Python helpers."""
 
 from __future__ import annotations
 
+import json
 import math
+import signal
 import socket
 import time
 import urllib.request
@@ -265,6 +267,23 @@ def test_series_expire_after_ttl(daemon_factory: Callable[..., DaemonHandle]) ->
         assert listed["ttl_s"] == 0.5
         # the expired name is free again, even for another type
         c.call("metrics.observe", {"name": "app_gone", "value": 1})
+
+
+def test_a_reload_applies_new_limits(daemon_factory: Callable[..., DaemonHandle]) -> None:
+    d = daemon_factory({"metrics": {"max_series": 1}})
+    with d.client() as c:
+        c.call("metrics.set", {"name": "app_one", "value": 1})
+        with pytest.raises(TooLarge):
+            c.call("metrics.set", {"name": "app_two", "value": 1})
+        d.config["metrics"] = {"max_series": 2, "ttl_s": 60}
+        d.config_path.write_text(json.dumps(d.config))
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while c.call("metrics.list")["max_series"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.call("metrics.list")["ttl_s"] == 60
+        c.call("metrics.set", {"name": "app_two", "value": 1})
+        assert c.call("metrics.list")["series"] == 2
 
 
 class Clock:
