@@ -168,11 +168,15 @@ class MetricsService:
         self.owners: dict[str, str] = {}
         self.series_count = 0
         self.lock = threading.Lock()
+        #: monotonic time before which no series can expire (the oldest update + ttl_s)
+        self._next_expiry = -math.inf
 
     def reconfigure(self, config: MetricsConfig) -> None:
         """Take a reloaded config: new limits apply to the next update; series above a
         lowered ``max_series`` stay until they expire."""
-        self.config = config
+        with self.lock:
+            self.config = config
+            self._next_expiry = -math.inf
 
     # ------------------------------------------------------------------ validation
 
@@ -363,6 +367,7 @@ class MetricsService:
                 self._store(fam)
             series[key] = [0] * len(fam.bounds) + [0.0] if kind == "histogram" else 0.0
             self.series_count += 1
+            self._created_at(self.clock())
         elif help_text and help_text != fam.help and type(help_text) is str and \
                 len(help_text) <= self.config.max_help_chars:
             fam.help = help_text
@@ -465,6 +470,8 @@ class MetricsService:
                 fam.series[key] = [0] * len(fam.bounds) + [0.0] if zero_hist else 0.0
             created += len(keys)
         self.series_count += created
+        if created:
+            self._created_at(self.clock())
         now = self.clock()
         for fam, key, op, v in plan:
             fam.touched[key] = now
@@ -485,26 +492,36 @@ class MetricsService:
 
     # ------------------------------------------------------------------ expiry, reads
 
+    def _created_at(self, now: float) -> None:
+        """A series was created at ``now``: it may expire at ``now + ttl_s``."""
+        due = now + self.config.ttl_s
+        if due < self._next_expiry:
+            self._next_expiry = due
+
     def _expire_locked(self, now: float) -> int:
         ttl = self.config.ttl_s
-        if ttl <= 0:
+        if ttl <= 0 or now < self._next_expiry:  # nothing can have expired yet
             return 0
         cutoff = now - ttl
         removed = 0
+        oldest = math.inf
         for fam in list(self.families.values()):
-            if fam.updated_at > cutoff and all(t > cutoff for t in fam.touched.values()):
-                continue
-            old = [k for k, t in fam.touched.items() if t <= cutoff]
+            touched = fam.touched
+            old = [k for k, t in touched.items() if t <= cutoff]
             for k in old:
-                del fam.touched[k]
+                del touched[k]
                 del fam.series[k]
                 fam.rendered.pop(k, None)
             removed += len(old)
-            if not fam.series:
+            if touched:
+                oldest = min(oldest, min(touched.values()))
+            else:
                 del self.families[fam.name]
                 for n in fam.exposed:
                     self.owners.pop(n, None)
         self.series_count -= removed
+        # updates only move times later: no series expires before this
+        self._next_expiry = oldest + ttl
         return removed
 
     def expire(self) -> int:
