@@ -37,6 +37,7 @@ import functools
 import logging
 import time
 import typing
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from xsys.protocol import (
@@ -57,7 +58,7 @@ from xsys.protocol import (
 )
 from xsys.server.context import Context, Peer, Subscription
 from xsys.server.dispatch import prepare, run_spec
-from xsys.server.stats import INVALID_MESSAGE, UNKNOWN_METHOD
+from xsys.server.stats import BUCKETS_S, INVALID_MESSAGE, UNKNOWN_METHOD
 
 if TYPE_CHECKING:
     from xsys.server.listener import Server
@@ -82,7 +83,7 @@ class Connection(asyncio.Protocol):
     # Slots: attribute access stays specialised (an instance dict of more than 30 keys
     # would not share its keys, and every attribute lookup on the hot path slows down).
     __slots__ = ("__weakref__", "_answered", "_batch", "_drains", "_encode", "_holding",
-                 "_idle_key", "_idle_since", "_logged_bad_input", "_outbound_queue",
+                 "_idle_key", "_idle_since", "_logged_bad_input", "_ok", "_outbound_queue",
                  "_outbound_queue_bytes", "_partial_key", "_partial_since", "_pending_subs",
                  "_read_paused", "_record", "_running", "_stats", "_waiters",
                  "_write_paused", "app", "closed",
@@ -100,6 +101,7 @@ class Connection(asyncio.Protocol):
         self._encode = FrameEncoder().frame
         self._stats = server.app.request_stats
         self._record = self._stats.record
+        self._ok = self._stats.ok  # the rows of results by method (the inline fast path)
         self._answered: list[str] | None = None  # methods answered inline in this read
         self.max_frame = cfg.max_frame_bytes
         self.max_inflight = cfg.max_inflight
@@ -340,10 +342,17 @@ class Connection(asyncio.Protocol):
                 self._write(encode_error(req_id, self._internal(method, exc)))
             else:
                 code = self._respond(req_id, result)
-                answered = self._answered
-                if answered is not None and code == 0:
-                    answered.append(method)  # counted at the end of the read
-                    return
+                if code == 0:
+                    answered = self._answered
+                    if answered is not None:
+                        answered.append(method)  # counted at the end of the read
+                        return
+                    row = self._ok.get(method)
+                    if row is not None:  # RequestStats.record, inlined (the hot path)
+                        elapsed = _clock() - started
+                        row[bisect_left(BUCKETS_S, elapsed)] += 1
+                        row[-1] += elapsed
+                        return
             self._record(method, code, _clock() - started)
             return
         ctx = Context(self.app, method, req_id, self.peer, self, want_progress)
