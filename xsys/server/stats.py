@@ -10,6 +10,8 @@ Both the socket (``xsys.server.connection``) and the HTTP REST mirror record her
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable
 
 #: Upper bounds (seconds, inclusive) of the latency histogram's buckets; a last ``+Inf``
 #: bucket follows. Finer than prometheus_client's defaults: an IPC round trip is tens of
@@ -61,14 +63,22 @@ class RequestStats:
         """Count requests answered with a result, one per entry of ``methods``, each
         after ``duration_s`` (a pipelined read: its requests were read, and their answers
         written, together)."""
+        if not methods:
+            return
+        first = methods[0]
+        groups: Iterable[tuple[str, int]]
+        if methods.count(first) == len(methods):  # the usual pipeline: one method
+            groups = ((first, len(methods)),)
+        else:
+            groups = Counter(methods).items()
         index = bisect_left(BUCKETS_S, duration_s)
         ok = self.ok
-        for method in methods:
+        for method, count in groups:
             row = ok.get(method)
             if row is None:
                 row = ok[method] = [0.0] * (len(BUCKETS_S) + 2)
-            row[index] += 1
-            row[-1] += duration_s
+            row[index] += count
+            row[-1] += duration_s * count
 
     def snapshot(self) -> dict[tuple[str, int], list[float]]:
         """A copy of every row by (method, code) (safe to read while the loop keeps
