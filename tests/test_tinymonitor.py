@@ -137,6 +137,8 @@ def converted(data: dict[str, Any]) -> Config:
     ({"alerts": {"ntfy": NTFY_MD}}, True),
     (README_MINIMAL, True),
     ({"monitor": {"refresh": 5}}, False),
+    ({"metrics": {"max_series": 100, "ttl_s": 60}}, False),  # xsys's own metrics section
+    ({"metrics": {"cpu": {"enabled": True, "threshold": 90}}}, True),
     ({"server": {}, "cpu": {}}, False),
     ({}, False),
 ])

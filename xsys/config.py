@@ -301,10 +301,18 @@ def _record(value: Any, sources: dict[str, str], origin: str, path: str) -> None
 def looks_like_tinymonitor(data: Mapping[str, Any]) -> bool:
     """True when ``data`` is a TinyMonitor config: it has TinyMonitor's top-level keys
     (``xsys.monitor.config.TINYMONITOR_KEYS``) and none of xsys's own sections
-    (``server``, ``monitor``...)."""
+    (``server``, ``monitor``...); ``metrics``, a name both use, counts as TinyMonitor's
+    when it is a map of checks (``{"cpu": {"enabled": ..., "threshold": ...}}``)."""
     keys = set(data)
-    if keys & {f.name for f in dataclasses.fields(Config)}:
+    own = {f.name for f in dataclasses.fields(Config)}
+    shared = own & TINYMONITOR_KEYS  # "metrics": TinyMonitor's checks, xsys's app metrics
+    if keys & (own - shared):
         return False
+    for key in keys & shared:  # TinyMonitor's is a map of checks, each a map
+        value = data[key]
+        if not (isinstance(value, Mapping) and value
+                and all(isinstance(v, Mapping) for v in value.values())):
+            return False
     return bool(keys & TINYMONITOR_KEYS)
 
 
