@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiohttp
+if TYPE_CHECKING:
+    import aiohttp
+
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
@@ -64,6 +66,9 @@ class DockerEngine:
             self.base_url = "http://" + host.split("://", 1)[-1].rstrip("/")
 
     def _client(self) -> aiohttp.ClientSession:
+
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector: aiohttp.BaseConnector
             if self.socket_path is not None:
@@ -74,6 +79,9 @@ class DockerEngine:
         return self._session
 
     async def _request(self, method: str, path: str, timeout_s: float) -> tuple[int, Any]:
+
+        import aiohttp
+
         if self.socket_path is not None and not os.path.exists(self.socket_path):
             raise EngineUnavailable(f"no Docker engine: {self.socket_path} does not exist")
         try:

@@ -16,9 +16,8 @@ import re
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-import aiohttp
 import psutil
 
 from xsys.checks.config import (
@@ -30,6 +29,9 @@ from xsys.checks.config import (
     split_host_port,
 )
 from xsys.checks.docker import DockerEngine, EngineError, EngineUnavailable
+
+if TYPE_CHECKING:
+    import aiohttp
 
 T = TypeVar("T")
 
@@ -91,6 +93,10 @@ async def probe_tcp(address: str) -> ProbeResult:
 async def probe_http(cfg: HttpProbe, session: aiohttp.ClientSession,
                      timeout_s: float) -> ProbeResult:
     """GET ``cfg.url``: status in range, body and headers as ``HttpProbe`` says."""
+
+
+    import aiohttp
+
     try:
         async with session.get(cfg.url, allow_redirects=False,
                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
@@ -234,6 +240,10 @@ async def probe_command(cfg: CommandProbe, timeout_s: float) -> ProbeResult:
 async def probe_docker(cfg: DockerProbe, runtime: ProbeRuntime,
                        timeout_s: float) -> ProbeResult:
     """The container runs and, with a healthcheck, is healthy; no engine = unknown."""
+
+
+    import aiohttp
+
     try:
         state = await runtime.engine(cfg.host).inspect(cfg.container, timeout_s)
     except EngineUnavailable as exc:

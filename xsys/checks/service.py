@@ -26,15 +26,16 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from xsys.checks.config import CheckConfig
 from xsys.checks.docker import DockerEngine, resolve_host
 from xsys.checks.model import CheckHealth, ServiceCheck, State
 from xsys.checks.probes import ProbeResult, fail, probe, run_argv
 from xsys.protocol import NotFound, Overloaded
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -142,6 +143,9 @@ class ChecksService:
 
     def http(self) -> aiohttp.ClientSession:
         """The shared HTTP session of the http probes (made on first use)."""
+
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers={"User-Agent": "xsys-checks"},
