@@ -21,8 +21,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import regex
-
 from xsys.fs.model import (
     DIR,
     FILE,
@@ -239,6 +237,8 @@ class FindQuery:
         if self.regex is None:
             return self
         try:
+            import regex  # only fs.find with a regex pays for it (idle RSS)
+
             rx = regex.compile(self.regex)
         except (regex.error, RecursionError, OverflowError) as exc:
             raise InvalidParams(f"parameter 'regex': {exc}",

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pathspec
 from watchdog.events import (
     DirAttribEvent,
     DirCreatedEvent,
@@ -23,6 +22,9 @@ from watchdog.events import (
 )
 
 from xsys.protocol import InvalidParams, wire_str
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 CREATED, MODIFIED, DELETED, MOVED = "created", "modified", "deleted", "moved"
 #: Event types a subscription can ask for.
@@ -75,10 +77,12 @@ def from_watchdog(event: FileSystemEvent, ts: float) -> WatchEvent | None:
                       ts=ts, dest_path=dest)
 
 
-def _compile(param: str, lines: Sequence[str] | None) -> pathspec.GitIgnoreSpec | None:
+def _compile(param: str, lines: Sequence[str] | None) -> GitIgnoreSpec | None:
     if not lines:
         return None
     try:
+        import pathspec  # only subscriptions with patterns pay for it (idle RSS)
+
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except Exception as exc:  # pathspec raises a few unrelated types on bad patterns
         raise InvalidParams(f"parameter {param!r}: {exc}", {"param": param}) from None
