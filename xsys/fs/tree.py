@@ -231,7 +231,10 @@ class FindQuery:
     _compiled: Any = field(default=None, repr=False, compare=False)
 
     def compile(self) -> FindQuery:
-        """A copy with ``regex`` compiled; raises -32602 on a bad or too long pattern."""
+        """A copy with ``regex`` compiled (itself when already compiled or without a
+        regex); raises -32602 on a bad or too long pattern."""
+        if self._compiled is not None:
+            return self
         check_pattern("name", self.name)
         check_pattern("regex", self.regex)
         if self.regex is None:
@@ -483,6 +486,27 @@ def require_named(loc: Located, param: str) -> None:
                             "name the entry itself", {"param": param, "path": loc.path})
 
 
+def check_transfer(src: Located, dst: Located, overwrite: bool, *,
+                   move: bool) -> os.stat_result:
+    """The checks ``copy`` and ``move`` share, in order: ``dst`` not ``src`` nor inside it
+    (-32602), both named (``move``: ``src`` too; -32602), ``src`` exists (-32001), the
+    directory of ``dst`` exists (-32001), ``dst`` free unless ``overwrite`` (-32003).
+    Returns the ``lstat`` of ``src``."""
+    s, d = src.path, dst.path
+    check_pair(s, d)
+    if move:
+        require_named(src, "src")
+    require_named(dst, "dst")
+    if src.st is None:
+        raise NotFound(f"no such file or directory: {s}", {"errno": "ENOENT", "path": s})
+    if len(dst.missing) > 1:
+        parent = os.path.dirname(d)
+        raise NotFound(f"no such directory: {parent}", {"errno": "ENOENT", "path": parent})
+    if dst.st is not None and not overwrite:
+        raise AlreadyExists(f"destination exists: {d}", {"errno": "EEXIST", "path": d})
+    return src.st
+
+
 def check_pair(src: str, dst: str) -> None:
     """-32602 when ``dst`` is ``src`` or lies inside it (real paths)."""
     if src == dst:
@@ -508,20 +532,11 @@ def copy(src: Located, dst: Located, overwrite: bool, preserve: bool, chunk: int
     refused with -32602). ``preserve`` copies times too (the permission bits are always
     copied). Progress: bytes against the tree's total.
     """
+    st = check_transfer(src, dst, overwrite, move=False)
     s, d = src.path, dst.path
-    check_pair(s, d)
-    require_named(dst, "dst")
-    if src.st is None:
-        raise NotFound(f"no such file or directory: {s}", {"errno": "ENOENT", "path": s})
-    if len(dst.missing) > 1:
-        parent = os.path.dirname(d)
-        raise NotFound(f"no such directory: {parent}", {"errno": "ENOENT", "path": parent})
     assert dst.name is not None
-    st = src.st
     state = _Copy(job=job, chunk=chunk, overwrite=overwrite, preserve=preserve)
     dst_st = dst.st
-    if dst_st is not None and not overwrite:
-        raise AlreadyExists(f"destination exists: {d}", {"errno": "EEXIST", "path": d})
     try:
         if stat.S_ISDIR(st.st_mode):
             if dst_st is not None and not stat.S_ISDIR(dst_st.st_mode):
@@ -695,19 +710,9 @@ def move(src: Located, dst: Located, overwrite: bool, preserve: bool, chunk: int
     itself) to exactly ``dst``: a rename when both are on one filesystem, else a copy then
     a removal. An existing ``dst`` needs ``overwrite`` (-32003); callers refuse roots
     first (``guard_roots``)."""
+    st = check_transfer(src, dst, overwrite, move=True)
     s, d = src.path, dst.path
-    check_pair(s, d)
-    require_named(src, "src")
-    require_named(dst, "dst")
-    if src.st is None or src.name is None:
-        raise NotFound(f"no such file or directory: {s}", {"errno": "ENOENT", "path": s})
-    if len(dst.missing) > 1:
-        parent = os.path.dirname(d)
-        raise NotFound(f"no such directory: {parent}", {"errno": "ENOENT", "path": parent})
-    assert dst.name is not None
-    st = src.st
-    if dst.st is not None and not overwrite:
-        raise AlreadyExists(f"destination exists: {d}", {"errno": "EEXIST", "path": d})
+    assert src.name is not None and dst.name is not None
     try:
         if overwrite:
             os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
