@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from xsys.bounds import at_least
 from xsys.checks.config import CheckConfig, validate_checks
 from xsys.fs.config import FsConfig
 from xsys.http.config import HttpConfig
@@ -98,18 +99,12 @@ class ServerConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` when a limit is not positive or a timeout or the reserve
         is negative."""
-        for name in ("max_frame_bytes", "max_request_objects", "max_inflight",
-                     "max_output_bytes", "max_inflight_result_bytes", "max_connections",
-                     "max_connections_per_uid", "outbound_queue", "outbound_queue_bytes",
-                     "workers"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-        for name in ("idle_timeout_s", "frame_timeout_s", "shutdown_timeout_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        if self.reserved_connections < 0:
-            raise ValueError(f"reserved_connections: must be >= 0, got "
-                             f"{self.reserved_connections}")
+        at_least(self, ("max_frame_bytes", "max_request_objects", "max_inflight",
+                        "max_output_bytes", "max_inflight_result_bytes", "max_connections",
+                        "max_connections_per_uid", "outbound_queue", "outbound_queue_bytes",
+                        "workers"), 0, strictly=True)
+        at_least(self, ("idle_timeout_s", "frame_timeout_s", "shutdown_timeout_s",
+                        "reserved_connections"), 0)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from xsys.bounds import at_least
+
 #: The probe keys of a check; exactly one is given.
 PROBES = ("tcp", "http", "process", "command", "docker")
 
@@ -158,14 +160,9 @@ class RestartConfig:
             raise ValueError("give exactly one of command (argv) or docker: true")
         if self.command is not None and not self.command[0]:
             raise ValueError("command: must name a program")
-        for key in ("restart_after", "max_restarts"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        for key in ("backoff_s", "backoff_max_s", "restart_window_s"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"timeout_s: must be > 0, got {self.timeout_s}")
+        at_least(self, ("restart_after", "max_restarts"), 1)
+        at_least(self, ("backoff_s", "backoff_max_s", "restart_window_s"), 0)
+        at_least(self, ("timeout_s",), 0, strictly=True)
 
 
 @dataclass(frozen=True)

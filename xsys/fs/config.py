@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xsys.bounds import at_least
+
 
 @dataclass(frozen=True)
 class FsConfig:
@@ -39,10 +41,8 @@ class FsConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` when a limit is not positive or a root is empty."""
-        for name in ("max_read_bytes", "max_list_entries", "max_write_bytes", "chunk_bytes",
-                     "max_tail_lines"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        at_least(self, ("max_read_bytes", "max_list_entries", "max_write_bytes",
+                        "chunk_bytes", "max_tail_lines"), 0, strictly=True)
         for i, root in enumerate(self.roots):
             if not root.strip():
                 raise ValueError(f"roots[{i}]: must be a non-empty path")

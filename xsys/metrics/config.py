@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xsys.bounds import at_least
+
 
 @dataclass(frozen=True)
 class MetricsConfig:
@@ -33,9 +35,6 @@ class MetricsConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` when a limit is not positive or ``ttl_s`` is negative."""
-        for name in ("max_series", "max_labels", "max_label_value_chars", "max_help_chars",
-                     "max_buckets", "max_batch_samples"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-        if not self.ttl_s >= 0:
-            raise ValueError(f"ttl_s: must be >= 0, got {self.ttl_s}")
+        at_least(self, ("max_series", "max_labels", "max_label_value_chars", "max_help_chars",
+                        "max_buckets", "max_batch_samples"), 0, strictly=True)
+        at_least(self, ("ttl_s",), 0)

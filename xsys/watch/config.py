@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xsys.bounds import at_least
+
 
 @dataclass(frozen=True)
 class WatchConfig:
@@ -27,7 +29,5 @@ class WatchConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` when a limit is not positive."""
-        for name in ("max_subscriptions", "max_batch_events", "max_paths",
-                     "max_pending_events", "max_debounce_ms"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        at_least(self, ("max_subscriptions", "max_batch_events", "max_paths",
+                        "max_pending_events", "max_debounce_ms"), 0, strictly=True)
