@@ -286,17 +286,6 @@ class Sandbox:
                     real = str(exc.data.get("resolved", entry_path))
         return Resolved(requested=as_str_path(path), real=real, entry=entry_path, root=root)
 
-    def resolve_many(self, paths: Sequence[str]) -> list[Resolved]:
-        """``resolve`` each of ``paths``."""
-        return [self.resolve(p) for p in paths]
-
-    def check_fd(self, fd: int, requested: str) -> None:
-        """Check, on Linux, that the open file ``fd`` really lies inside a root. Raises
-        ``PermissionDenied``."""
-        real = fd_path(fd)
-        if real is not None and not self.contains(real):
-            raise _outside(requested, real, "swapped_symlink")
-
 
 @dataclass(frozen=True)
 class Resolved:
@@ -482,9 +471,3 @@ class _Walk:
         self._close_all()
         return Located(self.requested, fd, missing[-1], where, self.root, None,
                        missing=list(missing))
-
-
-def wrap_oserror(exc: OSError, path: str) -> XsysError:
-    """The protocol error for ``exc`` raised while acting on ``path`` (errno name and path
-    in ``data``)."""
-    return error_from_oserror(exc, path)
