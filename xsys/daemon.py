@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -35,12 +37,20 @@ from xsys import __version__
 from xsys.alerts.metrics import AlertMetrics
 from xsys.checks.metrics import ChecksCollector
 from xsys.checks.service import ChecksService
-from xsys.config import Config, ConfigError, LoadedConfig, load_config, to_dict
+from xsys.config import (
+    Config,
+    ConfigError,
+    LoadedConfig,
+    load_config,
+    looks_like_tinymonitor,
+    to_dict,
+)
 from xsys.fs.service import FsService
 from xsys.handlers import register_all
 from xsys.host import Sampler
 from xsys.http import install as install_http
 from xsys.metrics import AppMetricsCollector, MetricsService
+from xsys.monitor.config import convert_tinymonitor
 from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
 from xsys.server.app import App
@@ -301,18 +311,59 @@ def _install_uvloop() -> bool:
     return True
 
 
+def tinymonitor_search_paths(cwd: Path | None = None) -> list[Path]:
+    """Where ``xsys serve --tinymonitor`` looks for a config.json, in TinyMonitor's order
+    (src/tinymonitor/config.py): ``./config.json`` (the working directory),
+    ``~/.config/tinymonitor/config.json``, ``/etc/tinymonitor/config.json``."""
+    return [(cwd or Path.cwd()) / "config.json",
+            Path("~/.config/tinymonitor/config.json").expanduser(),
+            Path("/etc/tinymonitor/config.json")]
+
+
+def find_tinymonitor_config(cwd: Path | None = None) -> Path | None:
+    """The first of ``tinymonitor_search_paths`` that exists (as TinyMonitor: a file found
+    ends the search), or None."""
+    for path in tinymonitor_search_paths(cwd):
+        if path.exists():
+            return path
+    return None
+
+
 def serve(
     config_file: str | None = None,
     socket_path: str | None = None,
     log_level: str | None = None,
     log_format: str | None = None,
     use_uvloop: bool = True,
+    tinymonitor: bool = False,
 ) -> int:
     """Run the daemon in the foreground (the ``xsys serve`` command); returns the exit code.
 
     Flags override the config cascade; a config error prints one line and returns 2.
+    ``tinymonitor`` (``--tinymonitor``): without ``config_file``, the first of
+    ``tinymonitor_search_paths()`` that exists is used, or TinyMonitor's defaults when none
+    does; the file (given or found) must be a TinyMonitor config.
     """
     overrides: dict[str, Any] = {}
+    if tinymonitor:
+        found = config_file or find_tinymonitor_config()
+        if found is None:
+            print("xsys: no TinyMonitor config.json found (searched "
+                  f"{', '.join(str(p) for p in tinymonitor_search_paths())}); "
+                  "using TinyMonitor's defaults", file=sys.stderr)
+            overrides.update(convert_tinymonitor({}))
+        else:
+            print(f"xsys: loading TinyMonitor config from {found}", file=sys.stderr)
+            try:
+                data = json.loads(Path(found).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                print(f"xsys: config error: {found}: {exc}", file=sys.stderr)
+                return 2
+            if not isinstance(data, dict) or not looks_like_tinymonitor(data):
+                print(f"xsys: config error: {found}: not a TinyMonitor config.json",
+                      file=sys.stderr)
+                return 2
+            config_file = str(found)
     if socket_path:
         overrides.setdefault("server", {})["socket"] = socket_path
     if log_level:

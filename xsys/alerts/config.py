@@ -169,6 +169,11 @@ class ConsoleConfig(ProviderConfig):
     enabled: bool = True
 
 
+#: Seconds one public IP lookup may take (TinyMonitor's ``timeout=3``).
+PUBLIC_IP_TIMEOUT_S = 3.0
+#: Seconds a looked-up public IP (or a failed lookup) is reused.
+PUBLIC_IP_TTL_S = 300.0
+
 PROVIDER_NAMES = ("google_chat", "ntfy", "gotify", "smtp", "webhook", "alertmanager", "console")
 
 
@@ -189,6 +194,11 @@ class AlertsConfig:
       paused (open) for ``circuit_open_s`` seconds; then one probe delivery goes out
       (half-open); its success closes the breaker, its failure opens it again.
     - ``drain_timeout_s``: how long shutdown waits for queued deliveries.
+    - ``public_ip_url``: a URL answering the machine's public IP as plain text (e.g.
+      ``https://api.ipify.org``, TinyMonitor's), asked at most every
+      ``PUBLIC_IP_TTL_S`` seconds with a ``PUBLIC_IP_TIMEOUT_S`` timeout for the alerts'
+      ``ip_public``; empty (default): no outside call, ``ip_public`` is ``"N/A"`` (what
+      TinyMonitor shows when its lookup fails).
 
     Then one section per provider."""
 
@@ -202,6 +212,7 @@ class AlertsConfig:
     circuit_failures: int = 5
     circuit_open_s: float = 60.0
     drain_timeout_s: float = 3.0
+    public_ip_url: str = ""
     google_chat: GoogleChatConfig = field(default_factory=GoogleChatConfig)
     ntfy: NtfyConfig = field(default_factory=NtfyConfig)
     gotify: GotifyConfig = field(default_factory=GotifyConfig)
@@ -231,6 +242,9 @@ class AlertsConfig:
         for name in ("backoff_s", "backoff_max_s", "retry_after_max_s", "drain_timeout_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 seconds")
+        if self.public_ip_url and not self.public_ip_url.startswith(("http://", "https://")):
+            raise ValueError(f"public_ip_url: expected an http(s) URL, "
+                             f"got {self.public_ip_url!r}")
 
     def providers(self) -> dict[str, ProviderConfig]:
         """Every provider section by name (enabled or not)."""

@@ -605,7 +605,15 @@ class Dispatcher:
     # ---------------------------------------------------------------- one attempt
 
     async def attempt(self, provider: Provider, alert: Alert) -> AttemptResult:
-        """One attempt bounded by the provider's timeout, classified."""
+        """One attempt bounded by the provider's timeout, classified; for a
+        ``tinymonitor`` alert the result is also logged as TinyMonitor's providers log it
+        (logger ``tinymonitor``)."""
+        result = await self._attempt(provider, alert)
+        if alert.tinymonitor:
+            _log_like_tinymonitor(provider, result)
+        return result
+
+    async def _attempt(self, provider: Provider, alert: Alert) -> AttemptResult:
         started = time.perf_counter()
 
         def took() -> float:
@@ -638,3 +646,27 @@ class Dispatcher:
             return min(max(0.0, retry_after), cfg.retry_after_max_s)
         base: float = min(cfg.backoff_max_s, cfg.backoff_s * 2.0**retry)
         return base / 2 + self._rng() * base / 2
+
+
+_tinymonitor_log = logging.getLogger("tinymonitor")
+
+
+def _log_like_tinymonitor(provider: Provider, result: AttemptResult) -> None:
+    """TinyMonitor's provider log lines: ``[ntfy] Alert sent successfully`` (e-mail:
+    ``[smtp] Email sent to [...]``), ``[ntfy] Failed to send alert: <status> <body>`` for
+    an HTTP error, ``[ntfy] Error sending alert: <error>`` otherwise."""
+    name = provider.name
+    if result.ok:
+        if name == "smtp":
+            recipients: list[str] = getattr(provider.config, "recipients", list)()
+            _tinymonitor_log.info("[%s] Email sent to %s", name, recipients)
+        else:
+            _tinymonitor_log.info("[%s] Alert sent successfully", name)
+    elif result.status_code is not None and name != "smtp":
+        detail = (result.error or "").removeprefix(f"HTTP {result.status_code}").lstrip(": ")
+        _tinymonitor_log.error("[%s] Failed to send alert: %s %s", name, result.status_code,
+                               detail)
+    elif name == "smtp":
+        _tinymonitor_log.error("[%s] Failed to send email: %s", name, result.error)
+    else:
+        _tinymonitor_log.error("[%s] Error sending alert: %s", name, result.error)

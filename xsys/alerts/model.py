@@ -84,17 +84,29 @@ class AlertRecord(TypedDict):
 @dataclass(frozen=True)
 class HostContext:
     """The machine an alert is about: ``hostname``, ``addresses`` (non-loopback IPs of the
-    up interfaces), ``load`` (1/5/15-minute averages), ``uptime_s`` (seconds since boot)."""
+    up interfaces), ``load`` (1/5/15-minute averages), ``uptime_s`` (seconds since boot),
+    ``ip_route`` (the source address of the default IPv4 route, TinyMonitor's
+    ``ip_private``; empty when not looked up) and ``ip_public`` (``"N/A"`` unless
+    ``alerts.public_ip_url`` is set and answered)."""
 
     hostname: str
     addresses: tuple[str, ...] = ()
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     uptime_s: float = 0.0
+    ip_route: str = ""
+    ip_public: str = "N/A"
 
     @property
     def ip_private(self) -> str:
-        """The first address (TinyMonitor's ``ip_private``), ``127.0.0.1`` when none."""
-        return self.addresses[0] if self.addresses else "127.0.0.1"
+        """TinyMonitor's ``ip_private``: ``ip_route``, else the first address, else
+        ``127.0.0.1`` (what TinyMonitor shows when it has no route)."""
+        return self.ip_route or (self.addresses[0] if self.addresses else "127.0.0.1")
+
+    @property
+    def uptime_hm(self) -> str:
+        """TinyMonitor's uptime text: whole hours and minutes, ``"26h 3m"``."""
+        hours, rest = divmod(self.uptime_s, 3600)
+        return f"{int(hours)}h {int(rest // 60)}m"
 
     @property
     def load_text(self) -> str:
@@ -125,6 +137,10 @@ class Alert:
     - ``started_at``: when the incident began (epoch s); ``ended_at``: when it resolved.
     - ``created_at``: when this notification was made; ``host``: ``HostContext``.
     - ``repeat``: a re-send of an unchanged firing alert; ``test``: from ``monitor.test``.
+    - ``tinymonitor``: made under ``monitor.compat: tinymonitor``: the component is
+      TinyMonitor's (``CPU``, ``DISK:/``...), ``text`` its value text (``"91.3%"``,
+      ``"R: 1.0KB/s W: 2.5MB/s"``), and the title, message and provider bodies are
+      TinyMonitor's (``xsys.alerts.tinymonitor``).
     """
 
     id: str
@@ -142,6 +158,8 @@ class Alert:
     fingerprint: str = ""
     repeat: bool = False
     test: bool = False
+    tinymonitor: bool = False
+    text: str = ""
 
     # -------------------------------------------------------------- rendering
 
@@ -152,8 +170,9 @@ class Alert:
 
     @property
     def value_text(self) -> str:
-        """The value with its unit for humans (``91.3%``, ``12.0MB/s``)."""
-        return format_value(self.value, self.unit)
+        """The value with its unit for humans (``91.3%``, ``12.0MB/s``); ``text`` when
+        the collector gave one (TinyMonitor's value texts)."""
+        return self.text or format_value(self.value, self.unit)
 
     @property
     def threshold_text(self) -> str:
@@ -171,7 +190,11 @@ class Alert:
 
     @property
     def message(self) -> str:
-        """One sentence describing the alert."""
+        """One sentence describing the alert (TinyMonitor's, without the threshold, for a
+        ``tinymonitor`` alert)."""
+        if self.tinymonitor and self.status == "firing":
+            return (f"Component {self.component} is in state {self.severity.upper()}. "
+                    f"Value: {self.value_text}")
         if self.status == "resolved":
             return (f"Component {self.component} is back to normal (was {self.severity.upper()})."
                     f" Value: {self.value_text}")

@@ -46,15 +46,24 @@ def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
                                                 case_sensitive=False), default=None)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
 @click.option("--no-uvloop", is_flag=True, help="Use the stdlib event loop.")
+@click.option("--tinymonitor", is_flag=True,
+              help="Run a TinyMonitor config.json with TinyMonitor's semantics; without "
+                   "--config, search it where TinyMonitor does.")
 @click.pass_context
 def serve(ctx: click.Context, config_file: str | None, socket_path: str | None,
-          log_level: str | None, log_format: str | None, no_uvloop: bool) -> None:
-    """Run the daemon in the foreground (SIGTERM/Ctrl-C stop it, SIGHUP reloads)."""
+          log_level: str | None, log_format: str | None, no_uvloop: bool,
+          tinymonitor: bool) -> None:
+    """Run the daemon in the foreground (SIGTERM/Ctrl-C stop it, SIGHUP reloads).
+
+    With --tinymonitor and no --config, the first of ./config.json,
+    ~/.config/tinymonitor/config.json and /etc/tinymonitor/config.json is used
+    (TinyMonitor's order), else TinyMonitor's defaults.
+    """
     from xsys.daemon import serve as run_daemon
 
     root_socket = ctx.find_root().params.get("socket_path")
     code = run_daemon(config_file, socket_path or root_socket, log_level, log_format,
-                      use_uvloop=not no_uvloop)
+                      use_uvloop=not no_uvloop, tinymonitor=tinymonitor)
     ctx.exit(code)
 
 

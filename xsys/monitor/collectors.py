@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from xsys.alerts.config import PUBLIC_IP_TIMEOUT_S, PUBLIC_IP_TTL_S
 from xsys.alerts.model import HostContext
 from xsys.host import (
     PSEUDO_FS,
@@ -51,12 +52,68 @@ UNCHECKED_FS = PSEUDO_FS | {"tmpfs", "devfs", "nullfs", "udf"}
 @dataclass(frozen=True)
 class Sample:
     """One reading: ``check`` (``filesystem``), ``component`` (``filesystem:/``), ``value``
-    in ``unit``."""
+    in ``unit``; ``text``: the value as TinyMonitor words it (``compat: tinymonitor``
+    only, else empty)."""
 
     check: str
     component: str
     value: float
     unit: str
+    text: str = ""
+
+
+#: TinyMonitor's component names (src/tinymonitor/metrics/*.py), by xsys check; the
+#: filesystem's is ``DISK:<mountpoint>``.
+TINYMONITOR_COMPONENTS = {"cpu": "CPU", "memory": "MEMORY", "load": "LOAD", "io": "I/O",
+                          "reboot": "REBOOT"}
+#: TinyMonitor's REBOOT value texts (src/tinymonitor/metrics/reboot.py).
+REBOOT_REQUIRED_TEXT = "System requires a reboot (updates installed)"
+REBOOT_OK_TEXT = "OK"
+
+
+def tinymonitor_rate(bytes_per_s: float) -> str:
+    """A byte rate as TinyMonitor's I/O metric writes it: divided by 1024 while above
+    1024, one decimal, ``B/s``, ``KB/s``, ``MB/s``... (``1536`` -> ``"1.5KB/s"``)."""
+    size = float(bytes_per_s)
+    n = 0
+    while size > 1024:
+        size /= 1024
+        n += 1
+    return f"{size:.1f}{('', 'K', 'M', 'G', 'T')[n] if n < 5 else ''}B/s"
+
+
+def tinymonitor_percent(value: float) -> str:
+    """A percentage as TinyMonitor shows psutil's (one decimal, Python's float text):
+    ``"91.3%"``, ``"45.0%"``."""
+    return f"{round(float(value), 1)}%"
+
+
+def route_address() -> str:
+    """The source address of the default IPv4 route, as TinyMonitor finds its
+    ``ip_private`` (a UDP socket "connected" to 8.8.8.8: a route lookup, no packet is
+    sent); ``127.0.0.1`` when there is no route."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("8.8.8.8", 80))
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def lookup_public_ip(url: str, timeout_s: float) -> str:
+    """The body of ``url`` (a what-is-my-IP service answering plain text), stripped;
+    ``"N/A"`` on any failure or an answer that is not one short line (blocking)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            text = resp.read(256).decode("ascii", "replace").strip()
+    except Exception as exc:  # TinyMonitor: any failure -> "N/A"
+        log.info("public IP lookup at %s failed: %s", url, exc)
+        return "N/A"
+    return text if text and len(text) <= 64 and " " not in text else "N/A"
 
 
 @dataclass(frozen=True)
@@ -113,6 +170,15 @@ class Collectors:
         self._boot_time = booted_at()
         self._boot_changed: bool | None = None
         self._boot_reported = False
+        self._route = ""
+        self._public_ip = "N/A"
+        self._public_ip_at = -1e18
+
+    @property
+    def tinymonitor(self) -> bool:
+        """``monitor.compat`` is ``tinymonitor``: TinyMonitor's component names and value
+        texts."""
+        return self.config.compat == "tinymonitor"
 
     # ------------------------------------------------------------------ pass
 
@@ -146,21 +212,36 @@ class Collectors:
     # ------------------------------------------------------------ host info
 
     def host_context(self, snap: Snapshot | None, now: float) -> HostContext:
-        """Hostname, addresses (refreshed once a minute), load and uptime."""
+        """Hostname, addresses (refreshed once a minute), load and uptime; with
+        ``compat: tinymonitor`` also the default route's address; the public IP when
+        ``alerts.public_ip_url`` is set (looked up at most every ``PUBLIC_IP_TTL_S``)."""
         if now - self._addresses_at > 60:
             self._addresses = local_addresses()
+            self._route = route_address() if self.tinymonitor else ""
             self._addresses_at = now
+        url = self.config.alerts.public_ip_url
+        if not url:
+            self._public_ip = "N/A"
+        elif now - self._public_ip_at > PUBLIC_IP_TTL_S:
+            self._public_ip = lookup_public_ip(url, PUBLIC_IP_TIMEOUT_S)
+            self._public_ip_at = now
         load = snap.load if snap is not None else getloadavg() or (0.0, 0.0, 0.0)
         return HostContext(self._hostname, self._addresses, load,
-                           max(0.0, now - self._boot_time))
+                           max(0.0, now - self._boot_time), self._route, self._public_ip)
 
     # ------------------------------------------------------------ the checks
 
     def _cpu(self, snap: Snapshot) -> list[Sample]:
-        return [Sample("cpu", "cpu", float(snap.cpu_percent), "percent")]
+        value = float(snap.cpu_percent)
+        if self.tinymonitor:
+            return [Sample("cpu", "CPU", value, "percent", tinymonitor_percent(value))]
+        return [Sample("cpu", "cpu", value, "percent")]
 
     def _memory(self, snap: Snapshot) -> list[Sample]:
-        return [Sample("memory", "memory", float(snap.memory.get("percent", 0.0)), "percent")]
+        value = float(snap.memory.get("percent", 0.0))
+        if self.tinymonitor:
+            return [Sample("memory", "MEMORY", value, "percent", tinymonitor_percent(value))]
+        return [Sample("memory", "memory", value, "percent")]
 
     def _swap(self, snap: Snapshot) -> list[Sample]:
         pct = float(snap.swap["percent"]) if snap.swap["total_bytes"] else 0.0
@@ -169,17 +250,24 @@ class Collectors:
     def _load(self, snap: Snapshot) -> list[Sample]:
         cfg = self.config.load
         value = snap.load[{1: 0, 5: 1, 15: 2}[cfg.minutes]]
+        # TinyMonitor's text: the absolute average, two decimals
+        text = f"{value:.2f}" if self.tinymonitor else ""
+        component = "LOAD" if self.tinymonitor else "load"
         if cfg.per_cpu:
-            return [Sample("load", "load", value / max(1, snap.cpu_count_logical),
-                           "load_per_cpu")]
-        return [Sample("load", "load", float(value), "load")]
+            return [Sample("load", component, value / max(1, snap.cpu_count_logical),
+                           "load_per_cpu", text)]
+        return [Sample("load", component, float(value), "load", text)]
 
     def _io(self, snap: Snapshot) -> list[Sample]:
-        total = 0.0
+        read = write = 0.0
         for name, row in snap.disk_io.items():
             if is_whole_disk(name):
-                total += row.get("read_bytes_per_s", 0.0) + row.get("write_bytes_per_s", 0.0)
-        return [Sample("io", "io", total, "bytes_per_second")]
+                read += row.get("read_bytes_per_s", 0.0)
+                write += row.get("write_bytes_per_s", 0.0)
+        if self.tinymonitor:
+            text = f"R: {tinymonitor_rate(read)} W: {tinymonitor_rate(write)}"
+            return [Sample("io", "I/O", read + write, "bytes_per_second", text)]
+        return [Sample("io", "io", read + write, "bytes_per_second")]
 
     def _network(self, snap: Snapshot) -> list[Sample]:
         out = []
@@ -203,7 +291,10 @@ class Collectors:
             except OSError as exc:
                 log.debug("statvfs(%s) failed: %s", mount, exc)
                 continue
-            if want_space:
+            if want_space and self.tinymonitor:
+                out.append(Sample("filesystem", f"DISK:{mount}", usage.percent, "percent",
+                                  tinymonitor_percent(usage.percent)))
+            elif want_space:
                 out.append(Sample("filesystem", f"filesystem:{mount}", usage.percent,
                                   "percent"))
             if want_inodes and usage.inodes_percent is not None:
@@ -214,7 +305,11 @@ class Collectors:
     def _reboot(self, snap: Snapshot) -> list[Sample]:
         cfg = self.config.reboot
         required = any(os.path.exists(p) for p in cfg.required_files)
-        out = [Sample("reboot", "reboot:required", 1.0 if required else 0.0, "bool")]
+        if self.tinymonitor:
+            out = [Sample("reboot", "REBOOT", 1.0 if required else 0.0, "bool",
+                          REBOOT_REQUIRED_TEXT if required else REBOOT_OK_TEXT)]
+        else:
+            out = [Sample("reboot", "reboot:required", 1.0 if required else 0.0, "bool")]
         if cfg.detect_boot:
             out.append(Sample("boot", "reboot:happened", 1.0 if self._boot_happened() else 0.0,
                               "bool"))

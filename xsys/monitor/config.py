@@ -40,8 +40,9 @@ class ThresholdCheck:
     None disables the level), a ``duration`` (s) the level must hold before it fires
     (Prometheus ``for:``), and a ``hysteresis``: the fraction of a threshold the value must
     fall below it before the level is left (0.05: a 90 % threshold clears under 85.5 %).
-    ``duration`` defaults to 0 (alert at once) as in TinyMonitor; 30-60 s avoids alerts on
-    short CPU or load bursts."""
+    ``duration`` defaults to 0 (alert at once); the ``cpu`` and ``load`` checks default to
+    60 s, so that a machine that is merely busy for a while does not alert (TinyMonitor
+    uses 60 s on load too)."""
 
     enabled: bool = True
     warning: float | None = None
@@ -62,10 +63,13 @@ class ThresholdCheck:
 
 @dataclass(frozen=True)
 class CpuCheck(ThresholdCheck):
-    """Overall CPU utilisation, percent (psutil ``cpu_percent`` from the sampler)."""
+    """Overall CPU utilisation, percent (psutil ``cpu_percent`` from the sampler); fires
+    only after ``duration`` (default 60 s) at or above a line: a build or a backup keeping
+    the CPUs busy for a few seconds is not an incident."""
 
     warning: float | None = 80.0
     critical: float | None = 95.0
+    duration: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -111,10 +115,17 @@ class InodesCheck(ThresholdCheck):
 class LoadCheck(ThresholdCheck):
     """Load average over ``minutes`` (1, 5 or 15). With ``per_cpu`` the thresholds are per
     logical CPU (load / cpu count, unit ``load_per_cpu``); otherwise absolute (TinyMonitor's
-    way: its default was 0.7 and 0.9 times the CPU count)."""
+    way: its default was 0.7 and 0.9 times the CPU count).
 
-    warning: float | None = 1.0
+    The defaults mean saturation, not activity: a load of 1.0 per CPU is a machine fully
+    busy with nothing waiting, which is healthy; 1.5 per CPU (warning) means half as many
+    tasks again wait for a CPU as run, 2.0 (critical) as many wait as run. Both must hold
+    for ``duration`` (60 s, one full window of the 1-minute average), so a load that was
+    high before the daemon started cannot alert in the first window."""
+
+    warning: float | None = 1.5
     critical: float | None = 2.0
+    duration: float = 60.0
     per_cpu: bool = True
     minutes: Literal[1, 5, 15] = 1
 
@@ -195,7 +206,11 @@ class MonitorConfig:
     - ``repeat_interval`` (s): how often a still-firing alert is sent again (TinyMonitor
       ``cooldown``); negative = once per incident (a level change still re-alerts).
     - ``send_resolved``: send resolved notifications when a firing check recovers.
-    - ``log_file``: also append the monitor's and alerts' log records to this file.
+    - ``log_file``: also append the monitor's and alerts' log records to this file (with
+      ``compat: tinymonitor``: TinyMonitor's own log lines, in its format).
+    - ``compat``: ``xsys`` (default: resolved notifications, hysteresis, level changes
+      sent at once) or ``tinymonitor`` (TinyMonitor's semantics and message formats; set
+      when a TinyMonitor config.json is loaded; see docs/tinymonitor.md).
     - ``history_size``: alerts kept for ``monitor.history`` (a ring).
     - the checks: ``cpu``, ``memory``, ``swap``, ``filesystem``, ``inodes``, ``load``,
       ``io``, ``network``, ``reboot``; and ``alerts`` (delivery and providers).
@@ -206,6 +221,7 @@ class MonitorConfig:
     repeat_interval: float = 3600.0
     send_resolved: bool = True
     log_file: str = ""
+    compat: Literal["xsys", "tinymonitor"] = "xsys"
     history_size: int = 500
     cpu: CpuCheck = field(default_factory=CpuCheck)
     memory: MemoryCheck = field(default_factory=MemoryCheck)
@@ -249,11 +265,14 @@ class MonitorConfig:
 # TinyMonitor merges the file over its defaults one top-level key at a time (a section given
 # replaces the default section; keys missing inside it take the metric's built-in default),
 # so the translation does the same and writes every value out explicitly. The result is
-# ``{"monitor": {...}}`` (the section above): ``cooldown`` becomes
-# ``repeat_interval``; the load thresholds stay absolute (``per_cpu: false``), except for
-# TinyMonitor's default load section (0.7 and 0.9 times the CPU count), which becomes the
-# same thing per CPU; xsys-only checks (swap, inodes, network, boot detection) are turned
-# off so the same alerts come out. The older README example (``check_interval``,
+# ``{"monitor": {...}}`` (the section above) with ``compat: "tinymonitor"``, which keeps
+# TinyMonitor's semantics (per-component cooldown, no resolved notifications, no
+# hysteresis, its component names, value texts, message bodies and log lines; see
+# docs/tinymonitor.md): ``cooldown`` becomes ``repeat_interval``; the load thresholds stay
+# absolute (``per_cpu: false``), except for TinyMonitor's default load section (0.7 and 0.9
+# times the CPU count), which becomes the same thing per CPU; ``log_file`` defaults to
+# ``tinymonitor.log`` (relative to the working directory); xsys-only checks (swap, inodes,
+# network, boot detection) are turned off. The older README example (``check_interval``,
 # ``metrics.{cpu,memory,disk}.threshold``, ``alerts.console``) is understood too.
 # Keys TinyMonitor does not know are reported through ``warn`` and left out.
 #
@@ -263,6 +282,9 @@ class MonitorConfig:
 # above the ground layer.
 
 Warn = Callable[[str], None]
+
+#: TinyMonitor's default ``log_file``, relative to the working directory.
+TINYMONITOR_LOG_FILE = "tinymonitor.log"
 
 #: Top-level keys of a TinyMonitor config (the older README example's included).
 TINYMONITOR_KEYS = frozenset({
@@ -326,8 +348,10 @@ def _section(data: Mapping[str, Any], name: str, warn: Warn,
 
 
 def _threshold_check(section: dict[str, Any]) -> dict[str, Any]:
+    # no hysteresis: TinyMonitor compares each reading with the lines as they are
     return {"enabled": bool(section.get("enabled", True)), "warning": section.get("warning"),
-            "critical": section.get("critical"), "duration": section.get("duration", 0)}
+            "critical": section.get("critical"), "duration": section.get("duration", 0),
+            "hysteresis": 0.0}
 
 
 def _levels(value: Any, where: str, warn: Warn) -> list[str]:
@@ -407,11 +431,13 @@ def convert_tinymonitor(data: Mapping[str, Any], warn: Warn | None = None) -> di
     say = warn or _default_warn
     monitor: dict[str, Any] = {
         "enabled": True,
+        "compat": "tinymonitor",
         "refresh": data.get("refresh", data.get("check_interval", 2)),
         "repeat_interval": data.get("cooldown", 60),
+        "send_resolved": False,
+        # TinyMonitor's default; an empty or null value given turns the file off
+        "log_file": data.get("log_file", TINYMONITOR_LOG_FILE) or "",
     }
-    if data.get("log_file"):
-        monitor["log_file"] = data["log_file"]
 
     cpu = _section(data, "cpu", say, ("enabled", "warning", "critical", "duration"))
     monitor["cpu"] = _threshold_check(cpu or SECTION_DEFAULTS["cpu"])
@@ -424,7 +450,7 @@ def convert_tinymonitor(data: Mapping[str, Any], warn: Warn | None = None) -> di
     load = _section(data, "load", say, ("enabled", "warning", "critical", "duration"))
     if load is None:  # TinyMonitor's default: 0.7 / 0.9 times the CPU count, for 60 s
         monitor["load"] = {"enabled": True, "warning": 0.7, "critical": 0.9, "duration": 60,
-                           "per_cpu": True, "minutes": 1}
+                           "hysteresis": 0.0, "per_cpu": True, "minutes": 1}
     else:
         monitor["load"] = {**_threshold_check(load), "per_cpu": False, "minutes": 1}
     io = _section(data, "io", say,
@@ -436,7 +462,7 @@ def convert_tinymonitor(data: Mapping[str, Any], warn: Warn | None = None) -> di
     monitor["reboot"] = {"enabled": bool(reboot.get("enabled", True)),
                          "duration": reboot.get("duration", 0), "severity": "warning",
                          "detect_boot": False}
-    # checks TinyMonitor does not have: off, so that the same alerts come out
+    # checks TinyMonitor does not have: off
     monitor["swap"] = {"enabled": False}
     monitor["inodes"] = {"enabled": False}
     monitor["network"] = {"enabled": False}
@@ -450,8 +476,12 @@ def convert_tinymonitor(data: Mapping[str, Any], warn: Warn | None = None) -> di
         say(f"alerts: expected an object, got {raw_alerts!r}; ignored")
         raw_alerts = {}
     for name, raw in raw_alerts.items():
-        if name == "send_recovery":  # TinyMonitor's Go port
-            monitor["send_resolved"] = bool(raw)
+        if name == "send_recovery":  # TinyMonitor's Go port, not the Python one
+            say("alerts.send_recovery: a key of TinyMonitor's Go port; the Python "
+                "TinyMonitor sends no recovery notifications, so neither does xsys here")
+            continue
+        if name == "public_ip_url":  # xsys's own key, allowed in a TinyMonitor file
+            alerts["public_ip_url"] = raw
             continue
         if name not in PROVIDER_KEYS:
             say(f"alerts.{name}: unknown provider, ignored")

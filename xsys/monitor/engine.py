@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from xsys.alerts.model import SEVERITY_RANK
 from xsys.monitor.collectors import CHECKS, COLLECTOR_NAME, Collection
 from xsys.monitor.config import MonitorConfig
-from xsys.monitor.rules import CheckStatus, Outcome, Policy, Rule, Thresholds
+from xsys.monitor.rules import CheckStatus, Outcome, Policy, Rule, Thresholds, TinyMonitorRule
 from xsys.monitor.silences import Silence, Silences
 
 log = logging.getLogger(__name__)
@@ -65,16 +65,20 @@ class Engine:
 
     def reconfigure(self, config: MonitorConfig) -> None:
         """Apply a (reloaded) config: rules of enabled checks are updated in place (their
-        states survive), new ones created, disabled ones forgotten."""
+        states survive), new ones created, disabled ones forgotten; ``compat:
+        tinymonitor`` makes ``TinyMonitorRule`` rules (a change of ``compat`` starts
+        every rule afresh)."""
         self.config = config
         policy = Policy(config.repeat_interval, config.send_resolved)
         specs = rule_specs(config)
-        for name in [n for n in self.rules if n not in specs]:
+        kind = TinyMonitorRule if config.compat == "tinymonitor" else Rule
+        for name in [n for n in self.rules
+                     if n not in specs or type(self.rules[n]) is not kind]:
             del self.rules[name]
         for name, (unit, th) in specs.items():
             rule = self.rules.get(name)
             if rule is None:
-                self.rules[name] = Rule(name, unit, th, policy)
+                self.rules[name] = kind(name, unit, th, policy)
             else:
                 rule.reconfigure(unit, th, policy)
 
@@ -97,7 +101,7 @@ class Engine:
             seen.setdefault(sample.check, set()).add(sample.component)
             silence = self.silences.match(sample.check, sample.component, now)
             outcome = rule.evaluate(sample.component, sample.value, now, collection.host,
-                                    silenced=silence is not None)
+                                    silenced=silence is not None, text=sample.text)
             if outcome is not None:
                 outcomes.append((outcome, silence))
         for name, rule in self.rules.items():

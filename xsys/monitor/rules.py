@@ -24,10 +24,15 @@ clock.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 from xsys.alerts.model import SEVERITY_RANK, Alert, HostContext, fingerprint, new_alert_id
+
+#: TinyMonitor's logger: its log lines (``RECOVERY: ...``) under its name, for the
+#: ``log_file`` of ``compat: tinymonitor`` (``xsys.monitor.service``).
+tinymonitor_log = logging.getLogger("tinymonitor")
 
 Level = Literal["ok", "warning", "critical"]
 _UP: tuple[Literal["warning", "critical"], ...] = ("warning", "critical")
@@ -185,9 +190,9 @@ class Rule:
             st.unit = unit
 
     def evaluate(self, component: str, value: float, now: float, host: HostContext,
-                 silenced: bool = False) -> Outcome | None:
-        """Feed one value of ``component`` observed at ``now``; returns the due
-        notification, if any."""
+                 silenced: bool = False, text: str = "") -> Outcome | None:
+        """Feed one value of ``component`` observed at ``now`` (``text``: the value as
+        the collector words it, or empty); returns the due notification, if any."""
         st = self.states.get(component)
         if st is None:
             st = self.states[component] = ComponentState(self.check, component, self.unit,
@@ -229,7 +234,8 @@ class Rule:
             repeat >= 0 and st.last_sent_at is not None and now - st.last_sent_at >= repeat)
         if not due:
             return None
-        alert = self._alert(st, value, now, host, "firing", repeat=not level_changed)
+        alert = self._alert(st, value, now, host, "firing", repeat=not level_changed,
+                            text=text)
         if not silenced:
             st.notified = st.firing
             st.last_sent_at = now
@@ -262,7 +268,8 @@ class Rule:
         return outcome
 
     def _alert(self, st: ComponentState, value: float, now: float, host: HostContext,
-               status: Literal["firing", "resolved"], repeat: bool = False) -> Alert:
+               status: Literal["firing", "resolved"], repeat: bool = False,
+               text: str = "", tinymonitor: bool = False) -> Alert:
         severity = st.firing if status == "firing" else (st.notified or st.firing)
         assert severity != "ok"
         return Alert(
@@ -280,4 +287,95 @@ class Rule:
             ended_at=now if status == "resolved" else None,
             fingerprint=fingerprint(self.check, st.component, host.hostname),
             repeat=repeat,
+            text=text,
+            tinymonitor=tinymonitor,
         )
+
+
+class TinyMonitorRule(Rule):
+    """TinyMonitor's semantics for one check (``monitor.compat: tinymonitor``), as its
+    ``Monitor.process_state`` and ``trigger_alert`` (src/tinymonitor/monitor.py):
+
+    - the level of a reading is critical when ``value >= critical``, else warning when
+      ``value >= warning`` (no hysteresis);
+    - a new level (from ok or from the other level) starts its own ``duration`` clock;
+      with ``duration <= 0`` it is due at once, else once it has held ``duration``
+      seconds, and it stays due on every reading while it holds;
+    - a due level is sent only when more than ``repeat_interval`` (``cooldown``) seconds
+      passed since the component's last alert, whatever the level (the last alert time
+      survives a recovery); a negative cooldown sends once per level episode (once per
+      incident, and again when the level changes);
+    - a recovery after a triggered level logs ``RECOVERY: <component> is back to
+      normal``; nothing is sent (no resolved notifications).
+
+    Silenced alerts are returned with ``silenced=True`` and not counted as sent.
+    """
+
+    def __init__(self, check: str, unit: str, thresholds: Thresholds,
+                 policy: Policy) -> None:
+        super().__init__(check, unit, thresholds, policy)
+        #: Component -> epoch s of its last alert sent (TinyMonitor's ``last_alert``).
+        self.last_alert: dict[str, float] = {}
+
+    def level_of(self, value: float) -> Level:
+        """The level of one reading (critical first, no hysteresis)."""
+        th = self.thresholds
+        if th.critical is not None and value >= th.critical:
+            return "critical"
+        if th.warning is not None and value >= th.warning:
+            return "warning"
+        return "ok"
+
+    def evaluate(self, component: str, value: float, now: float, host: HostContext,
+                 silenced: bool = False, text: str = "") -> Outcome | None:
+        """Feed one reading; returns the alert due under TinyMonitor's rules, if any."""
+        st = self.states.get(component)
+        if st is None:
+            st = self.states[component] = ComponentState(self.check, component, self.unit,
+                                                         state_since=now)
+        st.value = value
+        st.updated_at = now
+        st.silenced = silenced
+        level = self.level_of(value)
+        if level == "ok":
+            if st.firing != "ok":
+                tinymonitor_log.info("RECOVERY: %s is back to normal", component)
+            if st.level != "ok" or st.firing != "ok":
+                st.state_since = now
+            st.level = st.firing = "ok"
+            st.since.clear()
+            st.started_at = None
+            st.notified = None
+            return None
+        if level != st.level:  # a new episode at this level: its own duration clock
+            st.level = level
+            st.since = {level: now}
+            if st.firing != "ok":
+                st.firing = "ok"
+                st.state_since = now
+        began = st.since[level]
+        if now - began < self.thresholds.duration and self.thresholds.duration > 0:
+            return None
+        if st.firing != level:
+            st.firing = level
+            st.state_since = now
+            st.started_at = began
+        last = self.last_alert.get(component, 0.0)
+        cooldown = self.policy.repeat_interval
+        due = last < began if cooldown < 0 else now - last > cooldown
+        if not due:
+            return None
+        alert = self._alert(st, value, now, host, "firing", repeat=st.notified == level,
+                            text=text, tinymonitor=True)
+        if not silenced:
+            self.last_alert[component] = now
+            st.notified = level
+            st.last_sent_at = now
+        return Outcome(alert, silenced)
+
+    def sweep(self, seen: set[str], now: float, host: HostContext) -> list[Outcome]:
+        """Forget components absent from ``seen`` (an unmounted filesystem); nothing is
+        sent, as TinyMonitor."""
+        for component in [c for c in self.states if c not in seen]:
+            del self.states[component]
+        return []

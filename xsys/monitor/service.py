@@ -37,6 +37,7 @@ from xsys.alerts.model import (
     new_alert_id,
 )
 from xsys.alerts.providers import HttpClient, Provider, build_providers
+from xsys.alerts.tinymonitor import LOADED_NAMES
 from xsys.config import Config
 from xsys.host import Runner, booted_at
 from xsys.monitor.bus import AlertBus
@@ -49,13 +50,18 @@ from xsys.monitor.model import (
     MonitorStatus,
     ProviderAttempt,
 )
-from xsys.monitor.rules import Outcome, Policy, Rule, Thresholds
+from xsys.monitor.rules import Outcome, Policy, Rule, Thresholds, tinymonitor_log
 from xsys.monitor.silences import Silence, Silences
 from xsys.protocol import InvalidParams, NotFound, Overloaded
 
 log = logging.getLogger(__name__)
 
 Collect = Callable[[], Awaitable[Collection]]
+
+#: The format of ``log_file`` lines (TinyMonitor's ``logging.basicConfig`` format).
+TINYMONITOR_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+#: The order in which TinyMonitor loads (and logs) its providers.
+TINYMONITOR_ORDER = ("google_chat", "ntfy", "smtp", "webhook", "gotify")
 
 
 class Runtime(Runner, Protocol):
@@ -104,6 +110,7 @@ class MonitorService:
         self.external: dict[tuple[str, str], Rule] = {}
         self._host: HostContext | None = None
         self._log_handler: logging.Handler | None = None
+        self._log_targets: list[logging.Logger] = []
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -116,6 +123,10 @@ class MonitorService:
         self.started = True
         self._set_log_file(self.config.log_file)
         self.providers = build_providers(self.config.alerts, self.http, self._run_blocking)
+        if self.config.compat == "tinymonitor":
+            for name in TINYMONITOR_ORDER:
+                if name in self.providers:
+                    tinymonitor_log.info("Alert Provider loaded: %s", LOADED_NAMES[name])
         self.dispatcher = Dispatcher(self.providers, self.config.alerts, self.metrics)
         self.dispatcher.start()
         if self.config.enabled:
@@ -169,7 +180,7 @@ class MonitorService:
         self.history.resize(new.history_size)
         if self._collectors is not None:
             self._collectors.config = new
-        if new.log_file != old.log_file:
+        if new.log_file != old.log_file or new.compat != old.compat:
             self._set_log_file(new.log_file)
         if not self.started:
             return
@@ -199,17 +210,28 @@ class MonitorService:
         task.add_done_callback(self._retired.discard)
 
     def _set_log_file(self, path: str) -> None:
-        targets = [logging.getLogger("xsys.monitor"), logging.getLogger("xsys.alerts")]
+        """Append log records to ``path`` (relative: to the daemon's working directory,
+        as TinyMonitor's ``log_file``) in TinyMonitor's format ``<asctime> - <name> -
+        <levelname> - <message>``: those of ``xsys.monitor`` and ``xsys.alerts``, or
+        with ``compat: tinymonitor`` those of the ``tinymonitor`` logger (TinyMonitor's
+        own lines: ``ALERT: CPU is WARNING (91.2%)``, ``Triggering alert via ntfy for
+        CPU (WARNING)``, ``[ntfy] Alert sent successfully``, ``RECOVERY: CPU is back to
+        normal``...) at INFO and above."""
         if self._log_handler is not None:
-            for lg in targets:
+            for lg in self._log_targets:
                 lg.removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+        if self.config.compat == "tinymonitor":
+            self._log_targets = [tinymonitor_log]
+            tinymonitor_log.setLevel(logging.INFO)
+        else:
+            self._log_targets = [logging.getLogger("xsys.monitor"),
+                                 logging.getLogger("xsys.alerts")]
         if path:
             handler = logging.FileHandler(path, encoding="utf-8", delay=True)
-            handler.setFormatter(logging.Formatter(
-                "%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
-            for lg in targets:
+            handler.setFormatter(logging.Formatter(TINYMONITOR_LOG_FORMAT))
+            for lg in self._log_targets:
                 lg.addHandler(handler)
             self._log_handler = handler
 
@@ -243,9 +265,16 @@ class MonitorService:
             log.info("alert %s %s %s %s silenced by %s", alert.id, alert.component,
                      alert.severity, alert.status, silence.id)
             return
+        if alert.tinymonitor:
+            tinymonitor_log.info("ALERT: %s is %s (%s)", alert.component,
+                                 alert.severity.upper(), alert.value_text)
         self.bus.publish(alert)
         if self.dispatcher is not None:
-            self.dispatcher.submit(alert, entry)
+            names = self.dispatcher.submit(alert, entry)
+            if alert.tinymonitor:
+                for name in names:
+                    tinymonitor_log.info("Triggering alert via %s for %s (%s)", name,
+                                         alert.component, alert.severity.upper())
 
     async def tick(self) -> list[Outcome]:
         """One evaluation now (``monitor`` tests and benchmarks)."""
@@ -404,14 +433,17 @@ class MonitorService:
 
     def test_alert(self) -> Alert:
         """The alert ``monitor.test`` sends: check/component ``test``, severity warning,
-        flagged ``test`` (blocking: reads the host context; use the thread pool)."""
+        flagged ``test`` (and ``tinymonitor`` under ``compat: tinymonitor``, so it has
+        TinyMonitor's bodies) (blocking: reads the host context; use the thread pool)."""
         now = self.clock()
         host = (self._collectors.host_context(None, now) if self._collectors is not None
                 else _bare_host(now))
         return Alert(id=new_alert_id(), check="test", component="test", severity="warning",
                      status="firing", value=0.0, unit="percent", threshold=None,
                      started_at=now, host=host, created_at=now,
-                     fingerprint=fingerprint("test", "test", host.hostname), test=True)
+                     fingerprint=fingerprint("test", "test", host.hostname), test=True,
+                     tinymonitor=self.config.compat == "tinymonitor",
+                     text="test" if self.config.compat == "tinymonitor" else "")
 
     async def test(self, provider: str | None = None) -> tuple[Alert, list[ProviderAttempt]]:
         """Send a test alert through ``provider`` (or every enabled provider) once each,
@@ -426,6 +458,9 @@ class MonitorService:
         targets = [self.providers[provider]] if provider else list(self.providers.values())
         alert = await self.runtime.run_blocking(self.test_alert)
         entry = self.history.add(alert)
+        # subscribers (``monitor.subscribe``, ``xsys monitor watch``) see it too, marked
+        # ``test: true``, so a subscriber can be tested end to end
+        self.bus.publish(alert)
         if self.dispatcher is None:
             raise NotFound("the monitor is not running", {"provider": provider})
         dispatcher = self.dispatcher

@@ -154,17 +154,21 @@ class HttpProvider(Provider):
 
     async def request(self, method: str, url: str, *, json: Any = None,
                       data: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> int:
+                      headers: dict[str, str] | None = None,
+                      skip_auto_headers: tuple[str, ...] = ()) -> int:
         """One HTTP request bounded by the provider's ``timeout``; returns the status of a
         2xx answer, raises ``DeliveryError`` otherwise (retryable on 5xx and 429, with
         ``Retry-After``), turns ``aiohttp.ClientError`` into a retryable
-        ``DeliveryError`` and lets ``TimeoutError`` through (retryable)."""
+        ``DeliveryError`` and lets ``TimeoutError`` through (retryable).
+        ``skip_auto_headers``: headers aiohttp must not add (``Content-Type`` of a bytes
+        body, for a request that carries none)."""
         import aiohttp
 
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
-            async with self.http.session().request(method, url, json=json, data=data,
-                                                   headers=headers, timeout=timeout) as resp:
+            async with self.http.session().request(
+                    method, url, json=json, data=data, headers=headers, timeout=timeout,
+                    skip_auto_headers=skip_auto_headers or None) as resp:
                 body = await resp.read()
                 status, retry_header = resp.status, resp.headers.get("Retry-After")
         except aiohttp.ClientError as exc:

@@ -10,6 +10,7 @@ import html
 import re
 from typing import Any
 
+from xsys.alerts import tinymonitor
 from xsys.alerts.config import GoogleChatConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
@@ -80,5 +81,10 @@ class GoogleChatProvider(HttpProvider):
 
     async def send(self, alert: Alert) -> None:
         """POST the card; raises ``DeliveryError`` on a non-2xx."""
+        if alert.tinymonitor:
+            await self.request("POST", self.config.webhook_url,
+                               data=tinymonitor.dumps(tinymonitor.google_chat_card(alert)),
+                               headers={"Content-Type": "application/json"})
+            return
         await self.request("POST", self.config.webhook_url, json=self.build(alert),
                            headers={"Content-Type": "application/json; charset=UTF-8"})

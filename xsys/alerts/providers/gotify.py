@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xsys.alerts import render
+from xsys.alerts import render, tinymonitor
 from xsys.alerts.config import GotifyConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
@@ -46,5 +46,11 @@ class GotifyProvider(HttpProvider):
 
     async def send(self, alert: Alert) -> None:
         """POST ``<url>/message``; raises ``DeliveryError`` on a non-2xx."""
+        if alert.tinymonitor:
+            await self.request("POST", message_url(self.config.url),
+                               data=tinymonitor.dumps(tinymonitor.gotify_message(alert)),
+                               headers={"X-Gotify-Key": self.config.token,
+                                        "Content-Type": "application/json"})
+            return
         await self.request("POST", message_url(self.config.url), json=self.build(alert),
                            headers={"X-Gotify-Key": self.config.token})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from email.header import Header
 
-from xsys.alerts import render
+from xsys.alerts import render, tinymonitor
 from xsys.alerts.config import NtfyConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
@@ -53,5 +53,11 @@ class NtfyProvider(HttpProvider):
 
     async def send(self, alert: Alert) -> None:
         """Publish to the topic; raises ``DeliveryError`` on a non-2xx."""
+        if alert.tinymonitor:  # TinyMonitor's request: no Content-Type header
+            headers, body = tinymonitor.ntfy_request(alert, self.config.token)
+            headers["Title"] = header_value(headers["Title"])
+            await self.request("POST", self.config.topic_url, data=body, headers=headers,
+                               skip_auto_headers=("Content-Type",))
+            return
         headers, body = self.build(alert)
         await self.request("POST", self.config.topic_url, data=body, headers=headers)

@@ -11,10 +11,10 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import formatdate, make_msgid
 
-from xsys.alerts import render
+from xsys.alerts import render, tinymonitor
 from xsys.alerts.config import SmtpConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import DeliveryError, Provider
@@ -40,9 +40,12 @@ class SmtpProvider(Provider):
         super().__init__("smtp", config)
         self._run_blocking = run_blocking or _to_thread
 
-    def build(self, alert: Alert) -> EmailMessage:
-        """The message: subject ``[CRITICAL] cpu on host - 95.0%``, text and HTML parts."""
+    def build(self, alert: Alert) -> Message:
+        """The message: subject ``[CRITICAL] cpu on host - 95.0%``, text and HTML parts;
+        for a ``tinymonitor`` alert TinyMonitor's message (one HTML part)."""
         cfg = self.config
+        if alert.tinymonitor:
+            return tinymonitor.email_message(alert, cfg.from_addr, cfg.recipients())
         msg = EmailMessage()
         msg["Subject"] = (f"[{alert.level}] {alert.component} on {alert.host.hostname} - "
                           f"{alert.value_text}")
@@ -58,7 +61,7 @@ class SmtpProvider(Provider):
     def _tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.config.ca_file or None)
 
-    def deliver(self, msg: EmailMessage, opened: list[smtplib.SMTP] | None = None) -> None:
+    def deliver(self, msg: Message, opened: list[smtplib.SMTP] | None = None) -> None:
         """The blocking SMTP dialogue; raises ``DeliveryError`` for SMTP replies (4xx
         retryable, 5xx not) and lets connection errors (``OSError``) through. The client
         is appended to ``opened`` once created (so ``send`` can abort it)."""

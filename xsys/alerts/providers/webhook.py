@@ -3,14 +3,17 @@ Gu1llaum-3/tinymonitor) ``{timestamp, alert: {level, component, value, title, me
 host: {hostname, ip_private, ip_public, uptime, load_average}}``, sent with the configured
 ``method`` and ``headers``. xsys adds fields (alert ``id``, ``check``, ``severity``,
 ``status``, ``unit``, ``threshold``, ``started_at``, ``fingerprint``; host ``addresses``,
-``uptime_s``) and never removes TinyMonitor's. ``ip_public`` is ``"N/A"``: the daemon
-does not call outside services to learn it."""
+``uptime_s``) and never removes TinyMonitor's. ``ip_public`` is ``"N/A"`` unless
+``alerts.public_ip_url`` is set. An alert made under ``monitor.compat: tinymonitor`` is sent
+exactly as TinyMonitor sends it, xsys's fields only under a top-level ``xsys`` object
+(``xsys.alerts.tinymonitor``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from xsys.alerts import tinymonitor
 from xsys.alerts.config import WebhookConfig
 from xsys.alerts.model import Alert
 from xsys.alerts.providers.base import HttpClient, HttpProvider
@@ -42,7 +45,7 @@ def payload(alert: Alert) -> dict[str, Any]:
         "host": {
             "hostname": h.hostname,
             "ip_private": h.ip_private,
-            "ip_public": "N/A",
+            "ip_public": h.ip_public,
             "uptime": h.uptime_text,
             "load_average": h.load_text,
             "addresses": list(h.addresses),
@@ -64,5 +67,10 @@ class WebhookProvider(HttpProvider):
         headers = dict(self.config.headers)
         if not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
+        if alert.tinymonitor:
+            await self.request(self.config.method, self.config.url,
+                               data=tinymonitor.dumps(tinymonitor.webhook_document(alert)),
+                               headers=headers)
+            return
         await self.request(self.config.method, self.config.url, json=payload(alert),
                            headers=headers)
