@@ -173,12 +173,15 @@ class SmtpSink:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         self.messages: list[tuple[str, list[str], EmailMessage]] = []
+        #: The raw DATA of each message, as received.
+        self.raw: list[bytes] = []
         self.logins: list[str] = []
         sink = self
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                sink.raw.append(bytes(envelope.content))
                 sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
                 return "250 OK"
 

@@ -153,8 +153,10 @@ def render_unsilence(r: Result) -> str:
 
 
 def render_alert(alert: Result) -> str:
-    """One alert of ``monitor.subscribe`` as a line."""
-    return (f"{_when(alert['created_at'])}  {alert['status'].upper():8}  "
+    """One alert of ``monitor.subscribe`` as a line (``TEST`` in front of the status for
+    a ``monitor.test`` alert)."""
+    status = ("TEST " if alert.get("test") else "") + alert["status"].upper()
+    return (f"{_when(alert['created_at'])}  {status:8}  "
             f"{alert['severity'].upper():8}  {alert['component']}  "
             f"{alert['value_text']}  ({alert['host']['hostname']})")
 
@@ -254,6 +256,30 @@ def watch(state: CliState, check: str | None, component: str | None,
             sub.close()
 
 
+#: What ``import-tinymonitor`` says the imported config keeps of TinyMonitor (stderr).
+TINYMONITOR_SEMANTICS = """\
+The imported config keeps "compat": "tinymonitor", so xsys keeps TinyMonitor's semantics:
+  kept: thresholds, durations and refresh as given, TinyMonitor's defaults for missing keys
+  kept: cooldown per component, covering level changes too (as repeat_interval);
+        a negative cooldown alerts once per incident
+  kept: no resolved notifications (a recovery is a log line), no hysteresis
+  kept: components CPU, MEMORY, DISK:<mountpoint>, LOAD, I/O, REBOOT and their value texts
+  kept: the webhook, ntfy, Gotify, Google Chat and e-mail bodies and headers
+        (xsys's extra webhook fields only under a top-level "xsys" object)
+  kept: levels/rules routing per provider; log_file (default tinymonitor.log) and its
+        line format
+not kept:
+  - ip_public is "N/A" unless alerts.public_ip_url is set (TinyMonitor asked
+    api.ipify.org on every alert)
+  - failed deliveries are retried and a failing provider is paused (circuit breaker);
+    TinyMonitor tried once
+  - the log file holds TinyMonitor's own lines only, not every library's records
+  - xsys's own checks (swap, inodes, network, boot detection) stay off
+Remove "compat" (or set it to "xsys") for xsys's behaviour: resolved notifications,
+hysteresis, level changes sent at once, xsys's message bodies (docs/tinymonitor.md).
+"""
+
+
 @click.command("import-tinymonitor")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
@@ -261,8 +287,9 @@ def watch(state: CliState, check: str | None, component: str | None,
 def import_tinymonitor(file: str, output: str | None) -> None:
     """Print the xsys equivalent (JSON) of a TinyMonitor config.json.
 
-    Keys TinyMonitor does not know are reported on stderr and left out; the result is
-    validated as an xsys config before it is printed (exit 1 on an invalid value).
+    Keys TinyMonitor does not know are reported on stderr and left out, followed by which
+    TinyMonitor semantics the result keeps and which not; the result is validated as an
+    xsys config before it is printed (exit 1 on an invalid value).
     """
     from xsys.config import Config, ConfigError, from_dict, looks_like_tinymonitor
     from xsys.monitor.config import convert_tinymonitor
@@ -281,6 +308,7 @@ def import_tinymonitor(file: str, output: str | None) -> None:
         from_dict(Config, converted)
     except ConfigError as exc:
         fail(f"{file}: the converted config is invalid: {exc}")
+    click.echo(TINYMONITOR_SEMANTICS, err=True, nl=False)
     text = json.dumps(converted, indent=2) + "\n"
     if output:
         Path(output).write_text(text, encoding="utf-8")

@@ -85,7 +85,10 @@ class SmtpProvider(Provider):
                     client.ehlo()
                 if cfg.user:
                     client.login(cfg.user, cfg.password)
-                client.send_message(msg, cfg.from_addr, cfg.recipients())
+                if isinstance(msg, EmailMessage):
+                    client.send_message(msg, cfg.from_addr, cfg.recipients())
+                else:  # TinyMonitor's message, sent as TinyMonitor sends it
+                    client.sendmail(cfg.from_addr, cfg.recipients(), msg.as_string())
         except smtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipients refused: {exc.recipients}",
                                 retryable=False) from exc
