@@ -484,3 +484,63 @@ async def test_serve_tinymonitor_end_to_end(rec: Recorder, tmp_path: Path,
     proc, sock, out = await asyncio.to_thread(serve_tiny, work)
     await rec.wait("/user", 1, timeout=30)
     assert str(user_dir / "config.json") in out.read_text()
+
+
+# ------------------------------------------------------------- public IP, import
+
+
+async def test_public_ip_lookup_is_opt_in() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    from xsys.monitor.collectors import Collectors
+
+    calls: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        if request.path == "/broken":
+            return web.Response(status=500, text="no")
+        return web.Response(text="203.0.113.7\n")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        def host_of(url: str) -> HostContext:
+            extra = {"alerts": {"public_ip_url": url}} if url else {}
+            cfg = from_dict(Config, convert_tinymonitor(extra)).monitor
+            return Collectors(cfg).host_context(None, time.time())
+
+        assert (await asyncio.to_thread(host_of, "")).ip_public == "N/A"
+        assert calls == []  # off by default: no outside call
+        got = await asyncio.to_thread(host_of, f"http://127.0.0.1:{port}/ip")
+        assert got.ip_public == "203.0.113.7"
+        got = await asyncio.to_thread(host_of, f"http://127.0.0.1:{port}/broken")
+        assert got.ip_public == "N/A"  # as TinyMonitor when its lookup fails
+        assert calls == ["/ip", "/broken"]
+    finally:
+        await runner.cleanup()
+
+
+def test_import_says_what_it_keeps(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from xsys.cli import main
+
+    path = tmp_path / "config.json"
+    data = {"cooldown": -1, "alerts": {"ntfy": {"enabled": True,
+                                                "topic_url": "https://ntfy.sh/t"}}}
+    path.write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["config", "import-tinymonitor", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == convert_tinymonitor(data)
+    assert json.loads(result.stdout)["monitor"]["compat"] == "tinymonitor"
+    err = result.stderr
+    assert "kept: cooldown per component" in err and "no resolved notifications" in err
+    assert "not kept:" in err and "public_ip_url" in err
