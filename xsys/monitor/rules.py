@@ -18,6 +18,10 @@ A silenced component still changes state, but its due notification is returned w
 ``silenced=True`` and not counted as sent: once the silence ends the pending notification
 goes out at the next tick.
 
+``TinyMonitorRule`` replaces this machine under ``monitor.compat: tinymonitor``: no
+hysteresis, a ``duration`` per level episode, one cooldown per component covering level
+changes, no resolved notifications (see its docstring).
+
 Everything takes ``now`` (epoch seconds) from the caller, so tests drive it with a fake
 clock.
 """
