@@ -1,24 +1,42 @@
 # Every target creates and uses .venv itself; only Python 3.10+ is needed up front.
+# uv (https://docs.astral.sh/uv/, `pip install uv`) is used when it is on the PATH or
+# importable by $(PYTHON) (`python -m uv`); plain venv + pip otherwise. `make run`
+# installs only what running needs (the package, no dev extras); `make test` adds the
+# dev tools.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP  := $(VENV)/.installed-stamp
 TS_DIR := clients/typescript
 BENCH_SECONDS ?= 5
+UV ?= $(shell command -v uv 2>/dev/null || ($(PYTHON) -m uv --version >/dev/null 2>&1 && echo "$(PYTHON) -m uv"))
 
 .PHONY: install run test lint pytest ts-deps ts-test test-deps bench bench-deps clean methods-doc \
         client-methods
 
+ifneq ($(strip $(UV)),)
+VENV_NEW    = test -x $(BIN)/python || $(UV) venv -q --seed $(VENV)
+PIP_INSTALL = $(UV) pip install -q --python $(BIN)/python
+else
+VENV_NEW    = test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+PIP_INSTALL = $(BIN)/python -m pip install -q
+endif
+
+$(RUN_STAMP): pyproject.toml
+	$(VENV_NEW)
+	$(PIP_INSTALL) -e .
+	touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	$(VENV_NEW)
+	$(PIP_INSTALL) -e '.[dev]'
+	touch $(RUN_STAMP) $(STAMP)
 
 install: $(STAMP)
 
 ## make run: the daemon in the foreground on the default config and socket
-run: install
+run: $(RUN_STAMP)
 	$(BIN)/xsys serve
 
 lint: install
@@ -57,8 +75,9 @@ bench: install bench-deps ts-deps
 	  if [ -f $$f ]; then $(BIN)/python $$f || exit 1; fi; done
 	@if [ -f bench/ts_client.mjs ]; then cd $(TS_DIR) && npm run build >/dev/null && cd ../.. && XSYS_PYTHON=$(CURDIR)/$(BIN)/python node bench/ts_client.mjs; fi
 
-methods-doc: install
-	$(BIN)/python -m xsys.docs README.md
+## docs/methods.md and docs/configuration.md from the registry and the config dataclasses
+methods-doc: $(RUN_STAMP)
+	$(BIN)/python -m xsys.docs
 
 ## The Python client's typed wrappers (xsys/client/_methods.py) from the method registry
 client-methods: install

@@ -1,0 +1,158 @@
+"""Set-up time: ``make run`` on a fresh clone until the daemon answers ``rpc.ping``.
+
+For each installer (uv, then plain pip), ``git clone`` the repository (its committed HEAD)
+into a temporary directory, start ``make run`` there with ``XSYS_SOCKET`` pointing into
+that directory, and time from the start of ``make`` to the first answer to ``rpc.ping``
+(the clone itself is not counted). The package caches are the machine's (``--cold``
+gives each run an empty pip/uv cache, so every download counts). uv is taken from the
+PATH, else installed with pip into a bootstrap venv first (not counted).
+
+Prints a table, writes ``bench/results/setup.json`` and, unless ``--no-readme``, the
+figures into README.md between ``<!-- setup-time:start -->`` and ``<!-- setup-time:end -->``.
+
+    python bench/setup.py [--runs 1] [--cold] [--no-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from xsys.client import Client  # noqa: E402
+
+TARGET_S = 15.0
+SERVE_TIMEOUT_S = 300.0
+
+
+def find_uv(work: Path) -> str | None:
+    """A ``uv`` executable: on the PATH, else pip-installed into a bootstrap venv."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    boot = work / "uv-bootstrap"
+    subprocess.run([sys.executable, "-m", "venv", str(boot)], check=True)
+    r = subprocess.run([str(boot / "bin" / "python"), "-m", "pip", "install", "-q", "uv"])
+    uv = boot / "bin" / "uv"
+    return str(uv) if r.returncode == 0 and uv.exists() else None
+
+
+def ping(sock: str) -> bool:
+    """True when a daemon answers ``rpc.ping`` on ``sock``."""
+    try:
+        with Client(socket_path=sock, connect_timeout=0.5, timeout=2) as c:
+            return bool(c.rpc.ping().get("pong"))
+    except Exception:  # noqa: BLE001 - not up yet: any failure means "not serving"
+        return False
+
+
+def one_run(work: Path, installer: str, uv: str | None, cold: bool) -> dict[str, Any]:
+    """Clone, ``make run`` and time it to the first ping; the daemon is stopped after."""
+    clone = Path(tempfile.mkdtemp(prefix=f"setup-{installer}-", dir=work))
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    sock_dir = clone / "run"
+    sock_dir.mkdir(mode=0o700)
+    sock = str(sock_dir / "xsys.sock")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["XSYS_SOCKET"] = sock
+    path_dirs = [d for d in env.get("PATH", "").split(os.pathsep)
+                 if d and not (Path(d) / "uv").exists()]
+    if installer == "uv":
+        assert uv is not None
+        path_dirs.insert(0, str(Path(uv).parent))
+    env["PATH"] = os.pathsep.join(path_dirs)
+    env["PYTHON"] = shutil.which("python3", path=env["PATH"]) or "python3"
+    if cold:
+        env["PIP_CACHE_DIR"] = str(clone / "pip-cache")
+        env["UV_CACHE_DIR"] = str(clone / "uv-cache")
+    log = (clone / "make-run.log").open("wb")
+    start = time.perf_counter()
+    proc = subprocess.Popen(["make", "run", f"PYTHON={env['PYTHON']}"] + (
+        [] if installer == "uv" else ["UV="]), cwd=clone, env=env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    serving_s: float | None = None
+    try:
+        while time.perf_counter() - start < SERVE_TIMEOUT_S and proc.poll() is None:
+            if os.path.exists(sock) and ping(sock):
+                serving_s = time.perf_counter() - start
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+    if serving_s is None:
+        tail = (clone / "make-run.log").read_text(errors="replace")[-2000:]
+        raise SystemExit(f"{installer}: make run did not serve (exit {proc.returncode}):\n{tail}")
+    shutil.rmtree(clone, ignore_errors=True)
+    return {"installer": installer, "serving_s": round(serving_s, 2), "cold_cache": cold}
+
+
+def write_readme(results: dict[str, float], cold: bool) -> None:
+    """Put the figures into README.md's setup-time block."""
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    parts = [f"{v:.1f} s with {k}" for k, v in results.items()]
+    cache = "empty package caches" if cold else "warm package caches"
+    figure = (f"<!-- setup-time:start -->{', '.join(parts)} (`bench/setup.py`, "
+              f"{cache}, 2-core VM)<!-- setup-time:end -->")
+    new = re.sub(r"<!-- setup-time:start -->.*?<!-- setup-time:end -->", lambda _m: figure,
+                 text, flags=re.S)
+    readme.write_text(new, encoding="utf-8")
+
+
+def main() -> int:
+    """Run the measurement; exit 1 when a median misses the target."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--cold", action="store_true", help="empty pip/uv caches per run")
+    ap.add_argument("--no-readme", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="xsys-setup-"))
+    try:
+        uv = find_uv(work)
+        installers = (["uv"] if uv else []) + ["pip"]
+        rows: list[dict[str, Any]] = []
+        for _ in range(args.runs):
+            for inst in installers:  # interleaved rounds
+                rows.append(one_run(work, inst, uv, args.cold))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    medians: dict[str, float] = {}
+    print(f"{'installer':<10} {'runs':>4} {'serving (s)':>12} {'target':>8}")
+    for inst in dict.fromkeys(r["installer"] for r in rows):
+        values = sorted(r["serving_s"] for r in rows if r["installer"] == inst)
+        medians[inst] = values[len(values) // 2]
+        print(f"{inst:<10} {len(values):>4} {medians[inst]:>12.1f} {'<' + str(TARGET_S):>8}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "setup.json").write_text(json.dumps({
+        "what": "make run on a fresh clone until rpc.ping answers",
+        "cold_cache": args.cold, "target_s": TARGET_S, "median_s": medians, "runs": rows,
+        "python": platform.python_version(), "cpus": os.cpu_count(),
+    }, indent=2) + "\n")
+    if not args.no_readme:
+        write_readme(medians, args.cold)
+    return 0 if all(v < TARGET_S for v in medians.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
