@@ -55,7 +55,7 @@ def ping(sock: str) -> bool:
     try:
         with Client(socket_path=sock, connect_timeout=0.5, timeout=2) as c:
             return bool(c.rpc.ping().get("pong"))
-    except Exception:  # noqa: BLE001 - not up yet: any failure means "not serving"
+    except Exception:  # not up yet: any failure means "not serving"
         return False
 
 
