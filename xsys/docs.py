@@ -23,7 +23,6 @@ import sys
 import textwrap
 import types
 import typing
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,7 +85,6 @@ def method_table(router: Router | None = None) -> str:
 # --------------------------------------------------------------------------- config
 
 
-@cache
 def field_docs(cls: type[Any]) -> dict[str, str]:
     """The attribute docstrings of a dataclass (a string literal right after a field),
     inherited ones included: ``{field name: text}``."""
@@ -219,7 +217,7 @@ def render(text: str) -> str:
         if pattern.search(text):
             found = True
             block = f"{start}\n{make()}\n{end}"
-            text = pattern.sub(lambda _m, b=block: b, text)
+            text = pattern.sub(lambda _m: block, text)  # noqa: B023 - used at once
     if not found:
         raise ValueError(f"no {START} ... {END} or {CONFIG_START} ... {CONFIG_END} block found")
     return text
