@@ -1,11 +1,13 @@
 """Set-up time: ``make run`` on a fresh clone until the daemon answers ``rpc.ping``.
 
-For each installer (uv, then plain pip), ``git clone`` the repository (its committed HEAD)
-into a temporary directory, start ``make run`` there with ``XSYS_SOCKET`` pointing into
-that directory, and time from the start of ``make`` to the first answer to ``rpc.ping``
-(the clone itself is not counted). The package caches are the machine's (``--cold``
-gives each run an empty pip/uv cache, so every download counts). uv is taken from the
-PATH, else installed with pip into a bootstrap venv first (not counted).
+For each installer, ``git clone`` the repository (its committed HEAD) into a temporary
+directory, start ``make run`` there with ``XSYS_SOCKET`` pointing into that directory, and
+time from the start of ``make`` to the first answer to ``rpc.ping`` (the clone itself is
+not counted). Installers: ``uv-bootstrap`` (no uv on the PATH: the Makefile pip-installs
+uv from PyPI into ``.uv-bootstrap/`` first, and that counts), ``uv`` (uv already on the
+PATH, when the machine has one) and ``pip`` (``make run UV=``: plain venv + pip). The
+package caches are the machine's (``--cold`` gives each run empty pip/uv caches, so every
+download counts).
 
 Prints a table, writes ``bench/results/setup.json`` and, unless ``--no-readme``, the
 figures into README.md between ``<!-- setup-time:start -->`` and ``<!-- setup-time:end -->``.
@@ -38,18 +40,6 @@ TARGET_S = 15.0
 SERVE_TIMEOUT_S = 300.0
 
 
-def find_uv(work: Path) -> str | None:
-    """A ``uv`` executable: on the PATH, else pip-installed into a bootstrap venv."""
-    found = shutil.which("uv")
-    if found:
-        return found
-    boot = work / "uv-bootstrap"
-    subprocess.run([sys.executable, "-m", "venv", str(boot)], check=True)
-    r = subprocess.run([str(boot / "bin" / "python"), "-m", "pip", "install", "-q", "uv"])
-    uv = boot / "bin" / "uv"
-    return str(uv) if r.returncode == 0 and uv.exists() else None
-
-
 def ping(sock: str) -> bool:
     """True when a daemon answers ``rpc.ping`` on ``sock``."""
     try:
@@ -70,8 +60,7 @@ def one_run(work: Path, installer: str, uv: str | None, cold: bool) -> dict[str,
     env["XSYS_SOCKET"] = sock
     path_dirs = [d for d in env.get("PATH", "").split(os.pathsep)
                  if d and not (Path(d) / "uv").exists()]
-    if installer == "uv":
-        assert uv is not None
+    if installer == "uv" and uv is not None:
         path_dirs.insert(0, str(Path(uv).parent))
     env["PATH"] = os.pathsep.join(path_dirs)
     env["PYTHON"] = shutil.which("python3", path=env["PATH"]) or "python3"
@@ -81,7 +70,7 @@ def one_run(work: Path, installer: str, uv: str | None, cold: bool) -> dict[str,
     log = (clone / "make-run.log").open("wb")
     start = time.perf_counter()
     proc = subprocess.Popen(["make", "run", f"PYTHON={env['PYTHON']}"] + (
-        [] if installer == "uv" else ["UV="]), cwd=clone, env=env, stdout=log,
+        ["UV="] if installer == "pip" else []), cwd=clone, env=env, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True)
     serving_s: float | None = None
     try:
@@ -128,8 +117,8 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="xsys-setup-"))
     try:
-        uv = find_uv(work)
-        installers = (["uv"] if uv else []) + ["pip"]
+        uv = shutil.which("uv")
+        installers = ["uv-bootstrap"] + (["uv"] if uv else []) + ["pip"]
         rows: list[dict[str, Any]] = []
         for _ in range(args.runs):
             for inst in installers:  # interleaved rounds
