@@ -46,3 +46,9 @@ def test_config_reference_has_every_field_of_every_section() -> None:
 def test_render_refuses_a_file_without_generated_blocks() -> None:
     with pytest.raises(ValueError):
         render("# nothing generated here\n")
+
+
+def test_every_config_key_has_a_meaning() -> None:
+    empty = [line for line in config_reference().splitlines()
+             if line.startswith("| `") and line.endswith("|  |")]
+    assert not empty, f"config keys without a description (add a docstring): {empty}"

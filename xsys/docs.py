@@ -86,12 +86,16 @@ def method_table(router: Router | None = None) -> str:
 
 
 def field_docs(cls: type[Any]) -> dict[str, str]:
-    """The attribute docstrings of a dataclass (a string literal right after a field),
-    inherited ones included: ``{field name: text}``."""
+    """What each field of a dataclass means: its attribute docstring (a string literal
+    right after the field), else the bullet of the class docstring that starts with the
+    field's name (``- ``refresh`` (s): period of a tick``), inherited ones included:
+    ``{field name: text}``. (``config_reference`` falls back on ``COMMON_FIELDS``, then
+    on the first docstring sentence naming the field.)"""
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
+        docs.update(_bullet_docs(klass))
         try:
             tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
         except (OSError, TypeError):  # pragma: no cover - source always present here
@@ -103,6 +107,66 @@ def field_docs(cls: type[Any]) -> dict[str, str]:
                     and isinstance(nxt.value.value, str)):
                 docs[node.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
     return docs
+
+
+def _bullet_docs(cls: type[Any]) -> dict[str, str]:
+    """``{field: bullet text}`` from the ``- ``name``...: text`` bullets of a class
+    docstring (a bullet naming several fields before its colon documents each)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    text = inspect.cleandoc(cls.__doc__ or "")
+    out: dict[str, str] = {}
+    for bullet in re.split(r"\n(?=- )", text):
+        if not bullet.startswith("- "):
+            continue
+        for clause in re.split(r";\s+(?=``)", " ".join(bullet[2:].split())):
+            head = clause.split(": ", 1)[0] if ": " in clause else clause
+            for name in re.findall(r"``(\w+)``", head):
+                if name in names and name not in out:
+                    out[name] = clause.rstrip(";")
+    return out
+
+
+#: Meanings of field names shared by many sections, for fields their class does not
+#: describe itself (attribute docstring, docstring bullet or sentence win).
+COMMON_FIELDS = {
+    "enabled": "Turn this part on or off.",
+    "warning": "Warning threshold, in the check's unit; null turns the level off.",
+    "critical": "Critical threshold, in the check's unit; null turns the level off.",
+    "duration": "Seconds a level must hold before it fires (Prometheus `for:`); 0 = at once.",
+    "hysteresis": "Fraction of a threshold the value must fall below it before the level "
+                  "is left (0.05: a 90 % line clears under 85.5 %).",
+    "password": "Password for the login (with `user`).",
+    "from_addr": "Sender address (`From:`).",
+    "docker": "Restart the probe's container through the Docker Engine API.",
+}
+
+
+def _sentence_docs(cls: type[Any]) -> dict[str, str]:
+    """``{field: sentence}``: the first sentence of the class docstring that names the
+    field in a literal (the fallback when no bullet or attribute docstring does)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, str] = {}
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    parts = [" ".join(b.split()) for b in re.split(r"\n- |\n\n", doc)]  # bullets, paragraphs
+    for sentence in (s for part in parts for s in re.split(r"(?<=[.!?;])\s+(?=[A-Z`])", part)):
+        for name in re.findall(r"``(\w+)``", sentence):
+            if name in names and name not in out:
+                out[name] = sentence
+    return out
+
+
+def _intro(cls: type[Any]) -> str:
+    """A section's description: the class docstring's text before any bullet list, and
+    the prose of the dataclasses it inherits fields from."""
+    parts = []
+    for klass in cls.__mro__:
+        if not dataclasses.is_dataclass(klass) or not klass.__doc__:
+            continue
+        text = inspect.cleandoc(klass.__doc__).split("\n- ", 1)[0]
+        para = " ".join(_plain_rst(text).split())
+        if para and para not in parts and not para.startswith(klass.__name__ + "("):
+            parts.append(para)
+    return " ".join(parts)
 
 
 def _type_text(tp: Any) -> str:
@@ -187,17 +251,22 @@ def config_reference() -> str:
     for path, cls in config_sections():
         hints = typing.get_type_hints(cls)
         docs = field_docs(cls)
+        sentences: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if dataclasses.is_dataclass(klass):
+                sentences.update(_sentence_docs(klass))
         rows = []
         for f in dataclasses.fields(cls):
             tp = hints[f.name]
             if _dataclass_of(tp) is not None or _list_item_dataclass(tp) is not None:
                 continue
-            doc = _plain_rst(docs.get(f.name, "")).replace("|", "\\|")
+            meaning = docs.get(f.name) or COMMON_FIELDS.get(f.name) or sentences.get(f.name, "")
+            doc = _plain_rst(meaning).replace("|", "\\|")
             rows.append(f"| `{f.name}` | {_type_text(tp)} | {_default_text(f)} | {doc} |")
         if not rows:
             continue
         title = path or "(top level)"
-        intro = " ".join(_plain_rst(inspect.cleandoc(cls.__doc__ or "")).split("\n\n")[0].split())
+        intro = _intro(cls)
         parts.append(f"### `{title}`\n\n{intro} (`{cls.__module__}.{cls.__name__}`)\n\n"
                      "| key | type | default | meaning |\n|---|---|---|---|\n" + "\n".join(rows))
     return "\n\n".join(parts)
