@@ -4,12 +4,12 @@ complete example."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
 
 from xsys.cli.common import fail, renders, table
+from xsys.cli.effective import resolved_defaults
 from xsys.config import Config, ConfigError, load_config, to_dict
 
 
@@ -20,32 +20,6 @@ def _leaves(tree: object, prefix: str = "") -> list[tuple[str, object]]:
             out += _leaves(v, f"{prefix}.{k}" if prefix else str(k))
         return out
     return [(prefix, tree)]
-
-
-def resolved_defaults(config: Config) -> dict[str, tuple[Any, str]]:
-    """The keys whose configured value means "the default place" (an empty string or
-    list, None), with the value the daemon would use when started by this user now and
-    what the empty value means: ``{"fs.roots": (["/home/me", "/tmp"], "home and temp
-    dir")}``. Sources: ``xsys.protocol.default_socket_path``,
-    ``xsys.fs.sandbox.default_roots``, ``xsys.http.token.token_file_path``,
-    ``xsys.monitor.collectors.default_boot_state_file``."""
-    from xsys.fs.sandbox import default_roots
-    from xsys.http.token import token_file_path
-    from xsys.monitor.collectors import default_boot_state_file
-    from xsys.protocol import default_socket_path
-
-    out: dict[str, tuple[Any, str]] = {}
-    if not config.server.socket:
-        out["server.socket"] = (default_socket_path(), "XDG_RUNTIME_DIR, /run or /tmp")
-    if config.server.allowed_uids is None:
-        out["server.allowed_uids"] = (sorted({os.getuid(), 0}), "the daemon's uid and root")
-    if not config.fs.roots:
-        out["fs.roots"] = (list(default_roots()), "home and temp dir")
-    if not config.http.token_file:
-        out["http.token_file"] = (str(token_file_path("")), "the state dir")
-    if not config.monitor.reboot.state_file:
-        out["monitor.reboot.state_file"] = (str(default_boot_state_file()), "the state dir")
-    return out
 
 
 def _set(tree: dict[str, Any], key: str, value: Any) -> None:
