@@ -1,24 +1,55 @@
 # Every target creates and uses .venv itself; only Python 3.10+ is needed up front.
+# Installer: uv (https://docs.astral.sh/uv/) when it is on the PATH or `$(PYTHON) -m uv`
+# works, else uv pip-installed from PyPI into .uv-bootstrap/ (when $(PYTHON) has pip),
+# else plain venv + pip. `make run UV=` forces pip; `make run UV=/path/to/uv` picks one.
+# `make run` installs only what running needs (the package, no dev extras); `make test`
+# adds the dev tools.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP  := $(VENV)/.installed-stamp
+UV_BOOT := .uv-bootstrap
+UV     ?= auto
 TS_DIR := clients/typescript
 BENCH_SECONDS ?= 5
 
 .PHONY: install run test lint pytest ts-deps ts-test test-deps bench bench-deps clean methods-doc \
         client-methods
 
+# $(call pip_install,ARGS): create .venv if needed and install ARGS into it (see above).
+define pip_install
+	@set -e; uv='$(UV)'; \
+	if [ "$$uv" = auto ]; then uv=; \
+	  if command -v uv >/dev/null 2>&1; then uv=uv; \
+	  elif $(PYTHON) -m uv --version >/dev/null 2>&1; then uv='$(PYTHON) -m uv'; \
+	  elif [ -x $(UV_BOOT)/bin/uv ]; then uv=$(UV_BOOT)/bin/uv; \
+	  elif $(PYTHON) -m pip install -q --disable-pip-version-check --target $(UV_BOOT) uv \
+	       >/dev/null 2>&1 && [ -x $(UV_BOOT)/bin/uv ]; then uv=$(UV_BOOT)/bin/uv; fi; fi; \
+	if [ -n "$$uv" ]; then \
+	  echo "install $(1) (uv: $$uv)"; \
+	  test -x $(BIN)/python || $$uv venv -q --python $(PYTHON) $(VENV); \
+	  $$uv pip install -q --python $(BIN)/python $(1); \
+	else \
+	  echo "install $(1) (pip)"; \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  test -x $(BIN)/pip || $(BIN)/python -m ensurepip -q; \
+	  $(BIN)/python -m pip install -q $(1); \
+	fi
+endef
+
+$(RUN_STAMP): pyproject.toml
+	$(call pip_install,-e .)
+	touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	$(call pip_install,-e '.[dev]')
+	touch $(RUN_STAMP) $(STAMP)
 
 install: $(STAMP)
 
 ## make run: the daemon in the foreground on the default config and socket
-run: install
+run: $(RUN_STAMP)
 	$(BIN)/xsys serve
 
 lint: install
@@ -49,7 +80,7 @@ test: lint pytest ts-test
 ## Benchmarks: print tables and write bench/results/*.json
 bench-deps: install
 	@command -v inotifywait >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inotify-tools >/dev/null) || echo "note: inotify-tools unavailable"
-	$(BIN)/python -m pip install -q watchfiles
+	$(call pip_install,watchfiles)
 
 bench: install bench-deps ts-deps
 	$(BIN)/python bench/ipc.py
@@ -57,12 +88,13 @@ bench: install bench-deps ts-deps
 	  if [ -f $$f ]; then $(BIN)/python $$f || exit 1; fi; done
 	@if [ -f bench/ts_client.mjs ]; then cd $(TS_DIR) && npm run build >/dev/null && cd ../.. && XSYS_PYTHON=$(CURDIR)/$(BIN)/python node bench/ts_client.mjs; fi
 
-methods-doc: install
-	$(BIN)/python -m xsys.docs README.md
+## docs/methods.md and docs/configuration.md from the registry and the config dataclasses
+methods-doc: $(RUN_STAMP)
+	$(BIN)/python -m xsys.docs
 
 ## The Python client's typed wrappers (xsys/client/_methods.py) from the method registry
 client-methods: install
 	$(BIN)/python -m xsys.client._codegen
 
 clean:
-	rm -rf $(VENV) $(TS_DIR)/node_modules $(TS_DIR)/dist bench/results
+	rm -rf $(VENV) $(UV_BOOT) $(TS_DIR)/node_modules $(TS_DIR)/dist bench/results

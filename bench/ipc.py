@@ -27,7 +27,7 @@ measurement is split into ``--rounds`` slices taken in turn across the targets, 
 ratios compare servers under the same background load. Before the load, the daemon's idle
 CPU (psutil ``cpu_times`` over ``--idle-seconds``) and RSS.
 
-Prints a table with the ratios and targets (PROTOCOL.md / the Core issue) and writes a
+Prints a table with the ratios and targets (docs/protocol.md / the Core issue) and writes a
 JSON file (``--json-out``, default ``bench/results/ipc.json``).
 
     .venv/bin/python bench/ipc.py [--duration 2] [--rounds 4] [--idle-seconds 10]

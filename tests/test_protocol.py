@@ -1,4 +1,4 @@
-"""Framing and envelopes (PROTOCOL.md): unit and property tests."""
+"""Framing and envelopes (docs/protocol.md): unit and property tests."""
 
 from __future__ import annotations
 

@@ -58,6 +58,8 @@ class ServerConfig:
     allowed_gids: tuple[int, ...] = ()
     """Peer gids allowed to connect in addition to ``allowed_uids``."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    """Largest frame (bytes) read or written; a longer announced length gets one -32600
+    frame and the connection closes. Also caps one ``fs.read``."""
     max_request_objects: int = DEFAULT_MAX_REQUEST_OBJECTS
     """msgpack objects (containers and their items) one request may decode to; above it
     the request gets -32004 and the connection stays. Bounds the decoding time and memory
@@ -73,6 +75,7 @@ class ServerConfig:
     unsent output starts no request, and connections over their ``max_output_bytes``
     are closed, largest first."""
     max_connections: int = 1024
+    """Open connections in all; beyond it new ones get -32005 (overloaded)."""
     max_connections_per_uid: int = 256
     """Connections one peer uid may hold at once (-32005 above)."""
     reserved_connections: int = 16
@@ -94,7 +97,9 @@ class ServerConfig:
     """Seconds from SIGTERM to exit: requests in flight, shutdown hooks and the pool's
     jobs share it; jobs still stuck then are logged and left behind."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """Logging threshold (stderr); ``XSYS_LOG_LEVEL`` and ``--log-level`` override it."""
     log_format: Literal["text", "json"] = "text"
+    """``text`` lines, or ``json``: one JSON object a line (``--log-format``)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` when a limit is not positive or a timeout or the reserve

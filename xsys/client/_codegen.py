@@ -1,6 +1,6 @@
 """Generate ``xsys/client/_methods.py``, the typed wrappers of every method, from the
-daemon's method registry (the ``rpc.methods`` answer: one source of truth, as for the
-README's method table and the TypeScript client's ``generated.ts``).
+daemon's method registry (the ``rpc.methods`` answer: one source of truth, as for
+``docs/methods.md`` and the TypeScript client's ``generated.ts``).
 
     make client-methods                                  # = the line below
     python -m xsys.client._codegen                       # rewrite _methods.py

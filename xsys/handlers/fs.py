@@ -1,4 +1,4 @@
-"""The ``fs`` namespace: sandboxed file operations (issue 3, PROTOCOL.md).
+"""The ``fs`` namespace: sandboxed file operations (issue 3, docs/protocol.md).
 
 Every path is resolved against ``fs.roots`` on descriptors (``xsys.fs.sandbox``: ``..`` and
 symlinks applied, nothing followed out of the roots); anything outside is refused with

@@ -1,4 +1,4 @@
-"""The ``rpc`` namespace: discovery and liveness (PROTOCOL.md, "Discovery")."""
+"""The ``rpc`` namespace: discovery and liveness (docs/protocol.md, "Discovery")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``watch`` namespace: file-change subscriptions (issue 3, PROTOCOL.md "Subscriptions").
+"""The ``watch`` namespace: file-change subscriptions (issue 3, docs/protocol.md "Subscriptions").
 
 ``watch.add`` returns ``{"subscription": id, "paths": [...]}``; the daemon then pushes
 ``watch.event {subscription, events: [{type, path, dest_path?, is_dir, ts}], final?}`` in

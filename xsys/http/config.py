@@ -14,10 +14,12 @@ class HttpConfig:
     docs/security.md for what each key guards."""
 
     enabled: bool = False
+    """Start the HTTP listener (``/metrics``, ``/health``; the REST mirror needs ``api``)."""
     host: str = "127.0.0.1"
     """Address to bind; loopback by default (HTTP carries no peer credentials). A
     non-loopback address needs an explicit ``token``."""
     port: int = 9847
+    """TCP port to listen on."""
     api: bool = False
     """Serve the REST mirror ``/api/v1/<method>``: bearer token required; it acts as the
     daemon's own user; only safe (read-only) methods unless ``allow_write``."""

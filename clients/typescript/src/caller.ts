@@ -4,7 +4,7 @@
  */
 import type { Subscription, SubscriptionNotificationParams } from "./subscription.js";
 
-/** Progress of a long request (PROTOCOL.md, "Progress of long requests"). */
+/** Progress of a long request (docs/protocol.md, "Progress of long requests"). */
 export interface Progress {
   /** The notification's method, e.g. `fs.progress`. */
   method: string;

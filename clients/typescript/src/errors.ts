@@ -2,7 +2,7 @@
  * Error classes.
  *
  * `XsysError` and its subclasses are errors *answered by the daemon*: they carry the
- * protocol's `code`, `message` and `data` (see PROTOCOL.md, "Error codes"). Catch at the
+ * protocol's `code`, `message` and `data` (see docs/protocol.md, "Error codes"). Catch at the
  * level you care about: `instanceof NotFoundError`, or `instanceof XsysError` for any.
  *
  * `XsysClientError` and its subclasses are raised *by this client* without a server

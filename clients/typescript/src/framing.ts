@@ -1,6 +1,6 @@
 /**
  * Framing: every message is a 4-byte big-endian length followed by that many bytes of
- * msgpack (PROTOCOL.md, "Framing"). This layer knows bytes and frames, nothing about
+ * msgpack (docs/protocol.md, "Framing"). This layer knows bytes and frames, nothing about
  * requests or responses.
  */
 import { FrameError, TooLargeError } from "./errors.js";

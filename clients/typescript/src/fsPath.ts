@@ -1,5 +1,5 @@
 /**
- * Paths on the wire (PROTOCOL.md, "File names"): a file name that is not valid UTF-8 travels
+ * Paths on the wire (docs/protocol.md, "File names"): a file name that is not valid UTF-8 travels
  * as msgpack bin, so path fields of results and notifications are `string | Uint8Array`
  * (`FsPath`), and path parameters accept either. These helpers read them.
  */

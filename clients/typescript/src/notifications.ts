@@ -1,5 +1,5 @@
 /**
- * Notification payloads, as PROTOCOL.md and the daemon's handlers describe them.
+ * Notification payloads, as docs/protocol.md and the daemon's handlers describe them.
  * `rpc.methods` names the notification a streaming method pushes (`streams`), but not its
  * fields, so these are written by hand; unknown notifications fall back to
  * `SubscriptionNotificationParams`.

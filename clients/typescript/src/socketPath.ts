@@ -1,5 +1,5 @@
 /**
- * Where the daemon listens (PROTOCOL.md, "Transport"): `$XSYS_SOCKET`, else
+ * Where the daemon listens (docs/protocol.md, "Transport"): `$XSYS_SOCKET`, else
  * `$XDG_RUNTIME_DIR/xsys/xsys.sock`, else `/run/xsys/xsys.sock` when running as root,
  * else `/tmp/xsys-$UID/xsys.sock`. On Windows the default is the named pipe `\\.\pipe\xsys`.
  */

@@ -1,7 +1,7 @@
 /**
  * Subscriptions: a method such as `watch.add` or `monitor.subscribe` answers
  * `{subscription: id}`, then the daemon pushes notifications carrying that id until the
- * matching remove/unsubscribe call (PROTOCOL.md, "Subscriptions").
+ * matching remove/unsubscribe call (docs/protocol.md, "Subscriptions").
  *
  * A `Subscription` is both an async iterable and an event emitter:
  *

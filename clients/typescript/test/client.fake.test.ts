@@ -70,7 +70,7 @@ describe("calls", () => {
     assert.equal(c.state, "open");
   });
 
-  it("sends requests exactly as PROTOCOL.md says", async () => {
+  it("sends requests exactly as docs/protocol.md says", async () => {
     const c = await client().connect();
     await c.call("rpc.ping");
     await c.call("test.echo", { s: "é", n: 1.5, b: new Uint8Array([1, 2]), l: [1, "a"], skip: undefined });

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 
 import { WINDOWS_PIPE, defaultSocketPath } from "../src/socketPath.js";
 
-describe("defaultSocketPath (PROTOCOL.md, Transport)", () => {
+describe("defaultSocketPath (docs/protocol.md, Transport)", () => {
   it("prefers $XSYS_SOCKET", () => {
     assert.equal(
       defaultSocketPath({ env: { XSYS_SOCKET: "/x/y.sock", XDG_RUNTIME_DIR: "/run/user/1" }, platform: "linux", uid: 0 }),
