@@ -565,6 +565,30 @@ def test_os_uname_and_time(tree: Tree) -> None:
     assert values(fams, "node_time_clocksource_current_info", "clocksource") == {"tsc": 1}
 
 
+def test_the_fast_rendering_matches_prometheus_clients(tree: Tree) -> None:
+    """``render_text`` (what the gateway serves) parses to the same families, types,
+    HELP, series and values as ``generate_latest`` of the same collector; escaping of
+    label values and HELP included; ``excluded()`` hides the collector from the
+    registry."""
+    write(tree.root, "sys/class/net/eth0/ifalias", 'uplink "a"\\b\n')
+    fast = parse(tree.collector.render_text())
+    slow = tree.scrape()
+    assert set(fast) == set(slow)
+    moving = {"node_time_seconds", "node_scrape_collector_duration_seconds"}
+    for name, fam in slow.items():
+        assert (fast[name].type, fast[name].help) == (fam.type, fam.help), name
+        assert set(fast[name].samples) == set(fam.samples), name
+        if name not in moving and not name.startswith("node_filesystem_"):  # a real disk
+            assert fast[name].samples == fam.samples, name
+    info = {dict(k[1])["device"]: dict(k[1]) for k in fast["node_network_info"].samples}
+    assert info["eth0"]["ifalias"] == 'uplink "a"\\b'
+    registry = CollectorRegistry()
+    registry.register(tree.collector)
+    with tree.collector.excluded():
+        assert generate_latest(registry) == b""
+    assert b"node_load1" in generate_latest(registry)
+
+
 def test_a_stuck_mount_is_a_device_error_until_its_statfs_returns(
         tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
     """A network mount whose statfs(2) hangs: reported as a device error after the
