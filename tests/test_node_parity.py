@@ -78,7 +78,8 @@ COVERED_PREFIXES = (
     "node_cpu_guest_seconds", "node_vmstat_", "node_netstat_", "node_sockstat_",
     "node_pressure_", "node_load", "node_time_", "node_uname_", "node_os_", "node_filefd_",
     "node_procs_", "node_context_switches", "node_intr", "node_forks",
-    "node_boot_time_seconds", "node_scrape_collector_")
+    "node_boot_time_seconds", "node_scrape_collector_", "node_entropy_", "node_nf_conntrack_",
+    "node_softnet_", "node_udp_queues", "node_arp_")
 #: Compared exactly (flags, info series, constants).
 EXACT = ("node_network_up", "node_filesystem_readonly", "node_filesystem_device_error",
          "node_scrape_collector_success", "node_boot_time_seconds", "node_os_version",
@@ -94,7 +95,9 @@ SLACK = {
     "node_time_seconds": 10.0,
     "node_load1": 0.5,
 }
-SLACK_PREFIX = {"node_sockstat_": 256.0}
+SLACK_PREFIX = {"node_sockstat_": 256.0, "node_nf_conntrack_entries": 256.0,
+                "node_udp_queues": 1 << 20, "node_entropy_available_bits": 256.0,
+                "node_arp_entries": 8.0}
 #: Values not compared (node_exporter's own timings).
 NO_VALUES = ("node_scrape_collector_duration_seconds",)
 
@@ -391,6 +394,29 @@ def tree(tmp_path: Path) -> Tree:
           "mem 48\nUDP: inuse 2 mem 3\nFRAG: inuse 0 memory 0\n")
     write(root, "proc/sys/fs/file-nr", "640\t0\t9223372036854775807\n")
     write(root, "proc/sys/kernel/domainname", "(none)\n")
+    write(root, "proc/sys/kernel/random/entropy_avail", "256\n")
+    write(root, "proc/sys/kernel/random/poolsize", "256\n")
+    write(root, "proc/sys/net/netfilter/nf_conntrack_count", "12\n")
+    write(root, "proc/sys/net/netfilter/nf_conntrack_max", "262144\n")
+    head = "entries clashres found new invalid ignore delete chainlength insert " \
+           "insert_failed drop early_drop icmp_error expect_new expect_create " \
+           "expect_delete search_restart\n"
+    row = " ".join(f"{i:08x}" for i in range(17)) + "\n"
+    write(root, "proc/net/stat/nf_conntrack", head + row + row)
+    write(root, "proc/net/softnet_stat", "0000000a 00000001 00000002 0 0 0 0 0 0 0 0\n"
+          "000000ff 00000000 00000003 0 0 0 0 0 0 0 0\n")
+    udp_head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when " \
+               "retrnsmt   uid  timeout inode ref pointer drops\n"
+    write(root, "proc/net/udp", udp_head +
+          "  1: 00000000:0044 00000000:0000 07 00000010:00000200 00:00000000 00000000"
+          "     0        0 1 2 0000000000000000 0\n"
+          "  2: 00000000:0045 00000000:0000 07 00000001:00000002 00:00000000 00000000"
+          "     0        0 1 2 0000000000000000 0\n")
+    write(root, "proc/net/arp", "IP address       HW type     Flags       HW address"
+          "            Mask     Device\n"
+          "10.0.0.1         0x1         0x2         52:54:00:00:00:01     *        eth0\n"
+          "10.0.0.2         0x1         0x2         52:54:00:00:00:02     *        eth0\n"
+          "10.1.0.1         0x1         0x2         52:54:00:00:00:03     *        eth1\n")
     (root / "mnt-ok").mkdir()
     write(root, "proc/1/mounts", "\n".join([
         "/dev/sda1 / ext4 rw,relatime 0 0",
@@ -550,6 +576,25 @@ def test_stat_cpu_load_pressure_vmstat_netstat_sockstat(tree: Tree) -> None:
     assert "node_sockstat_UDP_tw" not in one
     assert (one["node_filefd_allocated"], one["node_filefd_maximum"]) == \
         (640, float(9223372036854775807))
+
+
+def test_arp_conntrack_entropy_softnet_udp_queues(tree: Tree) -> None:
+    """Hex columns summed over CPUs (conntrack) or per CPU (softnet), UDP queue bytes
+    summed over sockets (no /proc/net/udp6: no v6 series), ARP entries per device."""
+    fams = tree.scrape()
+    one = {n: next(iter(f.samples.values())) for n, f in fams.items()}
+    assert (one["node_entropy_available_bits"], one["node_entropy_pool_size_bits"]) == \
+        (256, 256)
+    assert (one["node_nf_conntrack_entries"], one["node_nf_conntrack_entries_limit"]) == \
+        (12, 262144)
+    assert one["node_nf_conntrack_stat_found"] == 2 * 2
+    assert one["node_nf_conntrack_stat_search_restart"] == 2 * 16
+    assert values(fams, "node_softnet_processed", "cpu") == {"0": 10, "1": 255}
+    assert values(fams, "node_softnet_times_squeezed", "cpu") == {"0": 2, "1": 3}
+    assert {(dict(k[1])["ip"], dict(k[1])["queue"]): v
+            for k, v in fams["node_udp_queues"].samples.items()} == {
+        ("v4", "tx"): 0x11, ("v4", "rx"): 0x202}
+    assert values(fams, "node_arp_entries", "device") == {"eth0": 2, "eth1": 1}
 
 
 def test_os_uname_and_time(tree: Tree) -> None:

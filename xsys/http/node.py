@@ -465,12 +465,14 @@ class NodeCollector(Collector):
         self._stat_cache: ProcStat | None = None
         self._local = threading.local()
         self._collectors: tuple[tuple[str, Callable[[], Iterator[Metric]]], ...] = (
-            ("cpu", self._cpu), ("diskstats", self._diskstats), ("filefd", self._filefd),
-            ("filesystem", self._filesystem), ("loadavg", self._loadavg),
-            ("meminfo", self._meminfo), ("netclass", self._netclass),
-            ("netdev", self._netdev), ("netstat", self._netstat), ("os", self._os),
-            ("pressure", self._pressure), ("sockstat", self._sockstat),
-            ("stat", self._stat), ("time", self._time), ("uname", self._uname),
+            ("arp", self._arp), ("conntrack", self._conntrack), ("cpu", self._cpu),
+            ("diskstats", self._diskstats), ("entropy", self._entropy),
+            ("filefd", self._filefd), ("filesystem", self._filesystem),
+            ("loadavg", self._loadavg), ("meminfo", self._meminfo),
+            ("netclass", self._netclass), ("netdev", self._netdev),
+            ("netstat", self._netstat), ("os", self._os), ("pressure", self._pressure),
+            ("sockstat", self._sockstat), ("softnet", self._softnet), ("stat", self._stat),
+            ("time", self._time), ("udp_queues", self._udp_queues), ("uname", self._uname),
             ("vmstat", self._vmstat),
         )
 
@@ -643,6 +645,95 @@ class NodeCollector(Collector):
                      float(parts[0]))
         yield _gauge("node_filefd_maximum", "File descriptor statistics: maximum.",
                      float(parts[2]))
+
+    def _entropy(self) -> Iterator[Metric]:
+        base = self.proc + "/sys/kernel/random/"
+        yield _gauge("node_entropy_available_bits", "Bits of available entropy.",
+                     float(_read(base + "entropy_avail")))
+        yield _gauge("node_entropy_pool_size_bits", "Bits of entropy pool.",
+                     float(_read(base + "poolsize")))
+
+    def _conntrack(self) -> Iterator[Metric]:
+        base = self.proc + "/sys/net/netfilter/"
+        try:
+            count = float(_read(base + "nf_conntrack_count"))
+            limit = float(_read(base + "nf_conntrack_max"))
+            lines = _read(self.proc + "/net/stat/nf_conntrack").splitlines()[1:]
+        except FileNotFoundError:
+            return  # nf_conntrack not loaded: node_exporter's ErrNoData
+        yield _gauge("node_nf_conntrack_entries",
+                     "Number of currently allocated flow entries for connection tracking.",
+                     count)
+        yield _gauge("node_nf_conntrack_entries_limit",
+                     "Maximum size of connection tracking table.", limit)
+        sums = [0] * 17
+        for line in lines:
+            fields = line.split()
+            if len(fields) != 17:
+                raise ValueError("invalid conntrack stat entry")
+            for i, raw in enumerate(fields):
+                sums[i] += int(raw, 16)
+        for name, column, doc in (
+                ("found", 2, "Number of searched entries which were successful."),
+                ("invalid", 4, "Number of packets seen which can not be tracked."),
+                ("ignore", 5, "Number of packets seen which are already connected to a "
+                              "conntrack entry."),
+                ("insert", 8, "Number of entries inserted into the list."),
+                ("insert_failed", 9, "Number of entries for which list insertion was "
+                                     "attempted but failed."),
+                ("drop", 10, "Number of packets dropped due to conntrack failure."),
+                ("early_drop", 11, "Number of dropped conntrack entries to make room for "
+                                   "new ones, if maximum table size was reached."),
+                ("search_restart", 16, "Number of conntrack table lookups which had to be "
+                                       "restarted due to hashtable resizes.")):
+            yield _gauge(f"node_nf_conntrack_stat_{name}", doc, float(sums[column]))
+
+    def _softnet(self) -> Iterator[Metric]:
+        fams = [CounterMetricFamily(f"node_softnet_{name}_total", doc, labels=["cpu"])
+                for name, doc in (("processed", "Number of processed packets"),
+                                  ("dropped", "Number of dropped packets"),
+                                  ("times_squeezed", "Number of times processing packets "
+                                                     "ran out of quota"))]
+        for cpu, line in enumerate(_read(self.proc + "/net/softnet_stat").splitlines()):
+            fields = line.split()
+            for fam, raw in zip(fams, fields[:3], strict=True):
+                fam.add_metric([str(cpu)], float(int(raw, 16)))
+        yield from fams
+
+    def _udp_queues(self) -> Iterator[Metric]:
+        fam = GaugeMetricFamily(
+            "node_udp_queues",
+            "Number of allocated memory in the kernel for UDP datagrams in bytes.",
+            labels=["queue", "ip"])
+        for path, ip in (("/net/udp", "v4"), ("/net/udp6", "v6")):
+            try:
+                lines = _read(self.proc + path).splitlines()[1:]
+            except FileNotFoundError:
+                continue
+            tx = rx = 0
+            for line in lines:
+                fields = line.split()
+                if len(fields) > 4:
+                    tx_hex, _, rx_hex = fields[4].partition(":")
+                    tx += int(tx_hex, 16)
+                    rx += int(rx_hex, 16)
+            fam.add_metric(["tx", ip], float(tx))
+            fam.add_metric(["rx", ip], float(rx))
+        yield fam
+
+    def _arp(self) -> Iterator[Metric]:
+        counts: dict[str, int] = {}
+        for line in _read(self.proc + "/net/arp").splitlines():
+            columns = line.split()
+            if len(columns) < 6:
+                raise ValueError("unexpected ARP table format")
+            if columns[0] != "IP":
+                counts[columns[-1]] = counts.get(columns[-1], 0) + 1
+        fam = GaugeMetricFamily("node_arp_entries", "ARP entries by device",
+                                labels=["device"])
+        for device, count in counts.items():
+            fam.add_metric([device], float(count))
+        yield fam
 
     # -- time, uname, os
 
