@@ -79,7 +79,7 @@ COVERED_PREFIXES = (
     "node_pressure_", "node_load", "node_time_", "node_uname_", "node_os_", "node_filefd_",
     "node_procs_", "node_context_switches", "node_intr", "node_forks",
     "node_boot_time_seconds", "node_scrape_collector_", "node_entropy_", "node_nf_conntrack_",
-    "node_softnet_", "node_udp_queues", "node_arp_")
+    "node_softnet_", "node_udp_queues", "node_arp_", "node_timex_")
 #: Compared exactly (flags, info series, constants).
 EXACT = ("node_network_up", "node_filesystem_readonly", "node_filesystem_device_error",
          "node_scrape_collector_success", "node_boot_time_seconds", "node_os_version",
@@ -93,6 +93,8 @@ SLACK = {
     "node_netstat_Tcp_CurrEstab": 64.0,
     "node_filefd_allocated": 512.0,
     "node_time_seconds": 10.0,
+    "node_timex_offset_seconds": 0.01, "node_timex_maxerror_seconds": 1.0,
+    "node_timex_estimated_error_seconds": 1.0,
     "node_load1": 0.5,
 }
 SLACK_PREFIX = {"node_sockstat_": 256.0, "node_nf_conntrack_entries": 256.0,
@@ -608,6 +610,11 @@ def test_os_uname_and_time(tree: Tree) -> None:
     assert values(fams, "node_time_clocksource_available_info", "clocksource") == {
         "tsc": 1, "hpet": 1, "acpi_pm": 1}
     assert values(fams, "node_time_clocksource_current_info", "clocksource") == {"tsc": 1}
+    # adjtimex(2) is the real clock's: a tick of 1/USER_HZ s, a 0/1 sync flag
+    one = {n: next(iter(f.samples.values())) for n, f in fams.items()}
+    assert one["node_timex_tick_seconds"] == pytest.approx(1 / os.sysconf("SC_CLK_TCK"))
+    assert one["node_timex_sync_status"] in (0, 1)
+    assert fams["node_timex_pps_jitter"].type == "counter"
 
 
 def test_the_fast_rendering_matches_prometheus_clients(tree: Tree) -> None:

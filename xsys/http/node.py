@@ -51,6 +51,8 @@ search).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import re
@@ -97,6 +99,38 @@ MOUNT_TIMEOUT_S = 5.0
 REMOTE_FS_TYPES = re.compile(
     r"^(nfs4?|cifs|smb3?|smbfs|ceph|glusterfs|9p|afs|lustre|gfs2|ocfs2|davfs|fuse(\..*)?|"
     r"fuseblk)$")
+
+class _Timex(ctypes.Structure):
+    """``struct timex`` of adjtimex(2) (glibc's layout)."""
+
+    _fields_ = [
+        ("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
+        ("constant", ctypes.c_long), ("precision", ctypes.c_long),
+        ("tolerance", ctypes.c_long), ("time_sec", ctypes.c_long),
+        ("time_usec", ctypes.c_long), ("tick", ctypes.c_long), ("ppsfreq", ctypes.c_long),
+        ("jitter", ctypes.c_long), ("shift", ctypes.c_int), ("stabil", ctypes.c_long),
+        ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long), ("errcnt", ctypes.c_long),
+        ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int), ("_reserved", ctypes.c_int * 11),
+    ]
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def adjtimex() -> tuple[int, _Timex]:
+    """adjtimex(2) with ``modes`` 0 (read only): (clock state, ``struct timex``).
+    Raises ``OSError``."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    tx = _Timex()
+    state = int(_libc.adjtimex(ctypes.byref(tx)))
+    if state < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return state, tx
+
 
 _SECTOR_BYTES = 512.0
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -472,7 +506,8 @@ class NodeCollector(Collector):
             ("netclass", self._netclass), ("netdev", self._netdev),
             ("netstat", self._netstat), ("os", self._os), ("pressure", self._pressure),
             ("sockstat", self._sockstat), ("softnet", self._softnet), ("stat", self._stat),
-            ("time", self._time), ("udp_queues", self._udp_queues), ("uname", self._uname),
+            ("time", self._time), ("timex", self._timex), ("udp_queues", self._udp_queues),
+            ("uname", self._uname),
             ("vmstat", self._vmstat),
         )
 
@@ -767,6 +802,49 @@ class NodeCollector(Collector):
                 current.add_metric([cur, str(i)], 1.0)
         yield available
         yield current
+
+    def _timex(self) -> Iterator[Metric]:
+        try:
+            state, tx = adjtimex()
+        except PermissionError:
+            return  # node_exporter's ErrNoData
+        divisor = 1e9 if tx.status & 0x2000 else 1e6  # STA_NANO: offsets in ns
+        ppm16 = 1e6 * 65536.0  # adjtimex(2) NOTES: ppm with a 16-bit fraction
+        for name, doc, value, counter in (
+                ("offset_seconds", "Time offset in between local system and reference "
+                                   "clock.", tx.offset / divisor, False),
+                ("frequency_adjustment_ratio", "Local clock frequency adjustment.",
+                 1 + tx.freq / ppm16, False),
+                ("maxerror_seconds", "Maximum error in seconds.", tx.maxerror / 1e6, False),
+                ("estimated_error_seconds", "Estimated error in seconds.",
+                 tx.esterror / 1e6, False),
+                ("status", "Value of the status array bits.", float(tx.status), False),
+                ("loop_time_constant", "Phase-locked loop time constant.",
+                 float(tx.constant), False),
+                ("tick_seconds", "Seconds between clock ticks.", tx.tick / 1e6, False),
+                ("pps_frequency_hertz", "Pulse per second frequency.", tx.ppsfreq / ppm16,
+                 False),
+                ("pps_jitter_seconds", "Pulse per second jitter.", tx.jitter / divisor,
+                 False),
+                ("pps_shift_seconds", "Pulse per second interval duration.",
+                 float(tx.shift), False),
+                ("pps_stability_hertz", "Pulse per second stability, average of recent "
+                                        "frequency changes.", tx.stabil / ppm16, False),
+                ("pps_jitter_total", "Pulse per second count of jitter limit exceeded "
+                                     "events.", float(tx.jitcnt), True),
+                ("pps_calibration_total", "Pulse per second count of calibration "
+                                          "intervals.", float(tx.calcnt), True),
+                ("pps_error_total", "Pulse per second count of calibration errors.",
+                 float(tx.errcnt), True),
+                ("pps_stability_exceeded_total", "Pulse per second count of stability "
+                                                 "limit exceeded events.",
+                 float(tx.stbcnt), True),
+                ("tai_offset_seconds", "International Atomic Time (TAI) offset.",
+                 float(tx.tai), False),
+                ("sync_status", "Is clock synchronized to a reliable server (1 = yes, "
+                                "0 = no).", 0.0 if state == 5 else 1.0, False)):  # TIME_ERROR
+            name = f"node_timex_{name}"
+            yield _counter(name, doc, value) if counter else _gauge(name, doc, value)
 
     def _uname(self) -> Iterator[Metric]:
         u = os.uname()
