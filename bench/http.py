@@ -11,8 +11,8 @@ metrics) and one node_exporter (its default collectors, free loopback port):
 - the collectors: xsys's per-collector time from the last scrape's
   ``node_scrape_collector_duration_seconds`` (median over the scrapes);
 - the event loop: ``rpc.ping`` p50/p99 on the socket while idle and while a thread
-  scrapes ``/metrics`` back to back (the scrape runs in the thread pool: pings should not
-  wait for it).
+  scrapes ``/metrics`` back to back (``2 x --scrapes`` of them; the scrape runs in the
+  thread pool: pings should not wait for it, only share the GIL with it).
 
 Prints a table and writes ``bench/results/http.json`` (``--json-out``).
 
@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,31 +130,37 @@ def collector_times(body: bytes) -> dict[str, float]:
     return {}
 
 
-def ping_times(sock: str, count: int) -> list[float]:
-    """``count`` ``rpc.ping`` round trips on one connection, in µs."""
+def ping_times(sock: str, count: int, until: Callable[[], bool] | None = None
+               ) -> list[float]:
+    """At least ``count`` ``rpc.ping`` round trips on one connection (more until
+    ``until()`` is true, at most 60 s), in µs."""
     out: list[float] = []
+    deadline = time.monotonic() + 60
     with Client(sock) as c:
-        for _ in range(count):
+        while len(out) < count or (until is not None and not until()
+                                   and time.monotonic() < deadline):
             t = time.perf_counter()
             c.call("rpc.ping")
             out.append((time.perf_counter() - t) * 1e6)
     return out
 
 
-def pings_while_scraping(sock: str, url: str, count: int) -> tuple[list[float], int]:
-    """``ping_times`` while another thread GETs ``url`` back to back; (times, scrapes)."""
+def pings_while_scraping(sock: str, url: str, count: int,
+                         scrapes: int) -> tuple[list[float], int]:
+    """``ping_times`` while another thread GETs ``url`` back to back, until it did
+    ``scrapes``; (times, scrapes done)."""
     stop = threading.Event()
-    scrapes = [0]
+    done = [0]
 
     def scraper() -> None:
         while not stop.is_set():
             get(url)
-            scrapes[0] += 1
+            done[0] += 1
 
     worker = threading.Thread(target=scraper, daemon=True)
     worker.start()
     try:
-        return ping_times(sock, count), scrapes[0]
+        return ping_times(sock, count, lambda: done[0] >= scrapes), done[0]
     finally:
         stop.set()
         worker.join(60)
@@ -194,7 +200,8 @@ def main() -> int:
                     node_times += t
             print("rpc.ping idle and while scraping ...", file=sys.stderr)
             idle = ping_times(sock, args.pings)
-            busy, busy_scrapes = pings_while_scraping(sock, xsys_url, args.pings)
+            busy, busy_scrapes = pings_while_scraping(sock, xsys_url, args.pings,
+                                                       args.scrapes * 2)
         xsys = summary(xsys_times, xsys_body)
         if node_url is None:
             node = {"skipped": f"{NODE_EXPORTER} is not installed (Debian package "
