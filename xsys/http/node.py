@@ -476,9 +476,10 @@ _FS_LABELS = ["device", "fstype", "mountpoint"]
 class NodeCollector(Collector):
     """node_exporter-compatible host metrics (see the module docstring), read at each
     ``collect()`` from ``proc``, ``sys``, ``udev_data`` and the os-release files under
-    ``rootfs`` (defaults: the real ones; other roots serve tests). Thread-safe enough for
-    one scrape at a time per instance; a failing collector is reported in
-    ``node_scrape_collector_success`` and never raises out of ``collect()``."""
+    ``rootfs`` (defaults: the real ones; other roots serve tests). Scrapes may run in
+    several threads at once (per-scrape state is thread-local); a failing collector is
+    reported in ``node_scrape_collector_success`` and never raises out of
+    ``collect()``."""
 
     def __init__(self, proc: str = "/proc", sys: str = "/sys",
                  udev_data: str = "/run/udev/data", rootfs: str = "/",
@@ -496,7 +497,6 @@ class NodeCollector(Collector):
         self._netstat_fields = re.compile(NETSTAT_FIELDS)
         self._os_cache: tuple[str, float, dict[str, str]] | None = None
         self._failed: set[str] = set()
-        self._stat_cache: ProcStat | None = None
         self._local = threading.local()
         self._collectors: tuple[tuple[str, Callable[[], Iterator[Metric]]], ...] = (
             ("arp", self._arp), ("conntrack", self._conntrack), ("cpu", self._cpu),
@@ -561,7 +561,7 @@ class NodeCollector(Collector):
         success = GaugeMetricFamily(
             "node_scrape_collector_success",
             "node_exporter: Whether a collector succeeded.", labels=["collector"])
-        self._stat_cache = None
+        self._local.stat = None  # /proc/stat read once per scrape (cpu and stat)
         for name, collector in self._collectors:
             started = time.perf_counter()
             try:
@@ -581,9 +581,10 @@ class NodeCollector(Collector):
         yield success
 
     def _proc_stat(self) -> ProcStat:
-        if self._stat_cache is None:
-            self._stat_cache = parse_stat(_read(self.proc + "/stat"))
-        return self._stat_cache
+        st: ProcStat | None = getattr(self._local, "stat", None)
+        if st is None:
+            st = self._local.stat = parse_stat(_read(self.proc + "/stat"))
+        return st
 
     # -- cpu, stat, loadavg, meminfo, vmstat, pressure, filefd
 
