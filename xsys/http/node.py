@@ -35,6 +35,12 @@ netstat        /proc/net/{netstat,snmp,snmp6}: ``node_netstat_<Proto>_<Field>``
                (``NETSTAT_FIELDS``)
 sockstat       /proc/net/sockstat{,6}: ``node_sockstat_*``
 filefd         /proc/sys/fs/file-nr: ``node_filefd_allocated``, ``node_filefd_maximum``
+entropy        /proc/sys/kernel/random: ``node_entropy_available_bits``, ``..._pool_size_bits``
+conntrack      /proc/sys/net/netfilter, /proc/net/stat/nf_conntrack: ``node_nf_conntrack_*``
+softnet        /proc/net/softnet_stat: ``node_softnet_*_total{cpu}``
+udp_queues     /proc/net/udp{,6}: ``node_udp_queues{ip,queue}``
+arp            /proc/net/arp: ``node_arp_entries{device}``
+timex          adjtimex(2): ``node_timex_*``
 =============  ==========================================================================
 
 Each collector's outcome is ``node_scrape_collector_success{collector}`` and its time
