@@ -1,10 +1,10 @@
 """The aiohttp gateway (enabled by ``http.enabled``), on the daemon's loop:
 
-- ``GET /metrics``: Prometheus text exposition: node_exporter-named host metrics
-  (``xsys.http.node``), the daemon's own ``xsys_*`` metrics (requests:
-  ``xsys.http.requests``), the monitor's alert metrics and prometheus_client's
-  ``process_*``/``python_*``, all from the app's ``CollectorRegistry`` (collected in the
-  thread pool).
+- ``GET /metrics``: Prometheus text exposition: node_exporter's host metrics as
+  node_exporter reports them (``xsys.http.node``, docs/node_exporter.md), the daemon's
+  own ``xsys_*`` metrics (requests: ``xsys.http.requests``), the monitor's alert
+  metrics and prometheus_client's ``process_*``/``python_*``, all from the app's
+  ``CollectorRegistry`` (collected in the thread pool).
 - ``GET /health``: ``{"status": "ok"|"degraded"|"failed", "checks": {...}, "version",
   "uptime_s", "sample_age_s"}``, 503 when failed (``xsys.http.health``);
   ``GET /health/live``: 200 while the process serves; ``GET /health/ready``: 200 once
@@ -181,7 +181,8 @@ def build_app(app: App, router: Router, state: GatewayState,
     """The aiohttp application for ``app``'s router guarded by ``state`` (see module
     docstring)."""
     registry = registry_of(app)
-    registry.register(NodeCollector())
+    node = NodeCollector()
+    registry.register(node)
     registry.register(DaemonCollector(app, server))
     registry.register(RequestCollector(app.request_stats))
     # the daemon's own process_* and python_* (prometheus_client's standard collectors)
@@ -241,8 +242,15 @@ def build_app(app: App, router: Router, state: GatewayState,
     web_app = web.Application(client_max_size=app.config.server.max_frame_bytes,
                               middlewares=[guard])
 
+    def render_metrics() -> bytes:
+        """node_exporter's families (rendered by ``NodeCollector.render_text``), then
+        the registry's other collectors and the app metrics (``exposition``)."""
+        head = node.render_text().encode()
+        with node.excluded():
+            return head + exposition(registry, app.services.metrics_collector)
+
     async def metrics(_request: web.Request) -> web.Response:
-        body = await app.run_blocking(exposition, registry, app.services.metrics_collector)
+        body = await app.run_blocking(render_metrics)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health(_request: web.Request) -> web.Response:
