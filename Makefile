@@ -15,7 +15,7 @@ TS_DIR := clients/typescript
 BENCH_SECONDS ?= 5
 
 .PHONY: install run test lint pytest ts-deps ts-test test-deps bench bench-deps clean methods-doc \
-        client-methods
+        client-methods dist binary test-all
 
 # $(call pip_install,ARGS): create .venv if needed and install ARGS into it (see above).
 define pip_install
@@ -96,5 +96,22 @@ methods-doc: $(RUN_STAMP)
 client-methods: install
 	$(BIN)/python -m xsys.client._codegen
 
+## make dist: sdist and wheel in dist/ (python -m build)
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+## make binary: a one-file executable for this platform in dist/ (PyInstaller)
+binary: install
+	$(BIN)/pyinstaller --noconfirm --onefile --name xsys --collect-submodules xsys \
+	  --collect-data xsys --distpath dist --workpath build/pyinstaller --specpath build \
+	  --log-level WARN xsys/__main__.py
+	@ls -l dist/xsys*
+
+## make test-all: the suite on every CPython 3.10+ found (nox; pyenv's versions too)
+test-all: install
+	PATH="$$(ls -d $$HOME/.pyenv/versions/3.1[0-9]*/bin 2>/dev/null | tr '\n' ':')$$PATH" \
+	  $(BIN)/nox -f noxfile.py
+
 clean:
-	rm -rf $(VENV) $(UV_BOOT) $(TS_DIR)/node_modules $(TS_DIR)/dist bench/results
+	rm -rf $(VENV) $(UV_BOOT) $(TS_DIR)/node_modules $(TS_DIR)/dist bench/results dist build

@@ -53,6 +53,7 @@ from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.config import convert_tinymonitor
 from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
+from xsys.server import systemd
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
 from xsys.server.logs import setup_logging
@@ -239,10 +240,13 @@ class Daemon:
         return False. Settings that need a restart (socket, workers) are logged; the
         connections of peers no longer allowed are closed (``Server``'s reload callback);
         limits read per connection apply to new connections."""
+        systemd.notify("RELOADING=1", f"MONOTONIC_USEC={systemd.monotonic_usec()}",
+                       "STATUS=reloading the config")
         try:
             loaded = load_config(self.config_file, overrides=self.overrides)
         except ConfigError as exc:
             log.error("config reload failed, keeping the old config: %s", exc)
+            systemd.notify("READY=1", f"STATUS=config reload failed, kept the old one: {exc}")
             return False
         old = _flatten(to_dict(self.app.config))
         new = _flatten(to_dict(loaded.config))
@@ -254,7 +258,20 @@ class Daemon:
         self.app.reload(loaded.config)
         setup_logging(loaded.config.server.log_level, loaded.config.server.log_format)
         log.info("config reloaded; changed keys: %s", ", ".join(changed) or "none")
+        systemd.notify("READY=1", f"STATUS={self._status()}")
         return True
+
+    def _status(self) -> str:
+        """The one-line ``STATUS=`` text for the service manager."""
+        return (f"serving on {self.server.path or self.socket_path}, "
+                f"{len(self.server.connections)} connection(s)")
+
+    async def _watchdog(self, interval_s: float) -> None:
+        """Send ``WATCHDOG=1`` (and a fresh ``STATUS=``) every ``interval_s`` / 2 seconds
+        while the loop runs: a stalled loop misses pings and systemd restarts the daemon."""
+        while True:
+            systemd.notify("WATCHDOG=1", f"STATUS={self._status()}")
+            await asyncio.sleep(interval_s / 2)
 
     async def run(self) -> int:
         """Serve until stopped; returns the process exit code (0 clean, 1 startup error)."""
@@ -262,9 +279,10 @@ class Daemon:
         app = self.app
         install_http(app, self.router, self.server)
         try:
+            passed = systemd.listen_sockets() if sys.platform != "win32" else []
             await self.services.sampler.start(app)
             await app.start()
-            await self.server.start(self.socket_path)
+            await self.server.start(self.socket_path, passed[0] if passed else None)
         except DaemonAlreadyRunning as exc:
             log.error("%s", exc)
             await app.stop(1.0)
@@ -283,11 +301,20 @@ class Daemon:
         log.info("xsys %s ready on %s (pid %d, %d methods)", __version__, self.socket_path,
                  app.pid, len(self.router.names()))
         self.ready.set()
+        systemd.notify("READY=1", f"STATUS={self._status()}", f"MAINPID={os.getpid()}")
+        interval = systemd.watchdog_interval_s()
+        watchdog = (loop.create_task(self._watchdog(interval), name="xsys-sd-watchdog")
+                    if interval else None)
         try:
             await self._stop.wait()
         finally:
             timeout = app.config.server.shutdown_timeout_s
             log.info("shutting down (deadline %gs)", timeout)
+            systemd.notify("STOPPING=1", "STATUS=shutting down")
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
             if self.exit_watchdog:
                 arm_exit_watchdog(timeout + EXIT_GRACE_S)
             deadline = loop.time() + timeout

@@ -10,13 +10,14 @@ from typing import Any
 
 import click
 
-from xsys import __version__
+from xsys import PROTOCOL_VERSION, __version__
 from xsys.cli.checks import checks_group
 from xsys.cli.common import CliState, json_option, method_command, pass_state, table
 from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
 from xsys.cli.http import http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
+from xsys.cli.service import service_group
 from xsys.cli.sys import sys_group
 from xsys.cli.watch import watch_command
 
@@ -26,7 +27,8 @@ from xsys.cli.watch import watch_command
               help="Daemon socket (default: $XSYS_SOCKET, then docs/protocol.md's defaults).")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for each answer.")
-@click.version_option(__version__, prog_name="xsys")
+@click.version_option(__version__, prog_name="xsys",
+                      message=f"%(prog)s %(version)s (protocol {PROTOCOL_VERSION})")
 @click.pass_context
 def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
     """xsys: system metrics, file operations, file-change events and alerts from a local
@@ -105,4 +107,5 @@ main.add_command(checks_group)
 main.add_command(fs_group)
 main.add_command(http_group)
 main.add_command(watch_command)
+main.add_command(service_group)
 config_group.add_command(import_tinymonitor)

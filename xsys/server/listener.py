@@ -190,6 +190,7 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self._trim: asyncio.TimerHandle | None = None
         self._own_uid = os.getuid() if hasattr(os, "getuid") else -1
+        self._inherited = False
         app.on_reload.append(self._reloaded)
 
     # ----------------------------------------------------------------- admission
@@ -329,13 +330,31 @@ class Server:
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def start(self, path: str) -> None:
+    async def start(self, path: str, inherited: socket.socket | None = None) -> None:
         """Listen on ``path``: a Unix socket of mode 0600 (0660 with ``server.group``) in a
-        0700 (0750) directory, or a named pipe on Windows; start the timeout sweep."""
+        0700 (0750) directory, or a named pipe on Windows; start the timeout sweep.
+
+        With ``inherited`` (a listening Unix socket passed by socket activation,
+        ``xsys.server.systemd.listen_sockets``) the daemon serves on it and neither checks,
+        binds, chmods nor (at stop) removes ``path``: the service manager owns the socket
+        file. Raises ``ValueError`` when ``inherited`` is not a listening stream socket."""
         from xsys.server.connection import Connection
 
         self.path = path
         loop = asyncio.get_running_loop()
+        if inherited is not None:
+            if inherited.type != socket.SOCK_STREAM or not inherited.getsockopt(
+                    socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                raise ValueError("socket activation: the passed descriptor is not a "
+                                 "listening stream socket")
+            self._inherited = True
+            bound = inherited.getsockname()
+            self.path = bound if isinstance(bound, str) and bound else path
+            self._sweeper = loop.create_task(self._sweep(), name="xsys-connection-sweep")
+            self._server = await loop.create_unix_server(lambda: Connection(self),
+                                                         sock=inherited)
+            log.info("listening on %s (passed by the service manager)", self.path)
+            return
         self._sweeper = loop.create_task(self._sweep(), name="xsys-connection-sweep")
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             start_pipe = getattr(loop, "start_serving_pipe", None)
@@ -383,7 +402,7 @@ class Server:
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        if self.path and sys.platform != "win32":
+        if self.path and sys.platform != "win32" and not self._inherited:
             with contextlib.suppress(FileNotFoundError):
                 st = os.lstat(self.path)
                 if stat.S_ISSOCK(st.st_mode):
