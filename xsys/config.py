@@ -34,6 +34,7 @@ from xsys.http.config import HttpConfig
 from xsys.metrics.config import MetricsConfig
 from xsys.monitor.config import TINYMONITOR_KEYS, MonitorConfig, convert_tinymonitor
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_OBJECTS
+from xsys.push.config import PushConfig
 from xsys.watch.config import WatchConfig
 
 SYSTEM_CONFIG = Path("/etc/xsys/config.json")
@@ -141,6 +142,8 @@ class Config:
     checks: tuple[CheckConfig, ...] = ()
     """Service checks (``xsys.checks.config``): a list, one probe each."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+    """Push mode (``xsys.push.config``): backends the daemon streams to over WebSocket."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` when two service checks share a name."""

@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -40,10 +40,13 @@ from xsys.fs.service import FsService
 from xsys.handlers import register_all
 from xsys.host import Sampler
 from xsys.http import install as install_http
+from xsys.http.token import state_dir
 from xsys.live import SnapshotHub
 from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
+from xsys.push.metrics import PushCollector
+from xsys.push.service import PushService
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
 from xsys.server.logs import setup_logging
@@ -132,6 +135,7 @@ class Services:
     metrics: MetricsService
     metrics_collector: AppMetricsCollector
     live: SnapshotHub
+    push: PushService = field(init=False)
     daemon: Daemon | None = None
 
 
@@ -178,7 +182,28 @@ def build_services(app: App) -> Services:
     app.on_startup.append(services.checks.start)  # after the monitor; stops before it
     app.on_shutdown.append(services.checks.stop)
     app.on_shutdown.append(services.live.stop)
+    _add_push(app, services)
     return services
+
+
+def _add_push(app: App, services: Services) -> None:
+    """Push mode: its targets start after the monitor and the hub (their sources) and stop
+    before them (spilling what is unsent); a reload restarts only changed targets."""
+
+    def subscribe_alerts(listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        return services.monitor.subscribe(lambda alert: listener(dict(alert.to_wire())))
+
+    services.push = PushService(app.config.push, services.live, subscribe_alerts,
+                                state_dir())
+    services.metrics_registry.register(PushCollector(lambda: services.push))
+
+    def reload_push(old: Config, new: Config) -> None:
+        if old.push != new.push:
+            app.spawn(services.push.reload(new.push), "xsys-push-reload")
+
+    app.on_reload.append(reload_push)
+    app.on_startup.append(services.push.start)
+    app.on_shutdown.append(services.push.stop)
 
 
 def _monitor_states(services: Services) -> dict[str, Any]:
