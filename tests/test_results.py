@@ -226,6 +226,8 @@ def _config(tmp_path: Path) -> dict[str, Any]:
     return {
         "sys": {"allow_kill": True},
         "checks": [{"name": "results-cmd", "command": {"argv": ["true"]}, "interval_s": 60}],
+        # a backend that is not there: a status row with every field (last_error set)
+        "push": {"targets": [{"name": "results", "url": "ws://127.0.0.1:9/ingest"}]},
         "monitor": {
             "refresh": 0.2,
             "memory": {"warning": 0, "critical": 1000, "duration": 0},
@@ -306,6 +308,8 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
     checks_sub = c.subscribe("checks.subscribe", {})
     answers["checks.subscribe"] = checks_sub.result
     call("checks.unsubscribe", subscription=checks_sub.result["subscription"])
+
+    assert call("push.status")["targets"][0]["target"] == "results"
 
 
 def test_a_real_daemons_results_conform_to_their_schemas(

@@ -34,6 +34,7 @@ from xsys.http.config import HttpConfig
 from xsys.metrics.config import MetricsConfig
 from xsys.monitor.config import TINYMONITOR_KEYS, MonitorConfig, convert_tinymonitor
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_OBJECTS
+from xsys.push.config import PushConfig
 from xsys.watch.config import WatchConfig
 
 SYSTEM_CONFIG = Path("/etc/xsys/config.json")
@@ -120,6 +121,17 @@ class SysConfig:
     """Period of the background sampler feeding cpu percent and I/O rates."""
     allow_kill: bool = False
     """Whether ``sys.kill`` may signal anything (then only the caller's own processes)."""
+    min_interval_s: float = 0.25
+    """Shortest ``sys.subscribe`` interval (s); faster requests are clamped to it, and the
+    sampler never samples faster than it for a subscriber."""
+    max_subscriptions: int = 1024
+    """Live snapshot subscriptions (``sys.subscribe``, ``/ws``) the daemon holds at once;
+    past it ``sys.subscribe`` fails with -32005."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when an interval or the subscription cap is not positive."""
+        at_least(self, ("sample_interval_s", "min_interval_s", "max_subscriptions"), 0,
+                 strictly=True)
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,8 @@ class Config:
     checks: tuple[CheckConfig, ...] = ()
     """Service checks (``xsys.checks.config``): a list, one probe each."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+    """Push mode (``xsys.push.config``): backends the daemon streams to over WebSocket."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` when two service checks share a name."""

@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,15 @@ from xsys.fs.service import FsService
 from xsys.handlers import register_all
 from xsys.host import Sampler
 from xsys.http import install as install_http
+from xsys.http.token import state_dir
+from xsys.live import SnapshotHub
 from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.config import convert_tinymonitor
 from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
 from xsys.server import systemd
+from xsys.push.metrics import PushCollector
+from xsys.push.service import PushService
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
 from xsys.server.logs import setup_logging
@@ -127,6 +131,8 @@ class Services:
       ``xsys.metrics.exposition``).
     - ``checks``: the service checks (``checks.*``, ``/health``, ``xsys_check_*``); their
       alerts go through the monitor (``MonitorService.observe``).
+    - ``live``: the snapshot hub (``sys.subscribe``, ``/ws``, push mode: live snapshot
+      streams over ``sampler``; ``xsys.live``).
     - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
     """
 
@@ -139,6 +145,8 @@ class Services:
     checks: ChecksService
     metrics: MetricsService
     metrics_collector: AppMetricsCollector
+    live: SnapshotHub
+    push: PushService = field(init=False)
     daemon: Daemon | None = None
 
 
@@ -158,7 +166,11 @@ def build_services(app: App) -> Services:
                         monitor=MonitorService(app, sampler=sampler, metrics=metrics),
                         metrics_registry=registry, alert_metrics=metrics,
                         checks=_build_checks(app, monitor_of=lambda: services.monitor),
-                        metrics=app_metrics, metrics_collector=AppMetricsCollector(app_metrics))
+                        metrics=app_metrics, metrics_collector=AppMetricsCollector(app_metrics),
+                        live=SnapshotHub(sampler, app, lambda: app.config.sys,
+                                         monitor_states=lambda: _monitor_states(services),
+                                         check_states=lambda: {
+                                             "checks": services.checks.status()}))
     registry.register(services.metrics_collector)
 
     def reload_fs(old: Config, new: Config) -> None:
@@ -180,7 +192,36 @@ def build_services(app: App) -> Services:
     app.on_reload.append(lambda old, new: services.checks.reload(new.checks))
     app.on_startup.append(services.checks.start)  # after the monitor; stops before it
     app.on_shutdown.append(services.checks.stop)
+    app.on_shutdown.append(services.live.stop)
+    _add_push(app, services)
     return services
+
+
+def _add_push(app: App, services: Services) -> None:
+    """Push mode: its targets start after the monitor and the hub (their sources) and stop
+    before them (spilling what is unsent); a reload restarts only changed targets."""
+
+    def subscribe_alerts(listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        return services.monitor.subscribe(lambda alert: listener(dict(alert.to_wire())))
+
+    services.push = PushService(app.config.push, services.live, subscribe_alerts,
+                                state_dir())
+    services.metrics_registry.register(PushCollector(lambda: services.push))
+
+    def reload_push(old: Config, new: Config) -> None:
+        if old.push != new.push:
+            app.spawn(services.push.reload(new.push), "xsys-push-reload")
+
+    app.on_reload.append(reload_push)
+    app.on_startup.append(services.push.start)
+    app.on_shutdown.append(services.push.stop)
+
+
+def _monitor_states(services: Services) -> dict[str, Any]:
+    """The live ``monitor`` section: ``{"firing": count, "checks": [monitor.status
+    rows]}``."""
+    engine = services.monitor.engine
+    return {"firing": len(engine.firing()), "checks": engine.status_rows()}
 
 
 def _build_checks(app: App, monitor_of: Callable[[], MonitorService]) -> ChecksService:

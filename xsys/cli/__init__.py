@@ -18,6 +18,7 @@ from xsys.cli.fs import fs_group
 from xsys.cli.http import http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.service import service_group
+from xsys.cli.push import push_group
 from xsys.cli.sys import sys_group
 from xsys.cli.watch import watch_command
 
@@ -108,4 +109,5 @@ main.add_command(fs_group)
 main.add_command(http_group)
 main.add_command(watch_command)
 main.add_command(service_group)
+main.add_command(push_group)
 config_group.add_command(import_tinymonitor)

@@ -59,6 +59,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "monitor.test",
     "monitor.unsilence",
     "monitor.unsubscribe",
+    "push.status",
     "rpc.hello",
     "rpc.methods",
     "rpc.ping",
@@ -608,6 +609,31 @@ class MonitorUnsubscribed(TypedDict):
 
     subscription: str
     closed: bool
+
+
+class PushTargetStatus(TypedDict):
+    """One target of ``push.status``."""
+
+    target: str
+    url: str
+    format: str
+    interval_s: float
+    connected: bool
+    since: float | None
+    last_error: str | None
+    last_error_at: float | None
+    buffered: int
+    buffered_bytes: int
+    sent: int
+    dropped: int
+    reconnects: int
+    next_seq: int
+
+
+class PushStatus(TypedDict):
+    """``push.status``: every configured target, in config order."""
+
+    targets: list[PushTargetStatus]
 
 
 class Hello(TypedDict):
@@ -2228,6 +2254,34 @@ class MonitorMethods(NamespaceBase["Client"]):
         return cast("MonitorUnsubscribed", result)
 
 
+class PushMethods(NamespaceBase["Client"]):
+    """The ``push.*`` methods of ``Client``."""
+
+    __slots__ = ()
+    namespace = "push"
+
+    def status(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> PushStatus:
+        """Every push target: connected, since, last error, buffered, sent, dropped, reconnects.
+
+        Returns ``{"targets": [{"target", "url", "format", "interval_s", "connected",
+        "since" (epoch s or null), "last_error", "last_error_at", "buffered",
+        "buffered_bytes", "sent", "dropped", "reconnects", "next_seq"}]}`` (empty without
+        ``push.targets``).
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``push.status`` (safe: read-only).
+        """
+        result = self._client.call("push.status", None, timeout=timeout)
+        return cast("PushStatus", result)
+
+
 class RpcMethods(NamespaceBase["Client"]):
     """The ``rpc.*`` methods of ``Client``."""
 
@@ -3770,6 +3824,34 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         return cast("MonitorUnsubscribed", result)
 
 
+class AsyncPushMethods(NamespaceBase["AsyncClient"]):
+    """The ``push.*`` methods of ``AsyncClient`` (coroutines)."""
+
+    __slots__ = ()
+    namespace = "push"
+
+    async def status(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> PushStatus:
+        """Every push target: connected, since, last error, buffered, sent, dropped, reconnects.
+
+        Returns ``{"targets": [{"target", "url", "format", "interval_s", "connected",
+        "since" (epoch s or null), "last_error", "last_error_at", "buffered",
+        "buffered_bytes", "sent", "dropped", "reconnects", "next_seq"}]}`` (empty without
+        ``push.targets``).
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``push.status`` (safe: read-only).
+        """
+        result = await self._client.call("push.status", None, timeout=timeout)
+        return cast("PushStatus", result)
+
+
 class AsyncRpcMethods(NamespaceBase["AsyncClient"]):
     """The ``rpc.*`` methods of ``AsyncClient`` (coroutines)."""
 
@@ -4273,7 +4355,7 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
 class Namespaces:
     """The typed namespaces of ``Client`` (mixed into it): ``checks``, ``fs``, ``metrics``,
-    ``monitor``, ``rpc``, ``sys``, ``watch``.
+    ``monitor``, ``push``, ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
@@ -4299,6 +4381,11 @@ class Namespaces:
         return MonitorMethods(cast("Client", self))
 
     @property
+    def push(self) -> PushMethods:
+        """The ``push.*`` methods."""
+        return PushMethods(cast("Client", self))
+
+    @property
     def rpc(self) -> RpcMethods:
         """The ``rpc.*`` methods."""
         return RpcMethods(cast("Client", self))
@@ -4316,7 +4403,7 @@ class Namespaces:
 
 class AsyncNamespaces:
     """The typed namespaces of ``AsyncClient`` (mixed into it): ``checks``, ``fs``, ``metrics``,
-    ``monitor``, ``rpc``, ``sys``, ``watch``.
+    ``monitor``, ``push``, ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
@@ -4340,6 +4427,11 @@ class AsyncNamespaces:
     def monitor(self) -> AsyncMonitorMethods:
         """The ``monitor.*`` methods."""
         return AsyncMonitorMethods(cast("AsyncClient", self))
+
+    @property
+    def push(self) -> AsyncPushMethods:
+        """The ``push.*`` methods."""
+        return AsyncPushMethods(cast("AsyncClient", self))
 
     @property
     def rpc(self) -> AsyncRpcMethods:

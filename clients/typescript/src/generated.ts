@@ -43,6 +43,7 @@ export const METHOD_NAMES = [
   "monitor.test",
   "monitor.unsilence",
   "monitor.unsubscribe",
+  "push.status",
   "rpc.hello",
   "rpc.methods",
   "rpc.ping",
@@ -574,6 +575,29 @@ export interface Unsilenced {
 export interface MonitorUnsubscribed {
   subscription: string;
   closed: boolean;
+}
+
+/** One target of `push.status`. */
+export interface PushTargetStatus {
+  target: string;
+  url: string;
+  format: string;
+  interval_s: number;
+  connected: boolean;
+  since: number | null;
+  last_error: string | null;
+  last_error_at: number | null;
+  buffered: number;
+  buffered_bytes: number;
+  sent: number;
+  dropped: number;
+  reconnects: number;
+  next_seq: number;
+}
+
+/** `push.status`: every configured target, in config order. */
+export interface PushStatus {
+  targets: PushTargetStatus[];
 }
 
 /**
@@ -1566,6 +1590,12 @@ export interface MonitorUnsubscribeParams {
 /** Result of `monitor.unsubscribe`. */
 export type MonitorUnsubscribeResult = MonitorUnsubscribed;
 
+/** Parameters of `push.status`. */
+export type PushStatusParams = Record<string, never>;
+
+/** Result of `push.status`. */
+export type PushStatusResult = PushStatus;
+
 /** Parameters of `rpc.hello`. */
 export type RpcHelloParams = Record<string, never>;
 
@@ -1762,6 +1792,7 @@ export interface MethodMap {
   "monitor.test": { params: MonitorTestParams; result: MonitorTestResult };
   "monitor.unsilence": { params: MonitorUnsilenceParams; result: MonitorUnsilenceResult };
   "monitor.unsubscribe": { params: MonitorUnsubscribeParams; result: MonitorUnsubscribeResult };
+  "push.status": { params: PushStatusParams; result: PushStatusResult };
   "rpc.hello": { params: RpcHelloParams; result: RpcHelloResult };
   "rpc.methods": { params: RpcMethodsParams; result: RpcMethodsResult };
   "rpc.ping": { params: RpcPingParams; result: RpcPingResult };
@@ -2248,6 +2279,24 @@ export class MonitorApi {
   }
 }
 
+/** The `push.*` methods. */
+export class PushApi {
+  private readonly client: Caller;
+
+  constructor(client: Caller) {
+    this.client = client;
+  }
+
+  /**
+   * Every push target: connected, since, last error, buffered, sent, dropped, reconnects.
+   *
+   * Wire method `push.status`.
+   */
+  status(options?: CallOptions): Promise<PushStatusResult> {
+    return this.client.call("push.status", undefined, options) as Promise<PushStatusResult>;
+  }
+}
+
 /** The `rpc.*` methods. */
 export class RpcApi {
   private readonly client: Caller;
@@ -2486,6 +2535,7 @@ export interface XsysNamespaces {
   readonly fs: FsApi;
   readonly metrics: MetricsApi;
   readonly monitor: MonitorApi;
+  readonly push: PushApi;
   readonly rpc: RpcApi;
   readonly sys: SysApi;
   readonly watch: WatchApi;
@@ -2498,6 +2548,7 @@ export function createNamespaces(client: Caller): XsysNamespaces {
     fs: new FsApi(client),
     metrics: new MetricsApi(client),
     monitor: new MonitorApi(client),
+    push: new PushApi(client),
     rpc: new RpcApi(client),
     sys: new SysApi(client),
     watch: new WatchApi(client),
