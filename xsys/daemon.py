@@ -55,9 +55,9 @@ from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.config import convert_tinymonitor
 from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
-from xsys.server import systemd
 from xsys.push.metrics import PushCollector
 from xsys.push.service import PushService
+from xsys.server import systemd
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
 from xsys.server.logs import setup_logging

@@ -17,8 +17,8 @@ from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
 from xsys.cli.http import http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
-from xsys.cli.service import service_group
 from xsys.cli.push import push_group
+from xsys.cli.service import service_group
 from xsys.cli.sys import sys_group
 from xsys.cli.watch import watch_command
 
