@@ -18,7 +18,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from xsys.config import SysConfig
 from xsys.host import Runner, Sampler, Snapshot
@@ -35,6 +35,22 @@ MAX_INTERVAL_S = 3600.0
 OnSnapshot = Callable[[dict[str, Any]], None]
 
 _ids = itertools.count(1)
+
+
+class LiveStats(TypedDict):
+    """``SnapshotHub.stats()`` (``sys.live_stats``): ``subscriptions`` open now,
+    ``sampler_passes`` (background samples since start), ``sampler_period_s`` (now),
+    ``ticks`` (samples that fed subscribers), ``busy_skips`` (samples skipped while the
+    previous one was still being built), ``snapshots_made``, ``dropped`` (replaced before
+    delivery, over the open subscriptions)."""
+
+    subscriptions: int
+    sampler_passes: int
+    sampler_period_s: float
+    ticks: int
+    busy_skips: int
+    snapshots_made: int
+    dropped: int
 
 
 class LiveSubscription:
@@ -216,11 +232,8 @@ class SnapshotHub:
         shared = await self._build(snap, set(names), top)
         return {"seq": 0, "ts": snap.ts, **sec.shape(shared, names, bool(per_cpu), top)}
 
-    def stats(self) -> dict[str, Any]:
-        """``{"subscriptions", "sampler_passes" (samples taken since start),
-        "sampler_period_s", "ticks" (samples that fed subscribers), "busy_skips"
-        (samples skipped because the previous one was still being built),
-        "snapshots_made", "dropped" (replaced before delivery, live subscriptions)}``."""
+    def stats(self) -> LiveStats:
+        """The hub's counters (``LiveStats``)."""
         return {"subscriptions": len(self.subscriptions),
                 "sampler_passes": self.sampler.samples_taken,
                 "sampler_period_s": self.sampler.period_s, "ticks": self.ticks,
