@@ -88,8 +88,14 @@ async def test_hub_sections_per_cpu_and_processes(hub: SnapshotHub) -> None:
     assert set(snap) == {"seq", "ts", "cpu", "processes", "monitor", "checks"}
     assert len(snap["cpu"]["per_cpu_percent"]) == snap["cpu"]["count_logical"]
     rows = snap["processes"]["processes"]
-    assert 1 <= len(rows) <= 6 and snap["processes"]["total"] >= len(rows)
+    assert len(rows) == 3 and snap["processes"]["total"] > 3 and snap["processes"]["truncated"]
     assert {"pid", "name", "cmdline", "cpu_percent", "memory_percent"} <= set(rows[0])
+    assert [r["cpu_percent"] for r in rows] == sorted((r["cpu_percent"] for r in rows),
+                                                      reverse=True)
+    by_mem = await hub.snapshot(["processes"], top_processes=5, process_sort="memory")
+    mems = [r["memory_percent"] for r in by_mem["processes"]["processes"]]
+    assert len(mems) == 5 and mems == sorted(mems, reverse=True)
+    assert by_mem["processes"]["sort"] == "memory"
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -97,6 +103,7 @@ async def test_hub_sections_per_cpu_and_processes(hub: SnapshotHub) -> None:
     {"interval_s": 1e9}, {"interval_s": "1"}, {"interval_s": 1, "sections": ["gpu"]},
     {"interval_s": 1, "sections": []}, {"interval_s": 1, "sections": "cpu"},
     {"interval_s": 1, "top_processes": -1}, {"interval_s": 1, "top_processes": 101},
+    {"interval_s": 1, "process_sort": "pid"},
 ])
 async def test_hub_bad_params(hub: SnapshotHub, kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidParams):
@@ -173,7 +180,7 @@ def test_subscribe_sections_and_filtering(daemon_factory: Callable[..., DaemonHa
         assert set(snap["load"]) == set(c.sys.load())
         assert set(snap["swap"]) == set(c.sys.memory()["swap"])
         rows = snap["processes"]["processes"]
-        assert 1 <= len(rows) <= 4 and set(rows[0]) == set(c.sys.processes(limit=1)[
+        assert len(rows) == 2 and set(rows[0]) == set(c.sys.processes(limit=1)[
             "processes"][0])
         full.close()
         assert c.sys.live_stats()["subscriptions"] == 0
@@ -244,12 +251,11 @@ def test_subscribe_bad_params(daemon_factory: Callable[..., DaemonHandle]) -> No
     with h.client() as c:
         for params in ({"interval_s": 0}, {"interval_s": -1}, {"interval_s": 1e9},
                        {"interval_s": "fast"}, {"sections": ["gpu"]}, {"sections": []},
-                       {"top_processes": 1000}):
+                       {"top_processes": 1000}, {"process_sort": "name"}):
             with pytest.raises(InvalidParams) as err:
                 c.call("sys.subscribe", params)
-            assert err.value.data and err.value.data.get("param") in ("interval_s",
-                                                                      "sections",
-                                                                      "top_processes")
+            assert err.value.data and err.value.data.get("param") in (
+                "interval_s", "sections", "top_processes", "process_sort")
         with pytest.raises(NotFound):
             c.sys.unsubscribe(subscription="sys-999")
         assert c.sys.live_stats()["subscriptions"] == 0

@@ -9,6 +9,7 @@ keys.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import click
 
 from xsys.cli.common import CliState, human_bytes, human_rate, json_option, pass_state
+from xsys.client import Subscription
 
 #: The sections ``xsys top`` subscribes to.
 TOP_SECTIONS = ["cpu", "memory", "swap", "load", "disks", "network", "monitor"]
@@ -44,7 +46,7 @@ def plain_line(snap: dict[str, Any], sort: str = "cpu") -> str:
     rows = snap.get("processes", {}).get("processes") or []
     if rows:
         key = "memory_percent" if sort == "memory" else "cpu_percent"
-        first = max(rows, key=lambda r: r.get(key) or 0.0)
+        first = rows[0]
         parts.append(f"top {first['name']}[{first['pid']}] "
                      f"{first.get(key) or 0.0:.1f}% {sort}")
     if snap.get("dropped"):
@@ -71,19 +73,25 @@ def top_command(state: CliState, interval: float, top_n: int, sort: str) -> None
     interactive = sys.stdout.isatty() and not state.as_json
     with state.connected(timeout=None) as client:
         host: dict[str, Any] = dict(client.sys.info()) if interactive else {}
-        sub = client.sys.subscribe(interval_s=interval, sections=TOP_SECTIONS,
-                                   per_cpu=True, top_processes=top_n)
-        try:
-            if interactive:
-                from xsys.cli.topview import run
 
-                run(sub, host, sort, top_n)
-            else:
-                for snap in sub:
-                    if snap.get("method") != "sys.snapshot":
-                        continue
-                    state.emit_line(snap, lambda s: plain_line(s, sort))
-                    sys.stdout.flush()
+        def subscribe(order: str) -> Subscription:
+            return client.subscribe("sys.subscribe", interval_s=interval,
+                                    sections=TOP_SECTIONS, per_cpu=True,
+                                    top_processes=top_n, process_sort=order)
+
+        if interactive:
+            from xsys.cli.topview import run
+
+            with contextlib.suppress(KeyboardInterrupt):
+                run(subscribe, host, sort)
+            return
+        sub = subscribe(sort)
+        try:
+            for snap in sub:
+                if snap.get("method") != "sys.snapshot":
+                    continue
+                state.emit_line(snap, lambda s: plain_line(s, sort))
+                sys.stdout.flush()
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:  # `xsys top | head`

@@ -17,7 +17,7 @@ import sys
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -211,29 +211,38 @@ def render(snap: dict[str, Any], host: dict[str, Any], sort: str, width: int,
     return Group(header, top, *alerts, _processes(snap, sort, height - used - 1))
 
 
-def run(sub: Subscription, host: dict[str, Any], sort: str, top_n: int) -> None:
-    """Draw ``sub``'s snapshots full-screen until ``q`` (or Ctrl-C: KeyboardInterrupt)."""
+def run(subscribe: Callable[[str], Subscription], host: dict[str, Any], sort: str) -> None:
+    """Draw the snapshots of ``subscribe(sort)`` full-screen until ``q`` (Ctrl-C raises
+    KeyboardInterrupt); ``c``/``m`` re-subscribe with the processes by cpu/memory (the
+    rows on screen are re-sorted at once, the new top list follows at once too)."""
     console = Console()
     latest: dict[str, Any] | None = None
     size = console.size
-    with cbreak_keys() as keys, Live(console=console, screen=True, auto_refresh=False,
-                                     redirect_stdout=False, redirect_stderr=False) as live:
-        live.update(Text("xsys top: waiting for the first snapshot..."), refresh=True)
-        while True:
-            dirty = False
-            for key in keys.read().lower():
-                if key == "q":
+    sub = subscribe(sort)
+    try:
+        with cbreak_keys() as keys, Live(console=console, screen=True, auto_refresh=False,
+                                         redirect_stdout=False,
+                                         redirect_stderr=False) as live:
+            live.update(Text("xsys top: waiting for the first snapshot..."), refresh=True)
+            while True:
+                dirty = False
+                for key in keys.read().lower():
+                    if key == "q":
+                        return
+                    wanted = {"c": "cpu", "m": "memory"}.get(key)
+                    if wanted and wanted != sort:
+                        sort, dirty = wanted, True
+                        sub.close()
+                        sub = subscribe(sort)
+                note = sub.next(POLL_S)
+                if note is not None and note.get("method") == "sys.snapshot":
+                    latest, dirty = note, True
+                elif note is None and sub.closed:
                     return
-                if key in "cm":
-                    sort = "cpu" if key == "c" else "memory"
-                    dirty = True
-            note = sub.next(POLL_S)
-            if note is not None and note.get("method") == "sys.snapshot":
-                latest, dirty = note, True
-            elif note is None and sub.closed:
-                return
-            if console.size != size:
-                size, dirty = console.size, True
-            if dirty and latest is not None:
-                live.update(render(latest, host, sort, size.width, size.height),
-                            refresh=True)
+                if console.size != size:
+                    size, dirty = console.size, True
+                if dirty and latest is not None:
+                    live.update(render(latest, host, sort, size.width, size.height),
+                                refresh=True)
+    finally:
+        sub.close()

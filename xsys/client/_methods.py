@@ -2676,6 +2676,7 @@ class SysMethods(NamespaceBase["Client"]):
         sections: Sequence[str] | None = None,
         per_cpu: bool = False,
         top_processes: int = 0,
+        process_sort: Literal["cpu", "memory"] = "cpu",
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
@@ -2686,7 +2687,8 @@ class SysMethods(NamespaceBase["Client"]):
         backlog), <section>: {...}}``. Sections carry the ``sys.*`` results' fields: ``cpu``
         (sys.cpu), ``memory``/``swap`` (sys.memory's virtual/swap), ``load``, ``disks``,
         ``disk_io``, ``network``, ``sensors`` (as their methods), ``processes``
-        (``{"processes": [sys.processes rows], "total", "ts"}``), ``monitor``
+        (``{"processes": [the top_processes sys.processes rows by process_sort], "total",
+        "truncated", "sort", "ts"}``), ``monitor``
         (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
         [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
         past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
@@ -2699,8 +2701,8 @@ class SysMethods(NamespaceBase["Client"]):
             interval_s: seconds between snapshots (clamped to sys.min_interval_s; at most 3600).
             sections: sections wanted (default: cpu, memory, swap, load, disks, network).
             per_cpu: include cpu.per_cpu_percent.
-            top_processes: rows of the processes section (the top N by cpu and by memory; > 0 adds
-                the section) (0..100).
+            top_processes: rows of the processes section (> 0 adds the section) (0..100).
+            process_sort: order of the processes section (descending).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -2713,6 +2715,7 @@ class SysMethods(NamespaceBase["Client"]):
                 "sections": (sections, None),
                 "per_cpu": (per_cpu, False),
                 "top_processes": (top_processes, 0),
+                "process_sort": (process_sort, "cpu"),
             },
         )
         return self._client.subscribe("sys.subscribe", params, timeout=timeout)
@@ -4304,6 +4307,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         sections: Sequence[str] | None = None,
         per_cpu: bool = False,
         top_processes: int = 0,
+        process_sort: Literal["cpu", "memory"] = "cpu",
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
@@ -4314,7 +4318,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         backlog), <section>: {...}}``. Sections carry the ``sys.*`` results' fields: ``cpu``
         (sys.cpu), ``memory``/``swap`` (sys.memory's virtual/swap), ``load``, ``disks``,
         ``disk_io``, ``network``, ``sensors`` (as their methods), ``processes``
-        (``{"processes": [sys.processes rows], "total", "ts"}``), ``monitor``
+        (``{"processes": [the top_processes sys.processes rows by process_sort], "total",
+        "truncated", "sort", "ts"}``), ``monitor``
         (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
         [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
         past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
@@ -4327,8 +4332,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
             interval_s: seconds between snapshots (clamped to sys.min_interval_s; at most 3600).
             sections: sections wanted (default: cpu, memory, swap, load, disks, network).
             per_cpu: include cpu.per_cpu_percent.
-            top_processes: rows of the processes section (the top N by cpu and by memory; > 0 adds
-                the section) (0..100).
+            top_processes: rows of the processes section (> 0 adds the section) (0..100).
+            process_sort: order of the processes section (descending).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -4341,6 +4346,7 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
                 "sections": (sections, None),
                 "per_cpu": (per_cpu, False),
                 "top_processes": (top_processes, 0),
+                "process_sort": (process_sort, "cpu"),
             },
         )
         return await self._client.subscribe("sys.subscribe", params, timeout=timeout)

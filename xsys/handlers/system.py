@@ -272,8 +272,10 @@ def subscribe(
                             "network)")] = None,
     per_cpu: Annotated[bool, Doc("include cpu.per_cpu_percent")] = False,
     top_processes: Annotated[int, Range(0, 100),
-                             Doc("rows of the processes section (the top N by cpu and by "
-                                 "memory; > 0 adds the section)")] = 0,
+                             Doc("rows of the processes section (> 0 adds the "
+                                 "section)")] = 0,
+    process_sort: Annotated[Literal["cpu", "memory"],
+                            Doc("order of the processes section (descending)")] = "cpu",
 ) -> SysSubscribed:
     """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
 
@@ -283,7 +285,8 @@ def subscribe(
     backlog), <section>: {...}}``. Sections carry the ``sys.*`` results' fields: ``cpu``
     (sys.cpu), ``memory``/``swap`` (sys.memory's virtual/swap), ``load``, ``disks``,
     ``disk_io``, ``network``, ``sensors`` (as their methods), ``processes``
-    (``{"processes": [sys.processes rows], "total", "ts"}``), ``monitor``
+    (``{"processes": [the top_processes sys.processes rows by process_sort], "total",
+    "truncated", "sort", "ts"}``), ``monitor``
     (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
     [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
     past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
@@ -298,7 +301,7 @@ def subscribe(
 
     try:
         live = _hub(ctx).subscribe(interval_s, sections, per_cpu, top_processes,
-                                   on_snapshot=push)
+                                   process_sort, on_snapshot=push)
     except BaseException:
         sub.close()
         raise

@@ -21,7 +21,8 @@ from xsys.live.hub import (
     OnSnapshot,
     SnapshotHub,
 )
-from xsys.live.sections import DEFAULT_SECTIONS, MAX_TOP_PROCESSES, SECTIONS
+from xsys.live.sections import DEFAULT_SECTIONS, MAX_TOP_PROCESSES, PROCESS_SORTS, SECTIONS
 
-__all__ = ["DEFAULT_SECTIONS", "MAX_INTERVAL_S", "MAX_TOP_PROCESSES", "SECTIONS",
+__all__ = ["DEFAULT_SECTIONS", "MAX_INTERVAL_S", "MAX_TOP_PROCESSES", "PROCESS_SORTS",
+           "SECTIONS",
            "LiveStats", "LiveSubscription", "OnSnapshot", "SnapshotHub"]

@@ -1737,8 +1737,10 @@ export interface SysSubscribeParams {
   sections?: string[] | null;
   /** include cpu.per_cpu_percent (default false, wire type `bool`) */
   per_cpu?: boolean;
-  /** rows of the processes section (the top N by cpu and by memory; > 0 adds the section) (default 0, range 0..100, wire type `int`) */
+  /** rows of the processes section (> 0 adds the section) (default 0, range 0..100, wire type `int`) */
   top_processes?: number;
+  /** order of the processes section (descending) (default "cpu", wire type `str`) */
+  process_sort?: "cpu" | "memory";
 }
 
 /** Result of `sys.subscribe` (the subscription id). */

@@ -83,8 +83,8 @@ export interface SysSnapshotParams {
   disk_io?: DiskIOUsage;
   network?: NetworkUsage;
   sensors?: Sensors;
-  /** The top N by cpu_percent and the top N by memory_percent, merged, by cpu first. */
-  processes?: { processes: ProcessRow[]; total: number; ts: number };
+  /** The top `top_processes` by `process_sort` (descending cpu_percent or memory_percent). */
+  processes?: { processes: ProcessRow[]; total: number; truncated: boolean; sort: "cpu" | "memory"; ts: number };
   /** Monitor check states (`monitor.status` rows) and how many fire. */
   monitor?: { firing: number; checks: CheckStatus[] };
   /** Service checks (`checks.status` rows). */
