@@ -202,10 +202,10 @@ def test_subscribe_interval_and_shared_sampling(daemon_factory: Callable[..., Da
         got_a, got_b = _snapshots(sa, 12), _snapshots(sb, 12)
         after = c.sys.live_stats()
         passes = after["sampler_passes"] - before["sampler_passes"]
-        assert 11 <= passes <= 16, "one sampling for both subscribers, not one each"
+        assert 11 <= passes <= 18, "one sampling for both subscribers, not one each"
         window = got_a[-1]["ts"] - got_a[0]["ts"]
         count = len(got_a) - 1
-        assert round(window / 0.25) - 1 <= count <= round(window / 0.25) + 1
+        assert round(window / 0.25) - 2 <= count <= round(window / 0.25) + 1
         assert {s["ts"] for s in got_a} & {s["ts"] for s in got_b}, "the same samples"
         sa.close()
         sb.close()
