@@ -20,6 +20,7 @@ from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.push import push_group
 from xsys.cli.service import service_group
 from xsys.cli.sys import sys_group
+from xsys.cli.top import top_command
 from xsys.cli.watch import watch_command
 
 
@@ -110,4 +111,5 @@ main.add_command(http_group)
 main.add_command(watch_command)
 main.add_command(service_group)
 main.add_command(push_group)
+main.add_command(top_command)
 config_group.add_command(import_tinymonitor)
