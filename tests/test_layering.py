@@ -34,7 +34,7 @@ SERVICES = {"host", "fs", "watch", "alerts", "monitor", "client", "metrics", "ch
             "live", "push"}
 #: The only imports allowed from one service to another.
 SERVICE_EDGES = {("watch", "fs"), ("monitor", "alerts"), ("monitor", "host"),
-                 ("live", "host")}
+                 ("live", "host"), ("push", "live")}
 #: Front doors never import each other.
 FRONT_DOORS = {"handlers", "http"}
 

@@ -35,7 +35,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -45,27 +45,14 @@ from xsys.push.config import PushConfig, PushTargetConfig
 if TYPE_CHECKING:
     import aiohttp
 
+    from xsys.live import LiveSubscription, SnapshotHub
+
 log = logging.getLogger(__name__)
 
 #: First reconnect delay (s); doubled per failure up to ``reconnect_max_s``.
 FIRST_BACKOFF_S = 1.0
 #: Spill file format version.
 SPILL_VERSION = 1
-
-
-class SnapshotStream(Protocol):
-    """What the hub's ``subscribe`` returns (``xsys.live.LiveSubscription``)."""
-
-    def close(self) -> None: ...
-
-
-class SnapshotSource(Protocol):
-    """The snapshot hub (``xsys.live.SnapshotHub``) as push mode uses it."""
-
-    def subscribe(self, interval_s: float, sections: Any = None, per_cpu: bool = False,
-                  top_processes: int = 0,
-                  on_snapshot: Callable[[dict[str, Any]], None] | None = None
-                  ) -> SnapshotStream: ...
 
 
 #: ``subscribe_alerts(listener) -> unsubscribe``: the monitor's alert bus; the listener
@@ -137,7 +124,7 @@ class Target:
         self.dropped_announced = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stream: SnapshotStream | None = None
+        self._stream: LiveSubscription | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
     @property
@@ -368,7 +355,7 @@ class PushService:
     with the daemon; ``reload(config)`` restarts the targets whose config changed and
     leaves the others connected."""
 
-    def __init__(self, config: PushConfig, hub: SnapshotSource,
+    def __init__(self, config: PushConfig, hub: SnapshotHub,
                  subscribe_alerts: AlertSubscribe, state_dir: Path) -> None:
         self.config = config
         self.hub = hub
