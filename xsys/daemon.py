@@ -42,6 +42,7 @@ from xsys.host import Sampler
 from xsys.http import install as install_http
 from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.service import MonitorService
+from xsys.proc.service import ProcService
 from xsys.protocol import default_socket_path
 from xsys.server.app import App
 from xsys.server.listener import DaemonAlreadyRunning, Server
@@ -116,6 +117,9 @@ class Services:
       ``xsys.metrics.exposition``).
     - ``checks``: the service checks (``checks.*``, ``/health``, ``xsys_check_*``); their
       alerts go through the monitor (``MonitorService.observe``).
+    - ``proc``: the supervised worker groups (``proc.*``); a failed group raises a
+      critical alert through the monitor (``MonitorService.observe``, check ``proc``,
+      component ``proc:<name>``).
     - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
     """
 
@@ -128,6 +132,7 @@ class Services:
     checks: ChecksService
     metrics: MetricsService
     metrics_collector: AppMetricsCollector
+    proc: ProcService
     daemon: Daemon | None = None
 
 
@@ -147,7 +152,8 @@ def build_services(app: App) -> Services:
                         monitor=MonitorService(app, sampler=sampler, metrics=metrics),
                         metrics_registry=registry, alert_metrics=metrics,
                         checks=_build_checks(app, monitor_of=lambda: services.monitor),
-                        metrics=app_metrics, metrics_collector=AppMetricsCollector(app_metrics))
+                        metrics=app_metrics, metrics_collector=AppMetricsCollector(app_metrics),
+                        proc=_build_proc(app, monitor_of=lambda: services.monitor))
     registry.register(services.metrics_collector)
 
     def reload_fs(old: Config, new: Config) -> None:
@@ -169,7 +175,27 @@ def build_services(app: App) -> Services:
     app.on_reload.append(lambda old, new: services.checks.reload(new.checks))
     app.on_startup.append(services.checks.start)  # after the monitor; stops before it
     app.on_shutdown.append(services.checks.stop)
+
+    async def stop_proc() -> None:
+        await services.proc.stop(max(0.1, app.config.server.shutdown_timeout_s * 0.6))
+
+    app.on_reload.append(lambda old, new: services.proc.reload(new.proc))
+    app.on_startup.append(services.proc.start)  # after the monitor; stops before it
+    app.on_shutdown.append(stop_proc)
     return services
+
+
+def _build_proc(app: App, monitor_of: Callable[[], MonitorService]) -> ProcService:
+    """The supervisor, its failed groups fed to the monitor's rules as check ``proc``,
+    component ``proc:<name>``, unit ``proc_failed`` (1: failed, critical)."""
+
+    def alert(name: str, error: str | None) -> None:
+        if error is None:
+            monitor_of().forget("proc", f"proc:{name}")
+        else:
+            monitor_of().observe("proc", f"proc:{name}", 1.0, "proc_failed", None, 1.0)
+
+    return ProcService(app.config.proc, app, alert=alert)
 
 
 def _build_checks(app: App, monitor_of: Callable[[], MonitorService]) -> ChecksService:
