@@ -17,6 +17,7 @@ from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
 from xsys.cli.http import http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
+from xsys.cli.proc import proc_group
 from xsys.cli.sys import sys_group
 from xsys.cli.watch import watch_command
 
@@ -96,4 +97,5 @@ main.add_command(checks_group)
 main.add_command(fs_group)
 main.add_command(http_group)
 main.add_command(watch_command)
+main.add_command(proc_group)
 config_group.add_command(import_tinymonitor)

@@ -533,7 +533,7 @@ class ProcService:
         body: dict[str, Any] = {"event": event, "name": group.name,
                                 "instance": inst.id if inst is not None else None,
                                 "pid": inst.pid if inst is not None else None,
-                                "at": time.time()}
+                                "at": time.time()}  # exited: the pid that ended
         body.update(extra)
         for listener in list(self.listeners):
             try:
@@ -754,7 +754,7 @@ class ProcService:
         inst.last_exit_code = code if code >= 0 else None
         inst.last_signal = _signal_name(-code) if code < 0 else None
         inst.ready = False
-        self._emit("exited", inst, group, exit_code=inst.last_exit_code,
+        self._emit("exited", inst, group, pid=popen.pid, exit_code=inst.last_exit_code,
                    signal=inst.last_signal, uptime_s=ran_s)
         inst.exited.set()
         log.log(logging.INFO if inst.stop_requested or inst.restart_reason else logging.WARNING,
