@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -543,3 +544,28 @@ async def test_unknown_group_and_bad_params(sup: Supervisor) -> None:
     with contextlib.suppress(NotFound):
         sup.proc.status("x")
         raise AssertionError("a rejected group is not kept")
+
+
+def test_a_detached_group_is_left_running_when_the_daemon_stops(
+        daemon_factory: Factory, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    h = daemon_factory({"proc": {"groups": [
+        worker_group("kept", 1, detach=True, log_dir=str(logs)),
+        worker_group("ended", 1)]}})
+    with h.client() as c:
+        kept, ended = pids_of(c, "kept")[0], pids_of(c, "ended")[0]
+    h.signal(signal.SIGTERM)
+    assert h.proc is not None and h.proc.wait(30) == 0
+    try:
+        assert gone(ended)
+        assert not gone(kept), "the detached worker still runs"
+        assert os.getsid(kept) == kept, "in its own session"
+        assert (logs / "kept-0.out.log").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(kept, signal.SIGKILL)
+    # its parent is gone: init reaps it (or, in a container whose pid 1 does not reap,
+    # it stays a zombie: not the daemon's doing)
+    wait_until(lambda: not psutil.pid_exists(kept)
+               or psutil.Process(kept).status() == psutil.STATUS_ZOMBIE)

@@ -297,7 +297,8 @@ class ProcService:
             if group.config.detach:
                 self._abandon(group)
             else:
-                jobs.append(self._stop_group(group, budget_s))
+                jobs.append(self._stop_group(group, min(group.config.stop_timeout_s,
+                                                        budget_s)))
         if jobs:
             await asyncio.gather(*jobs, return_exceptions=True)
 
@@ -441,6 +442,13 @@ class ProcService:
             for index in sorted(group.instances):
                 inst = group.instances.get(index)
                 if inst is None or group.state != "running":
+                    continue
+                if inst.task is None or inst.task.done():  # exited by its policy
+                    fresh = self._add_instance(group, index)
+                    fresh.restarts, fresh.restart_reason = inst.restarts, "restart"
+                    group.retired_dropped += inst.ring.dropped
+                    await fresh.launched
+                    await self._await_ready(fresh)
                     continue
                 await self._restart_instance(inst, "restart")
                 await self._await_ready(inst)
