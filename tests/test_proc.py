@@ -166,7 +166,7 @@ time.sleep(60)
     assert restarted["reason"] == "crash" and restarted["restarts"] == 1
     assert gone(exited["pid"]), "the crashed child was reaped"
     status = sup.proc.status("web")
-    row = status["processes"][0]
+    row = status["instances"][0]
     assert (row["state"], row["restarts"], row["last_exit_code"], row["pid"]) == \
         ("running", 1, 7, restarted["pid"])
     await sup.wait_for(lambda ev: any("second life" in line["line"] for line in
@@ -179,7 +179,7 @@ async def test_a_clean_exit_is_not_restarted_on_failure(sup: Supervisor) -> None
     await sup.start(name="job", command=[PY, "-c", "pass"], restart="on-failure")
     await sup.wait_for(lambda ev: bool(sup.of("exited")))
     await asyncio.sleep(0)  # let the supervisor decide
-    row = sup.proc.status("job")["processes"][0]
+    row = sup.proc.status("job")["instances"][0]
     assert (row["state"], row["restarts"], row["last_exit_code"]) == ("exited", 0, 0)
 
 
@@ -193,7 +193,7 @@ async def test_a_crash_loop_stops_at_max_restarts_and_fires_a_critical_alert(
     status = sup.proc.status("flappy")
     assert status["state"] == "failed"
     assert "restarted 3 times" in (status["error"] or "")
-    assert status["processes"][0]["restarts"] == 3
+    assert status["instances"][0]["restarts"] == 3
     assert [e["event"] for e in events][-2:] == ["exited", "failed"]
     history = sup.app.services.monitor.history_page(check="proc")["alerts"]
     assert [(a["component"], a["severity"], a["status"]) for a in history] == \
@@ -232,7 +232,7 @@ async def test_a_rolling_restart_keeps_all_but_one_instance_ready(
     await sup.start(name="api", command=[PY, worker], instances=n, restart="always",
                     ready={"port": base, "timeout_s": 20})
     await sup.wait_for(lambda ev: len(sup.of("ready")) == n)
-    before = {p["id"]: p["pid"] for p in sup.proc.status("api")["processes"]}
+    before = {p["id"]: p["pid"] for p in sup.proc.status("api")["instances"]}
 
     async def answers(port: int) -> bool:
         try:
@@ -272,7 +272,7 @@ async def test_a_rolling_restart_keeps_all_but_one_instance_ready(
     finally:
         stop.set()
         await task
-    after = {p["id"]: p["pid"] for p in result["processes"]}
+    after = {p["id"]: p["pid"] for p in result["instances"]}
     assert set(after) == set(before) and not set(after.values()) & set(before.values())
     assert result["ready"] == n
     assert len(sup.of("restarted")) == n
@@ -285,11 +285,11 @@ async def test_scale_up_and_down(sup: Supervisor) -> None:
     await sup.start(name="pool", command=[PY, "-c", "import time; time.sleep(60)"],
                     instances=1)
     up = await sup.proc.scale("pool", 3, None)
-    assert [p["id"] for p in up["processes"]] == [0, 1, 2] and up["running"] == 3
-    old = {p["id"]: p["pid"] for p in up["processes"]}
+    assert [p["id"] for p in up["instances"]] == [0, 1, 2] and up["running"] == 3
+    old = {p["id"]: p["pid"] for p in up["instances"]}
     down = await sup.proc.scale("pool", 1, None)
-    assert [p["id"] for p in down["processes"]] == [0] and down["instances"] == 1
-    assert down["processes"][0]["pid"] == old[0], "the kept instance is untouched"
+    assert [p["id"] for p in down["instances"]] == [0] and down["desired"] == 1
+    assert down["instances"][0]["pid"] == old[0], "the kept instance is untouched"
     assert gone(old[1]) and gone(old[2])
 
 
@@ -314,7 +314,7 @@ time.sleep(60)
         ("memory", "restart", 60 * 1024 * 1024)
     assert limit["value"] > 60 * 1024 * 1024
     assert sup.of("restarted")[0]["reason"] == "memory_limit"
-    assert sup.proc.status("hog")["processes"][0]["restarts"] >= 1
+    assert sup.proc.status("hog")["instances"][0]["restarts"] >= 1
 
 
 async def test_the_memory_limit_only_warns_without_enforce(
@@ -327,7 +327,7 @@ time.sleep(60)
     await sup.start(name="hog", command=[PY, hog], max_memory_bytes=30 * 1024 * 1024)
     await sup.wait_for(lambda ev: bool(sup.of("limit_exceeded")))
     assert sup.of("limit_exceeded")[0]["action"] == "warn"
-    row = sup.proc.status("hog")["processes"][0]
+    row = sup.proc.status("hog")["instances"][0]
     assert row["rss_bytes"] > 30 * 1024 * 1024 and row["restarts"] == 0
 
 
@@ -341,14 +341,18 @@ while True:
     time.sleep(1)
 """)
     started = await sup.start(name="stubborn", command=[PY, stubborn], stop_timeout_s=0.5)
-    pid = started["processes"][0]["pid"]
-    await sup.wait_for(lambda ev: sup.proc.status("stubborn")["processes"][0][
+    pid = started["instances"][0]["pid"]
+    await sup.wait_for(lambda ev: sup.proc.status("stubborn")["instances"][0][
         "log_lines"] > 0)
     final = await sup.proc.stop_group("stubborn", None)
     assert final["state"] == "stopped"
-    row = final["processes"][0]
+    row = final["instances"][0]
     assert (row["state"], row["last_signal"], row["pid"]) == ("stopped", "SIGKILL", None)
     assert gone(pid)
+    assert sup.proc.status("stubborn")["state"] == "stopped", "still listed"
+    again = await sup.proc.restart_group("stubborn", None)  # a stopped group starts again
+    assert again["state"] == "running" and again["instances"][0]["pid"] not in (None, pid)
+    await sup.proc.stop_group("stubborn", None, remove=True)
     with pytest.raises(NotFound):
         sup.proc.status("stubborn")
 
@@ -369,7 +373,7 @@ out.flush()
                     log_lines=500, log_bytes=64 * 1024, log_dir=str(tmp_path),
                     log_max_bytes=8 * 1024 * 1024, log_backups=2)
     await sup.wait_for(lambda ev: bool(sup.of("exited")), timeout_s=60)
-    await sup.wait_for(lambda ev: sup.proc.status("chatty")["processes"][0]["state"]
+    await sup.wait_for(lambda ev: sup.proc.status("chatty")["instances"][0]["state"]
                        == "exited")
     inst = sup.proc.groups["chatty"].instances[0]
     assert len(inst.ring.lines) <= 500 and inst.ring.nbytes <= 64 * 1024
@@ -421,7 +425,7 @@ async def test_a_root_daemon_runs_a_peers_group_as_that_peer(sup: Supervisor) ->
             command=["/bin/sleep", "60"], cwd="/")
         assert (started["uid"], started["gid"], started["owner_uid"]) == \
             (user.uid, user.gid, user.uid)
-        pid = started["processes"][0]["pid"]
+        pid = started["instances"][0]["pid"]
         with open(f"/proc/{pid}/status") as f:
             ids = {line.split(":")[0]: line.split()[1:] for line in f}
         assert ids["Uid"] == [str(user.uid)] * 4 and ids["Gid"] == [str(user.gid)] * 4
@@ -443,7 +447,7 @@ def worker_group(name: str, n: int = 2, **extra: Any) -> dict[str, Any]:
 
 
 def pids_of(c: Any, name: str) -> list[int]:
-    return [p["pid"] for p in c.call("proc.status", {"name": name})["processes"]]
+    return [p["pid"] for p in c.call("proc.status", {"name": name})["instances"]]
 
 
 def wait_until(pred: Callable[[], bool], timeout_s: float = 20.0) -> None:
@@ -514,7 +518,7 @@ def test_wire_errors_and_the_cli(daemon_factory: Factory, tmp_path: Path) -> Non
     assert listed.exit_code == 0 and "clip" in listed.output and "nope" in listed.output
     status = runner.invoke(main, ["proc", "status", "clip", "--json"], env=env)
     assert status.exit_code == 0, status.output
-    assert len(json.loads(status.output)["processes"]) == 2
+    assert len(json.loads(status.output)["instances"]) == 2
     with h.client() as c:
         wait_until(lambda: len(c.call("proc.logs", {"name": "clip"})["lines"]) == 2)
     logs = runner.invoke(main, ["proc", "logs", "clip"], env=env)
@@ -524,9 +528,11 @@ def test_wire_errors_and_the_cli(daemon_factory: Factory, tmp_path: Path) -> Non
     restarted = runner.invoke(main, ["proc", "restart", "clip"], env=env)
     assert restarted.exit_code == 0, restarted.output
     stopped = runner.invoke(main, ["proc", "stop", "clip"], env=env)
-    assert stopped.exit_code == 0, stopped.output
-    missing = runner.invoke(main, ["proc", "stop", "clip"], env=env)
-    assert missing.exit_code == 1
+    assert stopped.exit_code == 0 and "STOPPED" in stopped.output, stopped.output
+    removed = runner.invoke(main, ["proc", "stop", "clip", "--remove"], env=env)
+    assert removed.exit_code == 0, removed.output
+    missing = runner.invoke(main, ["proc", "status", "clip"], env=env)
+    assert missing.exit_code == 1, missing.output
 
 
 async def test_unknown_group_and_bad_params(sup: Supervisor) -> None:

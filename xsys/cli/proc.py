@@ -36,14 +36,14 @@ def _exit_text(p: Result) -> str:
 def render_group(g: Result) -> str:
     """``proc.status`` (and start/stop/restart/scale): the group's line, then one row per
     instance (id, pid, state, restarts, uptime, CPU, RSS, last exit)."""
-    head = (f"{g['name']}: {str(g['state']).upper()}  {g['ready']}/{g['instances']} ready"
+    head = (f"{g['name']}: {str(g['state']).upper()}  {g['ready']}/{g['desired']} ready"
             f"  uid {g['uid']}  restart {g['restart']}  {' '.join(g['command'])}")
     if g.get("error"):
         head += f"\n  error: {g['error']}"
     rows = [[p["id"], p["pid"] or "", p["state"], p["restarts"],
              human_seconds(p["uptime_s"]),
              "" if p["cpu_percent"] is None else f"{p['cpu_percent']:.1f}%",
-             human_bytes(p["rss_bytes"]), _exit_text(p)] for p in g["processes"]]
+             human_bytes(p["rss_bytes"]), _exit_text(p)] for p in g["instances"]]
     if not rows:
         return head
     return head + "\n" + table(rows, ["ID", "PID", "STATE", "RESTARTS", "UPTIME", "CPU",
@@ -54,7 +54,7 @@ def render_list(r: Result) -> str:
     """``proc.list``: one row per group."""
     if not r["groups"]:
         return "no supervised groups (xsys proc start NAME -- CMD ...)"
-    rows = [[g["name"], g["state"].upper(), f"{g['ready']}/{g['instances']}",
+    rows = [[g["name"], g["state"].upper(), f"{g['ready']}/{g['desired']}",
              g["restarts"], g["uid"], g["source"], " ".join(g["command"])]
             for g in r["groups"]]
     return table(rows, ["NAME", "STATE", "READY", "RESTARTS", "UID", "SOURCE", "COMMAND"],
@@ -145,8 +145,9 @@ def status(name: str) -> None:
 
 @method_command(proc_group, "stop", "proc.stop", render_group)
 @click.argument("name")
-def stop(name: str) -> None:
-    """Stop NAME (its stop signal, SIGKILL after its timeout) and remove it."""
+@click.option("--remove", is_flag=True, help="Also forget it (else it stays listed).")
+def stop(name: str, remove: bool) -> None:
+    """Stop NAME (its stop signal, SIGKILL after its timeout)."""
 
 
 @method_command(proc_group, "restart", "proc.restart", render_group,

@@ -649,11 +649,11 @@ class ProcInstance(TypedDict):
 
 class ProcGroup(TypedDict):
     """One group: ``name``, ``state``, ``error`` (why it failed), ``command`` (argv),
-    ``cwd``, ``instances`` (wanted), ``running`` / ``ready`` (instances with a process /
-    ready), ``restart`` policy, ``uid``/``gid`` it runs as, ``owner_uid`` (who may manage
-    it besides root), ``source`` (``config`` or ``request``), ``detach``,
-    ``created_at`` (epoch s), ``restarts`` (sum over instances), ``processes`` (one row
-    per instance).
+    ``cwd``, ``desired`` (the instance count asked for), ``running`` / ``ready``
+    (instances with a process / ready), ``restart`` policy, ``uid``/``gid`` it runs
+    as, ``owner_uid`` (who may manage it besides root), ``source`` (``config`` or
+    ``request``), ``detach``, ``created_at`` (epoch s), ``restarts`` (sum over
+    instances), ``instances`` (one row each, by id).
     """
 
     name: str
@@ -661,7 +661,7 @@ class ProcGroup(TypedDict):
     error: str | None
     command: list[str]
     cwd: str | None
-    instances: int
+    desired: int
     running: int
     ready: int
     restart: Literal["never", "on-failure", "always"]
@@ -672,7 +672,7 @@ class ProcGroup(TypedDict):
     detach: bool
     created_at: float
     restarts: int
-    processes: list[ProcInstance]
+    instances: list[ProcInstance]
 
 
 class ProcList(TypedDict):
@@ -2557,8 +2557,8 @@ class ProcMethods(NamespaceBase["Client"]):
         """One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
 
         Returns ``{"name", "state" (running|stopping|stopped|failed), "error", "command",
-        "cwd", "instances", "running", "ready", "restart", "uid", "gid", "owner_uid",
-        "source", "detach", "created_at", "restarts", "processes": [{"id", "pid", "state",
+        "cwd", "desired", "running", "ready", "restart", "uid", "gid", "owner_uid",
+        "source", "detach", "created_at", "restarts", "instances": [{"id", "pid", "state",
         "ready", "restarts", "started_at", "uptime_s", "cpu_percent", "rss_bytes",
         "last_exit_code", "last_signal", "last_exit_at", "log_lines", "dropped_lines"}]}``;
         -32001 when no group has the name.
@@ -2578,22 +2578,27 @@ class ProcMethods(NamespaceBase["Client"]):
         self,
         *,
         name: str,
+        remove: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
-        """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s; the
-        group is removed.
+        """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
 
-        Returns its last status; -32001 when no group has the name, -32002 when it is not
-        the caller's (``data.reason: "not_owner"``).
+        Returns its status (``state: "stopped"``); the group stays listed (``proc.restart``
+        or ``proc.start`` of the name runs it again) unless ``remove``. -32001 when no group
+        has the name, -32002 when it is not the caller's (``data.reason: "not_owner"``).
 
         Args:
             name: the group's name.
+            remove: also forget the group (else it stays listed, stopped).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
         Wire method ``proc.stop``.
         """
-        params = {"name": name}
+        params = given(
+            {"name": name},
+            {"remove": (remove, False)},
+        )
         result = self._client.call("proc.stop", params, timeout=timeout)
         return cast("ProcGroup", result)
 
@@ -4412,8 +4417,8 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
         """One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
 
         Returns ``{"name", "state" (running|stopping|stopped|failed), "error", "command",
-        "cwd", "instances", "running", "ready", "restart", "uid", "gid", "owner_uid",
-        "source", "detach", "created_at", "restarts", "processes": [{"id", "pid", "state",
+        "cwd", "desired", "running", "ready", "restart", "uid", "gid", "owner_uid",
+        "source", "detach", "created_at", "restarts", "instances": [{"id", "pid", "state",
         "ready", "restarts", "started_at", "uptime_s", "cpu_percent", "rss_bytes",
         "last_exit_code", "last_signal", "last_exit_at", "log_lines", "dropped_lines"}]}``;
         -32001 when no group has the name.
@@ -4433,22 +4438,27 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
         self,
         *,
         name: str,
+        remove: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
-        """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s; the
-        group is removed.
+        """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
 
-        Returns its last status; -32001 when no group has the name, -32002 when it is not
-        the caller's (``data.reason: "not_owner"``).
+        Returns its status (``state: "stopped"``); the group stays listed (``proc.restart``
+        or ``proc.start`` of the name runs it again) unless ``remove``. -32001 when no group
+        has the name, -32002 when it is not the caller's (``data.reason: "not_owner"``).
 
         Args:
             name: the group's name.
+            remove: also forget the group (else it stays listed, stopped).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
         Wire method ``proc.stop``.
         """
-        params = {"name": name}
+        params = given(
+            {"name": name},
+            {"remove": (remove, False)},
+        )
         result = await self._client.call("proc.stop", params, timeout=timeout)
         return cast("ProcGroup", result)
 

@@ -107,14 +107,20 @@ async def start(
     return await _proc(ctx).start_group(cfg, owner)
 
 
-async def stop(ctx: Context, name: Name) -> ProcGroup:
+async def stop(
+    ctx: Context,
+    name: Name,
+    remove: Annotated[bool, Doc("also forget the group (else it stays listed, stopped)")]
+    = False,
+) -> ProcGroup:
     """Stop a group: each instance gets its stop_signal, then SIGKILL after
-    stop_timeout_s; the group is removed.
+    stop_timeout_s.
 
-    Returns its last status; -32001 when no group has the name, -32002 when it is not
-    the caller's (``data.reason: "not_owner"``).
+    Returns its status (``state: "stopped"``); the group stays listed (``proc.restart``
+    or ``proc.start`` of the name runs it again) unless ``remove``. -32001 when no group
+    has the name, -32002 when it is not the caller's (``data.reason: "not_owner"``).
     """
-    return await _proc(ctx).stop_group(name, ctx.peer.uid)
+    return await _proc(ctx).stop_group(name, ctx.peer.uid, remove)
 
 
 async def restart(ctx: Context, name: Name) -> ProcGroup:
@@ -149,8 +155,8 @@ def status(ctx: Context, name: Name) -> ProcGroup:
     """One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
 
     Returns ``{"name", "state" (running|stopping|stopped|failed), "error", "command",
-    "cwd", "instances", "running", "ready", "restart", "uid", "gid", "owner_uid",
-    "source", "detach", "created_at", "restarts", "processes": [{"id", "pid", "state",
+    "cwd", "desired", "running", "ready", "restart", "uid", "gid", "owner_uid",
+    "source", "detach", "created_at", "restarts", "instances": [{"id", "pid", "state",
     "ready", "restarts", "started_at", "uptime_s", "cpu_percent", "rss_bytes",
     "last_exit_code", "last_signal", "last_exit_at", "log_lines", "dropped_lines"}]}``;
     -32001 when no group has the name.

@@ -45,18 +45,18 @@ class ProcInstance(TypedDict):
 
 class ProcGroup(TypedDict):
     """One group: ``name``, ``state``, ``error`` (why it failed), ``command`` (argv),
-    ``cwd``, ``instances`` (wanted), ``running`` / ``ready`` (instances with a process /
-    ready), ``restart`` policy, ``uid``/``gid`` it runs as, ``owner_uid`` (who may manage
-    it besides root), ``source`` (``config`` or ``request``), ``detach``,
-    ``created_at`` (epoch s), ``restarts`` (sum over instances), ``processes`` (one row
-    per instance)."""
+    ``cwd``, ``desired`` (the instance count asked for), ``running`` / ``ready``
+    (instances with a process / ready), ``restart`` policy, ``uid``/``gid`` it runs
+    as, ``owner_uid`` (who may manage it besides root), ``source`` (``config`` or
+    ``request``), ``detach``, ``created_at`` (epoch s), ``restarts`` (sum over
+    instances), ``instances`` (one row each, by id)."""
 
     name: str
     state: GroupState
     error: str | None
     command: list[str]
     cwd: str | None
-    instances: int
+    desired: int
     running: int
     ready: int
     restart: Literal["never", "on-failure", "always"]
@@ -67,7 +67,7 @@ class ProcGroup(TypedDict):
     detach: bool
     created_at: float
     restarts: int
-    processes: list[ProcInstance]
+    instances: list[ProcInstance]
 
 
 class ProcList(TypedDict):

@@ -220,14 +220,14 @@ class Group:
         rows = [i.row(now) for i in sorted(self.instances.values(), key=lambda i: i.id)]
         cfg = self.config
         return {"name": cfg.name, "state": self.state, "error": self.error,
-                "command": list(cfg.command), "cwd": cfg.cwd, "instances": self.wanted,
+                "command": list(cfg.command), "cwd": cfg.cwd, "desired": self.wanted,
                 "running": sum(1 for r in rows if r["pid"] is not None),
                 "ready": sum(1 for r in rows if r["ready"]),
                 "restart": cfg.restart, "uid": self.owner.uid, "gid": self.owner.gid,
                 "owner_uid": self.owner.owner_uid,
                 "source": "config" if self.owner.source == "config" else "request",
                 "detach": cfg.detach, "created_at": self.created_at,
-                "restarts": sum(r["restarts"] for r in rows), "processes": rows}
+                "restarts": sum(r["restarts"] for r in rows), "instances": rows}
 
 
 def _signal_name(code: int) -> str:
@@ -417,12 +417,18 @@ class ProcService:
             except OSError as exc:
                 raise error_from_oserror(exc, cwd) from None
 
-    async def stop_group(self, name: str, uid: int | None) -> ProcGroup:
-        """Stop group ``name`` (stop_signal, SIGKILL after its stop_timeout_s) and
-        remove it; returns its last status. ``NotFound``/``PermissionDenied``."""
+    async def stop_group(self, name: str, uid: int | None, remove: bool = False) -> ProcGroup:
+        """Stop group ``name`` (stop_signal, SIGKILL after its stop_timeout_s); it stays
+        listed as ``stopped`` (a failed one too: its alert resolves) unless ``remove``.
+        Returns its status. ``NotFound``/``PermissionDenied``."""
         group = self.authorize(name, uid)
+        was_failed = group.state == "failed"
         await self._stop_group(group, group.config.stop_timeout_s)
-        self._forget(group)
+        group.state = "stopped"
+        if was_failed and self.alert is not None:
+            self.alert(group.name, None)
+        if remove and self.groups.get(name) is group:
+            del self.groups[name]
         return group.row()
 
     def _forget(self, group: Group) -> None:

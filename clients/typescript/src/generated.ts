@@ -614,11 +614,11 @@ export interface ProcInstance {
 
 /**
  * One group: `name`, `state`, `error` (why it failed), `command` (argv),
- * `cwd`, `instances` (wanted), `running` / `ready` (instances with a process /
- * ready), `restart` policy, `uid`/`gid` it runs as, `owner_uid` (who may manage
- * it besides root), `source` (`config` or `request`), `detach`,
- * `created_at` (epoch s), `restarts` (sum over instances), `processes` (one row
- * per instance).
+ * `cwd`, `desired` (the instance count asked for), `running` / `ready`
+ * (instances with a process / ready), `restart` policy, `uid`/`gid` it runs
+ * as, `owner_uid` (who may manage it besides root), `source` (`config` or
+ * `request`), `detach`, `created_at` (epoch s), `restarts` (sum over
+ * instances), `instances` (one row each, by id).
  */
 export interface ProcGroup {
   name: string;
@@ -626,7 +626,7 @@ export interface ProcGroup {
   error: string | null;
   command: string[];
   cwd: string | null;
-  instances: number;
+  desired: number;
   running: number;
   ready: number;
   restart: "never" | "on-failure" | "always";
@@ -637,7 +637,7 @@ export interface ProcGroup {
   detach: boolean;
   created_at: number;
   restarts: number;
-  processes: ProcInstance[];
+  instances: ProcInstance[];
 }
 
 /** `proc.list`: every group, by name. */
@@ -1784,6 +1784,8 @@ export type ProcStatusResult = ProcGroup;
 export interface ProcStopParams {
   /** the group's name (wire type `str`) */
   name: string;
+  /** also forget the group (else it stays listed, stopped) (default false, wire type `bool`) */
+  remove?: boolean;
 }
 
 /** Result of `proc.stop`. */
@@ -2585,13 +2587,13 @@ export class ProcApi {
   }
 
   /**
-   * Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s; the group is removed.
+   * Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
    *
    * Wire method `proc.stop`.
    */
   stop(name: string, params?: Omit<ProcStopParams, "name">, options?: CallOptions): Promise<ProcStopResult>;
   /**
-   * Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s; the group is removed.
+   * Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
    *
    * Wire method `proc.stop`.
    */

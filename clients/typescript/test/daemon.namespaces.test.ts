@@ -275,7 +275,7 @@ describe("real daemon: proc", { skip: skipUnless("proc") }, () => {
       stop_timeout_s: 5,
     });
     assert.equal(started.state, "running");
-    assert.equal(started.processes.length, 2);
+    assert.equal(started.instances.length, 2);
     const first = await nextEvent(it);
     assert.equal(first.type, "event");
     if (first.type === "event") {
@@ -290,11 +290,13 @@ describe("real daemon: proc", { skip: skipUnless("proc") }, () => {
     }
     assert.equal(lines, 2);
     const status = await client.proc.status("ts-workers");
-    assert.ok(status.processes.every((p) => typeof p.pid === "number"));
+    assert.ok(status.instances.every((p) => typeof p.pid === "number"));
     assert.ok((await client.proc.list()).groups.some((g) => g.name === "ts-workers"));
     const stopped = await client.proc.stop("ts-workers");
     assert.equal(stopped.state, "stopped");
-    assert.ok(stopped.processes.every((p) => p.pid === null));
+    assert.ok(stopped.instances.every((p) => p.pid === null));
+    assert.equal((await client.proc.status("ts-workers")).state, "stopped");
+    await client.proc.stop({ name: "ts-workers", remove: true });
     await assert.rejects(client.proc.status("ts-workers"), NotFoundError);
     await it.return?.();
     assert.equal(sub.state, "closed");
@@ -306,6 +308,6 @@ describe("real daemon: proc", { skip: skipUnless("proc") }, () => {
       (err: unknown) => err instanceof NotFoundError && (err.data as { errno?: string }).errno === "ENOENT",
     );
     assert.equal((await client.proc.status("ts-ghost")).state, "failed");
-    await client.proc.stop("ts-ghost");
+    await client.proc.stop({ name: "ts-ghost", remove: true });
   });
 });
