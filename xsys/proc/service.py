@@ -363,7 +363,8 @@ class ProcService:
         if new_group and groups >= self.config.max_groups:
             raise Overloaded(f"{groups} proc groups already (proc.max_groups)",
                              {"limit": self.config.max_groups})
-        running = sum(g.wanted for g in self.groups.values() if g is not replacing)
+        running = sum(g.wanted for g in self.groups.values()
+                      if g is not replacing and g.state in ("running", "stopping"))
         if running + adding > self.config.max_instances:
             raise Overloaded(
                 f"{running} proc instances already; {adding} more would pass "
@@ -378,6 +379,9 @@ class ProcService:
         -32002 for EACCES), with ``data.name``."""
         if self._stopping:
             raise Overloaded("the daemon is shutting down")
+        if owner.switch and cfg.cwd is not None:
+            await self.runner.run_blocking(self._check_cwd, cfg.cwd, owner)
+        # from here to the registration, no await: two starts of one name cannot race
         old = self.groups.get(cfg.name)
         if old is not None:
             self.authorize(cfg.name, owner.owner_uid if owner.owner_uid else None)
@@ -386,8 +390,6 @@ class ProcService:
                                     {"name": cfg.name})
         count = self._count(cfg.instances)
         self._check_capacity(count, old)
-        if owner.switch and cfg.cwd is not None:
-            await self.runner.run_blocking(self._check_cwd, cfg.cwd, owner)
         if old is not None:
             self._forget(old)
         group = Group(cfg, owner, count)
@@ -682,7 +684,7 @@ class ProcService:
         inst.over.clear()
         inst.cpu_percent = inst.rss_bytes = None
         inst.state = "starting"
-        popen = await self.runner.run_blocking(self._popen, inst, self._env(inst))
+        popen = await self.runner.run_blocking(self._popen, inst)
         inst.popen = popen
         inst.started_at = time.time()
         inst.next_launch.set()
@@ -696,9 +698,10 @@ class ProcService:
         if reason is not None:
             self._emit("restarted", inst, group, reason=reason, restarts=inst.restarts)
 
-    def _popen(self, inst: Instance, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """Fork and exec (worker thread). Output: pipes, or for a detached group the log
-        files (or nothing)."""
+    def _popen(self, inst: Instance) -> subprocess.Popen[bytes]:
+        """Fork and exec (worker thread: the user database lookups of ``_env`` may block
+        too). Output: pipes, or for a detached group the log files (or nothing)."""
+        env = self._env(inst)
         group = inst.group
         cfg = group.config
         owner = group.owner
@@ -880,11 +883,12 @@ class ProcService:
         self._emit("ready", inst, inst.group)
 
     def _kill_now(self, inst: Instance) -> None:
+        """SIGKILL the instance's process group without waiting (supervision cancelled:
+        the daemon is going; what it does not reap, init does)."""
         popen = inst.popen
         if popen is not None and popen.returncode is None:
             _killpg(popen.pid, signal_mod.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                popen.wait(1.0)
+            popen.poll()
 
     async def _signal_and_wait(self, inst: Instance, timeout_s: float) -> None:
         """Send the stop signal to the instance's process group; SIGKILL after
