@@ -8,9 +8,10 @@ stdlib only) sends a UDP datagram ``up <time>`` to this process as its first act
 ``--life`` seconds, sends ``crash <time>`` and exits with code 1; the group restarts it
 after ``backoff.initial_s`` (``--backoff``). For each crash: crash -> ``started`` (the
 daemon's ``proc.event``, the new process exists) and crash -> ``up`` (the new worker runs
-its first line). The reference, measured in the same run: the same worker started by this
-process directly (``subprocess.Popen`` -> ``up``), i.e. what the interpreter's start costs
-whoever starts it. The supervision's share = crash -> up - backoff - reference.
+its first line). The reference, measured in the same run (one after each respawn): the same
+worker started by this process directly (``subprocess.Popen`` -> ``up``), i.e. what the
+interpreter's start costs whoever starts it. The supervision's share = crash -> up -
+backoff - reference.
 
 Overhead: the daemon's CPU (psutil ``cpu_times`` of its process, all threads) over
 ``--duration`` s after a warm-up, with 32 sleeping workers (its sampler reads each
@@ -88,7 +89,12 @@ def reference_ms(script: Path, port: int, sock: socket.socket, n: int) -> list[f
 
 def respawn(workdir: Path, script: Path, port: int, sock: socket.socket, crashes: int,
             backoff: float, life: float) -> dict[str, Any]:
-    """Crash -> started / up times (ms) over ``crashes`` crashes."""
+    """Crash -> started / up times (ms) over ``crashes`` crashes, and after each up one
+    reference start (its own UDP socket), under the same load."""
+    ref_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ref_sock.bind(("127.0.0.1", 0))
+    ref_port = ref_sock.getsockname()[1]
+    reference: list[float] = []
     group = {"name": "crashy", "command": [sys.executable, "-I", "-S", str(script),
                                            str(port), str(life)],
              "restart": "always", "backoff": {"initial_s": backoff, "max_s": backoff},
@@ -107,8 +113,11 @@ def respawn(workdir: Path, script: Path, port: int, sock: socket.socket, crashes
                     to_started.append((float(event["at"]) - crash) * 1000)
                     break
             to_up.append((receive(sock, b"up") - crash) * 1000)
+            reference += reference_ms(script, ref_port, ref_sock, 1)
         sub.close()
-    return {"crash_to_started_ms": to_started, "crash_to_up_ms": to_up}
+    ref_sock.close()
+    return {"crash_to_started_ms": to_started, "crash_to_up_ms": to_up,
+            "reference_ms": reference}
 
 
 def overhead(workdir: Path, script: Path, port: int, workers: int, duration: float,
@@ -165,12 +174,12 @@ def main() -> int:
         port = sock.getsockname()[1]
         script = base / "worker.py"
         script.write_text(WORKER)
-        print(f"reference: {args.crashes} worker starts by this process ...", flush=True)
-        ref = reference_ms(script, port, sock, args.crashes)
-        print(f"respawn: {args.crashes} crashes, backoff {args.backoff:g}s ...", flush=True)
+        print(f"respawn: {args.crashes} crashes, backoff {args.backoff:g}s, each followed by "
+              "a reference start ...", flush=True)
         (base / "respawn").mkdir()
         times = respawn(base / "respawn", script, port, sock, args.crashes, args.backoff,
                         args.life)
+        ref = times.pop("reference_ms")
         for name in ("with", "without"):
             (base / name).mkdir()
         print(f"daemon CPU with {args.workers} workers over {args.duration:g}s ...",
