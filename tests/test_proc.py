@@ -575,3 +575,25 @@ def test_a_detached_group_is_left_running_when_the_daemon_stops(
     # it stays a zombie: not the daemon's doing)
     wait_until(lambda: not psutil.pid_exists(kept)
                or psutil.Process(kept).status() == psutil.STATUS_ZOMBIE)
+
+
+async def test_cwd_env_worker_ids_and_rlimits_reach_the_child(
+        sup: Supervisor, tmp_path: Path) -> None:
+    show = script(tmp_path, "show", """
+import os, resource
+print(os.getcwd(), os.environ["FOO"], os.environ["XSYS_WORKER_ID"],
+      os.environ["XSYS_WORKER_COUNT"], "SECRET" in os.environ,
+      resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+      resource.getrlimit(resource.RLIMIT_AS)[0], flush=True)
+""")
+    os.environ["SECRET"] = "the daemon's"
+    try:
+        await sup.start(name="show", command=[PY, show], instances=2, restart="never",
+                        cwd=str(tmp_path), env={"FOO": "bar"}, rlimit_nofile=64,
+                        rlimit_as=4 * 1024**3)
+    finally:
+        del os.environ["SECRET"]
+    await sup.wait_for(lambda ev: len(sup.proc.logs("show", None, 10, None, "stdout",
+                                                    0)["lines"]) == 2)
+    lines = sorted(r["line"] for r in sup.proc.logs("show", None, 10, None, None, 0)["lines"])
+    assert lines == [f"{tmp_path} bar {i} 2 False 64 {4 * 1024**3}" for i in range(2)]
