@@ -597,3 +597,21 @@ print(os.getcwd(), os.environ["FOO"], os.environ["XSYS_WORKER_ID"],
                                                     0)["lines"]) == 2)
     lines = sorted(r["line"] for r in sup.proc.logs("show", None, 10, None, None, 0)["lines"])
     assert lines == [f"{tmp_path} bar {i} 2 False 64 {4 * 1024**3}" for i in range(2)]
+
+
+def test_the_proc_section_is_validated_and_not_taken_for_tinymonitor() -> None:
+    from xsys.config import ConfigError, looks_like_tinymonitor
+
+    cfg = from_dict(Config, {"proc": {"groups": [{"name": "w", "command": ["x"],
+                                                  "backoff": {"initial_s": 0.5}}]}})
+    assert cfg.proc.groups[0].backoff.initial_s == 0.5
+    assert cfg.proc.groups[0].command == ("x",)
+    with pytest.raises(ConfigError, match=r"proc\.groups\[0\]\.restart"):
+        from_dict(Config, {"proc": {"groups": [{"name": "w", "command": ["x"],
+                                                "restart": "sometimes"}]}})
+    with pytest.raises(ConfigError, match="two groups are named 'w'"):
+        from_dict(Config, {"proc": {"groups": [{"name": "w", "command": ["x"]},
+                                               {"name": "w", "command": ["y"]}]}})
+    assert not looks_like_tinymonitor({"proc": {"groups": []},
+                                       "cpu": {"enabled": True, "threshold": 90}})
+    assert looks_like_tinymonitor({"cpu": {"enabled": True, "threshold": 90}})
