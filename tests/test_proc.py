@@ -615,3 +615,34 @@ def test_the_proc_section_is_validated_and_not_taken_for_tinymonitor() -> None:
     assert not looks_like_tinymonitor({"proc": {"groups": []},
                                        "cpu": {"enabled": True, "threshold": 90}})
     assert looks_like_tinymonitor({"cpu": {"enabled": True, "threshold": 90}})
+
+
+async def test_the_daemon_wide_caps_refuse_with_overloaded() -> None:
+    from xsys.protocol import Overloaded
+
+    cfg = from_dict(Config, {"proc": {"max_groups": 2, "max_instances": 3,
+                                      "max_log_bytes": 4 * 1024 * 1024},
+                             "monitor": {"enabled": False}})
+    app, _router = compose(cfg)
+    await app.start()
+    proc = app.services.proc
+    sleeper = [PY, "-c", "import time; time.sleep(60)"]
+
+    async def start(name: str, **extra: Any) -> Any:
+        return await proc.start_group(from_dict(GroupConfig, {"name": name,
+                                                              "command": sleeper, **extra}),
+                                      Owner.daemon())
+    try:
+        await start("a", instances=2, log_bytes=1024 * 1024)
+        with pytest.raises(Overloaded, match="max_instances"):
+            await start("b", instances=2)
+        with pytest.raises(Overloaded, match="max_log_bytes"):
+            await start("b", instances=1, log_bytes=3 * 1024 * 1024)
+        with pytest.raises(Overloaded, match="max_instances"):
+            await proc.scale("a", 4, None)
+        await start("b", instances=1, log_bytes=1024 * 1024)
+        with pytest.raises(Overloaded, match="max_groups"):
+            await start("c")
+        assert [g["name"] for g in proc.list_groups()] == ["a", "b"]
+    finally:
+        await app.stop(10.0)

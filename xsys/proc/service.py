@@ -357,19 +357,28 @@ class ProcService:
     def _count(self, n: int) -> int:
         return n if n > 0 else (os.cpu_count() or 1)
 
-    def _check_capacity(self, adding: int, replacing: Group | None = None,
+    def _check_capacity(self, adding: int, log_bytes: int, replacing: Group | None = None,
                         new_group: bool = True) -> None:
+        """Raise ``Overloaded`` when ``adding`` instances (rings of ``log_bytes``) would
+        pass ``proc.max_groups``, ``proc.max_instances`` or ``proc.max_log_bytes``."""
         groups = len(self.groups) - (1 if replacing is not None else 0)
         if new_group and groups >= self.config.max_groups:
             raise Overloaded(f"{groups} proc groups already (proc.max_groups)",
                              {"limit": self.config.max_groups})
-        running = sum(g.wanted for g in self.groups.values()
-                      if g is not replacing and g.state in ("running", "stopping"))
+        live = [g for g in self.groups.values()
+                if g is not replacing and g.state in ("running", "stopping")]
+        running = sum(g.wanted for g in live)
         if running + adding > self.config.max_instances:
             raise Overloaded(
                 f"{running} proc instances already; {adding} more would pass "
                 f"proc.max_instances ({self.config.max_instances})",
                 {"limit": self.config.max_instances})
+        ring_bytes = sum(g.wanted * g.config.log_bytes for g in live)
+        if ring_bytes + adding * log_bytes > self.config.max_log_bytes:
+            raise Overloaded(
+                f"output rings of {ring_bytes} bytes already; {adding} x {log_bytes} more "
+                f"would pass proc.max_log_bytes ({self.config.max_log_bytes})",
+                {"limit": self.config.max_log_bytes})
 
     async def start_group(self, cfg: GroupConfig, owner: Owner) -> ProcGroup:
         """Start group ``cfg`` as ``owner`` and return its status once every instance's
@@ -389,7 +398,7 @@ class ProcService:
                 raise AlreadyExists(f"proc group {cfg.name!r} is {old.state}",
                                     {"name": cfg.name})
         count = self._count(cfg.instances)
-        self._check_capacity(count, old)
+        self._check_capacity(count, cfg.log_bytes, old)
         if old is not None:
             self._forget(old)
         group = Group(cfg, owner, count)
@@ -486,7 +495,8 @@ class ProcService:
         count = self._count(instances)
         async with group.lock:
             if count > group.wanted:
-                self._check_capacity(count - group.wanted, new_group=False)
+                self._check_capacity(count, group.config.log_bytes, group,
+                                     new_group=False)
             group.wanted = count
             extra = sorted(i for i in group.instances if i >= count)
             added = [self._add_instance(group, i) for i in range(count)
