@@ -85,7 +85,7 @@ async def start(
     caller. Returns the group's status (``proc.status``) once every instance's process
     exists; -32003 when a running group has the name; an exec failure is the OS error
     (-32001 ENOENT, -32002 EACCES, ``data.errno``) and leaves the group failed; -32005
-    past ``proc.max_groups``/``proc.max_instances``.
+    past ``proc.max_groups``/``max_instances``/``max_log_bytes``.
     """
     params = dict(name=name, command=command, instances=instances, cwd=cwd, env=env,
                   restart=restart, backoff=backoff, max_restarts=max_restarts,
