@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 import sys
 import time
 from typing import Any
@@ -33,11 +34,15 @@ def _exit_text(p: Result) -> str:
     return "" if code is None else f"code {code}"
 
 
+def _command(g: Result) -> str:
+    return shlex.join(g["command"]).replace("\n", "\\n")
+
+
 def render_group(g: Result) -> str:
     """``proc.status`` (and start/stop/restart/scale): the group's line, then one row per
     instance (id, pid, state, restarts, uptime, CPU, RSS, last exit)."""
     head = (f"{g['name']}: {str(g['state']).upper()}  {g['ready']}/{g['desired']} ready"
-            f"  uid {g['uid']}  restart {g['restart']}  {' '.join(g['command'])}")
+            f"  uid {g['uid']}  restart {g['restart']}  {_command(g)}")
     if g.get("error"):
         head += f"\n  error: {g['error']}"
     rows = [[p["id"], p["pid"] or "", p["state"], p["restarts"],
@@ -55,7 +60,7 @@ def render_list(r: Result) -> str:
     if not r["groups"]:
         return "no supervised groups (xsys proc start NAME -- CMD ...)"
     rows = [[g["name"], g["state"].upper(), f"{g['ready']}/{g['desired']}",
-             g["restarts"], g["uid"], g["source"], " ".join(g["command"])]
+             g["restarts"], g["uid"], g["source"], _command(g)]
             for g in r["groups"]]
     return table(rows, ["NAME", "STATE", "READY", "RESTARTS", "UID", "SOURCE", "COMMAND"],
                  right=(3, 4))
