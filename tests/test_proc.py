@@ -646,3 +646,28 @@ async def test_the_daemon_wide_caps_refuse_with_overloaded() -> None:
         assert [g["name"] for g in proc.list_groups()] == ["a", "b"]
     finally:
         await app.stop(10.0)
+
+
+async def test_one_peer_cannot_take_every_group() -> None:
+    from xsys.protocol import Overloaded
+
+    cfg = from_dict(Config, {"proc": {"max_groups_per_uid": 1},
+                             "monitor": {"enabled": False}})
+    app, _router = compose(cfg)
+    await app.start()
+    proc = app.services.proc
+    me = os.geteuid()
+    peer = Owner(owner_uid=54321, uid=me, gid=os.getegid())  # runs as us: no root needed
+    sleeper = {"command": [PY, "-c", "import time; time.sleep(60)"]}
+    try:
+        await proc.start_group(from_dict(GroupConfig, {"name": "p1", **sleeper}), peer)
+        with pytest.raises(Overloaded, match="max_groups_per_uid"):
+            await proc.start_group(from_dict(GroupConfig, {"name": "p2", **sleeper}), peer)
+        await proc.start_group(from_dict(GroupConfig, {"name": "mine", **sleeper}),
+                               Owner.daemon())
+        await proc.stop_group("p1", 54321)
+        again = await proc.start_group(from_dict(GroupConfig, {"name": "p1", **sleeper}),
+                                       peer)  # replacing its own stopped group
+        assert again["state"] == "running"
+    finally:
+        await app.stop(10.0)

@@ -143,18 +143,20 @@ class ProcConfig:
     ``sample_interval_s``: how often each instance's CPU and RSS are sampled (and the
     limits checked); ``max_groups`` / ``max_instances``: caps across the daemon;
     ``max_log_bytes``: the output rings' bytes (``log_bytes`` x instances) across the
-    running groups (-32005 above any of them)."""
+    running groups; ``max_groups_per_uid``: groups one non-root peer uid may hold, so
+    that one peer cannot take all of ``max_groups`` (-32005 above any of them)."""
 
     groups: tuple[GroupConfig, ...] = ()
     sample_interval_s: float = 1.0
     max_groups: int = 64
     max_instances: int = 256
     max_log_bytes: int = 256 * 1024 * 1024
+    max_groups_per_uid: int = 16
 
     def validate(self) -> None:
         """Raise ``ValueError`` for two groups with one name or a bound out of range."""
         at_least(self, ("sample_interval_s", "max_groups", "max_instances",
-                        "max_log_bytes"), 0, strictly=True)
+                        "max_log_bytes", "max_groups_per_uid"), 0, strictly=True)
         seen: set[str] = set()
         for group in self.groups:
             if group.name in seen:

@@ -358,13 +358,22 @@ class ProcService:
         return n if n > 0 else (os.cpu_count() or 1)
 
     def _check_capacity(self, adding: int, log_bytes: int, replacing: Group | None = None,
-                        new_group: bool = True) -> None:
+                        new_group: bool = True, owner: Owner | None = None) -> None:
         """Raise ``Overloaded`` when ``adding`` instances (rings of ``log_bytes``) would
-        pass ``proc.max_groups``, ``proc.max_instances`` or ``proc.max_log_bytes``."""
+        pass ``proc.max_groups``, ``proc.max_instances`` or ``proc.max_log_bytes``, or a
+        new group of a non-root peer ``owner`` its ``proc.max_groups_per_uid``."""
         groups = len(self.groups) - (1 if replacing is not None else 0)
         if new_group and groups >= self.config.max_groups:
             raise Overloaded(f"{groups} proc groups already (proc.max_groups)",
                              {"limit": self.config.max_groups})
+        if new_group and owner is not None and owner.source == "request" \
+                and owner.owner_uid not in (0, os.geteuid()):
+            mine = sum(1 for g in self.groups.values()
+                       if g is not replacing and g.owner.owner_uid == owner.owner_uid)
+            if mine >= self.config.max_groups_per_uid:
+                raise Overloaded(f"uid {owner.owner_uid} has {mine} proc groups already "
+                                 "(proc.max_groups_per_uid)",
+                                 {"limit": self.config.max_groups_per_uid})
         live = [g for g in self.groups.values()
                 if g is not replacing and g.state in ("running", "stopping")]
         running = sum(g.wanted for g in live)
@@ -398,7 +407,7 @@ class ProcService:
                 raise AlreadyExists(f"proc group {cfg.name!r} is {old.state}",
                                     {"name": cfg.name})
         count = self._count(cfg.instances)
-        self._check_capacity(count, cfg.log_bytes, old)
+        self._check_capacity(count, cfg.log_bytes, old, owner=owner)
         if old is not None:
             self._forget(old)
         group = Group(cfg, owner, count)
