@@ -593,7 +593,16 @@ class ProcService:
             while not inst.stop_requested:
                 try:
                     await self._launch(inst)
-                except (OSError, subprocess.SubprocessError, ValueError, Overloaded) as exc:
+                except Overloaded as exc:  # the thread pool is full: try again shortly
+                    log.warning("proc group %s: instance %d not started yet: %s",
+                                group.name, inst.id, exc)
+                    inst.state = "backoff"
+                    inst.wake.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(inst.wake.wait(),
+                                               max(cfg.backoff.initial_s, 0.1))
+                    continue
+                except (OSError, subprocess.SubprocessError, ValueError) as exc:
                     if not inst.launched.done():
                         inst.launched.set_result(exc)
                     inst.state = "failed"
