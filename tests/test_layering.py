@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "xsys": 0, "protocol": 0, "config": 0, "units": 0, "bounds": 0,
     # 1 services and the client
     "host": 1, "fs": 1, "watch": 1, "alerts": 1, "monitor": 1, "client": 1, "metrics": 1,
-    "checks": 1, "live": 1, "push": 1,
+    "checks": 1, "live": 1, "push": 1, "proc": 1,
     # 2 framework
     "server": 2,
     # 3 front doors
@@ -31,10 +31,10 @@ LAYERS: dict[str, int] = {
     "daemon": 4, "cli": 4, "docs": 4, "__main__": 4,
 }
 SERVICES = {"host", "fs", "watch", "alerts", "monitor", "client", "metrics", "checks",
-            "live", "push"}
+            "live", "push", "proc"}
 #: The only imports allowed from one service to another.
 SERVICE_EDGES = {("watch", "fs"), ("monitor", "alerts"), ("monitor", "host"),
-                 ("live", "host"), ("push", "live")}
+                 ("live", "host"), ("push", "live"), ("proc", "fs")}
 #: Front doors never import each other.
 FRONT_DOORS = {"handlers", "http"}
 

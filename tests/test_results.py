@@ -314,6 +314,18 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
     call("checks.unsubscribe", subscription=checks_sub.result["subscription"])
 
     assert call("push.status")["targets"][0]["target"] == "results"
+    worker = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+    proc_sub = c.subscribe("proc.subscribe", {})
+    answers["proc.subscribe"] = proc_sub.result
+    call("proc.start", name="results-worker", command=worker, instances=1,
+         stop_timeout_s=5)
+    call("proc.scale", name="results-worker", instances=2)
+    call("proc.restart", name="results-worker")
+    call("proc.status", name="results-worker")
+    call("proc.list")
+    call("proc.logs", name="results-worker")
+    call("proc.stop", name="results-worker")
+    call("proc.unsubscribe", subscription=proc_sub.result["subscription"])
 
 
 def test_a_real_daemons_results_conform_to_their_schemas(

@@ -33,6 +33,7 @@ from xsys.fs.config import FsConfig
 from xsys.http.config import HttpConfig
 from xsys.metrics.config import MetricsConfig
 from xsys.monitor.config import TINYMONITOR_KEYS, MonitorConfig, convert_tinymonitor
+from xsys.proc.config import ProcConfig
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_OBJECTS
 from xsys.push.config import PushConfig
 from xsys.watch.config import WatchConfig
@@ -149,6 +150,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     push: PushConfig = field(default_factory=PushConfig)
     """Push mode (``xsys.push.config``): backends the daemon streams to over WebSocket."""
+    proc: ProcConfig = field(default_factory=ProcConfig)
+    """Supervised worker groups started with the daemon (``xsys.proc.config``)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` when two service checks share a name."""

@@ -54,6 +54,7 @@ from xsys.live import SnapshotHub
 from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.config import convert_tinymonitor
 from xsys.monitor.service import MonitorService
+from xsys.proc.service import ProcService
 from xsys.protocol import default_socket_path
 from xsys.push.metrics import PushCollector
 from xsys.push.service import PushService
@@ -133,6 +134,9 @@ class Services:
       alerts go through the monitor (``MonitorService.observe``).
     - ``live``: the snapshot hub (``sys.subscribe``, ``/ws``, push mode: live snapshot
       streams over ``sampler``; ``xsys.live``).
+    - ``proc``: the supervised worker groups (``proc.*``); a failed group raises a
+      critical alert through the monitor (``MonitorService.observe``, check ``proc``,
+      component ``proc:<name>``).
     - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
     """
 
@@ -146,6 +150,7 @@ class Services:
     metrics: MetricsService
     metrics_collector: AppMetricsCollector
     live: SnapshotHub
+    proc: ProcService
     push: PushService = field(init=False)
     daemon: Daemon | None = None
 
@@ -170,7 +175,8 @@ def build_services(app: App) -> Services:
                         live=SnapshotHub(sampler, app, lambda: app.config.sys,
                                          monitor_states=lambda: _monitor_states(services),
                                          check_states=lambda: {
-                                             "checks": services.checks.status()}))
+                                             "checks": services.checks.status()}),
+                        proc=_build_proc(app, monitor_of=lambda: services.monitor))
     registry.register(services.metrics_collector)
 
     def reload_fs(old: Config, new: Config) -> None:
@@ -193,6 +199,13 @@ def build_services(app: App) -> Services:
     app.on_startup.append(services.checks.start)  # after the monitor; stops before it
     app.on_shutdown.append(services.checks.stop)
     app.on_shutdown.append(services.live.stop)
+
+    async def stop_proc() -> None:
+        await services.proc.stop(max(0.1, app.config.server.shutdown_timeout_s * 0.6))
+
+    app.on_reload.append(lambda old, new: services.proc.reload(new.proc))
+    app.on_startup.append(services.proc.start)  # after the monitor; stops before it
+    app.on_shutdown.append(stop_proc)
     _add_push(app, services)
     return services
 
@@ -222,6 +235,19 @@ def _monitor_states(services: Services) -> dict[str, Any]:
     rows]}``."""
     engine = services.monitor.engine
     return {"firing": len(engine.firing()), "checks": engine.status_rows()}
+
+
+def _build_proc(app: App, monitor_of: Callable[[], MonitorService]) -> ProcService:
+    """The supervisor, its failed groups fed to the monitor's rules as check ``proc``,
+    component ``proc:<name>``, unit ``proc_failed`` (1: failed, critical)."""
+
+    def alert(name: str, error: str | None) -> None:
+        if error is None:
+            monitor_of().forget("proc", f"proc:{name}")
+        else:
+            monitor_of().observe("proc", f"proc:{name}", 1.0, "proc_failed", None, 1.0)
+
+    return ProcService(app.config.proc, app, alert=alert)
 
 
 def _build_checks(app: App, monitor_of: Callable[[], MonitorService]) -> ChecksService:

@@ -17,6 +17,7 @@ from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
 from xsys.cli.http import http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
+from xsys.cli.proc import proc_group
 from xsys.cli.push import push_group
 from xsys.cli.service import service_group
 from xsys.cli.sys import sys_group
@@ -112,4 +113,5 @@ main.add_command(watch_command)
 main.add_command(service_group)
 main.add_command(push_group)
 main.add_command(top_command)
+main.add_command(proc_group)
 config_group.add_command(import_tinymonitor)

@@ -59,6 +59,15 @@ METHOD_NAMES: tuple[str, ...] = (
     "monitor.test",
     "monitor.unsilence",
     "monitor.unsubscribe",
+    "proc.list",
+    "proc.logs",
+    "proc.restart",
+    "proc.scale",
+    "proc.start",
+    "proc.status",
+    "proc.stop",
+    "proc.subscribe",
+    "proc.unsubscribe",
     "push.status",
     "rpc.hello",
     "rpc.methods",
@@ -88,6 +97,7 @@ METHOD_NAMES: tuple[str, ...] = (
 STREAMS: dict[str, str] = {
     "checks.subscribe": "checks.change",
     "monitor.subscribe": "monitor.alert",
+    "proc.subscribe": "proc.event",
     "sys.subscribe": "sys.snapshot",
     "watch.add": "watch.event",
 }
@@ -96,6 +106,7 @@ STREAMS: dict[str, str] = {
 UNSUBSCRIBE: dict[str, str] = {
     "checks.subscribe": "checks.unsubscribe",
     "monitor.subscribe": "monitor.unsubscribe",
+    "proc.subscribe": "proc.unsubscribe",
     "sys.subscribe": "sys.unsubscribe",
     "watch.add": "watch.remove",
 }
@@ -611,6 +622,104 @@ class Unsilenced(TypedDict):
 
 class MonitorUnsubscribed(TypedDict):
     """``monitor.unsubscribe``: the ``subscription`` ended (``closed`` is always true)."""
+
+    subscription: str
+    closed: bool
+
+
+class ProcInstance(TypedDict):
+    """One worker process of a group: ``id`` (its ``XSYS_WORKER_ID``), ``pid`` (None
+    when not running), ``state``, ``ready``, ``restarts`` (times it was started again),
+    ``started_at`` (epoch s of the current process), ``uptime_s``, ``cpu_percent`` (of
+    one core, last sample), ``rss_bytes`` (last sample), ``last_exit_code`` and
+    ``last_signal`` (name, when killed by one) of the previous process, ``last_exit_at``,
+    ``log_lines`` (lines in its ring), ``dropped_lines`` (lines that left the ring or
+    never fit in it).
+    """
+
+    id: int
+    pid: int | None
+    state: Literal["starting", "running", "backoff", "stopping", "exited", "stopped", "failed"]
+    ready: bool
+    restarts: int
+    started_at: float | None
+    uptime_s: float | None
+    cpu_percent: float | None
+    rss_bytes: int | None
+    last_exit_code: int | None
+    last_signal: str | None
+    last_exit_at: float | None
+    log_lines: int
+    dropped_lines: int
+
+
+class ProcGroup(TypedDict):
+    """One group: ``name``, ``state``, ``error`` (why it failed), ``command`` (argv),
+    ``cwd``, ``desired`` (the instance count asked for), ``running`` / ``ready``
+    (instances with a process / ready), ``restart`` policy, ``uid``/``gid`` it runs
+    as, ``owner_uid`` (who may manage it besides root), ``source`` (``config`` or
+    ``request``), ``detach``, ``created_at`` (epoch s), ``restarts`` (sum over
+    instances), ``instances`` (one row each, by id).
+    """
+
+    name: str
+    state: Literal["running", "stopping", "stopped", "failed"]
+    error: str | None
+    command: list[str]
+    cwd: str | None
+    desired: int
+    running: int
+    ready: int
+    restart: Literal["never", "on-failure", "always"]
+    uid: int
+    gid: int
+    owner_uid: int
+    source: Literal["config", "request"]
+    detach: bool
+    created_at: float
+    restarts: int
+    instances: list[ProcInstance]
+
+
+class ProcList(TypedDict):
+    """``proc.list``: every group, by name."""
+
+    groups: list[ProcGroup]
+
+
+class ProcLogLine(TypedDict):
+    """One line of a worker's output: ``seq`` (increasing per group; pass the last one
+    as ``after_seq`` to follow), ``instance``, ``stream`` (stdout|stderr), ``at`` (epoch s
+    it was read), ``line`` (UTF-8, invalid bytes replaced, without the newline; longer
+    lines come in pieces).
+    """
+
+    seq: int
+    instance: int
+    stream: Literal["stdout", "stderr"]
+    at: float
+    line: str
+
+
+class ProcLogs(TypedDict):
+    """``proc.logs``: ``name``, the ``lines`` (oldest first), ``last_seq`` (the highest
+    seq of the group so far) and ``dropped_lines`` (lines its rings lost).
+    """
+
+    name: str
+    lines: list[ProcLogLine]
+    last_seq: int
+    dropped_lines: int
+
+
+class ProcSubscribed(TypedDict):
+    """``proc.subscribe``: the stream's id."""
+
+    subscription: str
+
+
+class ProcUnsubscribed(TypedDict):
+    """``proc.unsubscribe``: the stream ended."""
 
     subscription: str
     closed: bool
@@ -2294,6 +2403,324 @@ class MonitorMethods(NamespaceBase["Client"]):
         return cast("MonitorUnsubscribed", result)
 
 
+class ProcMethods(NamespaceBase["Client"]):
+    """The ``proc.*`` methods of ``Client``."""
+
+    __slots__ = ()
+    namespace = "proc"
+
+    def list(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcList:
+        """Every supervised group with its instances: ``{"groups": [<proc.status>]}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.list`` (safe: read-only).
+        """
+        result = self._client.call("proc.list", None, timeout=timeout)
+        return cast("ProcList", result)
+
+    def logs(
+        self,
+        *,
+        name: str,
+        lines: int = 100,
+        instance: int | None = None,
+        stream: Literal["stdout", "stderr"] | None = None,
+        after_seq: int = 0,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcLogs:
+        """The last lines of a group's output from its instances' bounded rings.
+
+        Returns ``{"name", "lines": [{"seq", "instance", "stream", "at", "line"}],
+        "last_seq", "dropped_lines"}``, oldest first; -32002 when the group is not the
+        caller's.
+
+        Args:
+            name: the group's name.
+            lines: newest lines at most (1..100000).
+            instance: only this instance (0..1000000).
+            stream: only this stream.
+            after_seq: only lines after this seq (follow) (0..4611686018427387904).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.logs`` (safe: read-only).
+        """
+        params = given(
+            {"name": name},
+            {
+                "lines": (lines, 100),
+                "instance": (instance, None),
+                "stream": (stream, None),
+                "after_seq": (after_seq, 0),
+            },
+        )
+        result = self._client.call("proc.logs", params, timeout=timeout)
+        return cast("ProcLogs", result)
+
+    def restart(
+        self,
+        *,
+        name: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Rolling restart: one instance at a time, the next only once the new one is ready.
+
+        Returns the group's status after the rollout; -32007 when a new instance is not
+        ready within ``ready.timeout_s`` (the rollout stops there); a failed group is started
+        again whole.
+
+        Args:
+            name: the group's name.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.restart``.
+        """
+        params = {"name": name}
+        result = self._client.call("proc.restart", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    def scale(
+        self,
+        *,
+        name: str,
+        instances: int,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Change a group's number of instances (new ones get the next ids, the highest ids stop
+        first).
+
+        Returns the group's status; -32007 when the group is not running.
+
+        Args:
+            name: the group's name.
+            instances: the new count; 0 = the CPU count (0..4096).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.scale``.
+        """
+        params = {"name": name, "instances": instances}
+        result = self._client.call("proc.scale", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    def start(
+        self,
+        *,
+        name: str,
+        command: Sequence[str],
+        instances: int = 1,
+        cwd: str | None = None,
+        env: Mapping[str, Any] | None = None,
+        restart: Literal["never", "on-failure", "always"] = "on-failure",
+        backoff: Mapping[str, Any] | None = None,
+        max_restarts: int = 10,
+        restart_window_s: float = 60.0,
+        max_memory_bytes: int | None = None,
+        max_cpu_percent: float | None = None,
+        enforce: bool = False,
+        stop_signal: str | int = "SIGTERM",
+        stop_timeout_s: float = 5.0,
+        ready: Mapping[str, Any] | float | None = None,
+        ready_after_s: float | None = None,
+        ready_port: int | None = None,
+        rlimit_nofile: int | None = None,
+        rlimit_as: int | None = None,
+        log_lines: int = 1000,
+        log_bytes: int = 1048576,
+        log_dir: str | None = None,
+        log_max_bytes: int = 10485760,
+        log_backups: int = 3,
+        detach: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Start a group of supervised worker processes.
+
+        Each instance gets ``XSYS_WORKER_ID`` (0-based) and ``XSYS_WORKER_COUNT`` (and
+        ``XSYS_WORKER_PORT`` with a ready port) and runs in its own process group as the
+        caller. Returns the group's status (``proc.status``) once every instance's process
+        exists; -32003 when a running group has the name; an exec failure is the OS error
+        (-32001 ENOENT, -32002 EACCES, ``data.errno``) and leaves the group failed; -32005
+        past ``proc.max_groups``/``max_instances``/``max_log_bytes``.
+
+        Args:
+            name: the group's name.
+            command: argv: the program and its arguments (no shell).
+            instances: copies to run; 0 = the CPU count (0..4096).
+            cwd: working directory.
+            env: environment (strings); PATH defaults to the system's.
+            restart: when an exited instance is started again.
+            backoff: {initial_s, max_s}: delay before a restart, doubling.
+            max_restarts: restarts of one instance within restart_window_s before the group is
+                marked failed (0..1000000).
+            restart_window_s: 0.001..1000000000.
+            max_memory_bytes: RSS limit of each instance (1..4611686018427387904).
+            max_cpu_percent: CPU limit of each instance (100 = one core) (0.001..1000000).
+            enforce: restart an instance over a limit (else warn).
+            stop_signal: signal that asks an instance to stop.
+            stop_timeout_s: seconds from stop_signal to SIGKILL (0.001..86400).
+            ready: {after_s, port, host, timeout_s}: when an instance is ready (a port: port +
+                XSYS_WORKER_ID accepts TCP).
+            ready_after_s: ready after this many seconds up (0..86400).
+            ready_port: ready when port + XSYS_WORKER_ID accepts TCP (1..65535).
+            rlimit_nofile: 1..2147483648.
+            rlimit_as: address space limit, bytes (1..4611686018427387904).
+            log_lines: lines kept per instance (1..1000000).
+            log_bytes: bytes kept per instance (1..2147483648).
+            log_dir: also write output to files here, rotated.
+            log_max_bytes: 1..1099511627776.
+            log_backups: 0..1000.
+            detach: leave running when the daemon stops.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.start``.
+        """
+        params = given(
+            {"name": name, "command": command},
+            {
+                "instances": (instances, 1),
+                "cwd": (cwd, None),
+                "env": (env, None),
+                "restart": (restart, "on-failure"),
+                "backoff": (backoff, None),
+                "max_restarts": (max_restarts, 10),
+                "restart_window_s": (restart_window_s, 60.0),
+                "max_memory_bytes": (max_memory_bytes, None),
+                "max_cpu_percent": (max_cpu_percent, None),
+                "enforce": (enforce, False),
+                "stop_signal": (stop_signal, "SIGTERM"),
+                "stop_timeout_s": (stop_timeout_s, 5.0),
+                "ready": (ready, None),
+                "ready_after_s": (ready_after_s, None),
+                "ready_port": (ready_port, None),
+                "rlimit_nofile": (rlimit_nofile, None),
+                "rlimit_as": (rlimit_as, None),
+                "log_lines": (log_lines, 1000),
+                "log_bytes": (log_bytes, 1048576),
+                "log_dir": (log_dir, None),
+                "log_max_bytes": (log_max_bytes, 10485760),
+                "log_backups": (log_backups, 3),
+                "detach": (detach, False),
+            },
+        )
+        result = self._client.call("proc.start", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    def status(
+        self,
+        *,
+        name: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
+
+        Returns ``{"name", "state" (running|stopping|stopped|failed), "error", "command",
+        "cwd", "desired", "running", "ready", "restart", "uid", "gid", "owner_uid",
+        "source", "detach", "created_at", "restarts", "instances": [{"id", "pid", "state",
+        "ready", "restarts", "started_at", "uptime_s", "cpu_percent", "rss_bytes",
+        "last_exit_code", "last_signal", "last_exit_at", "log_lines", "dropped_lines"}]}``;
+        -32001 when no group has the name.
+
+        Args:
+            name: the group's name.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.status`` (safe: read-only).
+        """
+        params = {"name": name}
+        result = self._client.call("proc.status", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    def stop(
+        self,
+        *,
+        name: str,
+        remove: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
+
+        Returns its status (``state: "stopped"``); the group stays listed (``proc.restart``
+        or ``proc.start`` of the name runs it again) unless ``remove``. -32001 when no group
+        has the name, -32002 when it is not the caller's (``data.reason: "not_owner"``).
+
+        Args:
+            name: the group's name.
+            remove: also forget the group (else it stays listed, stopped).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.stop``.
+        """
+        params = given(
+            {"name": name},
+            {"remove": (remove, False)},
+        )
+        result = self._client.call("proc.stop", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    def subscribe(
+        self,
+        *,
+        name: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Subscription:
+        """Stream the groups' lifecycle: ``proc.event`` notifications.
+
+        Returns ``{"subscription": id}``; then pushes ``{"method": "proc.event", "params":
+        {"subscription", "event" (started|ready|exited|restarted|limit_exceeded|failed),
+        "name", "instance", "pid", "at", ...}}`` (exited: ``exit_code``, ``signal``,
+        ``uptime_s``; restarted: ``reason``, ``restarts``; limit_exceeded: ``limit``
+        (memory|cpu), ``value``, ``max``, ``action`` (warn|restart); failed: ``error``),
+        until ``proc.unsubscribe`` or the connection closes.
+
+        Returns a ``Subscription`` of ``proc.event`` notifications (each one's params, with
+        ``"method"``); closing it calls ``proc.unsubscribe``; its ``result`` is this method's
+        answer.
+
+        Args:
+            name: only groups whose name matches this glob.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.subscribe``.
+        """
+        params = given(
+            {},
+            {"name": (name, None)},
+        )
+        return self._client.subscribe("proc.subscribe", params, timeout=timeout)
+
+    def unsubscribe(
+        self,
+        *,
+        subscription: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcUnsubscribed:
+        """End a ``proc.subscribe`` stream; -32001 when it is not one of this connection's. Returns
+        ``{"subscription": id, "closed": true}``.
+
+        Args:
+            subscription: id from proc.subscribe.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.unsubscribe``.
+        """
+        params = {"subscription": subscription}
+        result = self._client.call("proc.unsubscribe", params, timeout=timeout)
+        return cast("ProcUnsubscribed", result)
+
+
 class PushMethods(NamespaceBase["Client"]):
     """The ``push.*`` methods of ``Client``."""
 
@@ -3953,6 +4380,324 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
         return cast("MonitorUnsubscribed", result)
 
 
+class AsyncProcMethods(NamespaceBase["AsyncClient"]):
+    """The ``proc.*`` methods of ``AsyncClient`` (coroutines)."""
+
+    __slots__ = ()
+    namespace = "proc"
+
+    async def list(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcList:
+        """Every supervised group with its instances: ``{"groups": [<proc.status>]}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.list`` (safe: read-only).
+        """
+        result = await self._client.call("proc.list", None, timeout=timeout)
+        return cast("ProcList", result)
+
+    async def logs(
+        self,
+        *,
+        name: str,
+        lines: int = 100,
+        instance: int | None = None,
+        stream: Literal["stdout", "stderr"] | None = None,
+        after_seq: int = 0,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcLogs:
+        """The last lines of a group's output from its instances' bounded rings.
+
+        Returns ``{"name", "lines": [{"seq", "instance", "stream", "at", "line"}],
+        "last_seq", "dropped_lines"}``, oldest first; -32002 when the group is not the
+        caller's.
+
+        Args:
+            name: the group's name.
+            lines: newest lines at most (1..100000).
+            instance: only this instance (0..1000000).
+            stream: only this stream.
+            after_seq: only lines after this seq (follow) (0..4611686018427387904).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.logs`` (safe: read-only).
+        """
+        params = given(
+            {"name": name},
+            {
+                "lines": (lines, 100),
+                "instance": (instance, None),
+                "stream": (stream, None),
+                "after_seq": (after_seq, 0),
+            },
+        )
+        result = await self._client.call("proc.logs", params, timeout=timeout)
+        return cast("ProcLogs", result)
+
+    async def restart(
+        self,
+        *,
+        name: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Rolling restart: one instance at a time, the next only once the new one is ready.
+
+        Returns the group's status after the rollout; -32007 when a new instance is not
+        ready within ``ready.timeout_s`` (the rollout stops there); a failed group is started
+        again whole.
+
+        Args:
+            name: the group's name.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.restart``.
+        """
+        params = {"name": name}
+        result = await self._client.call("proc.restart", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    async def scale(
+        self,
+        *,
+        name: str,
+        instances: int,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Change a group's number of instances (new ones get the next ids, the highest ids stop
+        first).
+
+        Returns the group's status; -32007 when the group is not running.
+
+        Args:
+            name: the group's name.
+            instances: the new count; 0 = the CPU count (0..4096).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.scale``.
+        """
+        params = {"name": name, "instances": instances}
+        result = await self._client.call("proc.scale", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    async def start(
+        self,
+        *,
+        name: str,
+        command: Sequence[str],
+        instances: int = 1,
+        cwd: str | None = None,
+        env: Mapping[str, Any] | None = None,
+        restart: Literal["never", "on-failure", "always"] = "on-failure",
+        backoff: Mapping[str, Any] | None = None,
+        max_restarts: int = 10,
+        restart_window_s: float = 60.0,
+        max_memory_bytes: int | None = None,
+        max_cpu_percent: float | None = None,
+        enforce: bool = False,
+        stop_signal: str | int = "SIGTERM",
+        stop_timeout_s: float = 5.0,
+        ready: Mapping[str, Any] | float | None = None,
+        ready_after_s: float | None = None,
+        ready_port: int | None = None,
+        rlimit_nofile: int | None = None,
+        rlimit_as: int | None = None,
+        log_lines: int = 1000,
+        log_bytes: int = 1048576,
+        log_dir: str | None = None,
+        log_max_bytes: int = 10485760,
+        log_backups: int = 3,
+        detach: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Start a group of supervised worker processes.
+
+        Each instance gets ``XSYS_WORKER_ID`` (0-based) and ``XSYS_WORKER_COUNT`` (and
+        ``XSYS_WORKER_PORT`` with a ready port) and runs in its own process group as the
+        caller. Returns the group's status (``proc.status``) once every instance's process
+        exists; -32003 when a running group has the name; an exec failure is the OS error
+        (-32001 ENOENT, -32002 EACCES, ``data.errno``) and leaves the group failed; -32005
+        past ``proc.max_groups``/``max_instances``/``max_log_bytes``.
+
+        Args:
+            name: the group's name.
+            command: argv: the program and its arguments (no shell).
+            instances: copies to run; 0 = the CPU count (0..4096).
+            cwd: working directory.
+            env: environment (strings); PATH defaults to the system's.
+            restart: when an exited instance is started again.
+            backoff: {initial_s, max_s}: delay before a restart, doubling.
+            max_restarts: restarts of one instance within restart_window_s before the group is
+                marked failed (0..1000000).
+            restart_window_s: 0.001..1000000000.
+            max_memory_bytes: RSS limit of each instance (1..4611686018427387904).
+            max_cpu_percent: CPU limit of each instance (100 = one core) (0.001..1000000).
+            enforce: restart an instance over a limit (else warn).
+            stop_signal: signal that asks an instance to stop.
+            stop_timeout_s: seconds from stop_signal to SIGKILL (0.001..86400).
+            ready: {after_s, port, host, timeout_s}: when an instance is ready (a port: port +
+                XSYS_WORKER_ID accepts TCP).
+            ready_after_s: ready after this many seconds up (0..86400).
+            ready_port: ready when port + XSYS_WORKER_ID accepts TCP (1..65535).
+            rlimit_nofile: 1..2147483648.
+            rlimit_as: address space limit, bytes (1..4611686018427387904).
+            log_lines: lines kept per instance (1..1000000).
+            log_bytes: bytes kept per instance (1..2147483648).
+            log_dir: also write output to files here, rotated.
+            log_max_bytes: 1..1099511627776.
+            log_backups: 0..1000.
+            detach: leave running when the daemon stops.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.start``.
+        """
+        params = given(
+            {"name": name, "command": command},
+            {
+                "instances": (instances, 1),
+                "cwd": (cwd, None),
+                "env": (env, None),
+                "restart": (restart, "on-failure"),
+                "backoff": (backoff, None),
+                "max_restarts": (max_restarts, 10),
+                "restart_window_s": (restart_window_s, 60.0),
+                "max_memory_bytes": (max_memory_bytes, None),
+                "max_cpu_percent": (max_cpu_percent, None),
+                "enforce": (enforce, False),
+                "stop_signal": (stop_signal, "SIGTERM"),
+                "stop_timeout_s": (stop_timeout_s, 5.0),
+                "ready": (ready, None),
+                "ready_after_s": (ready_after_s, None),
+                "ready_port": (ready_port, None),
+                "rlimit_nofile": (rlimit_nofile, None),
+                "rlimit_as": (rlimit_as, None),
+                "log_lines": (log_lines, 1000),
+                "log_bytes": (log_bytes, 1048576),
+                "log_dir": (log_dir, None),
+                "log_max_bytes": (log_max_bytes, 10485760),
+                "log_backups": (log_backups, 3),
+                "detach": (detach, False),
+            },
+        )
+        result = await self._client.call("proc.start", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    async def status(
+        self,
+        *,
+        name: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
+
+        Returns ``{"name", "state" (running|stopping|stopped|failed), "error", "command",
+        "cwd", "desired", "running", "ready", "restart", "uid", "gid", "owner_uid",
+        "source", "detach", "created_at", "restarts", "instances": [{"id", "pid", "state",
+        "ready", "restarts", "started_at", "uptime_s", "cpu_percent", "rss_bytes",
+        "last_exit_code", "last_signal", "last_exit_at", "log_lines", "dropped_lines"}]}``;
+        -32001 when no group has the name.
+
+        Args:
+            name: the group's name.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.status`` (safe: read-only).
+        """
+        params = {"name": name}
+        result = await self._client.call("proc.status", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    async def stop(
+        self,
+        *,
+        name: str,
+        remove: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcGroup:
+        """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
+
+        Returns its status (``state: "stopped"``); the group stays listed (``proc.restart``
+        or ``proc.start`` of the name runs it again) unless ``remove``. -32001 when no group
+        has the name, -32002 when it is not the caller's (``data.reason: "not_owner"``).
+
+        Args:
+            name: the group's name.
+            remove: also forget the group (else it stays listed, stopped).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.stop``.
+        """
+        params = given(
+            {"name": name},
+            {"remove": (remove, False)},
+        )
+        result = await self._client.call("proc.stop", params, timeout=timeout)
+        return cast("ProcGroup", result)
+
+    async def subscribe(
+        self,
+        *,
+        name: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> AsyncSubscription:
+        """Stream the groups' lifecycle: ``proc.event`` notifications.
+
+        Returns ``{"subscription": id}``; then pushes ``{"method": "proc.event", "params":
+        {"subscription", "event" (started|ready|exited|restarted|limit_exceeded|failed),
+        "name", "instance", "pid", "at", ...}}`` (exited: ``exit_code``, ``signal``,
+        ``uptime_s``; restarted: ``reason``, ``restarts``; limit_exceeded: ``limit``
+        (memory|cpu), ``value``, ``max``, ``action`` (warn|restart); failed: ``error``),
+        until ``proc.unsubscribe`` or the connection closes.
+
+        Returns a ``AsyncSubscription`` of ``proc.event`` notifications (each one's params, with
+        ``"method"``); closing it calls ``proc.unsubscribe``; its ``result`` is this method's
+        answer.
+
+        Args:
+            name: only groups whose name matches this glob.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.subscribe``.
+        """
+        params = given(
+            {},
+            {"name": (name, None)},
+        )
+        return await self._client.subscribe("proc.subscribe", params, timeout=timeout)
+
+    async def unsubscribe(
+        self,
+        *,
+        subscription: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ProcUnsubscribed:
+        """End a ``proc.subscribe`` stream; -32001 when it is not one of this connection's. Returns
+        ``{"subscription": id, "closed": true}``.
+
+        Args:
+            subscription: id from proc.subscribe.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``proc.unsubscribe``.
+        """
+        params = {"subscription": subscription}
+        result = await self._client.call("proc.unsubscribe", params, timeout=timeout)
+        return cast("ProcUnsubscribed", result)
+
+
 class AsyncPushMethods(NamespaceBase["AsyncClient"]):
     """The ``push.*`` methods of ``AsyncClient`` (coroutines)."""
 
@@ -4573,7 +5318,7 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
 class Namespaces:
     """The typed namespaces of ``Client`` (mixed into it): ``checks``, ``fs``, ``metrics``,
-    ``monitor``, ``push``, ``rpc``, ``sys``, ``watch``.
+    ``monitor``, ``proc``, ``push``, ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
@@ -4599,6 +5344,11 @@ class Namespaces:
         return MonitorMethods(cast("Client", self))
 
     @property
+    def proc(self) -> ProcMethods:
+        """The ``proc.*`` methods."""
+        return ProcMethods(cast("Client", self))
+
+    @property
     def push(self) -> PushMethods:
         """The ``push.*`` methods."""
         return PushMethods(cast("Client", self))
@@ -4621,7 +5371,7 @@ class Namespaces:
 
 class AsyncNamespaces:
     """The typed namespaces of ``AsyncClient`` (mixed into it): ``checks``, ``fs``, ``metrics``,
-    ``monitor``, ``push``, ``rpc``, ``sys``, ``watch``.
+    ``monitor``, ``proc``, ``push``, ``rpc``, ``sys``, ``watch``.
     """
 
     __slots__ = ()
@@ -4645,6 +5395,11 @@ class AsyncNamespaces:
     def monitor(self) -> AsyncMonitorMethods:
         """The ``monitor.*`` methods."""
         return AsyncMonitorMethods(cast("AsyncClient", self))
+
+    @property
+    def proc(self) -> AsyncProcMethods:
+        """The ``proc.*`` methods."""
+        return AsyncProcMethods(cast("AsyncClient", self))
 
     @property
     def push(self) -> AsyncPushMethods:

@@ -9,7 +9,8 @@ from xsys.server.app import App
 from xsys.server.router import Router
 
 #: Namespace modules in registration order (``xsys.handlers.<name>``).
-MODULES: tuple[str, ...] = ("rpc", "system", "fs", "watch", "monitor", "metrics", "checks", "push")
+MODULES: tuple[str, ...] = ("rpc", "system", "fs", "watch", "monitor", "metrics", "checks",
+                            "push", "proc")
 
 
 def register_all(router: Router, app: App) -> None:

@@ -43,6 +43,15 @@ export const METHOD_NAMES = [
   "monitor.test",
   "monitor.unsilence",
   "monitor.unsubscribe",
+  "proc.list",
+  "proc.logs",
+  "proc.restart",
+  "proc.scale",
+  "proc.start",
+  "proc.status",
+  "proc.stop",
+  "proc.subscribe",
+  "proc.unsubscribe",
   "push.status",
   "rpc.hello",
   "rpc.methods",
@@ -74,6 +83,7 @@ export type MethodName = (typeof METHOD_NAMES)[number];
 export const STREAMS: Readonly<Record<string, { notification: string; unsubscribe: string }>> = {
   "checks.subscribe": { notification: "checks.change", unsubscribe: "checks.unsubscribe" },
   "monitor.subscribe": { notification: "monitor.alert", unsubscribe: "monitor.unsubscribe" },
+  "proc.subscribe": { notification: "proc.event", unsubscribe: "proc.unsubscribe" },
   "sys.subscribe": { notification: "sys.snapshot", unsubscribe: "sys.unsubscribe" },
   "watch.add": { notification: "watch.event", unsubscribe: "watch.remove" },
 };
@@ -577,6 +587,101 @@ export interface Unsilenced {
 
 /** `monitor.unsubscribe`: the `subscription` ended (`closed` is always true). */
 export interface MonitorUnsubscribed {
+  subscription: string;
+  closed: boolean;
+}
+
+/**
+ * One worker process of a group: `id` (its `XSYS_WORKER_ID`), `pid` (None
+ * when not running), `state`, `ready`, `restarts` (times it was started again),
+ * `started_at` (epoch s of the current process), `uptime_s`, `cpu_percent` (of
+ * one core, last sample), `rss_bytes` (last sample), `last_exit_code` and
+ * `last_signal` (name, when killed by one) of the previous process, `last_exit_at`,
+ * `log_lines` (lines in its ring), `dropped_lines` (lines that left the ring or
+ * never fit in it).
+ */
+export interface ProcInstance {
+  id: number;
+  pid: number | null;
+  state: "starting" | "running" | "backoff" | "stopping" | "exited" | "stopped" | "failed";
+  ready: boolean;
+  restarts: number;
+  started_at: number | null;
+  uptime_s: number | null;
+  cpu_percent: number | null;
+  rss_bytes: number | null;
+  last_exit_code: number | null;
+  last_signal: string | null;
+  last_exit_at: number | null;
+  log_lines: number;
+  dropped_lines: number;
+}
+
+/**
+ * One group: `name`, `state`, `error` (why it failed), `command` (argv),
+ * `cwd`, `desired` (the instance count asked for), `running` / `ready`
+ * (instances with a process / ready), `restart` policy, `uid`/`gid` it runs
+ * as, `owner_uid` (who may manage it besides root), `source` (`config` or
+ * `request`), `detach`, `created_at` (epoch s), `restarts` (sum over
+ * instances), `instances` (one row each, by id).
+ */
+export interface ProcGroup {
+  name: string;
+  state: "running" | "stopping" | "stopped" | "failed";
+  error: string | null;
+  command: string[];
+  cwd: string | null;
+  desired: number;
+  running: number;
+  ready: number;
+  restart: "never" | "on-failure" | "always";
+  uid: number;
+  gid: number;
+  owner_uid: number;
+  source: "config" | "request";
+  detach: boolean;
+  created_at: number;
+  restarts: number;
+  instances: ProcInstance[];
+}
+
+/** `proc.list`: every group, by name. */
+export interface ProcList {
+  groups: ProcGroup[];
+}
+
+/**
+ * One line of a worker's output: `seq` (increasing per group; pass the last one
+ * as `after_seq` to follow), `instance`, `stream` (stdout|stderr), `at` (epoch s
+ * it was read), `line` (UTF-8, invalid bytes replaced, without the newline; longer
+ * lines come in pieces).
+ */
+export interface ProcLogLine {
+  seq: number;
+  instance: number;
+  stream: "stdout" | "stderr";
+  at: number;
+  line: string;
+}
+
+/**
+ * `proc.logs`: `name`, the `lines` (oldest first), `last_seq` (the highest
+ * seq of the group so far) and `dropped_lines` (lines its rings lost).
+ */
+export interface ProcLogs {
+  name: string;
+  lines: ProcLogLine[];
+  last_seq: number;
+  dropped_lines: number;
+}
+
+/** `proc.subscribe`: the stream's id. */
+export interface ProcSubscribed {
+  subscription: string;
+}
+
+/** `proc.unsubscribe`: the stream ended. */
+export interface ProcUnsubscribed {
   subscription: string;
   closed: boolean;
 }
@@ -1628,6 +1733,144 @@ export interface MonitorUnsubscribeParams {
 /** Result of `monitor.unsubscribe`. */
 export type MonitorUnsubscribeResult = MonitorUnsubscribed;
 
+/** Parameters of `proc.list`. */
+export type ProcListParams = Record<string, never>;
+
+/** Result of `proc.list`. */
+export type ProcListResult = ProcList;
+
+/** Parameters of `proc.logs`. */
+export interface ProcLogsParams {
+  /** the group's name (wire type `str`) */
+  name: string;
+  /** newest lines at most (default 100, range 1..100000, wire type `int`) */
+  lines?: number;
+  /** only this instance (default null, range 0..1000000, wire type `int`) */
+  instance?: number | null;
+  /** only this stream (default null, wire type `str`) */
+  stream?: "stdout" | "stderr" | null;
+  /** only lines after this seq (follow) (default 0, range 0..4611686018427388000, wire type `int`) */
+  after_seq?: number;
+}
+
+/** Result of `proc.logs`. */
+export type ProcLogsResult = ProcLogs;
+
+/** Parameters of `proc.restart`. */
+export interface ProcRestartParams {
+  /** the group's name (wire type `str`) */
+  name: string;
+}
+
+/** Result of `proc.restart`. */
+export type ProcRestartResult = ProcGroup;
+
+/** Parameters of `proc.scale`. */
+export interface ProcScaleParams {
+  /** the group's name (wire type `str`) */
+  name: string;
+  /** the new count; 0 = the CPU count (range 0..4096, wire type `int`) */
+  instances: number;
+}
+
+/** Result of `proc.scale`. */
+export type ProcScaleResult = ProcGroup;
+
+/** Parameters of `proc.start`. */
+export interface ProcStartParams {
+  /** the group's name (wire type `str`) */
+  name: string;
+  /** argv: the program and its arguments (no shell) (wire type `list[str]`) */
+  command: string[];
+  /** copies to run; 0 = the CPU count (default 1, range 0..4096, wire type `int`) */
+  instances?: number;
+  /** working directory (default null, wire type `str`) */
+  cwd?: string | null;
+  /** environment (strings); PATH defaults to the system's (default null, wire type `map`) */
+  env?: Record<string, unknown> | null;
+  /** when an exited instance is started again (default "on-failure", wire type `str`) */
+  restart?: "never" | "on-failure" | "always";
+  /** {initial_s, max_s}: delay before a restart, doubling (default null, wire type `map`) */
+  backoff?: Record<string, unknown> | null;
+  /** restarts of one instance within restart_window_s before the group is marked failed (default 10, range 0..1000000, wire type `int`) */
+  max_restarts?: number;
+  /** (default 60, range 0.001..1000000000, wire type `float`) */
+  restart_window_s?: number;
+  /** RSS limit of each instance (default null, range 1..4611686018427388000, wire type `int`) */
+  max_memory_bytes?: number | null;
+  /** CPU limit of each instance (100 = one core) (default null, range 0.001..1000000, wire type `float`) */
+  max_cpu_percent?: number | null;
+  /** restart an instance over a limit (else warn) (default false, wire type `bool`) */
+  enforce?: boolean;
+  /** signal that asks an instance to stop (default "SIGTERM", wire type `str|int`) */
+  stop_signal?: string | number;
+  /** seconds from stop_signal to SIGKILL (default 5, range 0.001..86400, wire type `float`) */
+  stop_timeout_s?: number;
+  /** {after_s, port, host, timeout_s}: when an instance is ready (a port: port + XSYS_WORKER_ID accepts TCP) (default null, wire type `map|float`) */
+  ready?: Record<string, unknown> | number | null;
+  /** ready after this many seconds up (default null, range 0..86400, wire type `float`) */
+  ready_after_s?: number | null;
+  /** ready when port + XSYS_WORKER_ID accepts TCP (default null, range 1..65535, wire type `int`) */
+  ready_port?: number | null;
+  /** (default null, range 1..2147483648, wire type `int`) */
+  rlimit_nofile?: number | null;
+  /** address space limit, bytes (default null, range 1..4611686018427388000, wire type `int`) */
+  rlimit_as?: number | null;
+  /** lines kept per instance (default 1000, range 1..1000000, wire type `int`) */
+  log_lines?: number;
+  /** bytes kept per instance (default 1048576, range 1..2147483648, wire type `int`) */
+  log_bytes?: number;
+  /** also write output to files here, rotated (default null, wire type `str`) */
+  log_dir?: string | null;
+  /** (default 10485760, range 1..1099511627776, wire type `int`) */
+  log_max_bytes?: number;
+  /** (default 3, range 0..1000, wire type `int`) */
+  log_backups?: number;
+  /** leave running when the daemon stops (default false, wire type `bool`) */
+  detach?: boolean;
+}
+
+/** Result of `proc.start`. */
+export type ProcStartResult = ProcGroup;
+
+/** Parameters of `proc.status`. */
+export interface ProcStatusParams {
+  /** the group's name (wire type `str`) */
+  name: string;
+}
+
+/** Result of `proc.status`. */
+export type ProcStatusResult = ProcGroup;
+
+/** Parameters of `proc.stop`. */
+export interface ProcStopParams {
+  /** the group's name (wire type `str`) */
+  name: string;
+  /** also forget the group (else it stays listed, stopped) (default false, wire type `bool`) */
+  remove?: boolean;
+}
+
+/** Result of `proc.stop`. */
+export type ProcStopResult = ProcGroup;
+
+/** Parameters of `proc.subscribe`. */
+export interface ProcSubscribeParams {
+  /** only groups whose name matches this glob (default null, wire type `str`) */
+  name?: string | null;
+}
+
+/** Result of `proc.subscribe` (the subscription id). */
+export type ProcSubscribeResult = ProcSubscribed;
+
+/** Parameters of `proc.unsubscribe`. */
+export interface ProcUnsubscribeParams {
+  /** id from proc.subscribe (wire type `str`) */
+  subscription: string;
+}
+
+/** Result of `proc.unsubscribe`. */
+export type ProcUnsubscribeResult = ProcUnsubscribed;
+
 /** Parameters of `push.status`. */
 export type PushStatusParams = Record<string, never>;
 
@@ -1862,6 +2105,15 @@ export interface MethodMap {
   "monitor.test": { params: MonitorTestParams; result: MonitorTestResult };
   "monitor.unsilence": { params: MonitorUnsilenceParams; result: MonitorUnsilenceResult };
   "monitor.unsubscribe": { params: MonitorUnsubscribeParams; result: MonitorUnsubscribeResult };
+  "proc.list": { params: ProcListParams; result: ProcListResult };
+  "proc.logs": { params: ProcLogsParams; result: ProcLogsResult };
+  "proc.restart": { params: ProcRestartParams; result: ProcRestartResult };
+  "proc.scale": { params: ProcScaleParams; result: ProcScaleResult };
+  "proc.start": { params: ProcStartParams; result: ProcStartResult };
+  "proc.status": { params: ProcStatusParams; result: ProcStatusResult };
+  "proc.stop": { params: ProcStopParams; result: ProcStopResult };
+  "proc.subscribe": { params: ProcSubscribeParams; result: ProcSubscribeResult };
+  "proc.unsubscribe": { params: ProcUnsubscribeParams; result: ProcUnsubscribeResult };
   "push.status": { params: PushStatusParams; result: PushStatusResult };
   "rpc.hello": { params: RpcHelloParams; result: RpcHelloResult };
   "rpc.methods": { params: RpcMethodsParams; result: RpcMethodsResult };
@@ -2352,6 +2604,137 @@ export class MonitorApi {
   }
 }
 
+/** The `proc.*` methods. */
+export class ProcApi {
+  private readonly client: Caller;
+
+  constructor(client: Caller) {
+    this.client = client;
+  }
+
+  /**
+   * Every supervised group with its instances: ``{"groups": [<proc.status>]}``.
+   *
+   * Wire method `proc.list`.
+   */
+  list(options?: CallOptions): Promise<ProcListResult> {
+    return this.client.call("proc.list", undefined, options) as Promise<ProcListResult>;
+  }
+
+  /**
+   * The last lines of a group's output from its instances' bounded rings.
+   *
+   * Wire method `proc.logs`.
+   */
+  logs(name: string, params?: Omit<ProcLogsParams, "name">, options?: CallOptions): Promise<ProcLogsResult>;
+  /**
+   * The last lines of a group's output from its instances' bounded rings.
+   *
+   * Wire method `proc.logs`.
+   */
+  logs(params: ProcLogsParams, options?: CallOptions): Promise<ProcLogsResult>;
+  logs(first: string | ProcLogsParams, second?: Omit<ProcLogsParams, "name"> | CallOptions, third?: CallOptions): Promise<ProcLogsResult> {
+    const [params, options] = positional<CallOptions>("name", first, second, third);
+    return this.client.call("proc.logs", params, options) as Promise<ProcLogsResult>;
+  }
+
+  /**
+   * Rolling restart: one instance at a time, the next only once the new one is ready.
+   *
+   * Wire method `proc.restart`.
+   */
+  restart(name: string, params?: Omit<ProcRestartParams, "name">, options?: CallOptions): Promise<ProcRestartResult>;
+  /**
+   * Rolling restart: one instance at a time, the next only once the new one is ready.
+   *
+   * Wire method `proc.restart`.
+   */
+  restart(params: ProcRestartParams, options?: CallOptions): Promise<ProcRestartResult>;
+  restart(first: string | ProcRestartParams, second?: Omit<ProcRestartParams, "name"> | CallOptions, third?: CallOptions): Promise<ProcRestartResult> {
+    const [params, options] = positional<CallOptions>("name", first, second, third);
+    return this.client.call("proc.restart", params, options) as Promise<ProcRestartResult>;
+  }
+
+  /**
+   * Change a group's number of instances (new ones get the next ids, the highest ids stop first).
+   *
+   * Wire method `proc.scale`.
+   */
+  scale(params: ProcScaleParams, options?: CallOptions): Promise<ProcScaleResult> {
+    return this.client.call("proc.scale", params, options) as Promise<ProcScaleResult>;
+  }
+
+  /**
+   * Start a group of supervised worker processes.
+   *
+   * Wire method `proc.start`.
+   */
+  start(params: ProcStartParams, options?: CallOptions): Promise<ProcStartResult> {
+    return this.client.call("proc.start", params, options) as Promise<ProcStartResult>;
+  }
+
+  /**
+   * One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
+   *
+   * Wire method `proc.status`.
+   */
+  status(name: string, params?: Omit<ProcStatusParams, "name">, options?: CallOptions): Promise<ProcStatusResult>;
+  /**
+   * One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
+   *
+   * Wire method `proc.status`.
+   */
+  status(params: ProcStatusParams, options?: CallOptions): Promise<ProcStatusResult>;
+  status(first: string | ProcStatusParams, second?: Omit<ProcStatusParams, "name"> | CallOptions, third?: CallOptions): Promise<ProcStatusResult> {
+    const [params, options] = positional<CallOptions>("name", first, second, third);
+    return this.client.call("proc.status", params, options) as Promise<ProcStatusResult>;
+  }
+
+  /**
+   * Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
+   *
+   * Wire method `proc.stop`.
+   */
+  stop(name: string, params?: Omit<ProcStopParams, "name">, options?: CallOptions): Promise<ProcStopResult>;
+  /**
+   * Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
+   *
+   * Wire method `proc.stop`.
+   */
+  stop(params: ProcStopParams, options?: CallOptions): Promise<ProcStopResult>;
+  stop(first: string | ProcStopParams, second?: Omit<ProcStopParams, "name"> | CallOptions, third?: CallOptions): Promise<ProcStopResult> {
+    const [params, options] = positional<CallOptions>("name", first, second, third);
+    return this.client.call("proc.stop", params, options) as Promise<ProcStopResult>;
+  }
+
+  /**
+   * Stream the groups' lifecycle: ``proc.event`` notifications.
+   *
+   * Wire method `proc.subscribe`.
+   * Returns a subscription yielding `proc.event` notifications; ending it (break, return(), unsubscribe()) calls `proc.unsubscribe`.
+   */
+  subscribe(params?: ProcSubscribeParams, options?: SubscribeOptions): Subscription<NotificationOf<"proc.event">> {
+    return this.client.subscribe<NotificationOf<"proc.event">>("proc.subscribe", "proc.unsubscribe", params, options);
+  }
+
+  /**
+   * End a ``proc.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription": id, "closed": true}``.
+   *
+   * Wire method `proc.unsubscribe`.
+   */
+  unsubscribe(subscription: string, params?: Omit<ProcUnsubscribeParams, "subscription">, options?: CallOptions): Promise<ProcUnsubscribeResult>;
+  /**
+   * End a ``proc.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription": id, "closed": true}``.
+   *
+   * Wire method `proc.unsubscribe`.
+   */
+  unsubscribe(params: ProcUnsubscribeParams, options?: CallOptions): Promise<ProcUnsubscribeResult>;
+  unsubscribe(first: string | ProcUnsubscribeParams, second?: Omit<ProcUnsubscribeParams, "subscription"> | CallOptions, third?: CallOptions): Promise<ProcUnsubscribeResult> {
+    const [params, options] = positional<CallOptions>("subscription", first, second, third);
+    return this.client.call("proc.unsubscribe", params, options) as Promise<ProcUnsubscribeResult>;
+  }
+}
+
 /** The `push.*` methods. */
 export class PushApi {
   private readonly client: Caller;
@@ -2644,6 +3027,7 @@ export interface XsysNamespaces {
   readonly fs: FsApi;
   readonly metrics: MetricsApi;
   readonly monitor: MonitorApi;
+  readonly proc: ProcApi;
   readonly push: PushApi;
   readonly rpc: RpcApi;
   readonly sys: SysApi;
@@ -2657,6 +3041,7 @@ export function createNamespaces(client: Caller): XsysNamespaces {
     fs: new FsApi(client),
     metrics: new MetricsApi(client),
     monitor: new MonitorApi(client),
+    proc: new ProcApi(client),
     push: new PushApi(client),
     rpc: new RpcApi(client),
     sys: new SysApi(client),

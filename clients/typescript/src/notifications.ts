@@ -92,6 +92,36 @@ export interface SysSnapshotParams {
   [key: string]: unknown;
 }
 
+/** `proc.event`: a supervised worker's lifecycle (`proc.subscribe`). */
+export interface ProcEventParams {
+  subscription: string;
+  event: "started" | "ready" | "exited" | "restarted" | "limit_exceeded" | "failed";
+  /** The group's name. */
+  name: string;
+  /** The instance (`XSYS_WORKER_ID`); null for a group-wide event (`failed`). */
+  instance: number | null;
+  /** The process (for `exited`: the one that ended). */
+  pid: number | null;
+  /** Seconds since the Unix epoch. */
+  at: number;
+  /** exited: the exit code, or null when a signal ended it. */
+  exit_code?: number | null;
+  /** exited: the signal's name (`SIGKILL`). */
+  signal?: string | null;
+  uptime_s?: number;
+  /** restarted: `crash`, `restart`, `memory_limit`, `cpu_limit`. */
+  reason?: string;
+  restarts?: number;
+  /** limit_exceeded: `memory` or `cpu`, the value, the limit and `warn` or `restart`. */
+  limit?: "memory" | "cpu";
+  value?: number;
+  max?: number;
+  action?: "warn" | "restart";
+  /** failed: why. */
+  error?: string;
+  [key: string]: unknown;
+}
+
 /** Known notification payloads by method name. */
 export interface KnownNotifications {
   "watch.event": WatchEventParams;
@@ -99,6 +129,8 @@ export interface KnownNotifications {
   "monitor.alert": MonitorAlertParams;
   "monitor.overflow": OverflowParams;
   "sys.snapshot": SysSnapshotParams;
+  "proc.event": ProcEventParams;
+  "proc.overflow": OverflowParams;
 }
 
 /** The params of notification `N` (a generic map for notifications not listed above). */

@@ -22,7 +22,7 @@ import {
   XsysClient,
   pathText,
 } from "../src/index.js";
-import { Daemon, daemonUnavailable } from "./helpers/daemon.js";
+import { Daemon, daemonUnavailable, pythonPath } from "./helpers/daemon.js";
 
 const unavailable = daemonUnavailable();
 if (unavailable) console.log(`# SKIP real-daemon namespace tests: ${unavailable}`);
@@ -262,3 +262,52 @@ describe("real daemon: monitor", { skip: skipUnless("monitor") }, () => {
   });
 });
 
+
+describe("real daemon: proc", { skip: skipUnless("proc") }, () => {
+  it("starts a group, streams its events, reads its logs and stops it", async () => {
+    const sub = client.proc.subscribe({ name: "ts-*" });
+    const it = sub[Symbol.asyncIterator]();
+    const started = await client.proc.start({
+      name: "ts-workers",
+      command: [pythonPath(), "-c", "import os, time; print('worker', os.environ['XSYS_WORKER_ID'], flush=True); time.sleep(60)"],
+      instances: 2,
+      restart: "always",
+      stop_timeout_s: 5,
+    });
+    assert.equal(started.state, "running");
+    assert.equal(started.instances.length, 2);
+    const first = await nextEvent(it);
+    assert.equal(first.type, "event");
+    if (first.type === "event") {
+      assert.equal(first.method, "proc.event");
+      assert.equal(first.params.event, "started");
+      assert.equal(first.params.name, "ts-workers");
+    }
+    let lines = 0;
+    for (let i = 0; i < 200 && lines < 2; i++) {
+      lines = (await client.proc.logs({ name: "ts-workers" })).lines.length;
+      if (lines < 2) await delay(25);
+    }
+    assert.equal(lines, 2);
+    const status = await client.proc.status("ts-workers");
+    assert.ok(status.instances.every((p) => typeof p.pid === "number"));
+    assert.ok((await client.proc.list()).groups.some((g) => g.name === "ts-workers"));
+    const stopped = await client.proc.stop("ts-workers");
+    assert.equal(stopped.state, "stopped");
+    assert.ok(stopped.instances.every((p) => p.pid === null));
+    assert.equal((await client.proc.status("ts-workers")).state, "stopped");
+    await client.proc.stop({ name: "ts-workers", remove: true });
+    await assert.rejects(client.proc.status("ts-workers"), NotFoundError);
+    await it.return?.();
+    assert.equal(sub.state, "closed");
+  });
+
+  it("reports an exec failure with the OS error", async () => {
+    await assert.rejects(
+      client.proc.start({ name: "ts-ghost", command: ["/nonexistent/program"] }),
+      (err: unknown) => err instanceof NotFoundError && (err.data as { errno?: string }).errno === "ENOENT",
+    );
+    assert.equal((await client.proc.status("ts-ghost")).state, "failed");
+    await client.proc.stop({ name: "ts-ghost", remove: true });
+  });
+});
