@@ -76,9 +76,11 @@ class GroupConfig:
     """
 
     name: str
+    """The group's name (1..64 characters, no ``/``): ``proc.stop {name}`` and friends."""
     command: tuple[str, ...]
     instances: int = 1
     cwd: str | None = None
+    """Working directory of every instance (None: the daemon's working directory)."""
     env: dict[str, str] = field(default_factory=dict)
     restart: RestartPolicy = "on-failure"
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
