@@ -220,7 +220,7 @@ def build_app(app: App, router: Router, state: GatewayState,
             return _error(PermissionDenied(
                 "cross-origin request refused: the Origin is not this gateway",
                 {"origin": origin, "reason": "foreign_origin"}))
-        if request.path.startswith(_API_PREFIX):
+        if request.path not in _EXPORTER_PATHS:
             host = request.headers.get("Host", "")
             if not state.listener.matches(host, addr, port):
                 return _error(PermissionDenied(
@@ -337,6 +337,7 @@ def build_app(app: App, router: Router, state: GatewayState,
             return _error(InternalError(f"internal error in {method}: {type(exc).__name__}"))
         return web.json_response({"result": _jsonable(result)})
 
+    add_live_routes(web_app, app, router, state, peer)
     web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/health", health)
     web_app.router.add_get("/health/live", live)
@@ -344,6 +345,109 @@ def build_app(app: App, router: Router, state: GatewayState,
     web_app.router.add_get(_API_PREFIX + "{method}", api, allow_head=False)
     web_app.router.add_post(_API_PREFIX + "{method}", api)
     return web_app
+
+
+def add_live_routes(web_app: web.Application, app: App, router: Router,
+                    state: GatewayState, peer: Peer) -> None:
+    """The dashboard ``GET /`` (``?token=`` sets the cookie), its ``/static/<file>``,
+    ``GET /ws`` and ``GET /system/infos``; all need the token (bearer header, ``?token=``
+    or the cookie, ``xsys.http.dashboard``)."""
+    from xsys.http import dashboard
+    from xsys.http.ws import HEARTBEAT_S, MAX_MESSAGE_BYTES, WsSession
+
+    assets: dict[str, dashboard.Asset] = {}
+    sockets: set[web.WebSocketResponse] = set()
+
+    def token() -> str | None:
+        return app.config.http.token or state.file_token
+
+    def allowed(request: web.Request) -> bool:
+        _, port = _local_address(request)
+        return dashboard.authenticated(
+            token(), request.headers.get("Authorization", ""), request.query.get("token"),
+            request.cookies.get(dashboard.cookie_name(port)))
+
+    def unauthorized(request: web.Request) -> web.Response:
+        if request.path == "/" or request.path.startswith("/static/"):
+            return web.Response(
+                status=401, content_type="text/plain",
+                text="401: open the dashboard with the URL `xsys dashboard` prints "
+                     "(it carries the token once and sets a cookie)\n")
+        return _error(Unauthorized("a valid token is required (Authorization: Bearer "
+                                   "<token> or ?token=<token>; see `xsys http token`)"),
+                      status=401, headers={"WWW-Authenticate": 'Bearer realm="xsys"'})
+
+    async def asset(request: web.Request, name: str) -> web.StreamResponse:
+        if not assets:
+            assets.update(await app.run_blocking(dashboard.load_assets))
+        item = assets.get(name)
+        if item is None:
+            raise web.HTTPNotFound()
+        headers = {"ETag": item.etag, "Cache-Control": "no-cache",
+                   "Content-Security-Policy": dashboard.CSP, "Referrer-Policy": "no-referrer",
+                   "X-Frame-Options": "DENY"}
+        if request.headers.get("If-None-Match") == item.etag:
+            return web.Response(status=304, headers=headers)
+        response = web.Response(body=item.body, headers=headers,
+                                content_type=item.content_type.split(";")[0],
+                                charset="utf-8" if "charset" in item.content_type else None)
+        if len(item.body) > 1024:
+            response.enable_compression()
+        return response
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        given = request.query.get("token")
+        if given is not None:
+            _, port = _local_address(request)
+            response = web.HTTPSeeOther("/", headers={"Cache-Control": "no-store",
+                                                      "Referrer-Policy": "no-referrer"})
+            response.set_cookie(dashboard.cookie_name(port),
+                                dashboard.cookie_value(token() or ""), path="/",
+                                httponly=True, samesite="Strict",
+                                secure=state.ssl_context is not None,
+                                max_age=dashboard.COOKIE_MAX_AGE_S)
+            return response
+        return await asset(request, "index.html")
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        return await asset(request, request.match_info["name"])
+
+    async def infos(request: web.Request) -> web.Response:
+        if not allowed(request):
+            return unauthorized(request)
+        body = await app.run_blocking(dashboard.system_infos)
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def ws(request: web.Request) -> web.StreamResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        sock = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES,
+                                     compress=False)
+        await sock.prepare(request)
+        sockets.add(sock)
+        try:
+            session = WsSession(app, router, sock, peer,
+                                lambda: getattr(app.services, "live", None))
+            await session.run()
+        finally:
+            sockets.discard(sock)
+            if not sock.closed:
+                await sock.close()
+        return sock
+
+    async def close_sockets(_app: web.Application) -> None:
+        for sock in list(sockets):
+            await sock.close(code=1001, message=b"daemon shutting down")
+
+    web_app.on_shutdown.append(close_sockets)
+    web_app.router.add_get("/", index)
+    web_app.router.add_get("/static/{name}", static)
+    web_app.router.add_get("/ws", ws)
+    web_app.router.add_get("/system/infos", infos)
 
 
 class _Refusal(Exception):

@@ -1,0 +1,275 @@
+"""The gateway's WebSocket ``/ws``, browser authentication (cookie) and ``/system/infos``,
+against a real daemon with a real aiohttp client."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import itertools
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import DaemonHandle
+
+#: Tests that need the live snapshot hub (``xsys.live``, merged from branch i10-live).
+needs_hub = pytest.mark.skipif(importlib.util.find_spec("xsys.live") is None,
+                               reason="the live snapshot hub (xsys.live) is not merged yet")
+TOKEN = "ws-test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+Factory = Callable[..., DaemonHandle]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_config(port: int, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    """A daemon with the gateway on ``port`` and a monitor whose cpu check fires at once
+    and repeats every tick (warning at 0 %)."""
+    cfg: dict[str, Any] = {
+        "http": {"enabled": True, "port": port, "token": TOKEN},
+        "monitor": {
+            "refresh": 0.2, "repeat_interval": 0,
+            "cpu": {"warning": 0, "critical": 1000, "duration": 0},
+            "memory": {"enabled": False}, "swap": {"enabled": False},
+            "load": {"enabled": False}, "filesystem": {"enabled": False},
+            "inodes": {"enabled": False}, "network": {"enabled": False},
+            "io": {"enabled": False},
+            "reboot": {"state_file": str(tmp_path / "boot_time"), "required_files": []},
+            "alerts": {"console": {"enabled": True}},
+        },
+    }
+    cfg.update(extra)
+    return cfg
+
+
+class Gw:
+    """A running daemon's gateway: ``base`` URL, ``port``, ``handle``."""
+
+    def __init__(self, handle: DaemonHandle, port: int) -> None:
+        self.handle = handle
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def gw(daemon_factory: Factory, tmp_path: Path) -> Gw:
+    port = free_port()
+    handle = await asyncio.to_thread(daemon_factory, http_config(port, tmp_path))
+    return Gw(handle, port)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+        yield s
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[Any], bool],
+                  timeout: float = 30) -> Any:
+    """The next message for which ``pred`` holds (others are skipped)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            data = json.loads(msg.data)
+            if pred(data):
+                return data
+
+
+def of_type(kind: str, msg_id: Any = None) -> Callable[[Any], bool]:
+    return lambda m: m.get("type") == kind and (msg_id is None or m.get("id") == msg_id)
+
+
+@needs_hub
+async def test_sys_snapshots_arrive_at_the_interval_with_the_chosen_sections(
+        gw: Gw, session: aiohttp.ClientSession) -> None:
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"subscribe": "sys", "interval_s": 0.5,
+                            "sections": ["cpu", "memory"], "id": 1})
+        ack = await receive(ws, of_type("subscribed", 1))
+        sub = ack["data"]["subscription"]
+        snaps = [(await receive(ws, of_type("sys.snapshot")))["data"] for _ in range(4)]
+    for snap in snaps:
+        assert snap["subscription"] == sub
+        assert {"cpu", "memory"} <= set(snap) and "network" not in snap and "load" not in snap
+        assert 0 <= snap["cpu"]["percent"] <= 100
+    seqs = [s["seq"] for s in snaps]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    gaps = [b["ts"] - a["ts"] for a, b in itertools.pairwise(snaps)]
+    # the snapshots' own timestamps (not the test's clock) are spaced by the interval
+    assert all(0.25 <= g <= 1.5 for g in gaps), gaps
+
+
+@needs_hub
+async def test_aloy_format_is_sent_bare(gw: Gw, session: aiohttp.ClientSession) -> None:
+    async with session.ws_connect(f"{gw.base}/ws?token={TOKEN}") as ws:
+        await ws.send_json({"subscribe": "sys", "interval_s": 0.5, "format": "aloy"})
+        msg = await receive(ws, lambda m: "cpu_usage" in m)
+    assert set(msg) == {"cpu_usage", "memory_usage", "disk_usage", "net_sent", "net_recv",
+                        "ip"}
+    assert 0 <= msg["cpu_usage"] <= 100 and 0 < msg["memory_usage"] <= 100
+    assert 0 < msg["disk_usage"] <= 100
+    assert msg["net_recv"] >= 0 and isinstance(msg["ip"], str) and msg["ip"]
+
+
+async def test_alerts_arrive_as_they_fire(gw: Gw, session: aiohttp.ClientSession) -> None:
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"subscribe": "monitor", "check": "cpu", "id": "m"})
+        ack = await receive(ws, of_type("subscribed", "m"))
+        msg = await receive(ws, of_type("monitor.alert"))
+    assert msg["data"]["subscription"] == ack["data"]["subscription"]
+    alert = msg["data"]["alert"]
+    assert alert["check"] == "cpu" and alert["status"] == "firing"
+    assert alert["severity"] == "warning"
+
+
+async def test_watch_events_inside_the_roots(gw: Gw, session: aiohttp.ClientSession,
+                                             tmp_path: Path) -> None:
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"subscribe": "watch", "paths": [str(watched)], "id": 7})
+        ack = await receive(ws, of_type("subscribed", 7))
+        assert ack["data"]["paths"] == [str(watched)]
+        (watched / "new.txt").write_text("hello")
+        msg = await receive(ws, of_type("watch.event"))
+        assert msg["data"]["subscription"] == ack["data"]["subscription"]
+        assert any(e["path"] == str(watched / "new.txt") for e in msg["data"]["events"])
+        # outside fs.roots: refused, the socket stays usable
+        await ws.send_json({"subscribe": "watch", "paths": ["/etc"], "id": 8})
+        err = await receive(ws, of_type("error", 8))
+        assert err["code"] == -32002
+        await ws.send_json({"unsubscribe": ack["data"]["subscription"], "id": 9})
+        await receive(ws, of_type("unsubscribed", 9))
+
+
+@needs_hub
+@pytest.mark.parametrize(("message", "code", "needle"), [
+    ("{nope", -32700, "JSON"),
+    ("[1, 2]", -32600, "object"),
+    (json.dumps({"subscribe": "disk"}), -32600, "unknown subscription"),
+    (json.dumps({"subscribe": "sys", "interval_s": "fast"}), -32602, "interval_s"),
+    (json.dumps({"subscribe": "sys", "interval_s": -1}), -32602, "interval_s"),
+    (json.dumps({"subscribe": "sys", "sections": ["cpu", "nope"]}), -32602, "nope"),
+    (json.dumps({"subscribe": "sys", "format": "xml"}), -32602, "format"),
+    (json.dumps({"subscribe": "sys", "colour": 1}), -32602, "colour"),
+    (json.dumps({"subscribe": "monitor", "severity": "loud"}), -32602, "severity"),
+    (json.dumps({"subscribe": "watch"}), -32602, "paths"),
+    (json.dumps({"subscribe": "watch", "paths": ["/nonexistent-xsys"]}), -32002, ""),
+    (json.dumps({"unsubscribe": "sys-999999"}), -32001, "sys-999999"),
+])
+async def test_bad_messages_get_an_error_and_the_socket_stays_usable(
+        gw: Gw, session: aiohttp.ClientSession, message: str, code: int,
+        needle: str) -> None:
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_str(message)
+        err = await receive(ws, of_type("error"))
+        assert err["code"] == code, err
+        assert needle in err["message"], err
+        await ws.send_bytes(b"\x00binary")
+        err = await receive(ws, of_type("error"))
+        assert err["code"] == -32600
+        await ws.send_json({"subscribe": "sys", "interval_s": 0.5, "sections": ["load"]})
+        snap = await receive(ws, of_type("sys.snapshot"))
+        assert "load" in snap["data"]
+
+
+async def test_access_rules(gw: Gw, session: aiohttp.ClientSession) -> None:
+    url = f"{gw.base}/ws"
+    for headers, status in [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong-token-0123456789"}, 401),
+        ({**AUTH, "Origin": "http://evil.example"}, 403),
+        ({**AUTH, "Origin": f"https://127.0.0.1:{gw.port}"}, 403),
+        ({**AUTH, "Origin": "null"}, 403),
+        ({**AUTH, "Host": f"rebind.example:{gw.port}"}, 403),
+    ]:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            async with session.ws_connect(url, headers=headers):
+                pass
+        assert info.value.status == status, headers
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        async with session.ws_connect(f"{url}?token=wrong-token-0123456789"):
+            pass
+    assert info.value.status == 401
+    # the listener's own origins, and no Origin at all (a program), are accepted
+    for origin in (f"http://127.0.0.1:{gw.port}", f"http://localhost:{gw.port}", None):
+        headers = {**AUTH, **({"Origin": origin} if origin else {})}
+        async with session.ws_connect(url, headers=headers) as ws:
+            await ws.send_json({"unsubscribe": "x"})
+            assert (await receive(ws, of_type("error")))["code"] == -32001
+
+
+@needs_hub
+async def test_cookie_flow(gw: Gw) -> None:
+    jar = aiohttp.CookieJar(unsafe=True)  # keep cookies of an IP-address host
+    async with aiohttp.ClientSession(cookie_jar=jar) as s:
+        async with s.get(f"{gw.base}/") as r:
+            assert r.status == 401 and "xsys dashboard" in await r.text()
+        async with s.get(f"{gw.base}/?token=wrong-token-0123456789",
+                         allow_redirects=False) as r:
+            assert r.status == 401 and "Set-Cookie" not in r.headers
+        async with s.get(f"{gw.base}/?token={TOKEN}", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/"
+            cookie = r.headers["Set-Cookie"]
+        attrs = [a.strip().lower() for a in cookie.split(";")]
+        assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
+        assert TOKEN not in cookie
+        async with s.get(f"{gw.base}/") as r:
+            page = await r.text()
+            assert r.status == 200 and r.content_type == "text/html"
+            assert "/static/dashboard.js" in page
+            assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+        async with s.get(f"{gw.base}/static/dashboard.js") as r:
+            assert r.status == 200 and "xsysStatus" in await r.text()
+        async with s.get(f"{gw.base}/static/nope.js") as r:
+            assert r.status == 404
+        origin = {"Origin": f"http://127.0.0.1:{gw.port}"}
+        async with s.ws_connect(f"{gw.base}/ws", headers=origin) as ws:
+            await ws.send_json({"subscribe": "sys", "interval_s": 0.5, "sections": ["cpu"]})
+            assert "cpu" in (await receive(ws, of_type("sys.snapshot")))["data"]
+        # the cookie does not get past the Origin check
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            async with s.ws_connect(f"{gw.base}/ws", headers={"Origin": "http://evil.example"}):
+                pass
+        assert info.value.status == 403
+    # a cookie for another token is refused
+    async with (aiohttp.ClientSession(cookies={f"xsys_dashboard_{gw.port}": "0" * 64}) as s,
+                s.get(f"{gw.base}/system/infos") as r):
+        assert r.status == 401
+
+
+async def test_system_infos(gw: Gw, session: aiohttp.ClientSession) -> None:
+    async with session.get(f"{gw.base}/system/infos") as r:
+        assert r.status == 401
+    async with session.get(f"{gw.base}/system/infos", headers=AUTH) as r:
+        assert r.status == 200
+        body = await r.json()
+    assert set(body) == {"hostname", "ip", "os", "kernel", "arch", "uptime_s", "boot_at"}
+    assert body["hostname"] == socket.gethostname() and body["kernel"] and body["arch"]
+    assert body["uptime_s"] > 0 and 0 < body["boot_at"] < 4e9
+    async with session.get(f"{gw.base}/system/infos?token={TOKEN}") as r:
+        assert r.status == 200
+
+
+async def test_shutdown_closes_open_sockets(gw: Gw, session: aiohttp.ClientSession) -> None:
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"subscribe": "monitor", "id": 1})
+        await receive(ws, of_type("subscribed", 1))
+        await asyncio.to_thread(gw.handle.stop)
+        async with asyncio.timeout(30):
+            while True:
+                msg = await ws.receive()
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                aiohttp.WSMsgType.CLOSING):
+                    break
+    assert "Traceback" not in gw.handle.log()
