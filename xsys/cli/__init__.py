@@ -15,7 +15,7 @@ from xsys.cli.checks import checks_group
 from xsys.cli.common import CliState, json_option, method_command, pass_state, table
 from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
-from xsys.cli.http import http_group
+from xsys.cli.http import dashboard, http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.sys import sys_group
 from xsys.cli.watch import watch_command
@@ -95,5 +95,6 @@ main.add_command(monitor_group)
 main.add_command(checks_group)
 main.add_command(fs_group)
 main.add_command(http_group)
+main.add_command(dashboard)
 main.add_command(watch_command)
 config_group.add_command(import_tinymonitor)

@@ -14,7 +14,7 @@
 
   var status = window.xsysStatus = {
     connected: false, connects: 0, snapshots: 0, points: 0, errors: [], lastError: null,
-    firstPointMs: null, noticeShown: false, sections: null
+    firstPointMs: null, noticeShown: false, sections: null, chartPoints: {}
   };
 
   function $(id) { return document.getElementById(id); }
@@ -34,6 +34,8 @@
   // ---------------------------------------------------------------- charts
 
   function Chart(canvasId, legendId, names, opts) {
+    this.id = canvasId.replace("chart-", "");
+    status.chartPoints[this.id] = 0;
     this.canvas = $(canvasId);
     this.legend = $(legendId);
     this.unit = this.canvas.getAttribute("data-unit") || "";
@@ -47,12 +49,14 @@
     this.names = names;
     this.times = [];
     this.series = names.map(function () { return []; });
-    var html = "";
+    this.legend.textContent = "";
     for (var i = 0; i < names.length; i++) {
-      html += "<span><i style=\"background:" + COLORS[i % COLORS.length] + "\"></i>" +
-        names[i] + "</span>";
+      var item = document.createElement("span"), swatch = document.createElement("i");
+      swatch.style.background = COLORS[i % COLORS.length];  // CSSOM: allowed by the CSP
+      item.appendChild(swatch);
+      item.appendChild(document.createTextNode(names[i]));
+      this.legend.appendChild(item);
     }
-    this.legend.innerHTML = html;
   };
   Chart.prototype.push = function (t, values) {
     this.times.push(t);
@@ -68,6 +72,7 @@
       for (var j = 0; j < this.series.length; j++) this.series[j].splice(0, drop);
     }
     status.points++;
+    status.chartPoints[this.id]++;
   };
   Chart.prototype.draw = function () {
     var c = this.canvas, dpr = window.devicePixelRatio || 1;
@@ -167,14 +172,21 @@
   function renderDisks(snap) {
     if (!("disks" in snap)) return;
     var html = "";
-    rows(snap.disks, "disks").forEach(function (d) {
+    var list = rows(snap.disks, "disks");
+    list.forEach(function (d) {
       var p = typeof d.percent === "number" ? d.percent : 0;
       html += "<tr><td title=\"" + escapeHtml(d.device) + "\">" + escapeHtml(d.mountpoint) +
         "</td><td>" + fmtBytes(d.used_bytes) + "</td><td>" + fmtBytes(d.total_bytes) +
         "</td><td><div class=\"bar\" title=\"" + p.toFixed(1) + "%\"><b class=\"" +
-        levelClass(p) + "\" style=\"width:" + Math.min(p, 100) + "%\"></b></div></td></tr>";
+        levelClass(p) + "\"></b></div></td></tr>";
     });
-    $("disks").tBodies[0].innerHTML = html;
+    var body = $("disks").tBodies[0];
+    body.innerHTML = html;
+    var bars = body.querySelectorAll(".bar b");
+    for (var i = 0; i < bars.length; i++) {
+      var pc = list[i].percent;
+      bars[i].style.width = Math.min(typeof pc === "number" ? pc : 0, 100) + "%";
+    }
   }
   function renderProcesses(snap) {
     if (!("processes" in snap)) return;
