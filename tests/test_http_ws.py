@@ -273,3 +273,83 @@ async def test_shutdown_closes_open_sockets(gw: Gw, session: aiohttp.ClientSessi
                                 aiohttp.WSMsgType.CLOSING):
                     break
     assert "Traceback" not in gw.handle.log()
+
+
+class BurstHub:
+    """A snapshot source that produces ``count`` large snapshots as fast as the loop
+    runs, then waits (stands in for ``services.live`` to drive the socket's queue)."""
+
+    def __init__(self, count: int, pad_bytes: int) -> None:
+        self.count = count
+        self.pad = "x" * pad_bytes
+        self.produced = asyncio.Event()
+        self.closed = False
+
+    def subscribe(self, interval_s: float, sections: Any = None, per_cpu: bool = False,
+                  top_processes: int = 0) -> Any:
+        hub = self
+
+        class Stream:
+            dropped = 0
+
+            def close(self) -> None:
+                hub.closed = True
+
+            async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+                for seq in range(hub.count):
+                    yield {"seq": seq, "ts": float(seq), "cpu": {"pad": hub.pad}}
+                    await asyncio.sleep(0)
+                hub.produced.set()
+                await asyncio.Event().wait()
+
+        return Stream()
+
+
+async def test_a_slow_reader_gets_the_latest_snapshot_not_a_backlog() -> None:
+    from aiohttp import web
+
+    from xsys.config import Config
+    from xsys.http.ws import WsSession
+    from xsys.server.app import App
+    from xsys.server.context import Peer
+    from xsys.server.router import Router
+
+    app = App(Config())
+    hub = BurstHub(count=1500, pad_bytes=32 * 1024)
+    sessions: list[WsSession] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        session = WsSession(app, Router(), ws, Peer(), lambda: hub)
+        sessions.append(session)
+        await session.run()
+        return ws
+
+    web_app = web.Application()
+    web_app.router.add_get("/ws", handler)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as s, s.ws_connect(
+                f"http://127.0.0.1:{port}/ws", max_msg_size=0) as ws:
+            await ws.send_json({"subscribe": "sys", "interval_s": 0.05, "sections": ["cpu"],
+                                "id": 1})
+            await asyncio.wait_for(hub.produced.wait(), 60)  # not reading meanwhile
+            (session,) = sessions
+            # bounded: at most one snapshot per subscription waits in the queue
+            assert len(session._queue) <= 2
+            seqs: list[int] = []
+            while not seqs or seqs[-1] != hub.count - 1:
+                msg = await receive(ws, of_type("sys.snapshot"))
+                seqs.append(msg["data"]["seq"])
+            last = msg["data"]
+        assert seqs == sorted(seqs)
+        assert len(seqs) < hub.count  # conflated, not a backlog
+        assert last["dropped"] >= hub.count - len(seqs) > 0
+        assert session.dropped == last["dropped"]
+    finally:
+        await runner.cleanup()
+    assert hub.closed  # the socket's end closed the hub stream

@@ -40,6 +40,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -239,16 +240,19 @@ class WsSession:
         if not sub.closed:
             self._overflow[sub.id] = sub
 
-    def _push_snapshot(self, sub: Subscription, text: str) -> None:
-        """Queue a snapshot of ``sub``, replacing its snapshot still waiting (counted)."""
+    def _push_snapshot(self, sub: Subscription, encode: Callable[[], str]) -> None:
+        """Queue a snapshot of ``sub`` (``encode()`` makes its text), replacing its
+        snapshot still waiting (counted in ``dropped`` before encoding, so the new text
+        carries the count)."""
         waiting = self._latest.get(sub.id)
         if waiting is not None:
-            self._queued_bytes += len(text) - len(waiting.text)
-            waiting.text = text
             sub.dropped += 1
             self.dropped += 1
+            text = encode()
+            self._queued_bytes += len(text) - len(waiting.text)
+            waiting.text = text
             return
-        entry = _Entry(text, sub, 1, True)
+        entry = _Entry(encode(), sub, 1, True)
         self._latest[sub.id] = entry
         self._enqueue(entry)
 
@@ -458,19 +462,21 @@ class WsSession:
                                 {"param": "sections", "unknown": unknown,
                                  "known": list(known)})
 
+    def _snapshot_text(self, sub: Subscription, stream: SnapshotStream,
+                       snap: dict[str, Any], fmt: str) -> str:
+        if fmt == "aloy":
+            return json.dumps(aloy_message(snap, self._ip or ""), separators=(",", ":"))
+        data = {"subscription": sub.id, **snap,
+                "dropped": sub.dropped + int(getattr(stream, "dropped", 0))}
+        return self._encode("sys.snapshot", data)
+
     async def _pump(self, sub: Subscription, stream: SnapshotStream, fmt: str) -> None:
         try:
             async for snap in stream:
                 if sub.closed:
                     break
-                if fmt == "aloy":
-                    text = json.dumps(aloy_message(snap, self._ip or ""),
-                                      separators=(",", ":"))
-                else:
-                    data = {"subscription": sub.id, **snap,
-                            "dropped": sub.dropped + int(getattr(stream, "dropped", 0))}
-                    text = self._encode("sys.snapshot", data)
-                self._push_snapshot(sub, text)
+                self._push_snapshot(sub, functools.partial(self._snapshot_text, sub, stream,
+                                                           snap, fmt))
         except XsysError as exc:
             self._error(exc, None)
         finally:
