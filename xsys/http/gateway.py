@@ -396,9 +396,12 @@ def add_live_routes(web_app: web.Application, app: App, router: Router,
         return response
 
     async def index(request: web.Request) -> web.StreamResponse:
+        given = request.query.get("token")
+        expected = token()
+        if given is not None and not (expected and tokens_equal(given, expected)):
+            return unauthorized(request)  # a wrong token is refused even with a cookie
         if not allowed(request):
             return unauthorized(request)
-        given = request.query.get("token")
         if given is not None:
             _, port = _local_address(request)
             response = web.HTTPSeeOther("/", headers={"Cache-Control": "no-store",
