@@ -62,6 +62,7 @@ from xsys.protocol import (
     InternalError,
     InvalidParams,
     InvalidRequest,
+    Overloaded,
     PermissionDenied,
     TooLarge,
     Unauthorized,
@@ -428,6 +429,10 @@ def add_live_routes(web_app: web.Application, app: App, router: Router,
     async def ws(request: web.Request) -> web.StreamResponse:
         if not allowed(request):
             return unauthorized(request)
+        limit = app.config.server.max_connections
+        if len(sockets) >= limit:
+            return _error(Overloaded(f"too many WebSockets open (server.max_connections "
+                                     f"= {limit})", {"limit": limit}))
         sock = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES,
                                      compress=False)
         await sock.prepare(request)
