@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "xsys": 0, "protocol": 0, "config": 0, "units": 0, "bounds": 0,
     # 1 services and the client
     "host": 1, "fs": 1, "watch": 1, "alerts": 1, "monitor": 1, "client": 1, "metrics": 1,
-    "checks": 1,
+    "checks": 1, "live": 1,
     # 2 framework
     "server": 2,
     # 3 front doors
@@ -30,9 +30,11 @@ LAYERS: dict[str, int] = {
     # 4 top
     "daemon": 4, "cli": 4, "docs": 4, "__main__": 4,
 }
-SERVICES = {"host", "fs", "watch", "alerts", "monitor", "client", "metrics", "checks"}
+SERVICES = {"host", "fs", "watch", "alerts", "monitor", "client", "metrics", "checks",
+            "live"}
 #: The only imports allowed from one service to another.
-SERVICE_EDGES = {("watch", "fs"), ("monitor", "alerts"), ("monitor", "host")}
+SERVICE_EDGES = {("watch", "fs"), ("monitor", "alerts"), ("monitor", "host"),
+                 ("live", "host")}
 #: Front doors never import each other.
 FRONT_DOORS = {"handlers", "http"}
 

@@ -115,6 +115,17 @@ class SysConfig:
     """Period of the background sampler feeding cpu percent and I/O rates."""
     allow_kill: bool = False
     """Whether ``sys.kill`` may signal anything (then only the caller's own processes)."""
+    min_interval_s: float = 0.25
+    """Shortest ``sys.subscribe`` interval (s); faster requests are clamped to it, and the
+    sampler never samples faster than it for a subscriber."""
+    max_subscriptions: int = 1024
+    """Live snapshot subscriptions (``sys.subscribe``, ``/ws``) the daemon holds at once;
+    past it ``sys.subscribe`` fails with -32005."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when an interval or the subscription cap is not positive."""
+        at_least(self, ("sample_interval_s", "min_interval_s", "max_subscriptions"), 0,
+                 strictly=True)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from xsys.fs.service import FsService
 from xsys.handlers import register_all
 from xsys.host import Sampler
 from xsys.http import install as install_http
+from xsys.live import SnapshotHub
 from xsys.metrics import AppMetricsCollector, MetricsService
 from xsys.monitor.service import MonitorService
 from xsys.protocol import default_socket_path
@@ -116,6 +117,8 @@ class Services:
       ``xsys.metrics.exposition``).
     - ``checks``: the service checks (``checks.*``, ``/health``, ``xsys_check_*``); their
       alerts go through the monitor (``MonitorService.observe``).
+    - ``live``: the snapshot hub (``sys.subscribe``, ``/ws``, push mode: live snapshot
+      streams over ``sampler``; ``xsys.live``).
     - ``daemon``: the running ``Daemon`` (None when only composed, as in tests).
     """
 
@@ -128,6 +131,7 @@ class Services:
     checks: ChecksService
     metrics: MetricsService
     metrics_collector: AppMetricsCollector
+    live: SnapshotHub
     daemon: Daemon | None = None
 
 
@@ -147,7 +151,11 @@ def build_services(app: App) -> Services:
                         monitor=MonitorService(app, sampler=sampler, metrics=metrics),
                         metrics_registry=registry, alert_metrics=metrics,
                         checks=_build_checks(app, monitor_of=lambda: services.monitor),
-                        metrics=app_metrics, metrics_collector=AppMetricsCollector(app_metrics))
+                        metrics=app_metrics, metrics_collector=AppMetricsCollector(app_metrics),
+                        live=SnapshotHub(sampler, app, lambda: app.config.sys,
+                                         monitor_states=lambda: _monitor_states(services),
+                                         check_states=lambda: {
+                                             "checks": services.checks.status()}))
     registry.register(services.metrics_collector)
 
     def reload_fs(old: Config, new: Config) -> None:
@@ -169,7 +177,15 @@ def build_services(app: App) -> Services:
     app.on_reload.append(lambda old, new: services.checks.reload(new.checks))
     app.on_startup.append(services.checks.start)  # after the monitor; stops before it
     app.on_shutdown.append(services.checks.stop)
+    app.on_shutdown.append(services.live.stop)
     return services
+
+
+def _monitor_states(services: Services) -> dict[str, Any]:
+    """The live ``monitor`` section: ``{"firing": count, "checks": [monitor.status
+    rows]}``."""
+    engine = services.monitor.engine
+    return {"firing": len(engine.firing()), "checks": engine.status_rows()}
 
 
 def _build_checks(app: App, monitor_of: Callable[[], MonitorService]) -> ChecksService:

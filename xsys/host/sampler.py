@@ -132,6 +132,11 @@ class Sampler:
     ``latest`` is None until ``start()`` has returned (start primes, waits
     ``min(interval, 0.25)`` s and takes the first real sample). Usable without a loop too:
     ``prime()`` then ``sample_now()`` (both blocking). ``samples_taken`` counts samples.
+
+    The background loop samples every ``period_s``: ``interval_s`` (``sys.sample_interval_s``)
+    or, while a consumer asked for faster through ``want_interval`` (the live hub, for
+    its fastest subscriber), that. After each background sample every callable in
+    ``listeners`` gets the ``Snapshot`` (loop thread; it must not block).
     """
 
     def __init__(self, interval_s: float = 1.0) -> None:
@@ -142,6 +147,9 @@ class Sampler:
         self._prev_net: _Counters = {}
         self._prev_ts = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._wanted_s: float | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self.listeners: list[Callable[[Snapshot], None]] = []
         self._count_logical = cpu_count_logical()
         self._count_physical = cpu_count_physical()
 
@@ -209,16 +217,55 @@ class Sampler:
         await runner.run_blocking(self.sample_now)
         self._task = runner.spawn(self._loop(runner), "sampler")
 
+    @property
+    def period_s(self) -> float:
+        """Seconds between background samples: ``interval_s``, or the faster interval a
+        consumer asked for with ``want_interval``."""
+        wanted = self._wanted_s
+        return self.interval_s if wanted is None else min(self.interval_s, wanted)
+
+    def want_interval(self, interval_s: float | None) -> None:
+        """Ask the background loop to sample at least every ``interval_s`` seconds (None:
+        back to ``interval_s`` alone); a faster period takes effect at once (loop thread)."""
+        before = self.period_s
+        self._wanted_s = interval_s
+        wake = self._wake
+        if self.period_s < before and wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _sleep(self, delay_s: float) -> None:
+        """Sleep ``delay_s`` seconds, or less when ``want_interval`` shortens the period."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake = loop.create_future()
+
+        def ring() -> None:
+            if not wake.done():
+                wake.set_result(None)
+
+        timer = loop.call_later(delay_s, ring)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
     async def _loop(self, runner: Runner) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        last_at = loop.time()
         while True:
-            next_at += self.interval_s
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = last_at + self.period_s
+            while loop.time() < next_at:
+                await self._sleep(next_at - loop.time())
+                next_at = last_at + self.period_s  # the period may have shrunk meanwhile
+            # keep to the grid unless we fell behind (suspend, overload): do not burst
+            last_at = next_at if loop.time() - next_at < self.period_s else loop.time()
             try:
-                await runner.run_blocking(self.sample_now)
+                snap = await runner.run_blocking(self.sample_now)
             except Exception:
                 log.exception("sampling failed")
                 continue
-            if loop.time() - next_at > self.interval_s:
-                next_at = loop.time()  # fell behind (suspend, overload): do not burst
+            for listener in list(self.listeners):
+                try:
+                    listener(snap)
+                except Exception:
+                    log.exception("sampler listener failed")
