@@ -97,7 +97,7 @@ class Chromium:
         browser: Chromium | None = None
         try:
             page_url = await cls._page_url(proc, port, session, log_path)
-            ws = await session.ws_connect(page_url, max_msg_size=0, timeout=30)
+            ws = await session.ws_connect(page_url, max_msg_size=0)
             browser = cls(proc, log_path, session, ws)
             for domain in ("Page", "Runtime", "Log", "Network"):
                 await browser.send(f"{domain}.enable")

@@ -8,7 +8,6 @@ dir, and ``$XSYS_ARTIFACTS`` when set). Also ``xsys dashboard``."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import shutil
@@ -29,8 +28,6 @@ TOKEN = "dashboard-test-token-0123456789"
 Factory = Callable[..., DaemonHandle]
 CHARTS = ("cpu", "mem", "load", "io", "net")
 
-needs_hub = pytest.mark.skipif(importlib.util.find_spec("xsys.live") is None,
-                                reason="the live snapshot hub (xsys.live) is not merged yet")
 
 
 def free_port() -> int:
@@ -56,7 +53,6 @@ def save_artifact(path: Path) -> None:
         shutil.copy(path, Path(target) / path.name)
 
 
-@needs_hub
 async def test_dashboard_in_chromium(daemon_factory: Factory, browser: Chromium,
                                      tmp_path: Path) -> None:
     port = free_port()

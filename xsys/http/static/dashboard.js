@@ -215,10 +215,9 @@
     var m = snap.monitor;
     if (m === undefined) return;
     var list = [];
-    var items = Array.isArray(m) ? m : rows(m, "alerts").length ? rows(m, "alerts")
-      : rows(m, "active").length ? rows(m, "active") : rows(m, "states");
+    var items = Array.isArray(m) ? m : rows(m, "checks");
     items.forEach(function (s) {
-      var sev = s.severity || s.firing || s.state || s.level;
+      var sev = s.state || s.severity;
       if (sev && sev !== "ok" && s.status !== "resolved") {
         list.push({ check: s.check, component: s.component, severity: sev,
           value: s.value, unit: s.unit });
@@ -246,7 +245,8 @@
     var html = "";
     rows(snap.checks, "checks").forEach(function (c) {
       var state = c.state || c.status || "unknown";
-      html += "<li class=\"sev-" + (state === "ok" || state === "passing" ? "ok" : "critical") +
+      html += "<li class=\"sev-" + (state === "up" || state === "ok" ? "ok" : state === "unknown" ? "warning"
+        : "critical") +
         "\">" + escapeHtml(c.name) + ": " + escapeHtml(state) + "</li>";
     });
     $("checks").innerHTML = html;
