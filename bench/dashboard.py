@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,7 +62,7 @@ async def one_run(browser: Chromium, url: str) -> dict[str, Any]:
             urls[r["requestId"]] = r["url"]
     for r in browser.responses:
         if "encodedDataLength" in r and r["requestId"] in urls:
-            name = urls[r["requestId"]].split("?")[0].rsplit("/", 1)[-1] or "/"
+            name = urlsplit(urls[r["requestId"]]).path
             sizes[name] = sizes.get(name, 0) + int(r["encodedDataLength"])
     # the redirect response (/?token=) has no loadingFinished of its own: the document's
     # request id carries both, so the total is the sum above

@@ -93,7 +93,7 @@
       }
       max = max > 0 ? max * 1.15 : 1;
     }
-    var left = 56, top = 4, pw = w - left - 4, ph = h - top - 14;
+    var left = 62, top = 8, pw = w - left - 4, ph = h - top - 16;
     g.strokeStyle = "#2a3340"; g.fillStyle = "#7b8794"; g.lineWidth = 1;
     g.font = "10px system-ui, sans-serif"; g.textAlign = "right"; g.textBaseline = "middle";
     for (var gl = 0; gl <= 4; gl++) {
