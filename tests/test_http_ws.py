@@ -261,6 +261,11 @@ async def test_system_infos(gw: Gw, session: aiohttp.ClientSession) -> None:
 
 
 async def test_shutdown_closes_open_sockets(gw: Gw, session: aiohttp.ClientSession) -> None:
+    # a socket the client closes just after an answer: its tasks end with it (a
+    # cancellation lost in the sender once kept the handler, and so the shutdown, waiting)
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"unsubscribe": "x"})
+        await receive(ws, of_type("error"))
     async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
         await ws.send_json({"subscribe": "monitor", "id": 1})
         await receive(ws, of_type("subscribed", 1))
@@ -271,7 +276,8 @@ async def test_shutdown_closes_open_sockets(gw: Gw, session: aiohttp.ClientSessi
                 if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                 aiohttp.WSMsgType.CLOSING):
                     break
-    assert "Traceback" not in gw.handle.log()
+    log = gw.handle.log()
+    assert "Traceback" not in log and "did not finish before the deadline" not in log
 
 
 class BurstHub:

@@ -439,7 +439,8 @@ def add_live_routes(web_app: web.Application, app: App, router: Router,
         sockets.add(sock)
         try:
             session = WsSession(app, router, sock, peer,
-                                lambda: getattr(app.services, "live", None))
+                                lambda: getattr(app.services, "live", None),
+                                request.transport)
             await session.run()
         finally:
             sockets.discard(sock)

@@ -29,7 +29,7 @@ Flow control: one bounded send queue per socket (``server.outbound_queue`` messa
 next one of its subscription (conflation; counted in ``dropped``). When the queue is full
 the oldest message is dropped, counted per subscription, and ``<ns>.overflow
 {"subscription", "dropped", "reason": "slow_client"}`` follows once the queue drains. A
-send that does not complete within ``SEND_TIMEOUT_S`` closes the socket. aiohttp pings
+send that does not complete within ``SEND_TIMEOUT_S`` drops the connection. aiohttp pings
 every ``HEARTBEAT_S`` and closes a peer that does not answer. Every task of a socket is
 cancelled and awaited when it closes and at shutdown.
 """
@@ -160,7 +160,8 @@ class WsSession:
     conflation."""
 
     def __init__(self, app: App, router: Router, ws: web.WebSocketResponse, peer: Peer,
-                 hub: Callable[[], Hub | None]) -> None:
+                 hub: Callable[[], Hub | None],
+                 transport: asyncio.BaseTransport | None = None) -> None:
         self.app = app
         self.router = router
         self.ws = ws
@@ -177,6 +178,8 @@ class WsSession:
         self.dropped = 0
         self.sent = 0
         self._ip: str | None = None
+        self.transport = transport
+        self.stuck = False
 
     # ----------------------------------------------------------- Session protocol
 
@@ -272,15 +275,28 @@ class WsSession:
                 del self._latest[entry.sub.id]
             if entry.sub is not None and entry.sub.closed:
                 continue
+            # a timer, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the send completes (gh-86296), leaving this task running
+            # after the socket closed
+            timer = self.loop.call_later(SEND_TIMEOUT_S, self._stuck)
             try:
-                await asyncio.wait_for(self.ws.send_str(entry.text), SEND_TIMEOUT_S)
-            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-                log.info("/ws: the client does not read; closing")
-                await self.ws.close(code=1008, message=b"send timeout")
+                await self.ws.send_str(entry.text)
+            except (ConnectionError, RuntimeError):
+                log.info("/ws: the connection is gone")
                 return
+            finally:
+                timer.cancel()
             self.sent += 1
             if entry.sub is not None:
                 entry.sub.sent += 1
+
+    def _stuck(self) -> None:
+        """A send has waited ``SEND_TIMEOUT_S``: drop the connection (its reads and
+        writes then fail and ``run`` ends)."""
+        log.info("/ws: the client has not read for %.0f s; closing", SEND_TIMEOUT_S)
+        self.stuck = True
+        if self.transport is not None:
+            self.transport.close()
 
     def _reply(self, kind: str, msg_id: Any, data: dict[str, Any]) -> None:
         if msg_id is None:
