@@ -106,6 +106,18 @@ async def test_dashboard_in_chromium(daemon_factory: Factory, browser: Chromium,
                            "xsysStatus.chartPoints.cpu > 0")
     assert browser.console_errors == []
 
+    # away and back: the page (from the back/forward cache or reloaded) streams again
+    await browser.navigate("data:text/html,<p>elsewhere</p>")
+    history = await browser.send("Page.getNavigationHistory")
+    back = history["entries"][history["currentIndex"] - 1]
+    assert back["url"] == f"{base}/"
+    await browser.send("Page.navigateToHistoryEntry", entryId=back["id"])
+    await browser.wait_for("location.href === '" + base + "/' && window.xsysStatus && "
+                           "xsysStatus.connected")
+    before = await browser.evaluate("xsysStatus.snapshots")
+    await browser.wait_for(f"xsysStatus.snapshots > {before}")
+    assert browser.console_errors == []
+
 
 def test_dashboard_cli_prints_the_url(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"

@@ -359,6 +359,11 @@
       .catch(function () { /* shown by the socket's state */ });
   }
 
+  window.addEventListener("pagehide", function () {
+    // leaving (maybe into the back/forward cache): close the socket cleanly ourselves
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    if (ws) { var sock = ws; ws = null; sock.onclose = null; sock.close(1000); }
+  });
   window.addEventListener("pageshow", function (ev) {
     // back/forward cache: the page comes back with its old, closed socket
     if (ev.persisted && (!ws || ws.readyState > 1)) { attempt = 0; connect(); }
