@@ -39,6 +39,11 @@ test-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "note: could not install chromium; the dashboard browser test will skip"; \
 	else echo "note: chromium not installed; the dashboard browser test will skip"; fi
+	@if command -v tmux >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null) \
+	  || echo "note: could not install tmux; the xsys top terminal test will skip"; \
+	else echo "note: tmux not installed; the xsys top terminal test will skip"; fi
 
 pytest: install test-deps
 	$(BIN)/pytest
@@ -58,7 +63,7 @@ bench-deps: install
 
 bench: install bench-deps ts-deps
 	$(BIN)/python bench/ipc.py
-	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py; do \
+	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py bench/live.py; do \
 	  if [ -f $$f ]; then $(BIN)/python $$f || exit 1; fi; done
 	@if [ -f bench/ts_client.mjs ]; then cd $(TS_DIR) && npm run build >/dev/null && cd ../.. && XSYS_PYTHON=$(CURDIR)/$(BIN)/python node bench/ts_client.mjs; fi
 

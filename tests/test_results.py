@@ -251,6 +251,10 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
                  "sys.network", "sys.load", "sys.sensors", "sys.users", "sys.ports"):
         call(name)
     call("sys.processes", limit=5)
+    live_sub = c.subscribe("sys.subscribe", {"interval_s": 0.25})
+    answers["sys.subscribe"] = live_sub.result
+    call("sys.live_stats")
+    call("sys.unsubscribe", subscription=live_sub.result["subscription"])
     call("sys.process", pid=hello["pid"])
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -18,6 +18,7 @@ from xsys.cli.fs import fs_group
 from xsys.cli.http import dashboard, http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.sys import sys_group
+from xsys.cli.top import top_command
 from xsys.cli.watch import watch_command
 
 
@@ -97,4 +98,5 @@ main.add_command(fs_group)
 main.add_command(http_group)
 main.add_command(dashboard)
 main.add_command(watch_command)
+main.add_command(top_command)
 config_group.add_command(import_tinymonitor)

@@ -67,6 +67,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "sys.disks",
     "sys.info",
     "sys.kill",
+    "sys.live_stats",
     "sys.load",
     "sys.memory",
     "sys.network",
@@ -74,6 +75,8 @@ METHOD_NAMES: tuple[str, ...] = (
     "sys.process",
     "sys.processes",
     "sys.sensors",
+    "sys.subscribe",
+    "sys.unsubscribe",
     "sys.users",
     "watch.add",
     "watch.list",
@@ -84,6 +87,7 @@ METHOD_NAMES: tuple[str, ...] = (
 STREAMS: dict[str, str] = {
     "checks.subscribe": "checks.change",
     "monitor.subscribe": "monitor.alert",
+    "sys.subscribe": "sys.snapshot",
     "watch.add": "watch.event",
 }
 
@@ -91,6 +95,7 @@ STREAMS: dict[str, str] = {
 UNSUBSCRIBE: dict[str, str] = {
     "checks.subscribe": "checks.unsubscribe",
     "monitor.subscribe": "monitor.unsubscribe",
+    "sys.subscribe": "sys.unsubscribe",
     "watch.add": "watch.remove",
 }
 
@@ -854,6 +859,23 @@ class SignalSent(TypedDict):
     sent: bool
 
 
+class LiveStats(TypedDict):
+    """``SnapshotHub.stats()`` (``sys.live_stats``): ``subscriptions`` open now,
+    ``sampler_passes`` (background samples since start), ``sampler_period_s`` (now),
+    ``ticks`` (samples that fed subscribers), ``busy_skips`` (samples skipped while the
+    previous one was still being built), ``snapshots_made``, ``dropped`` (replaced before
+    delivery, over the open subscriptions).
+    """
+
+    subscriptions: int
+    sampler_passes: int
+    sampler_period_s: float
+    ticks: int
+    busy_skips: int
+    snapshots_made: int
+    dropped: int
+
+
 class LoadPerCpu(TypedDict):
     """Load averages divided by the logical CPU count."""
 
@@ -1136,6 +1158,24 @@ class Sensors(TypedDict):
     temperatures: list[Temperature]
     fans: list[Fan]
     battery: Battery | None
+
+
+class SysSubscribed(TypedDict):
+    """``sys.subscribe``: the ``subscription`` id its ``sys.snapshot`` notifications carry,
+    the ``interval_s`` granted (clamped to ``sys.min_interval_s``) and the ``sections``
+    each snapshot holds.
+    """
+
+    subscription: str
+    interval_s: float
+    sections: list[str]
+
+
+class SysUnsubscribed(TypedDict):
+    """``sys.unsubscribe``: the ``subscription`` ended (``closed`` is always true)."""
+
+    subscription: str
+    closed: bool
 
 
 class User(TypedDict):
@@ -2438,6 +2478,24 @@ class SysMethods(NamespaceBase["Client"]):
         result = self._client.call("sys.kill", params, timeout=timeout)
         return cast("SignalSent", result)
 
+    def live_stats(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> LiveStats:
+        """The snapshot hub's counters: ``{"subscriptions", "sampler_passes" (background samples
+        taken since start: N subscribers cost one pass per interval), "sampler_period_s" (now),
+        "ticks", "busy_skips", "snapshots_made", "dropped"}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``sys.live_stats`` (safe: read-only).
+        """
+        result = self._client.call("sys.live_stats", None, timeout=timeout)
+        return cast("LiveStats", result)
+
     def load(
         self,
         *,
@@ -2610,6 +2668,77 @@ class SysMethods(NamespaceBase["Client"]):
         """
         result = self._client.call("sys.sensors", None, timeout=timeout)
         return cast("Sensors", result)
+
+    def subscribe(
+        self,
+        *,
+        interval_s: float = 1.0,
+        sections: Sequence[str] | None = None,
+        per_cpu: bool = False,
+        top_processes: int = 0,
+        process_sort: Literal["cpu", "memory"] = "cpu",
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Subscription:
+        """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
+
+        Returns ``{"subscription", "interval_s", "sections"}``; then pushes ``sys.snapshot``
+        with flat params ``{"subscription", "seq" (1, 2, ...), "ts" (epoch s of the sample),
+        "dropped" (snapshots replaced unsent so far: a slow reader gets the latest, not a
+        backlog), <section>: {...}}``. Sections carry the ``sys.*`` results' fields: ``cpu``
+        (sys.cpu), ``memory``/``swap`` (sys.memory's virtual/swap), ``load``, ``disks``,
+        ``disk_io``, ``network``, ``sensors`` (as their methods), ``processes``
+        (``{"processes": [the top_processes sys.processes rows by process_sort], "total",
+        "truncated", "sort", "ts"}``), ``monitor``
+        (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
+        [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
+        past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
+
+        Returns a ``Subscription`` of ``sys.snapshot`` notifications (each one's params, with
+        ``"method"``); closing it calls ``sys.unsubscribe``; its ``result`` is this method's
+        answer.
+
+        Args:
+            interval_s: seconds between snapshots (clamped to sys.min_interval_s; at most 3600).
+            sections: sections wanted (default: cpu, memory, swap, load, disks, network).
+            per_cpu: include cpu.per_cpu_percent.
+            top_processes: rows of the processes section (> 0 adds the section) (0..100).
+            process_sort: order of the processes section (descending).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``sys.subscribe``.
+        """
+        params = given(
+            {},
+            {
+                "interval_s": (interval_s, 1.0),
+                "sections": (sections, None),
+                "per_cpu": (per_cpu, False),
+                "top_processes": (top_processes, 0),
+                "process_sort": (process_sort, "cpu"),
+            },
+        )
+        return self._client.subscribe("sys.subscribe", params, timeout=timeout)
+
+    def unsubscribe(
+        self,
+        *,
+        subscription: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> SysUnsubscribed:
+        """End a ``sys.subscribe`` stream; -32001 when it is not one of this connection's. Returns
+        ``{"subscription", "closed": true}``.
+
+        Args:
+            subscription: id from sys.subscribe.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``sys.unsubscribe``.
+        """
+        params = {"subscription": subscription}
+        result = self._client.call("sys.unsubscribe", params, timeout=timeout)
+        return cast("SysUnsubscribed", result)
 
     def users(
         self,
@@ -3980,6 +4109,24 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         result = await self._client.call("sys.kill", params, timeout=timeout)
         return cast("SignalSent", result)
 
+    async def live_stats(
+        self,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> LiveStats:
+        """The snapshot hub's counters: ``{"subscriptions", "sampler_passes" (background samples
+        taken since start: N subscribers cost one pass per interval), "sampler_period_s" (now),
+        "ticks", "busy_skips", "snapshots_made", "dropped"}``.
+
+        Args:
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``sys.live_stats`` (safe: read-only).
+        """
+        result = await self._client.call("sys.live_stats", None, timeout=timeout)
+        return cast("LiveStats", result)
+
     async def load(
         self,
         *,
@@ -4152,6 +4299,77 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         """
         result = await self._client.call("sys.sensors", None, timeout=timeout)
         return cast("Sensors", result)
+
+    async def subscribe(
+        self,
+        *,
+        interval_s: float = 1.0,
+        sections: Sequence[str] | None = None,
+        per_cpu: bool = False,
+        top_processes: int = 0,
+        process_sort: Literal["cpu", "memory"] = "cpu",
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> AsyncSubscription:
+        """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
+
+        Returns ``{"subscription", "interval_s", "sections"}``; then pushes ``sys.snapshot``
+        with flat params ``{"subscription", "seq" (1, 2, ...), "ts" (epoch s of the sample),
+        "dropped" (snapshots replaced unsent so far: a slow reader gets the latest, not a
+        backlog), <section>: {...}}``. Sections carry the ``sys.*`` results' fields: ``cpu``
+        (sys.cpu), ``memory``/``swap`` (sys.memory's virtual/swap), ``load``, ``disks``,
+        ``disk_io``, ``network``, ``sensors`` (as their methods), ``processes``
+        (``{"processes": [the top_processes sys.processes rows by process_sort], "total",
+        "truncated", "sort", "ts"}``), ``monitor``
+        (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
+        [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
+        past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
+
+        Returns a ``AsyncSubscription`` of ``sys.snapshot`` notifications (each one's params,
+        with ``"method"``); closing it calls ``sys.unsubscribe``; its ``result`` is this
+        method's answer.
+
+        Args:
+            interval_s: seconds between snapshots (clamped to sys.min_interval_s; at most 3600).
+            sections: sections wanted (default: cpu, memory, swap, load, disks, network).
+            per_cpu: include cpu.per_cpu_percent.
+            top_processes: rows of the processes section (> 0 adds the section) (0..100).
+            process_sort: order of the processes section (descending).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``sys.subscribe``.
+        """
+        params = given(
+            {},
+            {
+                "interval_s": (interval_s, 1.0),
+                "sections": (sections, None),
+                "per_cpu": (per_cpu, False),
+                "top_processes": (top_processes, 0),
+                "process_sort": (process_sort, "cpu"),
+            },
+        )
+        return await self._client.subscribe("sys.subscribe", params, timeout=timeout)
+
+    async def unsubscribe(
+        self,
+        *,
+        subscription: str,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> SysUnsubscribed:
+        """End a ``sys.subscribe`` stream; -32001 when it is not one of this connection's. Returns
+        ``{"subscription", "closed": true}``.
+
+        Args:
+            subscription: id from sys.subscribe.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``sys.unsubscribe``.
+        """
+        params = {"subscription": subscription}
+        result = await self._client.call("sys.unsubscribe", params, timeout=timeout)
+        return cast("SysUnsubscribed", result)
 
     async def users(
         self,

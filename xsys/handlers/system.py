@@ -11,7 +11,7 @@ never wait for a sampling interval and the first call is never a meaningless 0.0
 from __future__ import annotations
 
 import signal as signal_mod
-from typing import Annotated
+from typing import Annotated, Any, Literal, TypedDict
 
 from xsys import host
 from xsys.host import (
@@ -33,9 +33,10 @@ from xsys.host import (
     Snapshot,
     Users,
 )
+from xsys.live import LiveStats, SnapshotHub
 from xsys.protocol import InvalidParams, PermissionDenied
 from xsys.server.app import App
-from xsys.server.context import Context
+from xsys.server.context import Context, Subscription
 from xsys.server.router import Doc, Range, Router
 
 
@@ -224,6 +225,108 @@ def kill(ctx: Context, pid: Annotated[int, Range(1, 2**31)],
     return {"pid": pid, "signal": signum.name, "sent": True}
 
 
+SectionName = Literal["cpu", "memory", "swap", "load", "disks", "disk_io", "network",
+                      "sensors", "processes", "monitor", "checks"]
+
+
+class SysSubscribed(TypedDict):
+    """``sys.subscribe``: the ``subscription`` id its ``sys.snapshot`` notifications carry,
+    the ``interval_s`` granted (clamped to ``sys.min_interval_s``) and the ``sections``
+    each snapshot holds."""
+
+    subscription: str
+    interval_s: float
+    sections: list[str]
+
+
+class SysUnsubscribed(TypedDict):
+    """``sys.unsubscribe``: the ``subscription`` ended (``closed`` is always true)."""
+
+    subscription: str
+    closed: bool
+
+
+def _hub(ctx: Context) -> SnapshotHub:
+    """The daemon's snapshot hub (``Services.live``)."""
+    hub: SnapshotHub = ctx.app.services.live
+    return hub
+
+
+def _conflate(sub: Subscription) -> int:
+    """Drop the snapshots still queued for ``sub`` (its client reads slowly: the newer
+    one replaces them); returns how many."""
+    dropped = 0
+    while sub.queue:
+        frame, _weight = sub.queue.popleft()
+        sub.queued_bytes -= len(frame)
+        dropped += 1
+    return dropped
+
+
+def subscribe(
+    ctx: Context,
+    interval_s: Annotated[float, Doc("seconds between snapshots (clamped to "
+                                     "sys.min_interval_s; at most 3600)")] = 1.0,
+    sections: Annotated[list[SectionName] | None,
+                        Doc("sections wanted (default: cpu, memory, swap, load, disks, "
+                            "network)")] = None,
+    per_cpu: Annotated[bool, Doc("include cpu.per_cpu_percent")] = False,
+    top_processes: Annotated[int, Range(0, 100),
+                             Doc("rows of the processes section (> 0 adds the "
+                                 "section)")] = 0,
+    process_sort: Annotated[Literal["cpu", "memory"],
+                            Doc("order of the processes section (descending)")] = "cpu",
+) -> SysSubscribed:
+    """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
+
+    Returns ``{"subscription", "interval_s", "sections"}``; then pushes ``sys.snapshot``
+    with flat params ``{"subscription", "seq" (1, 2, ...), "ts" (epoch s of the sample),
+    "dropped" (snapshots replaced unsent so far: a slow reader gets the latest, not a
+    backlog), <section>: {...}}``. Sections carry the ``sys.*`` results' fields: ``cpu``
+    (sys.cpu), ``memory``/``swap`` (sys.memory's virtual/swap), ``load``, ``disks``,
+    ``disk_io``, ``network``, ``sensors`` (as their methods), ``processes``
+    (``{"processes": [the top_processes sys.processes rows by process_sort], "total",
+    "truncated", "sort", "ts"}``), ``monitor``
+    (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
+    [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
+    past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
+    """
+    sub = ctx.subscribe("sys")
+
+    def push(snap: dict[str, Any]) -> None:
+        if sub.queue:
+            live.dropped += _conflate(sub)
+        snap["dropped"] = live.dropped
+        sub.push("snapshot", snap)
+
+    try:
+        live = _hub(ctx).subscribe(interval_s, sections, per_cpu, top_processes,
+                                   process_sort, on_snapshot=push)
+    except BaseException:
+        sub.close()
+        raise
+    sub.on_close(lambda _s: live.close())
+    sub.info.update(interval_s=live.interval_s, sections=list(live.sections))
+    return {"subscription": sub.id, "interval_s": live.interval_s,
+            "sections": list(live.sections)}
+
+
+def unsubscribe(ctx: Context,
+                subscription: Annotated[str, Doc("id from sys.subscribe")],
+                ) -> SysUnsubscribed:
+    """End a ``sys.subscribe`` stream; -32001 when it is not one of this connection's.
+    Returns ``{"subscription", "closed": true}``."""
+    ctx.subscription(subscription, "sys").close()
+    return {"subscription": subscription, "closed": True}
+
+
+def live_stats(ctx: Context) -> LiveStats:
+    """The snapshot hub's counters: ``{"subscriptions", "sampler_passes" (background
+    samples taken since start: N subscribers cost one pass per interval),
+    "sampler_period_s" (now), "ticks", "busy_skips", "snapshots_made", "dropped"}``."""
+    return _hub(ctx).stats()
+
+
 def register(router: Router, app: App) -> None:
     """Declare the sys.* methods (the sampler is the daemon's: ``Services.sampler``).
 
@@ -244,3 +347,6 @@ def register(router: Router, app: App) -> None:
     router.add("sys.users", users, kind="blocking", safe=True)
     router.add("sys.ports", ports, kind="blocking", safe=True)
     router.add("sys.kill", kill, kind="blocking")
+    router.add("sys.subscribe", subscribe, kind="inline", streams="sys.snapshot")
+    router.add("sys.unsubscribe", unsubscribe, kind="inline")
+    router.add("sys.live_stats", live_stats, kind="inline", safe=True)

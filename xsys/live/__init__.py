@@ -14,8 +14,15 @@ Usage (loop thread)::
 
 from __future__ import annotations
 
-from xsys.live.hub import MAX_INTERVAL_S, LiveSubscription, OnSnapshot, SnapshotHub
-from xsys.live.sections import DEFAULT_SECTIONS, MAX_TOP_PROCESSES, SECTIONS
+from xsys.live.hub import (
+    MAX_INTERVAL_S,
+    LiveStats,
+    LiveSubscription,
+    OnSnapshot,
+    SnapshotHub,
+)
+from xsys.live.sections import DEFAULT_SECTIONS, MAX_TOP_PROCESSES, PROCESS_SORTS, SECTIONS
 
-__all__ = ["DEFAULT_SECTIONS", "MAX_INTERVAL_S", "MAX_TOP_PROCESSES", "SECTIONS",
-           "LiveSubscription", "OnSnapshot", "SnapshotHub"]
+__all__ = ["DEFAULT_SECTIONS", "MAX_INTERVAL_S", "MAX_TOP_PROCESSES", "PROCESS_SORTS",
+           "SECTIONS",
+           "LiveStats", "LiveSubscription", "OnSnapshot", "SnapshotHub"]

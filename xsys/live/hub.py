@@ -18,7 +18,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from xsys.config import SysConfig
 from xsys.host import Runner, Sampler, Snapshot
@@ -37,6 +37,22 @@ OnSnapshot = Callable[[dict[str, Any]], None]
 _ids = itertools.count(1)
 
 
+class LiveStats(TypedDict):
+    """``SnapshotHub.stats()`` (``sys.live_stats``): ``subscriptions`` open now,
+    ``sampler_passes`` (background samples since start), ``sampler_period_s`` (now),
+    ``ticks`` (samples that fed subscribers), ``busy_skips`` (samples skipped while the
+    previous one was still being built), ``snapshots_made``, ``dropped`` (replaced before
+    delivery, over the open subscriptions)."""
+
+    subscriptions: int
+    sampler_passes: int
+    sampler_period_s: float
+    ticks: int
+    busy_skips: int
+    snapshots_made: int
+    dropped: int
+
+
 class LiveSubscription:
     """One subscriber's stream: an async iterator of snapshot dicts
     ``{"seq", "ts" (epoch s of the sample), "dropped", <section>: {...}, ...}``.
@@ -45,16 +61,18 @@ class LiveSubscription:
     dropped); ``dropped`` is how many were replaced by a newer one before the consumer
     took them (also the attribute ``.dropped``). Iteration ends after ``close()``.
     Attributes: ``id``, ``interval_s`` (after clamping), ``sections``, ``per_cpu``,
-    ``top_processes``, ``seq``, ``delivered``, ``closed``.
+    ``top_processes``, ``process_sort``, ``seq``, ``delivered``, ``closed``.
     """
 
     def __init__(self, hub: SnapshotHub, interval_s: float, sections: tuple[str, ...],
-                 per_cpu: bool, top_processes: int, on_snapshot: OnSnapshot | None) -> None:
+                 per_cpu: bool, top_processes: int, process_sort: str,
+                 on_snapshot: OnSnapshot | None) -> None:
         self.id = f"live-{next(_ids)}"
         self.interval_s = interval_s
         self.sections = sections
         self.per_cpu = per_cpu
         self.top_processes = top_processes
+        self.process_sort = process_sort
         self.seq = 0
         self.dropped = 0
         self.delivered = 0
@@ -66,9 +84,9 @@ class LiveSubscription:
         self._ready = asyncio.Event()
 
     @property
-    def shape(self) -> tuple[tuple[str, ...], bool, int]:
+    def shape(self) -> tuple[tuple[str, ...], bool, int, str]:
         """What a snapshot for this subscriber holds (subscribers alike share one)."""
-        return self.sections, self.per_cpu, self.top_processes
+        return self.sections, self.per_cpu, self.top_processes, self.process_sort
 
     def offer(self, body: Mapping[str, Any], ts: float) -> None:
         """Hand over the next snapshot's sections (the hub calls it, loop thread)."""
@@ -143,13 +161,18 @@ class SnapshotHub:
     # ---------------------------------------------------------------- params
 
     def check_params(self, interval_s: float, sections: Sequence[str] | None,
-                     top_processes: int) -> tuple[float, tuple[str, ...], int]:
+                     top_processes: int, process_sort: str = "cpu"
+                     ) -> tuple[float, tuple[str, ...], int]:
         """Validate and normalise: the interval clamped to ``sys.min_interval_s``, the
         sections in ``SECTIONS`` order (default ``DEFAULT_SECTIONS``; ``top_processes``
         > 0 adds ``processes``), the process count (``processes`` without one: 10).
         Raises ``InvalidParams`` (``data.param`` names the parameter) for an interval
-        that is not a number in (0, 3600], an unknown or empty section list, or a
-        process count outside 0..100."""
+        that is not a number in (0, 3600], an unknown or empty section list, a process
+        count outside 0..100 or a ``process_sort`` other than cpu and memory."""
+        if process_sort not in sec.PROCESS_SORTS:
+            raise InvalidParams(f"parameter 'process_sort': expected cpu or memory, got "
+                                f"{process_sort!r}", {"param": "process_sort",
+                                                      "choices": list(sec.PROCESS_SORTS)})
         if (isinstance(interval_s, bool) or not isinstance(interval_s, (int, float))
                 or not math.isfinite(interval_s) or not 0 < interval_s <= MAX_INTERVAL_S):
             raise InvalidParams(f"parameter 'interval_s': expected seconds in (0, "
@@ -181,23 +204,27 @@ class SnapshotHub:
 
     def subscribe(self, interval_s: float, sections: Sequence[str] | None = None,
                   per_cpu: bool = False, top_processes: int = 0,
+                  process_sort: str = "cpu",
                   on_snapshot: OnSnapshot | None = None) -> LiveSubscription:
         """Open a stream (loop thread): a snapshot every ``interval_s`` seconds (clamped
         to ``sys.min_interval_s``), the first one as soon as it is built.
 
         ``sections``: names from ``SECTIONS`` (None: ``DEFAULT_SECTIONS``); ``per_cpu``:
         include ``cpu.per_cpu_percent``; ``top_processes``: rows of the ``processes``
-        section (the top N by cpu_percent and the top N by memory_percent, merged).
+        section, the top N by ``process_sort`` (``cpu``: cpu_percent, ``memory``:
+        memory_percent, descending).
         ``on_snapshot``: call it with each snapshot instead of queueing one for the
         iterator. Raises ``InvalidParams`` (see ``check_params``) and ``Overloaded``
         (-32005) past ``sys.max_subscriptions``. Close it with ``.close()``.
         """
-        interval, names, top = self.check_params(interval_s, sections, top_processes)
+        interval, names, top = self.check_params(interval_s, sections, top_processes,
+                                                 process_sort)
         limit = self.settings().max_subscriptions
         if len(self.subscriptions) >= limit:
             raise Overloaded(f"too many live subscriptions (sys.max_subscriptions={limit})",
                              {"setting": "sys.max_subscriptions", "max": limit})
-        sub = LiveSubscription(self, interval, names, bool(per_cpu), top, on_snapshot)
+        sub = LiveSubscription(self, interval, names, bool(per_cpu), top, process_sort,
+                               on_snapshot)
         loop = asyncio.get_running_loop()
         sub.next_due = loop.time() + interval
         self.subscriptions[sub.id] = sub
@@ -206,21 +233,20 @@ class SnapshotHub:
         return sub
 
     async def snapshot(self, sections: Sequence[str] | None = None, per_cpu: bool = False,
-                       top_processes: int = 0) -> dict[str, Any]:
+                       top_processes: int = 0, process_sort: str = "cpu"
+                       ) -> dict[str, Any]:
         """One snapshot now from the latest sample: ``{"seq": 0, "ts", <section>...}``
         (awaitable: the sections not kept by the sampler are read in the pool). Raises
         ``InvalidParams`` as ``subscribe``."""
-        _, names, top = self.check_params(1.0, sections, top_processes)
+        _, names, top = self.check_params(1.0, sections, top_processes, process_sort)
         snap = self.sampler.snapshot() if self.sampler.latest is not None else \
             await self.runner.run_blocking(self.sampler.snapshot)
         shared = await self._build(snap, set(names), top)
-        return {"seq": 0, "ts": snap.ts, **sec.shape(shared, names, bool(per_cpu), top)}
+        return {"seq": 0, "ts": snap.ts,
+                **sec.shape(shared, names, bool(per_cpu), top, process_sort)}
 
-    def stats(self) -> dict[str, Any]:
-        """``{"subscriptions", "sampler_passes" (samples taken since start),
-        "sampler_period_s", "ticks" (samples that fed subscribers), "busy_skips"
-        (samples skipped because the previous one was still being built),
-        "snapshots_made", "dropped" (replaced before delivery, live subscriptions)}``."""
+    def stats(self) -> LiveStats:
+        """The hub's counters (``LiveStats``)."""
         return {"subscriptions": len(self.subscriptions),
                 "sampler_passes": self.sampler.samples_taken,
                 "sampler_period_s": self.sampler.period_s, "ticks": self.ticks,
@@ -300,7 +326,7 @@ class SnapshotHub:
             except Exception:
                 log.exception("building live snapshot sections failed")
                 return
-            bodies: dict[tuple[tuple[str, ...], bool, int], dict[str, Any]] = {}
+            bodies: dict[tuple[tuple[str, ...], bool, int, str], dict[str, Any]] = {}
             for sub in due:
                 body = bodies.get(sub.shape)
                 if body is None:

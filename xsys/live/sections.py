@@ -3,7 +3,7 @@ methods' own code (``xsys.host``), so field names and units are theirs.
 
 ``build(snap, wanted, top_n)`` reads what the sampler does not keep (filesystem usage,
 interface addresses, sensors, the process table) and so blocks: run it in the thread
-pool. ``shape(shared, sections, per_cpu, top_n)`` cuts one subscriber's view out of it
+pool. ``shape(shared, sections, per_cpu, top_n, process_sort)`` cuts one subscriber's view out of it
 without touching the OS.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from xsys import host
-from xsys.host.processes import LISTER, ProcessRow
+from xsys.host.processes import LISTER
 
 #: Every section a subscriber may ask for, in the order snapshots list them.
 SECTIONS: tuple[str, ...] = ("cpu", "memory", "swap", "load", "disks", "disk_io",
@@ -25,8 +25,10 @@ DEFAULT_SECTIONS: tuple[str, ...] = ("cpu", "memory", "swap", "load", "disks", "
 LOOP_SECTIONS: frozenset[str] = frozenset({"monitor", "checks"})
 #: Processes listed when ``processes`` is asked for with ``top_processes`` 0.
 DEFAULT_TOP_PROCESSES = 10
-#: The most processes a subscriber may ask for (per sort key).
+#: The most processes a subscriber may ask for.
 MAX_TOP_PROCESSES = 100
+#: The orders of the ``processes`` section (descending ``cpu_percent``/``memory_percent``).
+PROCESS_SORTS: tuple[str, ...] = ("cpu", "memory")
 
 
 def _top_processes(top_n: int) -> dict[str, Any]:
@@ -41,7 +43,7 @@ def _top_processes(top_n: int) -> dict[str, Any]:
 def build(snap: host.Snapshot, wanted: Iterable[str], top_n: int) -> dict[str, Any]:
     """Every host section in ``wanted`` from ``snap`` (blocking; pool thread). ``cpu``
     comes with ``per_cpu_percent`` (``shape`` drops it); ``processes`` holds the top
-    ``top_n`` by cpu and by memory (``shape`` merges them)."""
+    ``top_n`` by cpu and by memory (``shape`` picks one)."""
     wanted = set(wanted)
     out: dict[str, Any] = {}
     if "cpu" in wanted:
@@ -64,21 +66,16 @@ def build(snap: host.Snapshot, wanted: Iterable[str], top_n: int) -> dict[str, A
     return out
 
 
-def _merge_processes(table: Mapping[str, Any], top_n: int) -> dict[str, Any]:
-    """The processes among the first ``top_n`` by cpu or by memory, by cpu_percent
-    descending, as ``{"processes": [sys.processes rows], "total"}``."""
-    seen: set[int] = set()
-    rows: list[ProcessRow] = []
-    for row in [*table["by_cpu"][:top_n], *table["by_memory"][:top_n]]:
-        if row["pid"] not in seen:
-            seen.add(row["pid"])
-            rows.append(row)
-    rows.sort(key=lambda r: (-r["cpu_percent"], -r["memory_percent"], r["pid"]))
-    return {"processes": rows, "total": table["total"], "ts": table["ts"]}
+def _top(table: Mapping[str, Any], top_n: int, sort: str) -> dict[str, Any]:
+    """The first ``top_n`` processes by ``sort`` as ``{"processes": [sys.processes rows],
+    "total", "truncated", "sort", "ts"}``."""
+    rows = table["by_memory" if sort == "memory" else "by_cpu"][:top_n]
+    return {"processes": rows, "total": table["total"], "truncated": table["total"] > top_n,
+            "sort": sort, "ts": table["ts"]}
 
 
 def shape(shared: Mapping[str, Any], sections: Sequence[str], per_cpu: bool,
-          top_n: int) -> dict[str, Any]:
+          top_n: int, process_sort: str = "cpu") -> dict[str, Any]:
     """One subscriber's sections out of ``build``'s (shared, never changed) result."""
     out: dict[str, Any] = {}
     for name in sections:
@@ -88,6 +85,6 @@ def shape(shared: Mapping[str, Any], sections: Sequence[str], per_cpu: bool,
         if name == "cpu" and not per_cpu:
             value = {k: v for k, v in value.items() if k != "per_cpu_percent"}
         elif name == "processes":
-            value = _merge_processes(value, top_n)
+            value = _top(value, top_n, process_sort)
         out[name] = value
     return out

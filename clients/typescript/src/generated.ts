@@ -51,6 +51,7 @@ export const METHOD_NAMES = [
   "sys.disks",
   "sys.info",
   "sys.kill",
+  "sys.live_stats",
   "sys.load",
   "sys.memory",
   "sys.network",
@@ -58,6 +59,8 @@ export const METHOD_NAMES = [
   "sys.process",
   "sys.processes",
   "sys.sensors",
+  "sys.subscribe",
+  "sys.unsubscribe",
   "sys.users",
   "watch.add",
   "watch.list",
@@ -70,6 +73,7 @@ export type MethodName = (typeof METHOD_NAMES)[number];
 export const STREAMS: Readonly<Record<string, { notification: string; unsubscribe: string }>> = {
   "checks.subscribe": { notification: "checks.change", unsubscribe: "checks.unsubscribe" },
   "monitor.subscribe": { notification: "monitor.alert", unsubscribe: "monitor.unsubscribe" },
+  "sys.subscribe": { notification: "sys.snapshot", unsubscribe: "sys.unsubscribe" },
   "watch.add": { notification: "watch.event", unsubscribe: "watch.remove" },
 };
 
@@ -817,6 +821,23 @@ export interface SignalSent {
   sent: boolean;
 }
 
+/**
+ * `SnapshotHub.stats()` (`sys.live_stats`): `subscriptions` open now,
+ * `sampler_passes` (background samples since start), `sampler_period_s` (now),
+ * `ticks` (samples that fed subscribers), `busy_skips` (samples skipped while the
+ * previous one was still being built), `snapshots_made`, `dropped` (replaced before
+ * delivery, over the open subscriptions).
+ */
+export interface LiveStats {
+  subscriptions: number;
+  sampler_passes: number;
+  sampler_period_s: number;
+  ticks: number;
+  busy_skips: number;
+  snapshots_made: number;
+  dropped: number;
+}
+
 /** Load averages divided by the logical CPU count. */
 export interface LoadPerCpu {
   load1: number;
@@ -1096,6 +1117,23 @@ export interface Sensors {
   temperatures: Temperature[];
   fans: Fan[];
   battery: Battery | null;
+}
+
+/**
+ * `sys.subscribe`: the `subscription` id its `sys.snapshot` notifications carry,
+ * the `interval_s` granted (clamped to `sys.min_interval_s`) and the `sections`
+ * each snapshot holds.
+ */
+export interface SysSubscribed {
+  subscription: string;
+  interval_s: number;
+  sections: string[];
+}
+
+/** `sys.unsubscribe`: the `subscription` ended (`closed` is always true). */
+export interface SysUnsubscribed {
+  subscription: string;
+  closed: boolean;
 }
 
 /**
@@ -1628,6 +1666,12 @@ export interface SysKillParams {
 /** Result of `sys.kill`. */
 export type SysKillResult = SignalSent;
 
+/** Parameters of `sys.live_stats`. */
+export type SysLiveStatsParams = Record<string, never>;
+
+/** Result of `sys.live_stats`. */
+export type SysLiveStatsResult = LiveStats;
+
 /** Parameters of `sys.load`. */
 export type SysLoadParams = Record<string, never>;
 
@@ -1684,6 +1728,32 @@ export type SysSensorsParams = Record<string, never>;
 
 /** Result of `sys.sensors`. */
 export type SysSensorsResult = Sensors;
+
+/** Parameters of `sys.subscribe`. */
+export interface SysSubscribeParams {
+  /** seconds between snapshots (clamped to sys.min_interval_s; at most 3600) (default 1, wire type `float`) */
+  interval_s?: number;
+  /** sections wanted (default: cpu, memory, swap, load, disks, network) (default null, wire type `list[str]`) */
+  sections?: string[] | null;
+  /** include cpu.per_cpu_percent (default false, wire type `bool`) */
+  per_cpu?: boolean;
+  /** rows of the processes section (> 0 adds the section) (default 0, range 0..100, wire type `int`) */
+  top_processes?: number;
+  /** order of the processes section (descending) (default "cpu", wire type `str`) */
+  process_sort?: "cpu" | "memory";
+}
+
+/** Result of `sys.subscribe` (the subscription id). */
+export type SysSubscribeResult = SysSubscribed;
+
+/** Parameters of `sys.unsubscribe`. */
+export interface SysUnsubscribeParams {
+  /** id from sys.subscribe (wire type `str`) */
+  subscription: string;
+}
+
+/** Result of `sys.unsubscribe`. */
+export type SysUnsubscribeResult = SysUnsubscribed;
 
 /** Parameters of `sys.users`. */
 export type SysUsersParams = Record<string, never>;
@@ -1770,6 +1840,7 @@ export interface MethodMap {
   "sys.disks": { params: SysDisksParams; result: SysDisksResult };
   "sys.info": { params: SysInfoParams; result: SysInfoResult };
   "sys.kill": { params: SysKillParams; result: SysKillResult };
+  "sys.live_stats": { params: SysLiveStatsParams; result: SysLiveStatsResult };
   "sys.load": { params: SysLoadParams; result: SysLoadResult };
   "sys.memory": { params: SysMemoryParams; result: SysMemoryResult };
   "sys.network": { params: SysNetworkParams; result: SysNetworkResult };
@@ -1777,6 +1848,8 @@ export interface MethodMap {
   "sys.process": { params: SysProcessParams; result: SysProcessResult };
   "sys.processes": { params: SysProcessesParams; result: SysProcessesResult };
   "sys.sensors": { params: SysSensorsParams; result: SysSensorsResult };
+  "sys.subscribe": { params: SysSubscribeParams; result: SysSubscribeResult };
+  "sys.unsubscribe": { params: SysUnsubscribeParams; result: SysUnsubscribeResult };
   "sys.users": { params: SysUsersParams; result: SysUsersResult };
   "watch.add": { params: WatchAddParams; result: WatchAddResult };
   "watch.list": { params: WatchListParams; result: WatchListResult };
@@ -2346,6 +2419,15 @@ export class SysApi {
   }
 
   /**
+   * The snapshot hub's counters: ``{"subscriptions", "sampler_passes" (background samples taken since start: N subscribers cost one pass per interval), "sampler_period_s" (now), "ticks", "busy_skips", "snapshots_made", "dropped"}``.
+   *
+   * Wire method `sys.live_stats`.
+   */
+  liveStats(options?: CallOptions): Promise<SysLiveStatsResult> {
+    return this.client.call("sys.live_stats", undefined, options) as Promise<SysLiveStatsResult>;
+  }
+
+  /**
    * Load averages over 1, 5 and 15 minutes, absolute and per logical CPU (``os.getloadavg``; node_exporter's ``node_load1``...).
    *
    * Wire method `sys.load`.
@@ -2414,6 +2496,33 @@ export class SysApi {
    */
   sensors(options?: CallOptions): Promise<SysSensorsResult> {
     return this.client.call("sys.sensors", undefined, options) as Promise<SysSensorsResult>;
+  }
+
+  /**
+   * Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
+   *
+   * Wire method `sys.subscribe`.
+   * Returns a subscription yielding `sys.snapshot` notifications; ending it (break, return(), unsubscribe()) calls `sys.unsubscribe`.
+   */
+  subscribe(params?: SysSubscribeParams, options?: SubscribeOptions): Subscription<NotificationOf<"sys.snapshot">> {
+    return this.client.subscribe<NotificationOf<"sys.snapshot">>("sys.subscribe", "sys.unsubscribe", params, options);
+  }
+
+  /**
+   * End a ``sys.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription", "closed": true}``.
+   *
+   * Wire method `sys.unsubscribe`.
+   */
+  unsubscribe(subscription: string, params?: Omit<SysUnsubscribeParams, "subscription">, options?: CallOptions): Promise<SysUnsubscribeResult>;
+  /**
+   * End a ``sys.subscribe`` stream; -32001 when it is not one of this connection's. Returns ``{"subscription", "closed": true}``.
+   *
+   * Wire method `sys.unsubscribe`.
+   */
+  unsubscribe(params: SysUnsubscribeParams, options?: CallOptions): Promise<SysUnsubscribeResult>;
+  unsubscribe(first: string | SysUnsubscribeParams, second?: Omit<SysUnsubscribeParams, "subscription"> | CallOptions, third?: CallOptions): Promise<SysUnsubscribeResult> {
+    const [params, options] = positional<CallOptions>("subscription", first, second, third);
+    return this.client.call("sys.unsubscribe", params, options) as Promise<SysUnsubscribeResult>;
   }
 
   /**
