@@ -291,7 +291,7 @@ class BurstHub:
         self.closed = False
 
     def subscribe(self, interval_s: float, sections: Any = None, per_cpu: bool = False,
-                  top_processes: int = 0) -> Any:
+                  top_processes: int = 0, process_sort: str = "cpu") -> Any:
         hub = self
 
         class Stream:

@@ -3,7 +3,8 @@
 Client -> server (JSON text messages, one object each; ``id`` is optional and echoed):
 
 - ``{"subscribe": "sys", "interval_s": 1, "sections": [...], "per_cpu": bool,
-  "top_processes": int, "format": "json"|"aloy"}``: snapshots from the live hub
+  "top_processes": int, "process_sort": "cpu"|"memory", "format": "json"|"aloy"}``:
+  snapshots from the live hub
   (``services.live``), sent as ``{"type": "sys.snapshot", "data": {"subscription", "seq",
   "ts", <sections>..., "dropped"}}``; with ``"format": "aloy"`` each snapshot is sent bare
   as ALOY sends it: ``{"cpu_usage", "memory_usage", "disk_usage", "net_sent", "net_recv",
@@ -91,7 +92,8 @@ class Hub(Protocol):
     """The live snapshot hub (``services.live``)."""
 
     def subscribe(self, interval_s: float, sections: Sequence[str] | None = None,
-                  per_cpu: bool = False, top_processes: int = 0) -> SnapshotStream: ...
+                  per_cpu: bool = False, top_processes: int = 0,
+                  process_sort: str = "cpu") -> SnapshotStream: ...
 
 
 def jsonable(value: Any) -> Any:
@@ -413,7 +415,7 @@ class WsSession:
 
     async def _subscribe_sys(self, msg: dict[str, Any], msg_id: Any) -> None:
         params = self._params(msg, ("interval_s", "sections", "per_cpu", "top_processes",
-                                    "format"))
+                                    "process_sort", "format"))
         interval = params.get("interval_s", 1.0)
         fmt = params.get("format", "json")
         if fmt not in ("json", "aloy"):
@@ -439,7 +441,8 @@ class WsSession:
                 self._ip = await self.app.run_blocking(primary_ip)
         # the hub validates interval_s (clamped to sys.min_interval_s), sections and
         # top_processes: InvalidParams naming the parameter
-        stream = hub.subscribe(interval, sections, per_cpu, top)
+        stream = hub.subscribe(interval, sections, per_cpu, top,
+                               params.get("process_sort", "cpu"))
         sub = Subscription(self, "sys")
         self.add_subscription(sub)
         sub.info = {"interval_s": interval, "format": fmt}
