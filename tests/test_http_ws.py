@@ -126,6 +126,23 @@ async def test_alerts_arrive_as_they_fire(gw: Gw, session: aiohttp.ClientSession
     assert alert["severity"] == "warning"
 
 
+async def test_monitor_test_alerts_reach_the_socket(gw: Gw,
+                                                    session: aiohttp.ClientSession) -> None:
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"subscribe": "monitor", "id": "m"})
+        await receive(ws, of_type("subscribed", "m"))
+
+        def send_test() -> Any:
+            with gw.handle.client() as c:
+                return c.call("monitor.test", provider="console")
+
+        sent = await asyncio.to_thread(send_test)
+        msg = await receive(ws, lambda m: m.get("type") == "monitor.alert"
+                            and m["data"]["alert"]["check"] == "test")
+    assert msg["data"]["alert"]["test"] is True
+    assert msg["data"]["alert"]["id"] == sent["alert"]["id"]
+
+
 async def test_watch_events_inside_the_roots(gw: Gw, session: aiohttp.ClientSession,
                                              tmp_path: Path) -> None:
     watched = tmp_path / "watched"
