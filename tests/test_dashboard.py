@@ -39,7 +39,7 @@ def free_port() -> int:
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Chromium]:
     try:
-        async with Chromium.launch(tmp_path / "chromium") as b:
+        async with Chromium.launch(tmp_path / "chromium", height=1700) as b:
             yield b
     except ChromiumUnavailable as exc:
         pytest.skip(str(exc))
@@ -83,6 +83,7 @@ async def test_dashboard_in_chromium(daemon_factory: Factory, browser: Chromium,
         "document.getElementById('alerts').textContent.includes('cpu')")
     assert await browser.evaluate("document.getElementById('notice').hidden") is True
     assert browser.console_errors == []
+    await browser.wait_for("xsysStatus.snapshots >= 4")  # a few points per line
     shot = await browser.screenshot(tmp_path / "dashboard.png")
     assert shot.stat().st_size > 10_000
     save_artifact(shot)

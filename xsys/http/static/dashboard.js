@@ -101,12 +101,15 @@
       g.beginPath(); g.moveTo(left, y + 0.5); g.lineTo(left + pw, y + 0.5); g.stroke();
       g.fillText(fmtNum((max * gl) / 4, this.unit), left - 4, y);
     }
-    g.textAlign = "left"; g.textBaseline = "alphabetic";
-    g.fillText("-" + WINDOW_S / 60 + " min", left, h - 2);
-    g.textAlign = "right"; g.fillText("now", left + pw, h - 2);
     var n = this.times.length;
+    // the time axis spans the data seen, at least 1 and at most WINDOW_S/60 minutes
+    var span = n ? Math.min(WINDOW_S, Math.max(60, this.times[n - 1] - this.times[0])) : 60;
+    g.textAlign = "left"; g.textBaseline = "alphabetic";
+    g.fillText(span >= 120 ? "-" + Math.round(span / 60) + " min" : "-" + Math.round(span) +
+      " s", left, h - 2);
+    g.textAlign = "right"; g.fillText("now", left + pw, h - 2);
     if (!n) return;
-    var t1 = this.times[n - 1], t0 = t1 - WINDOW_S;
+    var t1 = this.times[n - 1], t0 = t1 - span;
     for (var si = 0; si < this.series.length; si++) {
       var data = this.series[si];
       g.strokeStyle = COLORS[si % COLORS.length];
@@ -116,7 +119,8 @@
       for (var p = 0; p < n; p++) {
         var v = data[p];
         if (v === null) { pen = false; continue; }
-        var x = left + ((this.times[p] - t0) / WINDOW_S) * pw;
+        if (this.times[p] < t0) continue;
+        var x = left + ((this.times[p] - t0) / span) * pw;
         var yy = top + ph - Math.min(v / max, 1) * ph;
         if (pen) g.lineTo(x, yy); else g.moveTo(x, yy);
         pen = true;
