@@ -25,7 +25,8 @@ lint: install
 	$(BIN)/ruff check xsys tests $(wildcard bench/*.py)
 	$(BIN)/mypy --strict xsys
 
-## System packages some tests use (a real Alertmanager, a real Prometheus and promtool);
+## System packages some tests use (a real Alertmanager, a real Prometheus and promtool,
+## headless Chromium for the dashboard, tmux for xsys top);
 ## skipped with a note when apt is unavailable, and those tests then skip with a reason.
 test-deps:
 	@if command -v prometheus-alertmanager >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 \
@@ -63,7 +64,7 @@ bench-deps: install
 
 bench: install bench-deps ts-deps
 	$(BIN)/python bench/ipc.py
-	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py bench/live.py; do \
+	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py bench/live.py bench/dashboard.py; do \
 	  if [ -f $$f ]; then $(BIN)/python $$f || exit 1; fi; done
 	@if [ -f bench/ts_client.mjs ]; then cd $(TS_DIR) && npm run build >/dev/null && cd ../.. && XSYS_PYTHON=$(CURDIR)/$(BIN)/python node bench/ts_client.mjs; fi
 
