@@ -224,6 +224,10 @@ async def test_access_rules(gw: Gw, session: aiohttp.ClientSession) -> None:
         async with session.ws_connect(url, headers=headers) as ws:
             await ws.send_json({"unsubscribe": "x"})
             assert (await receive(ws, of_type("error")))["code"] == -32001
+            async with session.get(f"{gw.base}/metrics") as r:
+                metrics = await r.text()
+            assert "xsys_websocket_connections 1.0" in metrics
+            assert "xsys_websocket_messages_dropped_total" in metrics
 
 
 async def test_cookie_flow(gw: Gw) -> None:

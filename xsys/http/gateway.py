@@ -47,7 +47,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from xsys import __version__
@@ -57,6 +57,7 @@ from xsys.http.node import NodeCollector
 from xsys.http.requests import RequestCollector
 from xsys.http.token import tokens_equal
 from xsys.http.webconfig import BasicAuth, WebConfig
+from xsys.http.ws import WsSession
 from xsys.metrics import exposition
 from xsys.protocol import (
     InternalError,
@@ -338,7 +339,7 @@ def build_app(app: App, router: Router, state: GatewayState,
             return _error(InternalError(f"internal error in {method}: {type(exc).__name__}"))
         return web.json_response({"result": _jsonable(result)})
 
-    add_live_routes(web_app, app, router, state, peer)
+    add_live_routes(web_app, app, router, state, peer, registry)
     web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/health", health)
     web_app.router.add_get("/health/live", live)
@@ -348,16 +349,40 @@ def build_app(app: App, router: Router, state: GatewayState,
     return web_app
 
 
+class WebSocketCollector(Collector):
+    """``xsys_websocket_connections`` (open ``/ws`` sockets) and
+    ``xsys_websocket_messages_dropped_total`` (messages lost to a socket's queue bound or
+    replaced by a newer snapshot, since the start)."""
+
+    def __init__(self, sessions: set[WsSession], closed_dropped: list[int]) -> None:
+        self.sessions = sessions
+        self.closed_dropped = closed_dropped
+
+    def collect(self) -> Iterator[Metric]:
+        open_ = GaugeMetricFamily("xsys_websocket_connections", "Open /ws WebSockets.")
+        open_.add_metric([], len(self.sessions))
+        yield open_
+        dropped = CounterMetricFamily(
+            "xsys_websocket_messages_dropped", "Messages /ws sockets dropped (queue bound "
+            "or snapshot conflation).")
+        dropped.add_metric([], self.closed_dropped[0] + sum(s.dropped for s in
+                                                             list(self.sessions)))
+        yield dropped
+
+
 def add_live_routes(web_app: web.Application, app: App, router: Router,
-                    state: GatewayState, peer: Peer) -> None:
+                    state: GatewayState, peer: Peer, registry: CollectorRegistry) -> None:
     """The dashboard ``GET /`` (``?token=`` sets the cookie), its ``/static/<file>``,
     ``GET /ws`` and ``GET /system/infos``; all need the token (bearer header, ``?token=``
-    or the cookie, ``xsys.http.dashboard``)."""
+    or the cookie, ``xsys.http.dashboard``). Registers ``WebSocketCollector``."""
     from xsys.http import dashboard
-    from xsys.http.ws import HEARTBEAT_S, MAX_MESSAGE_BYTES, WsSession
+    from xsys.http.ws import HEARTBEAT_S, MAX_MESSAGE_BYTES
 
     assets: dict[str, dashboard.Asset] = {}
     sockets: set[web.WebSocketResponse] = set()
+    sessions: set[WsSession] = set()
+    closed_dropped = [0]
+    registry.register(WebSocketCollector(sessions, closed_dropped))
 
     def token() -> str | None:
         return app.config.http.token or state.file_token
@@ -441,7 +466,12 @@ def add_live_routes(web_app: web.Application, app: App, router: Router,
             session = WsSession(app, router, sock, peer,
                                 lambda: getattr(app.services, "live", None),
                                 request.transport)
-            await session.run()
+            sessions.add(session)
+            try:
+                await session.run()
+            finally:
+                sessions.discard(session)
+                closed_dropped[0] += session.dropped
         finally:
             sockets.discard(sock)
             if not sock.closed:
