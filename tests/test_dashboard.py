@@ -87,6 +87,10 @@ async def test_dashboard_in_chromium(daemon_factory: Factory, browser: Chromium,
     shot = await browser.screenshot(tmp_path / "dashboard.png")
     assert shot.stat().st_size > 10_000
     save_artifact(shot)
+    # the page's own timings, kept beside the screenshot (measured in bench/dashboard.py)
+    timings = tmp_path / "dashboard-timings.json"
+    timings.write_text(json.dumps({"first_point_ms": mark[0], "chart_points": points}))
+    save_artifact(timings)
 
     # the daemon stops: the notice appears; it comes back: the notice clears, data flows
     await asyncio.to_thread(handle.stop)
