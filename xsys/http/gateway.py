@@ -9,6 +9,8 @@
   "uptime_s", "sample_age_s"}``, 503 when failed (``xsys.http.health``);
   ``GET /health/live``: 200 while the process serves; ``GET /health/ready``: 200 once
   the config is loaded and the sampler warm, else 503.
+- ``GET /`` (the live dashboard, ``xsys/http/static``), ``GET /ws`` (WebSocket streams,
+  ``xsys.http.ws``), ``GET /system/infos`` (``xsys.http.dashboard``).
 - ``POST /api/v1/<method>`` (only with ``http.api: true``): the same router as the socket;
   JSON body = params; answers ``{"result": ...}`` or ``{"error": {code, message, data}}``
   with an HTTP status per error code. Binary results are base64 strings. ``GET`` works
@@ -19,7 +21,12 @@ Checks, in order (docs/security.md):
 1. every endpoint: an ``Origin`` header that is not this listener -> 403 (CSRF);
 2. ``/metrics``, ``/health*``: basic auth when the web config has ``basic_auth_users``
    -> 401 ``WWW-Authenticate: Basic``;
-3. the API: ``Host`` not this listener -> 403 (DNS rebinding); ``Authorization: Bearer``
+3. every path but ``/metrics`` and ``/health*``: ``Host`` not this listener -> 403 (DNS
+   rebinding);
+4. the dashboard paths (``/``, ``/static/*``, ``/ws``, ``/system/infos``,
+   ``add_live_routes``): the token as a bearer header, ``?token=`` or the session cookie
+   -> else 401;
+5. the API: ``Authorization: Bearer``
    missing or wrong (``hmac.compare_digest``) -> 401 ``WWW-Authenticate: Bearer``; a
    body that is not ``application/json`` -> 415; invalid or too deep JSON -> 400; a
    method that is not safe without ``http.allow_write`` -> 403 (-32002); ``GET`` of an
