@@ -183,6 +183,16 @@ def test_subscribe_sections_and_filtering(daemon_factory: Callable[..., DaemonHa
         assert len(rows) == 2 and set(rows[0]) == set(c.sys.processes(limit=1)[
             "processes"][0])
         full.close()
+
+        rest = c.sys.subscribe(interval_s=0.25, sections=["monitor", "checks", "sensors",
+                                                           "disk_io"])
+        (snap,) = _snapshots(rest, 1)
+        assert set(snap["monitor"]) == {"firing", "checks"}
+        assert isinstance(snap["monitor"]["firing"], int)
+        assert snap["checks"] == {"checks": c.checks.status()["checks"]}
+        assert set(snap["sensors"]) == set(c.sys.sensors())
+        assert set(snap["disk_io"]) == set(c.sys.disk_io())
+        rest.close()
         assert c.sys.live_stats()["subscriptions"] == 0
 
 

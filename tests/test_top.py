@@ -155,3 +155,43 @@ def test_top_without_a_terminal_prints_lines(daemon_factory: Callable[..., Daemo
     if json_mode:
         seqs = [json.loads(line)["seq"] for line in lines]
         assert seqs == [1, 2, 3]
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 8, 64])
+def test_top_screen_fits_80x24(cpus: int) -> None:
+    """The view of a big machine (64 CPUs, many filesystems, alerts, long command lines)
+    still fits an 80x24 terminal, with the header and the process table on it."""
+    from rich.console import Console
+
+    from xsys.cli.topview import render
+
+    snap = {
+        "seq": 9, "ts": time.time(),
+        "cpu": {"percent": 50.0, "per_cpu_percent": [float(i % 100) for i in range(cpus)]},
+        "memory": {"percent": 40.0, "used_bytes": 4 << 30, "total_bytes": 16 << 30},
+        "swap": {"percent": 0.0, "used_bytes": 0, "total_bytes": 0},
+        "load": {"load1": 1.0, "load5": 0.5, "load15": 0.25},
+        "network": {"total": {"bytes_recv_per_s": 1e6, "bytes_sent_per_s": 2e3}},
+        "disks": {"disks": [{"mountpoint": f"/mnt/{i}", "percent": 10.0 * i,
+                             "free_bytes": 1 << 30} for i in range(10)]},
+        "monitor": {"checks": [{"check": "cpu", "component": f"cpu:{i}", "state": "critical",
+                                "value": 99.0, "unit": "percent"} for i in range(6)]},
+        "processes": {"total": 500, "processes": [
+            {"pid": i, "username": "a-very-long-user-name", "cpu_percent": 100.0 - i,
+             "memory_percent": i / 10, "memory_rss_bytes": i << 20, "name": "p",
+             "cmdline": ["/usr/bin/python3", "-c", "x" * 200, "\x1b[31mred\nline"]}
+            for i in range(30)]},
+    }
+    console = Console(width=80, height=24, record=True, force_terminal=False)
+    console.print(render(snap, {"hostname": "host", "booted_at": time.time() - 3600},
+                         "cpu", 80, 24))
+    text = console.export_text()
+    lines = text.rstrip("\n").split("\n")
+    assert len(lines) <= 24, "\n".join(lines)
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[0].startswith("xsys top") and "#9" in lines[0]
+    assert any("COMMAND" in line for line in lines)
+    assert sum(1 for line in lines if re.match(r"\s*\d+\s+a-very", line)) >= 3
+    assert "\x1b" not in text and not any(ln.strip() == "line" for ln in lines)
+    last = cpus - 1  # the last CPU is on screen: a bar, a column's row or a strip's range
+    assert re.search(rf"(cpu{last} |(^|\s){last} |-{last}\s)", text, re.M), text

@@ -74,44 +74,72 @@ def cbreak_keys() -> Iterator[Keys]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _bar(label: str, percent: float, width: int, detail: str = "") -> Table:
-    """``label [bar] 12.3% detail`` on one line."""
+def _bar(label: str, percent: float, width: int, detail: str = "", label_w: int = 5,
+         short: bool = False) -> Table:
+    """``label [bar] 12.3% detail`` on one line (``short``: ``12%``)."""
     row = Table.grid(padding=(0, 1))
-    row.add_column(width=5, no_wrap=True)
+    row.add_column(width=label_w, no_wrap=True)
     row.add_column(width=max(4, width))
-    row.add_column(width=6, justify="right", no_wrap=True)
-    row.add_column(no_wrap=True, overflow="ellipsis")
-    style = "red" if percent >= 90 else "yellow" if percent >= 70 else "green"
-    row.add_row(Text(label, style="bold cyan"),
-                ProgressBar(total=100.0, completed=min(max(percent, 0.0), 100.0),
-                            width=max(4, width), complete_style=style,
-                            finished_style=style),
-                f"{percent:5.1f}%", Text(detail, style="dim"))
+    row.add_column(width=4 if short else 6, justify="right", no_wrap=True)
+    cells: list[RenderableType] = [
+        Text(label, style="bold cyan"),
+        ProgressBar(total=100.0, completed=min(max(percent, 0.0), 100.0), width=max(4, width),
+                    complete_style=_style(percent), finished_style=_style(percent)),
+        f"{percent:3.0f}%" if short else f"{percent:5.1f}%"]
+    if detail:
+        row.add_column(no_wrap=True, overflow="ellipsis")
+        cells.append(Text(detail, style="dim"))
+    row.add_row(*cells)
     return row
+
+
+#: Blocks of the compact per-core view, by eighths of 100 %.
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def _style(percent: float) -> str:
+    return "red" if percent >= 90 else "yellow" if percent >= 70 else "green"
+
+
+def _cpu_strip(per: list[float], width: int) -> list[RenderableType]:
+    """Many CPUs: one block per CPU, its height the CPU's use, lines of ``width``."""
+    per_line = max(8, width - 9)
+    lines: list[RenderableType] = []
+    for start in range(0, len(per), per_line):
+        chunk = per[start:start + per_line]
+        text = Text(f"{start:>3}-{start + len(chunk) - 1:<3} ", style="bold cyan",
+                    no_wrap=True, overflow="crop")
+        for p in chunk:
+            text.append(BLOCKS[min(7, max(0, int(p / 12.5)))], style=_style(p))
+        lines.append(text)
+    return lines
 
 
 def _cpu_bars(cpu: dict[str, Any], width: int, max_rows: int
               ) -> tuple[list[RenderableType], int]:
-    """One bar per logical CPU (the overall one first when there is room; in columns
-    when they do not fit ``max_rows``), and the rows they take."""
-    per = list(cpu.get("per_cpu_percent") or [cpu.get("percent", 0.0)])
+    """One bar per logical CPU (the overall one first when there is room), in two
+    columns when one does not hold them, else one block per CPU; and the rows taken."""
+    per = [float(p) for p in cpu.get("per_cpu_percent") or [cpu.get("percent", 0.0)]]
+    overall = _bar("cpu", cpu.get("percent", 0.0), width - 20)
     if len(per) <= max_rows:
         bars: list[RenderableType] = [_bar(f"cpu{i}", p, width - 20)
                                       for i, p in enumerate(per)]
         if 1 < len(per) < max_rows:
-            bars.insert(0, _bar("cpu", cpu.get("percent", 0.0), width - 20))
+            bars.insert(0, overall)
         return bars, len(bars)
-    cols = math.ceil(len(per) / max_rows)
-    grid = Table.grid(padding=(0, 1))
-    for _ in range(cols):
-        grid.add_column(ratio=1)
-    small = max(4, width // cols - 20)
-    cells = [_bar(f"{i}", p, small) for i, p in enumerate(per)]
-    rows = math.ceil(len(cells) / cols)
-    for r in range(rows):
-        grid.add_row(*[cells[r + c * rows] if r + c * rows < len(cells) else ""
-                       for c in range(cols)])
-    return [grid], rows
+    if len(per) <= 2 * max_rows and width >= 40:
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column()
+        grid.add_column()
+        rows = math.ceil(len(per) / 2)
+        label_w = len(str(len(per) - 1))
+        cells = [_bar(f"{i}", p, width // 2 - label_w - 7, label_w=label_w, short=True)
+                 for i, p in enumerate(per)]
+        for r in range(rows):
+            grid.add_row(cells[r], cells[r + rows] if r + rows < len(cells) else "")
+        return [grid], rows
+    strip = _cpu_strip(per, width)
+    return [overall, *strip], 1 + len(strip)
 
 
 def _side(snap: dict[str, Any], width: int) -> list[RenderableType]:
