@@ -56,7 +56,8 @@ lint: install
 	$(BIN)/ruff check xsys tests $(wildcard bench/*.py)
 	$(BIN)/mypy --strict xsys
 
-## System packages some tests use (a real Alertmanager, a real Prometheus and promtool);
+## System packages some tests use (a real Alertmanager, a real Prometheus and promtool,
+## headless Chromium for the dashboard, tmux for xsys top);
 ## skipped with a note when apt is unavailable, and those tests then skip with a reason.
 test-deps:
 	@if command -v prometheus-alertmanager >/dev/null 2>&1 && command -v prometheus-node-exporter >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 \
@@ -65,6 +66,11 @@ test-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager prometheus-node-exporter prometheus >/dev/null) \
 	  || echo "note: could not install prometheus-alertmanager and prometheus; their tests will skip"; \
 	else echo "note: prometheus-alertmanager or prometheus not installed; their tests will skip"; fi
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: could not install chromium; the dashboard browser test will skip"; \
+	else echo "note: chromium not installed; the dashboard browser test will skip"; fi
 	@if command -v tmux >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null) \
@@ -89,7 +95,7 @@ bench-deps: install
 
 bench: install bench-deps ts-deps
 	$(BIN)/python bench/ipc.py
-	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py bench/http.py bench/live.py bench/push.py bench/startup.py; do \
+	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py bench/http.py bench/live.py bench/dashboard.py bench/push.py bench/proc.py bench/startup.py; do \
 	  if [ -f $$f ]; then $(BIN)/python $$f || exit 1; fi; done
 	@if [ -f bench/ts_client.mjs ]; then cd $(TS_DIR) && npm run build >/dev/null && cd ../.. && XSYS_PYTHON=$(CURDIR)/$(BIN)/python node bench/ts_client.mjs; fi
 

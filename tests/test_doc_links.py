@@ -32,8 +32,7 @@ CODE_SPAN = re.compile(r"`([^`\n]+)`")
 REF = re.compile(r"(?<![\w./~-])((?:" + "|".join(re.escape(t) for t in TOP if "." not in t)
                  + r")/[\w./-]*|[\w-]+\.md)(?![\w/])")
 #: Pages other branches add; the lead merges them (see the module docstring).
-PENDING = {"docs/live.md", "docs/dashboard.md", "docs/node_exporter.md", "docs/tinymonitor.md",
-           "docs/proc.md"}
+PENDING: set[str] = set()
 
 
 #: Outputs written at run time (git-ignored): a reference to them is not a broken one.

@@ -15,7 +15,7 @@ from xsys.cli.checks import checks_group
 from xsys.cli.common import CliState, json_option, method_command, pass_state, table
 from xsys.cli.config import config_group
 from xsys.cli.fs import fs_group
-from xsys.cli.http import http_group
+from xsys.cli.http import dashboard, http_group
 from xsys.cli.monitor import import_tinymonitor, monitor_group
 from xsys.cli.proc import proc_group
 from xsys.cli.push import push_group
@@ -109,6 +109,7 @@ main.add_command(monitor_group)
 main.add_command(checks_group)
 main.add_command(fs_group)
 main.add_command(http_group)
+main.add_command(dashboard)
 main.add_command(watch_command)
 main.add_command(service_group)
 main.add_command(push_group)

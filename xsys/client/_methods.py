@@ -2336,8 +2336,9 @@ class MonitorMethods(NamespaceBase["Client"]):
     ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
 
-        Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok", "error",
-        "status_code", "duration_ms"}]}``; -32001 when ``provider`` is not enabled.
+        ``monitor.subscribe`` streams receive it too (``"test": true``, check and component
+        ``test``). Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok",
+        "error", "status_code", "duration_ms"}]}``; -32001 when ``provider`` is not enabled.
 
         Args:
             provider: one provider; default every enabled one.
@@ -4313,8 +4314,9 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
     ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
 
-        Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok", "error",
-        "status_code", "duration_ms"}]}``; -32001 when ``provider`` is not enabled.
+        ``monitor.subscribe`` streams receive it too (``"test": true``, check and component
+        ``test``). Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok",
+        "error", "status_code", "duration_ms"}]}``; -32001 when ``provider`` is not enabled.
 
         Args:
             provider: one provider; default every enabled one.

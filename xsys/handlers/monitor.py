@@ -130,7 +130,8 @@ async def test(
 ) -> MonitorTest:
     """Send a test alert through one or every enabled provider (one attempt each).
 
-    Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok", "error",
+    ``monitor.subscribe`` streams receive it too (``"test": true``, check and component
+    ``test``). Returns ``{"alert": {<the test alert>}, "results": [{"provider", "ok", "error",
     "status_code", "duration_ms"}]}``; -32001 when ``provider`` is not enabled.
     """
     alert, results = await _monitor(ctx).test(provider)

@@ -4,8 +4,9 @@ router (``/api/v1/<method>``), served by aiohttp on the same loop (see
 aiohttp, PyYAML and bcrypt are imported only when ``http.enabled``.
 
 At start (``install``): the web config file is read and its TLS files loaded, the bearer
-token file is created or checked (``xsys.http.token``) when the mirror is on without an
-explicit ``http.token``; any problem stops the daemon with one ``cannot start: ...`` line
+token file is created or checked (``xsys.http.token``) when the gateway is on without an
+explicit ``http.token`` (the token guards the REST mirror and the dashboard, ``/ws``,
+``/system/infos``); any problem stops the daemon with one ``cannot start: ...`` line
 (exit 1). On SIGHUP ``http.token``, ``http.api``, ``http.allow_write`` apply at once (they are read
 per request) and the web config's users and headers are re-read in the thread pool (a bad
 file is logged and the old settings stay); TLS settings, ``host``, ``port`` and
@@ -33,7 +34,8 @@ _RESTART_KEYS = ("enabled", "host", "port", "token_file")
 
 
 def _needs_file_token(cfg: HttpConfig) -> bool:
-    return cfg.enabled and cfg.api and not cfg.token
+    # the token guards the REST mirror and the dashboard (/, /ws, /system/infos)
+    return cfg.enabled and not cfg.token
 
 
 async def _load_token(app: App, cfg: HttpConfig) -> str:

@@ -9,6 +9,8 @@
   "uptime_s", "sample_age_s"}``, 503 when failed (``xsys.http.health``);
   ``GET /health/live``: 200 while the process serves; ``GET /health/ready``: 200 once
   the config is loaded and the sampler warm, else 503.
+- ``GET /`` (the live dashboard, ``xsys/http/static``), ``GET /ws`` (WebSocket streams,
+  ``xsys.http.ws``), ``GET /system/infos`` (``xsys.http.dashboard``).
 - ``POST /api/v1/<method>`` (only with ``http.api: true``): the same router as the socket;
   JSON body = params; answers ``{"result": ...}`` or ``{"error": {code, message, data}}``
   with an HTTP status per error code. Binary results are base64 strings. ``GET`` works
@@ -19,7 +21,12 @@ Checks, in order (docs/security.md):
 1. every endpoint: an ``Origin`` header that is not this listener -> 403 (CSRF);
 2. ``/metrics``, ``/health*``: basic auth when the web config has ``basic_auth_users``
    -> 401 ``WWW-Authenticate: Basic``;
-3. the API: ``Host`` not this listener -> 403 (DNS rebinding); ``Authorization: Bearer``
+3. every path but ``/metrics`` and ``/health*``: ``Host`` not this listener -> 403 (DNS
+   rebinding);
+4. the dashboard paths (``/``, ``/static/*``, ``/ws``, ``/system/infos``,
+   ``add_live_routes``): the token as a bearer header, ``?token=`` or the session cookie
+   -> else 401;
+5. the API: ``Authorization: Bearer``
    missing or wrong (``hmac.compare_digest``) -> 401 ``WWW-Authenticate: Bearer``; a
    body that is not ``application/json`` -> 415; invalid or too deep JSON -> 400; a
    method that is not safe without ``http.allow_write`` -> 403 (-32002); ``GET`` of an
@@ -47,7 +54,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from xsys import __version__
@@ -57,11 +64,13 @@ from xsys.http.node import NodeCollector
 from xsys.http.requests import RequestCollector
 from xsys.http.token import tokens_equal
 from xsys.http.webconfig import BasicAuth, WebConfig
+from xsys.http.ws import WsSession
 from xsys.metrics import exposition
 from xsys.protocol import (
     InternalError,
     InvalidParams,
     InvalidRequest,
+    Overloaded,
     PermissionDenied,
     TooLarge,
     Unauthorized,
@@ -221,7 +230,7 @@ def build_app(app: App, router: Router, state: GatewayState,
             return _error(PermissionDenied(
                 "cross-origin request refused: the Origin is not this gateway",
                 {"origin": origin, "reason": "foreign_origin"}))
-        if request.path.startswith(_API_PREFIX):
+        if request.path not in _EXPORTER_PATHS:
             host = request.headers.get("Host", "")
             if not state.listener.matches(host, addr, port):
                 return _error(PermissionDenied(
@@ -345,6 +354,7 @@ def build_app(app: App, router: Router, state: GatewayState,
             return _error(InternalError(f"internal error in {method}: {type(exc).__name__}"))
         return web.json_response({"result": _jsonable(result)})
 
+    add_live_routes(web_app, app, router, state, peer, registry)
     web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/health", health)
     web_app.router.add_get("/health/live", live)
@@ -352,6 +362,146 @@ def build_app(app: App, router: Router, state: GatewayState,
     web_app.router.add_get(_API_PREFIX + "{method}", api, allow_head=False)
     web_app.router.add_post(_API_PREFIX + "{method}", api)
     return web_app
+
+
+class WebSocketCollector(Collector):
+    """``xsys_websocket_connections`` (open ``/ws`` sockets) and
+    ``xsys_websocket_messages_dropped_total`` (messages lost to a socket's queue bound or
+    replaced by a newer snapshot, since the start)."""
+
+    def __init__(self, sessions: set[WsSession], closed_dropped: list[int]) -> None:
+        self.sessions = sessions
+        self.closed_dropped = closed_dropped
+
+    def collect(self) -> Iterator[Metric]:
+        open_ = GaugeMetricFamily("xsys_websocket_connections", "Open /ws WebSockets.")
+        open_.add_metric([], len(self.sessions))
+        yield open_
+        dropped = CounterMetricFamily(
+            "xsys_websocket_messages_dropped", "Messages /ws sockets dropped (queue bound "
+            "or snapshot conflation).")
+        dropped.add_metric([], self.closed_dropped[0] + sum(s.dropped for s in
+                                                             list(self.sessions)))
+        yield dropped
+
+
+def add_live_routes(web_app: web.Application, app: App, router: Router,
+                    state: GatewayState, peer: Peer, registry: CollectorRegistry) -> None:
+    """The dashboard ``GET /`` (``?token=`` sets the cookie), its ``/static/<file>``,
+    ``GET /ws`` and ``GET /system/infos``; all need the token (bearer header, ``?token=``
+    or the cookie, ``xsys.http.dashboard``). Registers ``WebSocketCollector``."""
+    from xsys.http import dashboard
+    from xsys.http.ws import HEARTBEAT_S, MAX_MESSAGE_BYTES
+
+    assets: dict[str, dashboard.Asset] = {}
+    sockets: set[web.WebSocketResponse] = set()
+    sessions: set[WsSession] = set()
+    closed_dropped = [0]
+    registry.register(WebSocketCollector(sessions, closed_dropped))
+
+    def token() -> str | None:
+        return app.config.http.token or state.file_token
+
+    def allowed(request: web.Request) -> bool:
+        _, port = _local_address(request)
+        return dashboard.authenticated(
+            token(), request.headers.get("Authorization", ""), request.query.get("token"),
+            request.cookies.get(dashboard.cookie_name(port)))
+
+    def unauthorized(request: web.Request) -> web.Response:
+        if request.path == "/" or request.path.startswith("/static/"):
+            return web.Response(
+                status=401, content_type="text/plain",
+                text="401: open the dashboard with the URL `xsys dashboard` prints "
+                     "(it carries the token once and sets a cookie)\n")
+        return _error(Unauthorized("a valid token is required (Authorization: Bearer "
+                                   "<token> or ?token=<token>; see `xsys http token`)"),
+                      status=401, headers={"WWW-Authenticate": 'Bearer realm="xsys"'})
+
+    async def asset(request: web.Request, name: str) -> web.StreamResponse:
+        if not assets:
+            assets.update(await app.run_blocking(dashboard.load_assets))
+        item = assets.get(name)
+        if item is None:
+            raise web.HTTPNotFound()
+        headers = {"ETag": item.etag, "Cache-Control": "no-cache",
+                   "Content-Security-Policy": dashboard.CSP, "Referrer-Policy": "no-referrer",
+                   "X-Frame-Options": "DENY"}
+        if request.headers.get("If-None-Match") == item.etag:
+            return web.Response(status=304, headers=headers)
+        response = web.Response(body=item.body, headers=headers,
+                                content_type=item.content_type.split(";")[0],
+                                charset="utf-8" if "charset" in item.content_type else None)
+        if len(item.body) > 1024:
+            response.enable_compression()
+        return response
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        given = request.query.get("token")
+        expected = token()
+        if given is not None and not (expected and tokens_equal(given, expected)):
+            return unauthorized(request)  # a wrong token is refused even with a cookie
+        if not allowed(request):
+            return unauthorized(request)
+        if given is not None:
+            _, port = _local_address(request)
+            response = web.HTTPSeeOther("/", headers={"Cache-Control": "no-store",
+                                                      "Referrer-Policy": "no-referrer"})
+            response.set_cookie(dashboard.cookie_name(port),
+                                dashboard.cookie_value(token() or ""), path="/",
+                                httponly=True, samesite="Strict",
+                                secure=state.ssl_context is not None,
+                                max_age=dashboard.COOKIE_MAX_AGE_S)
+            return response
+        return await asset(request, "index.html")
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        return await asset(request, request.match_info["name"])
+
+    async def infos(request: web.Request) -> web.Response:
+        if not allowed(request):
+            return unauthorized(request)
+        body = await app.run_blocking(dashboard.system_infos)
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def ws(request: web.Request) -> web.StreamResponse:
+        if not allowed(request):
+            return unauthorized(request)
+        limit = app.config.server.max_connections
+        if len(sockets) >= limit:
+            return _error(Overloaded(f"too many WebSockets open (server.max_connections "
+                                     f"= {limit})", {"limit": limit}))
+        sock = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES,
+                                     compress=False)
+        await sock.prepare(request)
+        sockets.add(sock)
+        try:
+            session = WsSession(app, router, sock, peer,
+                                lambda: getattr(app.services, "live", None),
+                                request.transport)
+            sessions.add(session)
+            try:
+                await session.run()
+            finally:
+                sessions.discard(session)
+                closed_dropped[0] += session.dropped
+        finally:
+            sockets.discard(sock)
+            if not sock.closed:
+                await sock.close()
+        return sock
+
+    async def close_sockets(_app: web.Application) -> None:
+        for sock in list(sockets):
+            await sock.close(code=1001, message=b"daemon shutting down")
+
+    web_app.on_shutdown.append(close_sockets)
+    web_app.router.add_get("/", index)
+    web_app.router.add_get("/static/{name}", static)
+    web_app.router.add_get("/ws", ws)
+    web_app.router.add_get("/system/infos", infos)
 
 
 class _Refusal(Exception):

@@ -447,9 +447,10 @@ class MonitorService:
 
     async def test(self, provider: str | None = None) -> tuple[Alert, list[ProviderAttempt]]:
         """Send a test alert through ``provider`` (or every enabled provider) once each,
-        concurrently; returns the alert and one result per provider ``{provider, ok,
-        error, status_code, duration_ms}``. Raises ``NotFound`` for a provider that is not
-        enabled."""
+        concurrently, and to the alert bus's subscribers (``monitor.subscribe``, ``/ws``;
+        the alert has ``test: true``); returns the alert and one result per provider
+        ``{provider, ok, error, status_code, duration_ms}``. Raises ``NotFound`` for a
+        provider that is not enabled."""
         if provider is not None and provider not in self.providers:
             known = ", ".join(PROVIDER_NAMES)
             raise NotFound(f"provider {provider!r} is not enabled (providers: {known}; "
@@ -463,6 +464,7 @@ class MonitorService:
         self.bus.publish(alert)
         if self.dispatcher is None:
             raise NotFound("the monitor is not running", {"provider": provider})
+        self.bus.publish(alert)  # subscribers (monitor.subscribe, /ws) see it too
         dispatcher = self.dispatcher
         results = await asyncio.gather(*(dispatcher.attempt(p, alert) for p in targets))
         out: list[ProviderAttempt] = []
