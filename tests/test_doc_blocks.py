@@ -209,7 +209,7 @@ def test_shape_of_tables_and_labels() -> None:
 
 
 def run_command(cmd: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    argv = shlex.split(cmd)
+    argv = shlex.split(cmd, comments=True)
     if argv[0] == "xsys":
         argv = [sys.executable, "-m", "xsys", *argv[1:]]
     elif argv[0] == "promtool":
