@@ -4,7 +4,7 @@
     from xsys.client import Client
     with Client() as c:                       # socket from XSYS_SOCKET or the defaults
         print(c.sys.memory()["virtual"]["percent"])
-        print(c.sys.processes(sort="memory", limit=5))     # typed, keyword arguments
+        print(c.sys.process(1234))              # by position or by name: pid=1234
         print(c.call("sys.processes", sort="memory", limit=5))   # any method by name
         with c.watch.add(paths=["/tmp"]) as sub:
             for event in sub:                 # notification params, until closed

@@ -505,9 +505,18 @@ def _method_doc(p: Plan, sub_type: str) -> str:
     return _docstring_of(lines, 8)
 
 
+def positional_order(params: Sequence[Param]) -> list[Param]:
+    """A wrapper's parameters in the order they are taken by position: the required ones,
+    then the optional ones, each in the registry's order (Python puts no parameter without
+    a default after one with a default)."""
+    return [q for q in params if q.required] + [q for q in params if not q.required]
+
+
 def _signature(p: Plan, is_async: bool, ret: str, shadowed: list[str]) -> list[str]:
-    lines = [f"    {'async ' if is_async else ''}def {p.member}(", "        self,", "        *,"]
-    for q in p.params:
+    lines = [f"    {'async ' if is_async else ''}def {p.member}(", "        self,"]
+    # The method's parameters by position or by name (required ones first, each group in
+    # the registry's order); the call's own options (on_progress, timeout) by name only.
+    for q in positional_order(p.params):
         default = "" if q.required else f" = {literal(q.default)}"
         rest = qualify(q.rest, shadowed)
         if q.literals is not None:
@@ -523,6 +532,7 @@ def _signature(p: Plan, is_async: bool, ret: str, shadowed: list[str]) -> list[s
         else:
             line = f"        {q.name}: {rest}{default},"
         lines.append(_fit(line))
+    lines.append("        *,")
     if p.progress:
         lines.append("        on_progress: ProgressCallback | None = None,")
     lines.append("        timeout: Timeout = USE_CLIENT_DEFAULT,")

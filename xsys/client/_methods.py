@@ -1220,8 +1220,8 @@ class ChecksMethods(NamespaceBase["Client"]):
 
     def run(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ServiceCheck:
         """Probe one check now (its restart action runs if due) and return its row.
@@ -1262,8 +1262,8 @@ class ChecksMethods(NamespaceBase["Client"]):
 
     def subscribe(
         self,
-        *,
         name: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Stream the checks' state changes: ``checks.change`` notifications.
@@ -1292,8 +1292,8 @@ class ChecksMethods(NamespaceBase["Client"]):
 
     def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChecksUnsubscribed:
         """End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -1319,9 +1319,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def chmod(
         self,
-        *,
         path: FsPath,
         mode: int | str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChmodResult:
         """Set a file's permission bits (symlinks followed): ``{path, mode}``.
@@ -1343,11 +1343,11 @@ class FsMethods(NamespaceBase["Client"]):
 
     def copy(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -1381,8 +1381,8 @@ class FsMethods(NamespaceBase["Client"]):
 
     def du(
         self,
-        *,
         path: FsPath,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskUsage:
@@ -1408,8 +1408,8 @@ class FsMethods(NamespaceBase["Client"]):
 
     def exists(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Existence:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
@@ -1430,7 +1430,6 @@ class FsMethods(NamespaceBase["Client"]):
 
     def find(
         self,
-        *,
         path: FsPath,
         name: str | None = None,
         regex: str | None = None,
@@ -1439,6 +1438,7 @@ class FsMethods(NamespaceBase["Client"]):
         max_size: int | None = None,
         modified_since: float | None = None,
         limit: int | None = None,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
@@ -1481,9 +1481,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def hash(
         self,
-        *,
         path: FsPath,
         algorithm: Literal["sha256", "sha1", "md5", "blake2b"] = "sha256",
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HashResult:
@@ -1511,12 +1511,12 @@ class FsMethods(NamespaceBase["Client"]):
 
     def list(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
         glob: str | None = None,
         include_hidden: bool = False,
         limit: int | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
@@ -1551,9 +1551,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def mkdir(
         self,
-        *,
         path: FsPath,
         parents: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MkdirResult:
         """Create a directory: ``{path, created}``.
@@ -1578,11 +1578,11 @@ class FsMethods(NamespaceBase["Client"]):
 
     def move(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = True,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -1615,11 +1615,11 @@ class FsMethods(NamespaceBase["Client"]):
 
     def read(
         self,
-        *,
         path: FsPath,
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
@@ -1648,9 +1648,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def remove(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> RemoveResult:
@@ -1679,8 +1679,8 @@ class FsMethods(NamespaceBase["Client"]):
 
     def stat(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> FileInfo:
         """Metadata of one entry (a symlink is described itself, with its target).
@@ -1704,9 +1704,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def tail(
         self,
-        *,
         path: FsPath,
         lines: int = 10,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TailResult:
         """The last lines of a text file: ``{path, lines: [str], size}``.
@@ -1731,13 +1731,13 @@ class FsMethods(NamespaceBase["Client"]):
 
     def write(
         self,
-        *,
         path: FsPath,
         data: bytes | str,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
@@ -1783,12 +1783,12 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def add(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Add to a gauge (declared on first use; a negative value subtracts).
@@ -1815,12 +1815,12 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def inc(
         self,
-        *,
         name: str,
         value: float = 1.0,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Increase a counter (declared on first use; the name ends in ``_total``).
@@ -1875,13 +1875,13 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def observe(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
         buckets: Sequence[float] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HistogramObserved:
         """Record an observation in a histogram (declared on first use, with ``buckets``).
@@ -1916,8 +1916,8 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def push(
         self,
-        *,
         samples: Sequence[Any],
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricsPushed:
         """Apply many updates in one frame, all or nothing.
@@ -1940,12 +1940,12 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def set(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Set a gauge (declared on first use).
@@ -1999,10 +1999,10 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def history(
         self,
-        *,
         limit: int = 50,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorHistory:
         """Recent alerts, newest first, with their delivery results.
@@ -2030,11 +2030,11 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def silence(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         duration_s: float = 3600.0,
         comment: str = "",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SilenceRecord:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
@@ -2114,10 +2114,10 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def subscribe(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         severity: Literal["warning", "critical"] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Stream alerts as they are sent: ``monitor.alert`` notifications.
@@ -2147,7 +2147,6 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def test(
         self,
-        *,
         provider: Literal[
             "google_chat",
             "ntfy",
@@ -2157,6 +2156,7 @@ class MonitorMethods(NamespaceBase["Client"]):
             "alertmanager",
             "console",
         ] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
@@ -2180,10 +2180,10 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def unsilence(
         self,
-        *,
         silence: str | None = None,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Unsilenced:
         """Remove silences by id, or by their check/component patterns.
@@ -2209,8 +2209,8 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorUnsubscribed:
         """End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -2299,8 +2299,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def cpu(
         self,
-        *,
         per_cpu: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> CpuUsage:
         """CPU use over the last sampling interval, times, frequency and counts.
@@ -2328,8 +2328,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def disk_io(
         self,
-        *,
         per_disk: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskIOUsage:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
@@ -2354,8 +2354,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def disks(
         self,
-        *,
         all: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Disks:
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
@@ -2406,9 +2406,9 @@ class SysMethods(NamespaceBase["Client"]):
 
     def kill(
         self,
-        *,
         pid: int,
         signal: str | int = "TERM",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SignalSent:
         """Send a signal to a process (off unless ``sys.allow_kill``).
@@ -2504,8 +2504,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def ports(
         self,
-        *,
         kind: Literal["inet", "inet4", "inet6", "tcp", "udp", "unix", "all"] = "inet",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Ports:
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
@@ -2530,8 +2530,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def process(
         self,
-        *,
         pid: int,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessDetails:
         """One process in detail; -32001 not_found when it does not exist (or is gone).
@@ -2554,11 +2554,11 @@ class SysMethods(NamespaceBase["Client"]):
 
     def processes(
         self,
-        *,
         sort: Literal["cpu", "memory", "pid", "name"] = "cpu",
         limit: int = 50,
         name: str | None = None,
         user: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessList:
         """Processes sorted and filtered; ``cpu_percent`` is over the time since the previous
@@ -2637,7 +2637,6 @@ class WatchMethods(NamespaceBase["Client"]):
 
     def add(
         self,
-        *,
         paths: Sequence[FsPath],
         recursive: bool = False,
         patterns: Sequence[str] | None = None,
@@ -2645,6 +2644,7 @@ class WatchMethods(NamespaceBase["Client"]):
         events: Sequence[str] | None = None,
         debounce_ms: int = 0,
         include_dirs: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Subscribe to changes under paths: ``{subscription, paths}``.
@@ -2709,8 +2709,8 @@ class WatchMethods(NamespaceBase["Client"]):
 
     def remove(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WatchRemoved:
         """End one of this connection's subscriptions: ``{subscription, removed: true}``.
@@ -2737,8 +2737,8 @@ class AsyncChecksMethods(NamespaceBase["AsyncClient"]):
 
     async def run(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ServiceCheck:
         """Probe one check now (its restart action runs if due) and return its row.
@@ -2779,8 +2779,8 @@ class AsyncChecksMethods(NamespaceBase["AsyncClient"]):
 
     async def subscribe(
         self,
-        *,
         name: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Stream the checks' state changes: ``checks.change`` notifications.
@@ -2809,8 +2809,8 @@ class AsyncChecksMethods(NamespaceBase["AsyncClient"]):
 
     async def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChecksUnsubscribed:
         """End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -2836,9 +2836,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def chmod(
         self,
-        *,
         path: FsPath,
         mode: int | str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChmodResult:
         """Set a file's permission bits (symlinks followed): ``{path, mode}``.
@@ -2860,11 +2860,11 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def copy(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -2903,8 +2903,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def du(
         self,
-        *,
         path: FsPath,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskUsage:
@@ -2930,8 +2930,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def exists(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Existence:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
@@ -2952,7 +2952,6 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def find(
         self,
-        *,
         path: FsPath,
         name: str | None = None,
         regex: str | None = None,
@@ -2961,6 +2960,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         max_size: int | None = None,
         modified_since: float | None = None,
         limit: int | None = None,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
@@ -3008,9 +3008,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def hash(
         self,
-        *,
         path: FsPath,
         algorithm: Literal["sha256", "sha1", "md5", "blake2b"] = "sha256",
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HashResult:
@@ -3043,12 +3043,12 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def list(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
         glob: str | None = None,
         include_hidden: bool = False,
         limit: int | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
@@ -3083,9 +3083,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def mkdir(
         self,
-        *,
         path: FsPath,
         parents: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MkdirResult:
         """Create a directory: ``{path, created}``.
@@ -3110,11 +3110,11 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def move(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = True,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -3152,11 +3152,11 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def read(
         self,
-        *,
         path: FsPath,
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
@@ -3185,9 +3185,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def remove(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> RemoveResult:
@@ -3221,8 +3221,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def stat(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> FileInfo:
         """Metadata of one entry (a symlink is described itself, with its target).
@@ -3246,9 +3246,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def tail(
         self,
-        *,
         path: FsPath,
         lines: int = 10,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TailResult:
         """The last lines of a text file: ``{path, lines: [str], size}``.
@@ -3273,13 +3273,13 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def write(
         self,
-        *,
         path: FsPath,
         data: bytes | str,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
@@ -3325,12 +3325,12 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def add(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Add to a gauge (declared on first use; a negative value subtracts).
@@ -3357,12 +3357,12 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def inc(
         self,
-        *,
         name: str,
         value: float = 1.0,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Increase a counter (declared on first use; the name ends in ``_total``).
@@ -3417,13 +3417,13 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def observe(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
         buckets: Sequence[float] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HistogramObserved:
         """Record an observation in a histogram (declared on first use, with ``buckets``).
@@ -3458,8 +3458,8 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def push(
         self,
-        *,
         samples: Sequence[Any],
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricsPushed:
         """Apply many updates in one frame, all or nothing.
@@ -3482,12 +3482,12 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def set(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Set a gauge (declared on first use).
@@ -3541,10 +3541,10 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def history(
         self,
-        *,
         limit: int = 50,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorHistory:
         """Recent alerts, newest first, with their delivery results.
@@ -3572,11 +3572,11 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def silence(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         duration_s: float = 3600.0,
         comment: str = "",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SilenceRecord:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
@@ -3656,10 +3656,10 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def subscribe(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         severity: Literal["warning", "critical"] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Stream alerts as they are sent: ``monitor.alert`` notifications.
@@ -3689,7 +3689,6 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def test(
         self,
-        *,
         provider: Literal[
             "google_chat",
             "ntfy",
@@ -3699,6 +3698,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             "alertmanager",
             "console",
         ] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
@@ -3722,10 +3722,10 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def unsilence(
         self,
-        *,
         silence: str | None = None,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Unsilenced:
         """Remove silences by id, or by their check/component patterns.
@@ -3751,8 +3751,8 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorUnsubscribed:
         """End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -3841,8 +3841,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def cpu(
         self,
-        *,
         per_cpu: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> CpuUsage:
         """CPU use over the last sampling interval, times, frequency and counts.
@@ -3870,8 +3870,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def disk_io(
         self,
-        *,
         per_disk: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskIOUsage:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
@@ -3896,8 +3896,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def disks(
         self,
-        *,
         all: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Disks:
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
@@ -3948,9 +3948,9 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def kill(
         self,
-        *,
         pid: int,
         signal: str | int = "TERM",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SignalSent:
         """Send a signal to a process (off unless ``sys.allow_kill``).
@@ -4046,8 +4046,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def ports(
         self,
-        *,
         kind: Literal["inet", "inet4", "inet6", "tcp", "udp", "unix", "all"] = "inet",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Ports:
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
@@ -4072,8 +4072,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def process(
         self,
-        *,
         pid: int,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessDetails:
         """One process in detail; -32001 not_found when it does not exist (or is gone).
@@ -4096,11 +4096,11 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def processes(
         self,
-        *,
         sort: Literal["cpu", "memory", "pid", "name"] = "cpu",
         limit: int = 50,
         name: str | None = None,
         user: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessList:
         """Processes sorted and filtered; ``cpu_percent`` is over the time since the previous
@@ -4179,7 +4179,6 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
     async def add(
         self,
-        *,
         paths: Sequence[FsPath],
         recursive: bool = False,
         patterns: Sequence[str] | None = None,
@@ -4187,6 +4186,7 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
         events: Sequence[str] | None = None,
         debounce_ms: int = 0,
         include_dirs: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Subscribe to changes under paths: ``{subscription, paths}``.
@@ -4251,8 +4251,8 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
     async def remove(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WatchRemoved:
         """End one of this connection's subscriptions: ``{subscription, removed: true}``.
