@@ -17,6 +17,7 @@ from xsys.cli.common import (
     pass_state,
     table,
 )
+from xsys.cli.lazy import XsysGroup
 from xsys.units import format_duration
 
 Result = dict[str, Any]
@@ -69,7 +70,7 @@ def down_exit_code(r: Result) -> int:
     return 1 if any(c["state"] != "up" for c in rows) else 0
 
 
-@click.group("checks", invoke_without_command=True)
+@click.group("checks", cls=XsysGroup, invoke_without_command=True)
 @click.pass_context
 def checks_group(ctx: click.Context) -> None:
     """Service checks: states (the default), run one now, watch state changes."""

@@ -18,8 +18,12 @@ method's params, or None when they are its parameters as they are (``method_comm
 Commands that stream (``watch``, ``monitor watch``, ``fs cat``/``tail``) take
 ``pass_state`` and ``json_option`` and print through ``CliState.emit_line``/``hint``.
 
-Exit codes: 0 ok, 1 the daemon answered with an error (or the command failed), 2 the
-daemon is not reachable or not trusted.
+Exit codes: 0 ok, 1 the daemon answered with an error (or the command failed), 2 a usage
+error (Click's, or the daemon's -32602 invalid_params) or the daemon is not reachable or
+not trusted.
+
+Start-up: this module imports only Click and the standard library; the client (msgpack,
+sockets) is imported when a command first connects (see docs/cli.md, "Start-up").
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from xsys.client import Client, UntrustedServer
-from xsys.protocol import ConnectionClosed, DaemonNotRunning, XsysError, default_socket_path
 from xsys.units import format_bytes, format_duration
+
+if TYPE_CHECKING:
+    from xsys.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,8 +51,10 @@ Params = Mapping[str, Any]
 #: A renderer: a method's result -> the text to print (``None``: print nothing). Pure.
 Renderer = Callable[[Any], "str | None"]
 
-#: Exit codes: 0 ok, 1 the daemon answered with an error, 2 the daemon is not reachable.
+#: Exit codes: 0 ok, 1 the daemon answered with an error, 2 a usage error (as Click's,
+#: and the daemon's -32602 invalid_params) or the daemon is not reachable.
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_UNREACHABLE = 2
 
 #: ``CliState.connected``'s default: the ``--timeout`` of the root command.
@@ -90,6 +97,8 @@ class CliState:
     @property
     def socket_path(self) -> str:
         """The socket the CLI talks to."""
+        from xsys.protocol import default_socket_path
+
         return self.socket or default_socket_path()
 
     @contextmanager
@@ -97,7 +106,17 @@ class CliState:
         """A connected ``Client`` (``timeout`` seconds per answer, ``None`` for none; by
         default the root's ``--timeout``). Exits 2 with one line when the daemon is down,
         refuses us, is not trusted or the connection drops; exits 1 with the error's name,
-        code, message and data when a call fails, and with the message on a timeout."""
+        code, message and data when a call fails (2 for -32602 invalid_params, a usage
+        error), and with the message on a timeout."""
+        from xsys.client import Client
+        from xsys.protocol import (
+            ConnectionClosed,
+            DaemonNotRunning,
+            InvalidParams,
+            UntrustedServer,
+            XsysError,
+        )
+
         try:
             client = Client(self.socket_path,
                             timeout=self.timeout if timeout == ROOT_TIMEOUT else timeout)
@@ -115,7 +134,8 @@ class CliState:
                  EXIT_UNREACHABLE)
         except XsysError as exc:
             detail = f" {json.dumps(exc.data, default=str)}" if exc.data else ""
-            fail(f"{exc.name} ({exc.code}): {exc.message}{detail}")
+            fail(f"{exc.name} ({exc.code}): {exc.message}{detail}",
+                 EXIT_USAGE if isinstance(exc, InvalidParams) else EXIT_ERROR)
         except TimeoutError as exc:
             fail(str(exc))
         finally:

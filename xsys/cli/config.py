@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from xsys.cli.common import fail, renders, table
+from xsys.cli.lazy import Lazy, LazyGroup
 from xsys.config import ConfigError, load_config, to_dict
 
 
@@ -19,7 +20,9 @@ def _leaves(tree: object, prefix: str = "") -> list[tuple[str, object]]:
     return [(prefix, tree)]
 
 
-@click.group("config")
+@click.group("config", cls=LazyGroup, lazy={"import-tinymonitor": Lazy(
+    "xsys.cli.monitor:import_tinymonitor",
+    "Print the xsys equivalent (JSON) of a TinyMonitor config.json.")})
 def config_group() -> None:
     """Inspect and convert configuration."""
 

@@ -14,13 +14,14 @@ from xsys.cli.common import (
     pairs,
     table,
 )
+from xsys.cli.lazy import XsysGroup
 
 Result = dict[str, Any]
 
 
-@click.group("sys")
+@click.group("sys", cls=XsysGroup)
 def sys_group() -> None:
-    """System metrics: CPU, memory, disks, network, processes..."""
+    """System metrics: CPU, memory, disks, network, processes, sensors."""
 
 
 # ------------------------------------------------------------------------- renderers
@@ -214,7 +215,7 @@ def load() -> None:
 @method_command(sys_group, "processes", "sys.processes", render_processes)
 @click.option("--sort", type=click.Choice(["cpu", "memory", "pid", "name"]), default="cpu",
               show_default=True)
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--name", default=None, help="Glob on the process name.")
 @click.option("--user", default=None, help="Only this user's processes.")
 def processes(**params: Any) -> None:
@@ -222,7 +223,7 @@ def processes(**params: Any) -> None:
 
 
 @method_command(sys_group, "process", "sys.process", render_process)
-@click.argument("pid", type=int)
+@click.argument("pid", type=click.IntRange(min=0))
 def process(**params: Any) -> None:
     """One process in detail."""
 
@@ -243,7 +244,7 @@ def ports() -> None:
 
 
 @method_command(sys_group, "kill", "sys.kill", render_kill)
-@click.argument("pid", type=int)
+@click.argument("pid", type=click.IntRange(min=0))
 @click.option("--signal", default="TERM", show_default=True)
 def kill(**params: Any) -> None:
     """Signal one of your processes (needs sys.allow_kill in the daemon's config)."""

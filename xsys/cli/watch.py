@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from xsys.cli.common import CliState, fail, json_option, pass_state, table
+from xsys.cli.common import CliState, json_option, pass_state, table
+from xsys.cli.lazy import XsysCommand
 
 EVENT_TYPES = ("created", "modified", "deleted", "moved")
 
@@ -36,7 +37,7 @@ def _events_option(value: str | None) -> list[str] | None:
     return chosen
 
 
-@click.command("watch")
+@click.command("watch", cls=XsysCommand)
 @click.argument("paths", nargs=-1)
 @click.option("-r", "--recursive", is_flag=True, help="Watch subdirectories too.")
 @click.option("--ignore", "ignore", multiple=True, metavar="GLOB",
@@ -45,7 +46,7 @@ def _events_option(value: str | None) -> list[str] | None:
               help="Only paths matching this gitignore-style pattern (repeatable).")
 @click.option("--events", "events", default=None, metavar="TYPES",
               help="Comma-separated subset of created,modified,deleted,moved.")
-@click.option("--debounce-ms", type=int, default=0, show_default=True,
+@click.option("--debounce-ms", type=click.IntRange(min=0), default=0, show_default=True,
               help="Merge repeated events for one path within this window.")
 @click.option("--include-dirs", is_flag=True, help="Report directories themselves too.")
 @click.option("--list", "list_only", is_flag=True,
@@ -55,7 +56,7 @@ def _events_option(value: str | None) -> list[str] | None:
 def watch_command(state: CliState, paths: tuple[str, ...], recursive: bool,
                   ignore: tuple[str, ...], patterns: tuple[str, ...], events: str | None,
                   debounce_ms: int, include_dirs: bool, list_only: bool) -> None:
-    """Print file changes under PATH... as they happen, until Ctrl-C.
+    """Print file changes under PATHS as they happen, until Ctrl-C.
 
     One line per event (``--json``: one JSON object per line). When events were lost
     (kernel queue overflow, slow reader) a notice goes to stderr: rescan then. Ends by
@@ -65,7 +66,7 @@ def watch_command(state: CliState, paths: tuple[str, ...], recursive: bool,
         state.emit(state.call("watch.list"), render_list)
         return
     if not paths:
-        fail("give at least one PATH to watch (or --list)")
+        raise click.UsageError("give at least one PATH to watch (or --list)")
     params: dict[str, Any] = {
         "paths": [os.path.abspath(os.path.expanduser(p)) for p in paths],
         "recursive": recursive, "debounce_ms": debounce_ms, "include_dirs": include_dirs,
