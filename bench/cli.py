@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""CLI start-up benchmark: what a script or runner pays to spawn ``xsys`` once per call.
+
+Measures, in one run and side by side (rounds interleaved, so that every row sees the
+same background load), the wall time of spawning and finishing:
+
+* ``python -c pass``: the interpreter's own start-up, the reference;
+* ``python -c "import xsys.cli"``: the CLI module alone;
+* ``xsys --help``: the root listing (no command module imported);
+* ``xsys sys memory --json``: a data command against a real daemon (``python -m xsys
+  serve`` on a temporary socket, ``bench/_daemon.py``), connect + call + JSON out.
+
+``xsys`` is spawned as the console script does (``from xsys.cli import main; main()``)
+with this source tree first on the path. Prints a table (p50, p90, min in ms and the p50
+minus the reference's p50) and writes ``bench/results/cli.json`` (``--json-out``).
+Target (issue 17): the data command under 80 ms p50.
+
+    .venv/bin/python bench/cli.py [--runs 40] [--json-out F] [--strict]
+
+``--strict`` exits 1 when the data command misses the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _daemon import spawned_daemon  # noqa: E402
+from _stats import percentile  # noqa: E402
+
+#: The target for a data command spawned per call (p50, ms).
+TARGET_P50_MS = 80.0
+XSYS = "import sys; from xsys.cli import main; sys.exit(main())"
+
+
+def commands(sock: str) -> dict[str, list[str]]:
+    """The rows: label -> argv."""
+    py = sys.executable
+    return {
+        "python -c pass": [py, "-c", "pass"],
+        "import xsys.cli": [py, "-c", "import xsys.cli"],
+        "xsys --help": [py, "-c", XSYS, "--help"],
+        "xsys sys memory --json": [py, "-c", XSYS, "--socket", sock, "sys", "memory",
+                                   "--json"],
+    }
+
+
+def spawn_ms(argv: list[str], env: dict[str, str]) -> float:
+    """Wall time of one spawn to exit, in ms; raises ``RuntimeError`` on a failure."""
+    start = time.perf_counter()
+    r = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    elapsed = (time.perf_counter() - start) * 1000
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv[2:]} exited {r.returncode}: {r.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=40, help="spawns per row")
+    ap.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "cli.json"))
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when the data command misses the target")
+    args = ap.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSYS_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    with tempfile.TemporaryDirectory(prefix="xsys-cli-") as tmp:
+        cfg = {"server": {"socket": f"{tmp}/xsys.sock", "log_level": "WARNING"}}
+        with spawned_daemon(cfg, Path(tmp)) as sock:
+            rows = commands(sock)
+            for argv in rows.values():  # warm the page cache and .pyc files
+                spawn_ms(argv, env)
+            samples: dict[str, list[float]] = {label: [] for label in rows}
+            for _ in range(args.runs):
+                for label, argv in rows.items():
+                    samples[label].append(spawn_ms(argv, env))
+    ref = percentile(samples["python -c pass"], 0.5)
+    results = {}
+    print(f"{'command':<26} {'p50 ms':>8} {'p90 ms':>8} {'min ms':>8} {'p50 - ref':>10}")
+    for label, values in samples.items():
+        p50, p90 = percentile(values, 0.5), percentile(values, 0.9)
+        results[label] = {"p50_ms": round(p50, 2), "p90_ms": round(p90, 2),
+                          "min_ms": round(min(values), 2), "over_reference_ms": round(p50 - ref, 2),
+                          "runs": len(values)}
+        print(f"{label:<26} {p50:8.1f} {p90:8.1f} {min(values):8.1f} {p50 - ref:10.1f}")
+    data_p50 = results["xsys sys memory --json"]["p50_ms"]
+    ok = data_p50 < TARGET_P50_MS
+    print(f"\ntarget: xsys sys memory --json under {TARGET_P50_MS:.0f} ms p50: "
+          f"{'met' if ok else 'MISSED'} ({data_p50:.1f} ms)")
+    out = Path(args.json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": "cli", "at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "python": platform.python_version(), "machine": platform.machine(),
+        "cpus": os.cpu_count(), "runs": args.runs, "target_p50_ms": TARGET_P50_MS,
+        "target_met": ok, "results": results}, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return 1 if args.strict and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
