@@ -34,6 +34,11 @@ test-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager prometheus-node-exporter prometheus >/dev/null) \
 	  || echo "note: could not install prometheus-alertmanager and prometheus; their tests will skip"; \
 	else echo "note: prometheus-alertmanager or prometheus not installed; their tests will skip"; fi
+	@if command -v tmux >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null) \
+	  || echo "note: could not install tmux; tests/test_cli_tmux.py will skip"; \
+	else echo "note: tmux not installed; tests/test_cli_tmux.py will skip"; fi
 
 pytest: install test-deps
 	$(BIN)/pytest

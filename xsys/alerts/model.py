@@ -152,7 +152,7 @@ class Alert:
 
     @property
     def value_text(self) -> str:
-        """The value with its unit for humans (``91.3%``, ``12.0MB/s``)."""
+        """The value with its unit for humans (``91.3%``, ``12.0 MiB/s``)."""
         return format_value(self.value, self.unit)
 
     @property

@@ -3,7 +3,6 @@ output), ``run NAME`` (``checks.run``) and ``watch`` (``checks.subscribe``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from typing import Any
@@ -18,15 +17,13 @@ from xsys.cli.common import (
     table,
 )
 from xsys.cli.lazy import XsysGroup
-from xsys.units import format_duration
+from xsys.units import format_duration, format_time
 
 Result = dict[str, Any]
 
 
 def _when(ts: Any) -> str:
-    if not isinstance(ts, (int, float)):
-        return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return format_time(ts)
 
 
 def _state(row: Result) -> str:

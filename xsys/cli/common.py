@@ -31,7 +31,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from xsys.units import format_bytes, format_duration
+from xsys.units import format_bytes, format_duration, format_field, format_percent, format_time
 
 if TYPE_CHECKING:
     from xsys.client import Client
@@ -386,6 +388,16 @@ def human_bytes(n: Any) -> str:
     return format_bytes(n, iec=True)
 
 
+def human_percent(p: Any) -> str:
+    """``22.73`` -> ``22.7%`` (``xsys.units.format_percent``); blanks for None."""
+    return format_percent(p) if isinstance(p, (int, float)) else ""
+
+
+def human_time(ts: Any) -> str:
+    """Epoch seconds -> local ISO-8601 (``xsys.units.format_time``); blanks for None."""
+    return format_time(ts)
+
+
 def human_rate(n: Any) -> str:
     """Bytes per second, human readable."""
     return "" if n is None else f"{human_bytes(n)}/s"
@@ -398,8 +410,15 @@ def human_seconds(s: Any) -> str:
     return format_duration(s)
 
 
+def one_line(text: str) -> str:
+    """``text`` with newlines, tabs and other control characters as spaces (a cell or a
+    field never breaks a table's lines)."""
+    return text if text.isprintable() else "".join(
+        ch if ch.isprintable() else " " for ch in text)
+
+
 def cell(value: Any) -> str:
-    """One table cell: floats to 2 decimals, lists joined, None blank."""
+    """One table cell on one line: floats to 2 decimals, lists joined, None blank."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -408,12 +427,26 @@ def cell(value: Any) -> str:
         return f"{value:.2f}"
     if isinstance(value, (list, tuple)):
         return ", ".join(cell(v) for v in value)
-    return str(value)
+    return one_line(str(value))
+
+
+def terminal_columns() -> int:
+    """The terminal's width in columns (``$COLUMNS`` first; 80 when not a terminal)."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+#: ``table``'s default ``fit``: the terminal's width when stdout is a terminal, else none.
+AUTO_FIT = -1
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
-          right: Sequence[int] = ()) -> str:
-    """A plain aligned text table; column indexes in ``right`` are right-aligned."""
+          right: Sequence[int] = (), fit: int | None = AUTO_FIT) -> str:
+    """A plain aligned text table; column indexes in ``right`` are right-aligned. ``fit``:
+    a width in columns; the last column (a command line, addresses) is cut so that no
+    line is longer (the other columns are never cut). By default (``AUTO_FIT``) the
+    terminal's width when stdout is one, as ps does; None: never cut."""
+    if fit == AUTO_FIT:
+        fit = terminal_columns() if sys.stdout.isatty() else None
     text = [[cell(v) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text:
@@ -425,10 +458,33 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
         return "  ".join(parts).rstrip()
     lines = [fmt(list(headers))]
     lines += [fmt(r) for r in text]
+    if fit is not None:
+        lines = [line[:max(fit, sum(widths[:-1]) + 2 * (len(widths) - 1) + 1)]
+                 for line in lines]
     return "\n".join(lines)
 
 
-def pairs(items: Sequence[tuple[str, Any]]) -> str:
-    """``key: value`` lines aligned on the colon."""
+def pairs(items: Sequence[tuple[str, Any]], fit: int | None = AUTO_FIT) -> str:
+    """``key: value`` lines aligned on the colon; a value longer than ``fit`` columns
+    (default: the terminal's when stdout is one, see ``table``) wraps under itself."""
+    if fit == AUTO_FIT:
+        fit = terminal_columns() if sys.stdout.isatty() else None
     width = max((len(k) for k, _ in items), default=0)
-    return "\n".join(f"{k + ':':<{width + 1}} {cell(v)}" for k, v in items)
+    lines = []
+    for k, v in items:
+        head = f"{k + ':':<{width + 1}} "
+        text = cell(v)
+        if fit is None or len(head) + len(text) <= fit or fit - len(head) < 20:
+            lines.append((head + text).rstrip())
+            continue
+        lines += textwrap.wrap(text, fit, initial_indent=head,
+                               subsequent_indent=" " * len(head), break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+def field_cell(name: str, value: Any) -> str:
+    """A result field for people, by the unit its name carries (``_bytes`` IEC,
+    ``percent`` with ``%``, ``_at`` local ISO-8601, ``_s`` seconds:
+    ``xsys.units.format_field``), else ``cell``."""
+    shown = format_field(name, value)
+    return cell(value) if shown is None else shown

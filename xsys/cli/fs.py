@@ -19,6 +19,7 @@ import click
 from xsys.cli.common import (
     CliState,
     human_bytes,
+    human_time,
     json_option,
     method_command,
     pairs,
@@ -52,10 +53,8 @@ def _all_absolute(_ctx: click.Context, _param: click.Parameter,
 
 
 def when(ts: float | None) -> str:
-    """Epoch seconds as local ``YYYY-MM-DD HH:MM``."""
-    if ts is None:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    """Epoch seconds as local ISO-8601 (``xsys.units.format_time``)."""
+    return human_time(ts)
 
 
 def mode_string(kind: str, mode: int) -> str:
@@ -84,7 +83,7 @@ def render_list(r: Result) -> str:
             name += f" -> {e['symlink_target']}"
         rows.append([mode_string(e["type"], e["mode"]), human_bytes(e["size"]),
                      when(e["mtime_at"]), name])
-    return table(rows, ["MODE", "SIZE", "MODIFIED", "NAME"], right=(1,))
+    return table(rows, ["MODE", "SIZE", "MODIFIED", "NAME"], right=(1,), fit=None)
 
 
 def list_notes(r: Result) -> list[str]:
@@ -147,7 +146,8 @@ def render_du(r: Result) -> str:
 def render_find(r: Result) -> str:
     """``fs.find``: type, size, mtime and path of each match."""
     return table([[e["type"], human_bytes(e["size"]), when(e["mtime_at"]), e["path"]]
-                  for e in r["entries"]], ["TYPE", "SIZE", "MODIFIED", "PATH"], right=(1,))
+                  for e in r["entries"]], ["TYPE", "SIZE", "MODIFIED", "PATH"], right=(1,),
+                 fit=None)
 
 
 def find_notes(r: Result) -> list[str]:

@@ -3,7 +3,6 @@ stream; and ``xsys config import-tinymonitor FILE``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import sys
@@ -25,7 +24,7 @@ from xsys.cli.common import (
     table,
 )
 from xsys.cli.lazy import XsysCommand, XsysGroup
-from xsys.units import format_value
+from xsys.units import format_time, format_value
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -40,9 +39,7 @@ def parse_duration(text: str) -> float:
 
 
 def _when(ts: Any) -> str:
-    if not isinstance(ts, (int, float)):
-        return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return format_time(ts)
 
 
 def _value(v: Any, unit: str) -> str:
