@@ -2042,7 +2042,8 @@ class MonitorMethods(NamespaceBase["Client"]):
 
         Returns the silence ``{"id", "check", "component", "starts_at", "ends_at",
         "comment", "created_by"}``; -32602 when neither ``check`` nor ``component`` is
-        given, -32005 when too many silences are active.
+        given or ``check`` matches no check (data ``valid``: the check names), -32005 when
+        too many silences are active.
 
         Args:
             check: check name or glob (cpu, filesystem, ...).
@@ -3584,7 +3585,8 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
         Returns the silence ``{"id", "check", "component", "starts_at", "ends_at",
         "comment", "created_by"}``; -32602 when neither ``check`` nor ``component`` is
-        given, -32005 when too many silences are active.
+        given or ``check`` matches no check (data ``valid``: the check names), -32005 when
+        too many silences are active.
 
         Args:
             check: check name or glob (cpu, filesystem, ...).
