@@ -635,8 +635,7 @@ def render(methods: Sequence[Mapping[str, Any]]) -> str:
     abc = [n for n in ("Mapping", "Sequence") if uses[n]]
     if abc:
         out.append(f"from collections.abc import {', '.join(abc)}\n")
-    typing_names = ["TYPE_CHECKING", "Any", *(n for n in ("Literal", "TypedDict") if uses[n]),
-                    "cast"]
+    typing_names = ["TYPE_CHECKING", "Any", *(n for n in ("Literal",) if uses[n]), "cast"]
     out.append(f"from typing import {', '.join(typing_names)}\n\n")
     core = ["USE_CLIENT_DEFAULT", *(n for n in ("FsPath",) if uses[n]), "NamespaceBase",
             *(n for n in ("ProgressCallback",) if uses[n]), "Timeout",
@@ -644,10 +643,19 @@ def render(methods: Sequence[Mapping[str, Any]]) -> str:
     out.append("from xsys.client._core import (\n" + "".join(f"    {n},\n" for n in core)
                + ")\n\n")
     out.append("if TYPE_CHECKING:\n")
-    if classes.not_required:
-        out.append("    from typing import NotRequired\n\n")
+    checking = [n for n, used in (("NotRequired", classes.not_required),
+                                  ("TypedDict", uses["TypedDict"])) if used]
+    if checking:
+        out.append(f"    from typing import {', '.join(checking)}\n\n")
     out.append("    from xsys.client.aio import AsyncClient, AsyncSubscription\n"
-               "    from xsys.client.sync import Client, Subscription\n\n")
+               "    from xsys.client.sync import Client, Subscription\n")
+    if uses["TypedDict"]:
+        out.append("else:\n"
+                   "    # Results are plain dicts: at run time the TypedDicts below are\n"
+                   "    # RuntimeTypedDict classes that keep their annotations as text\n"
+                   "    # (typing.TypedDict would compile each one at import).\n"
+                   "    from xsys.client._core import RuntimeTypedDict as TypedDict\n")
+    out.append("\n")
 
     names = [p.name for p in plans]
     out.append("#: Every method the daemon offered when this file was generated.\n")

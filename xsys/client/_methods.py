@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -19,10 +19,15 @@ from xsys.client._core import (
 )
 
 if TYPE_CHECKING:
-    from typing import NotRequired
+    from typing import NotRequired, TypedDict
 
     from xsys.client.aio import AsyncClient, AsyncSubscription
     from xsys.client.sync import Client, Subscription
+else:
+    # Results are plain dicts: at run time the TypedDicts below are
+    # RuntimeTypedDict classes that keep their annotations as text
+    # (typing.TypedDict would compile each one at import).
+    from xsys.client._core import RuntimeTypedDict as TypedDict
 
 #: Every method the daemon offered when this file was generated.
 METHOD_NAMES: tuple[str, ...] = (
