@@ -177,3 +177,53 @@ def test_daemon_side_mistakes_exit_2(daemon: DaemonHandle) -> None:
     assert r.returncode == 1 and "not_found" in r.stderr
     ok = xsys("monitor", "silence", "--check", "cp*", "-d", "1m", "--json", socket=daemon.socket)
     assert ok.returncode == 0 and json.loads(ok.stdout)["check"] == "cp*"
+
+
+def test_methods_plain_wrapped_and_one_in_full(daemon: DaemonHandle) -> None:
+    env = {"COLUMNS": "80"}
+    listing_ = xsys("methods", socket=daemon.socket, env=env)
+    assert listing_.returncode == 0, listing_.stderr
+    lines = listing_.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert "``" not in listing_.stdout and "sys.processes" in listing_.stdout
+    one = xsys("methods", "sys.processes", socket=daemon.socket, env=env)
+    assert one.returncode == 0, one.stderr
+    text = one.stdout
+    assert text.startswith("sys.processes\n") and "``" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for part in ("Parameters:", "limit (int; default 50; min 1; max 100000)",
+                 "sort (str; default 'cpu'; one of cpu, memory, pid, name)", "Result: map",
+                 "cmdline: list[str]", "Errors:"):
+        assert part in text, part
+    assert "-32001" in xsys("methods", "sys.process", socket=daemon.socket).stdout
+
+
+def test_processes_show_command_lines_cut_unless_full(daemon: DaemonHandle) -> None:
+    """The daemon's own command line (long: it holds its config path) is cut to $COLUMNS,
+    and whole with --full."""
+    args = ("sys", "processes", "--name", "python*", "--limit", "100000", "--sort", "pid")
+    cut = xsys(*args, socket=daemon.socket, env={"COLUMNS": "60"})
+    assert cut.returncode == 0, cut.stderr
+    assert cut.stdout.splitlines()[0].split()[-1] == "COMMAND"
+    assert all(len(line) <= 60 for line in cut.stdout.splitlines())
+    full = xsys(*args, "--full", socket=daemon.socket, env={"COLUMNS": "60"})
+    assert str(daemon.config_path) in full.stdout  # `serve --config <path>`
+    row = next(line for line in full.stdout.splitlines() if str(daemon.config_path) in line)
+    assert re.search(r"\d+\.\d%\s+\d+\.\d%\s+[\d.]+ [KMG]?i?B ", row), row
+
+
+def test_loop_devices_hidden_alike_in_disks_and_disk_io() -> None:
+    from xsys.cli.sys import disk_io_notes, is_hidden_device, render_disk_io
+
+    io = {"disks": {"loop0": {"read_bytes": 1}, "ram1": {}, "sda": {"read_bytes": 2048}},
+          "total": {"read_bytes": 2048}}
+    shown = [line.split()[0] for line in render_disk_io(io).splitlines()[1:]]
+    assert shown == ["sda", "total"]
+    assert disk_io_notes(io) == ["(2 loop/RAM devices hidden; --all shows them)"]
+    every = [line.split()[0] for line in render_disk_io(io, show_all=True).splitlines()[1:]]
+    assert every == ["loop0", "ram1", "sda", "total"]
+    # sys disks leaves out the same devices (the daemon's sys.disks without all)
+    assert is_hidden_device("/dev/loop7") and not is_hidden_device("/dev/sda1")
+    disks_help = CliRunner().invoke(main, ["sys", "disks", "--help"]).output
+    io_help = CliRunner().invoke(main, ["sys", "disk-io", "--help"]).output
+    assert "--all" in disks_help and "--all" in io_help
