@@ -164,3 +164,22 @@ def test_watch_list_and_helpers(shared_daemon: DaemonHandle) -> None:
     quiet = Progress("x")
     quiet({"done": 1, "total": 2, "unit": "bytes"})  # not a terminal: renders nothing
     quiet.close()
+
+
+def test_ls_limit_returns_the_first_entries_by_name(shared_daemon: DaemonHandle,
+                                                    workdir: Path) -> None:
+    """f1..f3000 (created in a scrambled order): ``fs ls --limit 3`` and ``fs.list`` with
+    ``limit: 3`` give f1, f10, f100 (by name), ``truncated`` stays true."""
+    d = workdir / "many"
+    d.mkdir()
+    for i in sorted(range(1, 3001), key=lambda i: (i * 7919) % 3001):
+        (d / f"f{i}").write_bytes(b"")
+    r = xsys("fs", "ls", str(d), "--limit", "3", socket=shared_daemon.socket)
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[-1] for line in r.stdout.decode().splitlines()[1:]] == [
+        "f1", "f10", "f100"]
+    assert "truncated at 3 entries" in r.stderr.decode()
+    with shared_daemon.client() as c:
+        listing = c.call("fs.list", {"path": str(d), "limit": 3})
+    assert [e["name"] for e in listing["entries"]] == ["f1", "f10", "f100"]
+    assert listing["truncated"] is True and listing["scanned"] == 3000
