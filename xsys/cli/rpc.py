@@ -93,7 +93,19 @@ def _schema_lines(schema: dict[str, Any], width: int, indent: str) -> list[str]:
     return lines
 
 
-_ERROR_RE = re.compile(r"-32\d{3}(?:\s+[a-z_]+)?(?:\s*\([a-z_]+\))?")
+_ERROR_RE = re.compile(r"-32\d{3}")
+
+
+def error_codes(text: str) -> list[str]:
+    """The protocol error codes ``text`` names, each with its error's name
+    (``-32001 not_found``), in order of first mention."""
+    from xsys.protocol import ERROR_CLASSES
+
+    out = []
+    for code in dict.fromkeys(int(c) for c in _ERROR_RE.findall(text)):
+        cls = ERROR_CLASSES.get(code)
+        out.append(f"{code} {cls.name}" if cls is not None else str(code))
+    return out
 
 
 def render_method(m: dict[str, Any], width: int | None = None) -> str:
@@ -131,9 +143,9 @@ def render_method(m: dict[str, Any], width: int | None = None) -> str:
             out += _wrap(str(result["summary"]), width)
         out += _schema_lines(result, width, "  ")
     text = plain(f"{m.get('summary', '')} {m.get('description') or ''}")
-    codes = list(dict.fromkeys(x.strip() for x in _ERROR_RE.findall(text)))
-    out += ["", "Errors:"]
-    out += _wrap("; ".join(codes) if codes else "none of its own", width)
+    codes = error_codes(text)
+    out += ["", "Errors (the text above says when):" if codes else "Errors:"]
+    out += _wrap(", ".join(codes) if codes else "none of its own", width)
     out += _wrap("and the protocol's common ones (docs/protocol.md)", width)
     return "\n".join(out)
 
