@@ -31,9 +31,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-import shutil
+import os
 import sys
-import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -431,8 +430,18 @@ def cell(value: Any) -> str:
 
 
 def terminal_columns() -> int:
-    """The terminal's width in columns (``$COLUMNS`` first; 80 when not a terminal)."""
-    return shutil.get_terminal_size((80, 24)).columns
+    """The terminal's width in columns: ``$COLUMNS`` when set, else stdout's terminal,
+    else 80 (``shutil.get_terminal_size``'s rules, without importing shutil)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 #: ``table``'s default ``fit``: the terminal's width when stdout is a terminal, else none.
@@ -477,6 +486,8 @@ def pairs(items: Sequence[tuple[str, Any]], fit: int | None = AUTO_FIT) -> str:
         if fit is None or len(head) + len(text) <= fit or fit - len(head) < 20:
             lines.append((head + text).rstrip())
             continue
+        import textwrap
+
         lines += textwrap.wrap(text, fit, initial_indent=head,
                                subsequent_indent=" " * len(head), break_on_hyphens=False)
     return "\n".join(lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import textwrap
 import time
 from functools import partial
@@ -11,7 +10,7 @@ from typing import Any
 
 import click
 
-from xsys.cli.common import CliState, json_option, pass_state
+from xsys.cli.common import CliState, json_option, pass_state, terminal_columns
 from xsys.cli.lazy import XsysCommand
 
 #: RST inline markup the registry's summaries use (``code``, *emphasis*), dropped in text.
@@ -27,7 +26,7 @@ def plain(text: str) -> str:
 
 def terminal_width() -> int:
     """Columns to wrap to: the terminal's (``$COLUMNS`` first), at least 40, at most 160."""
-    return max(40, min(160, shutil.get_terminal_size((80, 24)).columns))
+    return max(40, min(160, terminal_columns()))
 
 
 def render_ping(r: dict[str, Any], socket_path: str) -> str:
