@@ -1527,8 +1527,9 @@ class FsMethods(NamespaceBase["Client"]):
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
-        Sorted by name (relative path when recursive); never more than ``limit``
-        entries, ``truncated`` tells when more exist. Symlinks are listed, not followed.
+        Sorted by name (relative path when recursive); with ``limit``, the first
+        ``limit`` entries by name, and ``truncated`` tells when more exist. Symlinks are
+        listed, not followed.
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -3060,8 +3061,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
-        Sorted by name (relative path when recursive); never more than ``limit``
-        entries, ``truncated`` tells when more exist. Symlinks are listed, not followed.
+        Sorted by name (relative path when recursive); with ``limit``, the first
+        ``limit`` entries by name, and ``truncated`` tells when more exist. Symlinks are
+        listed, not followed.
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
