@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,7 @@ def test_watch_list_and_helpers(shared_daemon: DaemonHandle) -> None:
     line = format_event({"type": "moved", "path": "/a", "dest_path": "/b", "is_dir": True,
                          "ts": 0.5})
     assert line.endswith("moved     /a/ -> /b/")
+    assert re.match(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.500  ", line), line
     assert mode_string("dir", 0o755) == "drwxr-xr-x"
     assert _size("10M") == 10 << 20 and _size("512") == 512
     quiet = Progress("x")

@@ -109,13 +109,14 @@ def format_percent(value: float | None) -> str:
     return f"{float(value):.1f}%"
 
 
-def format_time(ts: float | None) -> str:
-    """Epoch seconds -> local ISO-8601 to the second, ``"2026-11-30T17:02:03"``; blank for
-    None, NaN or a value out of range."""
+def format_time(ts: float | None, timespec: str = "seconds") -> str:
+    """Epoch seconds -> local ISO-8601 to the second, ``"2026-11-30T17:02:03"`` (to the
+    millisecond with ``timespec="milliseconds"``: event streams); blank for None, NaN or a
+    value out of range."""
     if ts is None or isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return ""
     try:
-        return dt.datetime.fromtimestamp(ts).isoformat(timespec="seconds")
+        return dt.datetime.fromtimestamp(ts).isoformat(timespec=timespec)
     except (OverflowError, OSError, ValueError):
         return ""
 

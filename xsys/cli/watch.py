@@ -11,14 +11,15 @@ import click
 
 from xsys.cli.common import CliState, json_option, pass_state, table
 from xsys.cli.lazy import XsysCommand
+from xsys.units import format_time
 
 EVENT_TYPES = ("created", "modified", "deleted", "moved")
 
 
 def format_event(event: dict[str, Any]) -> str:
-    """``12:00:01.234  modified  /path`` (``src -> dest`` for moves, ``/`` after dirs)."""
-    ts = event.get("ts") or time.time()
-    stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03}"
+    """``2026-11-30T12:00:01.234  modified  /path`` (local ISO-8601; ``src -> dest`` for
+    moves, ``/`` after dirs)."""
+    stamp = format_time(event.get("ts") or time.time(), timespec="milliseconds")
     slash = "/" if event.get("is_dir") else ""
     what = f"{event['path']}{slash}"
     if event.get("dest_path"):
