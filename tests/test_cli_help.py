@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -227,3 +228,17 @@ def test_loop_devices_hidden_alike_in_disks_and_disk_io() -> None:
     disks_help = CliRunner().invoke(main, ["sys", "disks", "--help"]).output
     io_help = CliRunner().invoke(main, ["sys", "disk-io", "--help"]).output
     assert "--all" in disks_help and "--all" in io_help
+
+
+def test_main_commands_use_one_format_per_kind_of_value(daemon: DaemonHandle) -> None:
+    """The same screen checks as tests/test_cli_tmux.py (formats, aligned columns), on
+    piped output (no terminal: lines are whole), so they run where tmux is missing."""
+    from tests.test_cli_tmux import COMMANDS, check_screen
+
+    for template in COMMANDS:
+        if "{dir}" in template:
+            continue  # needs the tmux test's fs root
+        command = template.format(pid=os.getpid())
+        r = xsys(*shlex.split(command), socket=daemon.socket, env={"COLUMNS": "80"})
+        assert r.returncode == 0, (command, r.stderr)
+        check_screen(command, [line.rstrip() for line in r.stdout.splitlines()], 10_000)
