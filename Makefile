@@ -74,8 +74,8 @@ test-deps:
 	@if command -v tmux >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null) \
-	  || echo "note: could not install tmux; the xsys top terminal test will skip"; \
-	else echo "note: tmux not installed; the xsys top terminal test will skip"; fi
+	  || echo "note: could not install tmux; the xsys top and CLI terminal tests will skip"; \
+	else echo "note: tmux not installed; the xsys top and CLI terminal tests will skip"; fi
 
 pytest: install test-deps
 	$(BIN)/pytest

@@ -184,8 +184,9 @@ def test_typed_namespaces_against_a_daemon(daemon: DaemonHandle, tmp_path: Path)
         names = [e["name"] for e in c.fs.list(path=tmp_path / "sub")["entries"]]
         assert names == ["notes.txt"]
         assert c.fs.tail(path=target, lines=1)["lines"] == ["hello"]
+        assert c.fs.stat(target)["size"] == 6  # by position too
         with pytest.raises(TypeError):
-            c.fs.stat(target)  # type: ignore[misc]  # keyword-only
+            c.fs.stat(target, 5)  # type: ignore[call-arg]  # the options are keyword-only
         with pytest.raises(MethodNotFound):  # not generated: falls back to a plain call
             c.sys.no_such_method()  # type: ignore[attr-defined]
         with pytest.raises(MethodNotFound):

@@ -82,7 +82,15 @@ def test_wrappers_follow_the_registry(registry: list[dict[str, Any]]) -> None:
         fn = vars(getattr(_methods, f"{pascal(ns)}Methods"))[member]
         sig = inspect.signature(fn)
         params = [p for p in sig.parameters.values() if p.name != "self"]
-        assert all(p.kind is p.KEYWORD_ONLY for p in params), info["name"]
+        # the method's params by position (required first, registry order) or by name;
+        # the call's own options by name only
+        wire = [q["name"] for q in info["params"] if q["required"]]
+        wire += [q["name"] for q in info["params"] if not q["required"]]
+        positional = [p.name.rstrip("_") for p in params
+                      if p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert positional == wire, info["name"]
+        assert all(p.kind is p.KEYWORD_ONLY for p in params
+                   if p.name in ("timeout", "on_progress")), info["name"]
         by_name = {p.name: p for p in params}
         for q in info["params"]:
             p = by_name[q["name"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,8 +160,28 @@ def test_watch_list_and_helpers(shared_daemon: DaemonHandle) -> None:
     line = format_event({"type": "moved", "path": "/a", "dest_path": "/b", "is_dir": True,
                          "ts": 0.5})
     assert line.endswith("moved     /a/ -> /b/")
+    assert re.match(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.500  ", line), line
     assert mode_string("dir", 0o755) == "drwxr-xr-x"
     assert _size("10M") == 10 << 20 and _size("512") == 512
     quiet = Progress("x")
     quiet({"done": 1, "total": 2, "unit": "bytes"})  # not a terminal: renders nothing
     quiet.close()
+
+
+def test_ls_limit_returns_the_first_entries_by_name(shared_daemon: DaemonHandle,
+                                                    workdir: Path) -> None:
+    """f1..f3000 (created in a scrambled order): ``fs ls --limit 3`` and ``fs.list`` with
+    ``limit: 3`` give f1, f10, f100 (by name), ``truncated`` stays true."""
+    d = workdir / "many"
+    d.mkdir()
+    for i in sorted(range(1, 3001), key=lambda i: (i * 7919) % 3001):
+        (d / f"f{i}").write_bytes(b"")
+    r = xsys("fs", "ls", str(d), "--limit", "3", socket=shared_daemon.socket)
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[-1] for line in r.stdout.decode().splitlines()[1:]] == [
+        "f1", "f10", "f100"]
+    assert "truncated at 3 entries" in r.stderr.decode()
+    with shared_daemon.client() as c:
+        listing = c.call("fs.list", {"path": str(d), "limit": 3})
+    assert [e["name"] for e in listing["entries"]] == ["f1", "f10", "f100"]
+    assert listing["truncated"] is True and listing["scanned"] == 3000

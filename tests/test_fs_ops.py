@@ -244,6 +244,23 @@ def test_list(fs: FsService, tmp_path: Path) -> None:
         fs.list(str(tmp_path / "nope"))
 
 
+def test_list_limit_returns_the_first_entries_by_name(fs: FsService, tmp_path: Path) -> None:
+    """f1..f3000 created in a shuffled order: a limit keeps the first by name, not the first
+    the directory happens to yield; ``truncated`` stays true."""
+    d = tmp_path / "many"
+    d.mkdir()
+    names = [f"f{i}" for i in range(1, 3001)]
+    for n in sorted(names, key=lambda n: hash(n) % 7919):
+        (d / n).write_text("")
+    r = fs.list(str(d), limit=3)
+    assert [e.name for e in r.entries] == sorted(names)[:3] == ["f1", "f10", "f100"]
+    assert r.truncated and r.scanned == 3000
+    exact = fs.list(str(d), limit=3000)
+    assert not exact.truncated and [e.name for e in exact.entries] == sorted(names)
+    rec = fs.list(str(tmp_path), recursive=True, glob="many/f2*", limit=2)
+    assert [e.name for e in rec.entries] == ["many/f2", "many/f20"] and rec.truncated
+
+
 def test_list_limit_is_clamped(tmp_path: Path) -> None:
     fs = FsService(FsConfig(roots=(str(tmp_path),), max_list_entries=5))
     for i in range(20):

@@ -415,7 +415,7 @@ def test_parse_rate_and_format() -> None:
     with pytest.raises(ValueError):
         parse_rate("70%")
     assert format_bytes(1536) == "1.5KB" and format_bytes(12) == "12B"
-    assert format_value(1536.0, "bytes_per_second") == "1.5KB/s"
+    assert format_value(1536.0, "bytes_per_second") == "1.5 KiB/s"  # IEC, as the CLI
     assert format_value(91.25, "percent") == "91.2%"
     assert format_value(1.0, "bool") == "yes"
 

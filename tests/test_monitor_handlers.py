@@ -184,6 +184,11 @@ async def test_silence_and_unsilence(env: Env) -> None:
     assert await call(env, "monitor.unsilence", {"silence": s3["id"]}) == {
         "removed": [s3["id"]]}
     assert await code_of(env, "monitor.silence", {"duration_s": 60}) == INVALID_PARAMS
+    # a check name or glob that matches no check would silence nothing: refused
+    assert await code_of(env, "monitor.silence", {"check": "nosuch"}) == INVALID_PARAMS
+    assert await code_of(env, "monitor.silence", {"check": "cpx*"}) == INVALID_PARAMS
+    assert (await call(env, "monitor.silence", {"check": "file*"}))["check"] == "file*"
+    assert (await call(env, "monitor.silence", {"check": "service"}))["check"] == "service"
     assert await code_of(env, "monitor.silence", {"check": "cpu", "duration_s": -5}) == \
         INVALID_PARAMS
     # the aliases are gone: one name per parameter

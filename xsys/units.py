@@ -2,10 +2,20 @@
 sizes and byte rates written like TinyMonitor's (``"10MB"``, ``"500K"``, ``"70%"`` of a
 maximum; 1024-based), values with their unit, and durations for humans. Ground level:
 imports only the standard library.
+
+The one format per kind of value, wherever a person reads it (CLI tables, the monitor,
+alert messages): percentages with their sign and one decimal (``format_percent``:
+``22.7%``), bytes in IEC units (``format_bytes(n, iec=True)``: ``1.5 KiB``, rates
+``1.5 KiB/s``), instants as local ISO-8601 to the second (``format_time``:
+``2026-11-30T17:02:03``), durations as ``1d 2h 3m`` (``format_duration``).
+``format_field`` picks one of them from a field's name (the codebase's unit suffixes:
+``_bytes``, ``_percent``, ``_at``, ``_s``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -63,11 +73,11 @@ def format_bytes(n: float, iec: bool = False) -> str:
 
 
 def format_value(value: float, unit: str) -> str:
-    """A value with its unit for humans: ``85.2%``, ``1.2MB/s``, ``3.10``, ``yes``."""
+    """A value with its unit for humans: ``85.2%``, ``1.2 MiB/s``, ``3.10``, ``yes``."""
     if unit == "percent":
         return f"{value:.1f}%"
     if unit == "bytes_per_second":
-        return f"{format_bytes(value)}/s"
+        return f"{format_bytes(value, iec=True)}/s"
     if unit == "bool":
         return "yes" if value else "no"
     if unit == "load_per_cpu":
@@ -90,3 +100,40 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {s}s"
     return f"{s}s"
+
+
+def format_percent(value: float | None) -> str:
+    """``22.73`` -> ``"22.7%"`` (one decimal, always the sign); blank for None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{float(value):.1f}%"
+
+
+def format_time(ts: float | None, timespec: str = "seconds") -> str:
+    """Epoch seconds -> local ISO-8601 to the second, ``"2026-11-30T17:02:03"`` (to the
+    millisecond with ``timespec="milliseconds"``: event streams); blank for None, NaN or a
+    value out of range."""
+    if ts is None or isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        return ""
+    try:
+        return dt.datetime.fromtimestamp(ts).isoformat(timespec=timespec)
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def format_field(name: str, value: object) -> str | None:
+    """``value`` formatted by the unit its field ``name`` carries: ``*_bytes`` ->
+    ``format_bytes`` (IEC), ``*percent`` -> ``format_percent``, ``*_at`` / ``*_time`` ->
+    ``format_time``, ``*_s`` -> seconds with ``s``; None when the name carries no unit (or
+    the value is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if name.endswith("_bytes"):
+        return format_bytes(value, iec=True)
+    if name.endswith("percent"):
+        return format_percent(value)
+    if name.endswith(("_at", "create_time")):
+        return format_time(value)
+    if name.endswith("_s"):
+        return f"{value:.1f}s" if value < 60 else format_duration(value)
+    return None

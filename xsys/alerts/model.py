@@ -170,7 +170,7 @@ class Alert:
 
     @property
     def value_text(self) -> str:
-        """The value with its unit for humans (``91.3%``, ``12.0MB/s``); ``text`` when
+        """The value with its unit for humans (``91.3%``, ``12.0 MiB/s``); ``text`` when
         the collector gave one (TinyMonitor's value texts)."""
         return self.text or format_value(self.value, self.unit)
 

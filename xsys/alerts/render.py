@@ -3,15 +3,16 @@ and plain text (e-mail), in the layout TinyMonitor used (details, then machine c
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 
 from xsys.alerts.model import Alert
+from xsys.units import format_time
 
 
 def local_time(ts: float) -> str:
-    """``2025-12-03 14:30:00`` in the daemon's local time zone."""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    """``2025-12-03T14:30:00``: local ISO-8601 in the daemon's time zone, the format of
+    every time people read (``xsys.units.format_time``, as the CLI's)."""
+    return format_time(ts)
 
 
 def facts(alert: Alert) -> list[tuple[str, str]]:

@@ -1,35 +1,65 @@
 """The ``xsys`` command line (Click): ``serve`` runs the daemon; every other command is a
 thin client: parse, call the daemon, render a table (or ``--json``). How a command is bound
-to a daemon method: ``xsys.cli.common.method_command``."""
+to a daemon method: ``xsys.cli.common.method_command``.
+
+Start-up: importing this module imports Click and nothing else of weight. Each command
+group lives in its own module, imported only when it runs (``xsys.cli.lazy.LazyGroup``),
+and the client (msgpack, sockets) only when a command connects; asyncio, aiohttp, psutil
+and the monitor are never imported by a data command (tests/test_cli_help.py).
+"""
 
 from __future__ import annotations
-
-import time
-from functools import partial
-from typing import Any
 
 import click
 
 from xsys import PROTOCOL_VERSION, __version__
-from xsys.cli.checks import checks_group
-from xsys.cli.common import CliState, json_option, method_command, pass_state, table
-from xsys.cli.config import config_group
-from xsys.cli.fs import fs_group
-from xsys.cli.http import dashboard, http_group
-from xsys.cli.monitor import import_tinymonitor, monitor_group
-from xsys.cli.proc import proc_group
-from xsys.cli.push import push_group
-from xsys.cli.service import service_group
-from xsys.cli.sys import sys_group
-from xsys.cli.top import top_command
-from xsys.cli.watch import watch_command
+from xsys.cli.lazy import Lazy, LazyGroup, XsysGroup
+
+#: The subcommands by name: where they live and their summary in ``xsys --help`` (a
+#: test checks each summary is the command's own).
+COMMANDS: dict[str, Lazy] = {
+    "checks": Lazy("xsys.cli.checks:checks_group",
+                   "Service checks: states (the default), run one now, watch state changes."),
+    "dashboard": Lazy("xsys.cli.http:dashboard",
+                      "Print the live dashboard's URL, with the token."),
+    "config": Lazy("xsys.cli.config:config_group",
+                   "Inspect and convert configuration."),
+    "fs": Lazy("xsys.cli.fs:fs_group",
+               "Files through the daemon, confined to its fs.roots."),
+    "http": Lazy("xsys.cli.http:http_group",
+                 "The HTTP gateway (/metrics, /health, the REST mirror /api/v1)."),
+    "methods": Lazy("xsys.cli.rpc:methods",
+                    "List the daemon's methods, or show one (NAME) in full."),
+    "monitor": Lazy("xsys.cli.monitor:monitor_group",
+                    "Threshold checks and alerts: states, history, test alerts, silences, "
+                    "live stream."),
+    "ping": Lazy("xsys.cli.rpc:ping", "Check that the daemon answers."),
+    "proc": Lazy("xsys.cli.proc:proc_group",
+                 "Supervised worker processes: start, list, status, stop, restart, scale, "
+                 "logs."),
+    "push": Lazy("xsys.cli.push:push_group",
+                 "Push mode: the backends this daemon streams to (status is the default)."),
+    "service": Lazy("xsys.cli.service:service_group",
+                    "Install the daemon as a system service (systemd, launchd)."),
+    "sys": Lazy("xsys.cli.sys:sys_group",
+                "System metrics: CPU, memory, disks, network, processes, sensors."),
+    "top": Lazy("xsys.cli.top:top_command",
+                "A live view: CPU per core, memory and swap, load, disks, network rates, "
+                "active alerts and the top processes with their command lines."),
+    "watch": Lazy("xsys.cli.watch:watch_command",
+                  "Print file changes under PATHS as they happen, until Ctrl-C."),
+}
+
+#: The shells ``xsys completion`` writes a script for (Click's shell completion).
+SHELLS = ("bash", "zsh", "fish")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--socket", "socket_path", envvar="XSYS_SOCKET", default=None,
               help="Daemon socket (default: $XSYS_SOCKET, then docs/protocol.md's defaults).")
-@click.option("--timeout", type=float, default=30.0, show_default=True,
-              help="Seconds to wait for each answer.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds to wait for each answer.")
 @click.version_option(__version__, prog_name="xsys",
                       message=f"%(prog)s %(version)s (protocol {PROTOCOL_VERSION})")
 @click.pass_context
@@ -37,9 +67,11 @@ def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
     """xsys: system metrics, file operations, file-change events and alerts from a local
     daemon.
 
-    The wire protocol (framing, errors, subscriptions, progress, limits) is described in
-    docs/protocol.md.
+    The commands, output formats, exit codes and shell completion are described in
+    docs/cli.md; the wire protocol in docs/protocol.md.
     """
+    from xsys.cli.common import CliState
+
     ctx.obj = CliState(socket=socket_path, timeout=timeout)
 
 
@@ -72,47 +104,24 @@ def serve(ctx: click.Context, config_file: str | None, socket_path: str | None,
     ctx.exit(code)
 
 
-def render_ping(r: dict[str, Any], socket_path: str) -> str:
-    """``rpc.ping`` with the measured round trip (``rtt_ms``)."""
-    return f"pong from {socket_path} in {r['rtt_ms']:.2f} ms"
+@main.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    \b
+    bash:  eval "$(xsys completion bash)"       (in ~/.bashrc)
+    zsh:   eval "$(xsys completion zsh)"        (in ~/.zshrc)
+    fish:  xsys completion fish > ~/.config/fish/completions/xsys.fish
+
+    The same script comes from Click's variable: _XSYS_COMPLETE=bash_source xsys.
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    if cls is None:  # pragma: no cover - the Choice above allows only known shells
+        raise click.BadParameter(f"no completion for {shell}", param_hint="SHELL")
+    click.echo(cls(main, {}, "xsys", "_XSYS_COMPLETE").source())
 
 
-@main.command()
-@json_option
-@pass_state
-def ping(state: CliState) -> None:
-    """Check that the daemon answers."""
-    start = time.perf_counter()
-    r = state.call("rpc.ping")
-    elapsed_ms = (time.perf_counter() - start) * 1000
-    state.emit({**r, "rtt_ms": elapsed_ms}, partial(render_ping, socket_path=state.socket_path))
-
-
-def render_methods(r: dict[str, Any]) -> str:
-    """``rpc.methods``: one row per method with its parameters (``?``: optional)."""
-    rows = []
-    for m in r["methods"]:
-        params = ", ".join(
-            p["name"] + ("" if p["required"] else "?") + f": {p['type']}" for p in m["params"])
-        rows.append([m["name"], params, m["summary"]])
-    return table(rows, ["METHOD", "PARAMS", "SUMMARY"])
-
-
-@method_command(main, "methods", "rpc.methods", render_methods)
-def methods() -> None:
-    """List the daemon's methods and their parameters."""
-
-
-main.add_command(sys_group)
-main.add_command(config_group)
-main.add_command(monitor_group)
-main.add_command(checks_group)
-main.add_command(fs_group)
-main.add_command(http_group)
-main.add_command(dashboard)
-main.add_command(watch_command)
-main.add_command(service_group)
-main.add_command(push_group)
-main.add_command(top_command)
-main.add_command(proc_group)
-config_group.add_command(import_tinymonitor)
+__all__ = ["COMMANDS", "SHELLS", "XsysGroup", "main"]

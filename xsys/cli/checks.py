@@ -3,7 +3,6 @@ output), ``run NAME`` (``checks.run``) and ``watch`` (``checks.subscribe``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from typing import Any
@@ -17,15 +16,14 @@ from xsys.cli.common import (
     pass_state,
     table,
 )
-from xsys.units import format_duration
+from xsys.cli.lazy import XsysGroup
+from xsys.units import format_duration, format_time
 
 Result = dict[str, Any]
 
 
 def _when(ts: Any) -> str:
-    if not isinstance(ts, (int, float)):
-        return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return format_time(ts)
 
 
 def _state(row: Result) -> str:
@@ -69,7 +67,7 @@ def down_exit_code(r: Result) -> int:
     return 1 if any(c["state"] != "up" for c in rows) else 0
 
 
-@click.group("checks", invoke_without_command=True)
+@click.group("checks", cls=XsysGroup, invoke_without_command=True)
 @click.pass_context
 def checks_group(ctx: click.Context) -> None:
     """Service checks: states (the default), run one now, watch state changes."""

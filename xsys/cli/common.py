@@ -18,8 +18,12 @@ method's params, or None when they are its parameters as they are (``method_comm
 Commands that stream (``watch``, ``monitor watch``, ``fs cat``/``tail``) take
 ``pass_state`` and ``json_option`` and print through ``CliState.emit_line``/``hint``.
 
-Exit codes: 0 ok, 1 the daemon answered with an error (or the command failed), 2 the
-daemon is not reachable or not trusted.
+Exit codes: 0 ok, 1 the daemon answered with an error (or the command failed), 2 a usage
+error (Click's, or the daemon's -32602 invalid_params) or the daemon is not reachable or
+not trusted.
+
+Start-up: this module imports only Click and the standard library; the client (msgpack,
+sockets) is imported when a command first connects (see docs/cli.md, "Start-up").
 """
 
 from __future__ import annotations
@@ -27,17 +31,19 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from xsys.client import Client, UntrustedServer
-from xsys.protocol import ConnectionClosed, DaemonNotRunning, XsysError, default_socket_path
-from xsys.units import format_bytes, format_duration
+from xsys.units import format_bytes, format_duration, format_field, format_percent, format_time
+
+if TYPE_CHECKING:
+    from xsys.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,8 +52,10 @@ Params = Mapping[str, Any]
 #: A renderer: a method's result -> the text to print (``None``: print nothing). Pure.
 Renderer = Callable[[Any], "str | None"]
 
-#: Exit codes: 0 ok, 1 the daemon answered with an error, 2 the daemon is not reachable.
+#: Exit codes: 0 ok, 1 the daemon answered with an error, 2 a usage error (as Click's,
+#: and the daemon's -32602 invalid_params) or the daemon is not reachable.
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_UNREACHABLE = 2
 
 #: ``CliState.connected``'s default: the ``--timeout`` of the root command.
@@ -90,6 +98,8 @@ class CliState:
     @property
     def socket_path(self) -> str:
         """The socket the CLI talks to."""
+        from xsys.protocol import default_socket_path
+
         return self.socket or default_socket_path()
 
     @contextmanager
@@ -97,7 +107,17 @@ class CliState:
         """A connected ``Client`` (``timeout`` seconds per answer, ``None`` for none; by
         default the root's ``--timeout``). Exits 2 with one line when the daemon is down,
         refuses us, is not trusted or the connection drops; exits 1 with the error's name,
-        code, message and data when a call fails, and with the message on a timeout."""
+        code, message and data when a call fails (2 for -32602 invalid_params, a usage
+        error), and with the message on a timeout."""
+        from xsys.client import Client
+        from xsys.protocol import (
+            ConnectionClosed,
+            DaemonNotRunning,
+            InvalidParams,
+            UntrustedServer,
+            XsysError,
+        )
+
         try:
             client = Client(self.socket_path,
                             timeout=self.timeout if timeout == ROOT_TIMEOUT else timeout)
@@ -115,7 +135,8 @@ class CliState:
                  EXIT_UNREACHABLE)
         except XsysError as exc:
             detail = f" {json.dumps(exc.data, default=str)}" if exc.data else ""
-            fail(f"{exc.name} ({exc.code}): {exc.message}{detail}")
+            fail(f"{exc.name} ({exc.code}): {exc.message}{detail}",
+                 EXIT_USAGE if isinstance(exc, InvalidParams) else EXIT_ERROR)
         except TimeoutError as exc:
             fail(str(exc))
         finally:
@@ -366,6 +387,16 @@ def human_bytes(n: Any) -> str:
     return format_bytes(n, iec=True)
 
 
+def human_percent(p: Any) -> str:
+    """``22.73`` -> ``22.7%`` (``xsys.units.format_percent``); blanks for None."""
+    return format_percent(p) if isinstance(p, (int, float)) else ""
+
+
+def human_time(ts: Any) -> str:
+    """Epoch seconds -> local ISO-8601 (``xsys.units.format_time``); blanks for None."""
+    return format_time(ts)
+
+
 def human_rate(n: Any) -> str:
     """Bytes per second, human readable."""
     return "" if n is None else f"{human_bytes(n)}/s"
@@ -378,8 +409,15 @@ def human_seconds(s: Any) -> str:
     return format_duration(s)
 
 
+def one_line(text: str) -> str:
+    """``text`` with newlines, tabs and other control characters as spaces (a cell or a
+    field never breaks a table's lines)."""
+    return text if text.isprintable() else "".join(
+        ch if ch.isprintable() else " " for ch in text)
+
+
 def cell(value: Any) -> str:
-    """One table cell: floats to 2 decimals, lists joined, None blank."""
+    """One table cell on one line: floats to 2 decimals, lists joined, None blank."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -388,12 +426,36 @@ def cell(value: Any) -> str:
         return f"{value:.2f}"
     if isinstance(value, (list, tuple)):
         return ", ".join(cell(v) for v in value)
-    return str(value)
+    return one_line(str(value))
+
+
+def terminal_columns() -> int:
+    """The terminal's width in columns: ``$COLUMNS`` when set, else stdout's terminal,
+    else 80 (``shutil.get_terminal_size``'s rules, without importing shutil)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+#: ``table``'s default ``fit``: the terminal's width when stdout is a terminal, else none.
+AUTO_FIT = -1
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
-          right: Sequence[int] = ()) -> str:
-    """A plain aligned text table; column indexes in ``right`` are right-aligned."""
+          right: Sequence[int] = (), fit: int | None = AUTO_FIT) -> str:
+    """A plain aligned text table; column indexes in ``right`` are right-aligned. ``fit``:
+    a width in columns; the last column (a command line, addresses) is cut so that no
+    line is longer (the other columns are never cut). By default (``AUTO_FIT``) the
+    terminal's width when stdout is one, as ps does; None: never cut."""
+    if fit == AUTO_FIT:
+        fit = terminal_columns() if sys.stdout.isatty() else None
     text = [[cell(v) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text:
@@ -405,10 +467,35 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
         return "  ".join(parts).rstrip()
     lines = [fmt(list(headers))]
     lines += [fmt(r) for r in text]
+    if fit is not None:
+        lines = [line[:max(fit, sum(widths[:-1]) + 2 * (len(widths) - 1) + 1)]
+                 for line in lines]
     return "\n".join(lines)
 
 
-def pairs(items: Sequence[tuple[str, Any]]) -> str:
-    """``key: value`` lines aligned on the colon."""
+def pairs(items: Sequence[tuple[str, Any]], fit: int | None = AUTO_FIT) -> str:
+    """``key: value`` lines aligned on the colon; a value longer than ``fit`` columns
+    (default: the terminal's when stdout is one, see ``table``) wraps under itself."""
+    if fit == AUTO_FIT:
+        fit = terminal_columns() if sys.stdout.isatty() else None
     width = max((len(k) for k, _ in items), default=0)
-    return "\n".join(f"{k + ':':<{width + 1}} {cell(v)}" for k, v in items)
+    lines = []
+    for k, v in items:
+        head = f"{k + ':':<{width + 1}} "
+        text = cell(v)
+        if fit is None or len(head) + len(text) <= fit or fit - len(head) < 20:
+            lines.append((head + text).rstrip())
+            continue
+        import textwrap
+
+        lines += textwrap.wrap(text, fit, initial_indent=head,
+                               subsequent_indent=" " * len(head), break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+def field_cell(name: str, value: Any) -> str:
+    """A result field for people, by the unit its name carries (``_bytes`` IEC,
+    ``percent`` with ``%``, ``_at`` local ISO-8601, ``_s`` seconds:
+    ``xsys.units.format_field``), else ``cell``."""
+    shown = format_field(name, value)
+    return cell(value) if shown is None else shown

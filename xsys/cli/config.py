@@ -10,6 +10,7 @@ import click
 
 from xsys.cli.common import fail, renders, table
 from xsys.cli.effective import resolved_defaults
+from xsys.cli.lazy import Lazy, LazyGroup
 from xsys.config import Config, ConfigError, load_config, to_dict
 
 
@@ -29,7 +30,9 @@ def _set(tree: dict[str, Any], key: str, value: Any) -> None:
     tree[leaf] = value
 
 
-@click.group("config")
+@click.group("config", cls=LazyGroup, lazy={"import-tinymonitor": Lazy(
+    "xsys.cli.monitor:import_tinymonitor",
+    "Print the xsys equivalent (JSON) of a TinyMonitor config.json.")})
 def config_group() -> None:
     """Inspect and convert configuration."""
 

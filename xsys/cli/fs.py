@@ -19,12 +19,14 @@ import click
 from xsys.cli.common import (
     CliState,
     human_bytes,
+    human_time,
     json_option,
     method_command,
     pairs,
     pass_state,
     table,
 )
+from xsys.cli.lazy import XsysGroup
 from xsys.protocol import TooLarge
 from xsys.units import parse_bytes
 
@@ -51,10 +53,8 @@ def _all_absolute(_ctx: click.Context, _param: click.Parameter,
 
 
 def when(ts: float | None) -> str:
-    """Epoch seconds as local ``YYYY-MM-DD HH:MM``."""
-    if ts is None:
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    """Epoch seconds as local ISO-8601 (``xsys.units.format_time``)."""
+    return human_time(ts)
 
 
 def mode_string(kind: str, mode: int) -> str:
@@ -65,7 +65,7 @@ def mode_string(kind: str, mode: int) -> str:
     return stat_mod.filemode(bits | mode)
 
 
-@click.group("fs")
+@click.group("fs", cls=XsysGroup)
 def fs_group() -> None:
     """Files through the daemon, confined to its fs.roots."""
 
@@ -83,7 +83,7 @@ def render_list(r: Result) -> str:
             name += f" -> {e['symlink_target']}"
         rows.append([mode_string(e["type"], e["mode"]), human_bytes(e["size"]),
                      when(e["mtime_at"]), name])
-    return table(rows, ["MODE", "SIZE", "MODIFIED", "NAME"], right=(1,))
+    return table(rows, ["MODE", "SIZE", "MODIFIED", "NAME"], right=(1,), fit=None)
 
 
 def list_notes(r: Result) -> list[str]:
@@ -146,7 +146,8 @@ def render_du(r: Result) -> str:
 def render_find(r: Result) -> str:
     """``fs.find``: type, size, mtime and path of each match."""
     return table([[e["type"], human_bytes(e["size"]), when(e["mtime_at"]), e["path"]]
-                  for e in r["entries"]], ["TYPE", "SIZE", "MODIFIED", "PATH"], right=(1,))
+                  for e in r["entries"]], ["TYPE", "SIZE", "MODIFIED", "PATH"], right=(1,),
+                 fit=None)
 
 
 def find_notes(r: Result) -> list[str]:
@@ -172,7 +173,8 @@ def render_chmod(r: Result) -> str:
 @click.option("-r", "--recursive", is_flag=True, help="Descend into subdirectories.")
 @click.option("-a", "--all", "include_hidden", is_flag=True, help="Include dot files.")
 @click.option("--glob", default=None, help="Only names matching this pattern.")
-@click.option("--limit", type=int, default=None, help="At most this many entries.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many entries (the first by name).")
 def ls(**params: Any) -> None:
     """List a directory."""
 
@@ -185,8 +187,9 @@ def stat(**params: Any) -> None:
 
 @fs_group.command("cat")
 @click.argument("path", callback=_absolute)
-@click.option("--offset", type=int, default=0, help="First byte.")
-@click.option("--length", type=int, default=None, help="Bytes to print (default: all).")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="First byte.")
+@click.option("--length", type=click.IntRange(min=0), default=None,
+              help="Bytes to print (default: all).")
 @pass_state
 def cat(state: CliState, path: str, offset: int, length: int | None) -> None:
     """Print a file (streamed in pieces, so any size works)."""
@@ -317,9 +320,10 @@ def _size(value: str | None) -> int | None:
 @click.option("--type", "kind", type=click.Choice(["file", "dir", "symlink"]), default=None)
 @click.option("--min-size", default=None, help="At least this size (e.g. 10M).")
 @click.option("--max-size", default=None, help="At most this size.")
-@click.option("--newer", "newer_s", type=float, default=None,
+@click.option("--newer", "newer_s", type=click.FloatRange(min=0), default=None,
               help="Modified within the last N seconds.")
-@click.option("--limit", type=int, default=None, help="At most this many results.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many results.")
 def find(path: str, name: str | None, regex: str | None, kind: str | None,
          min_size: str | None, max_size: str | None, newer_s: float | None,
          limit: int | None) -> Result:
@@ -332,7 +336,7 @@ def find(path: str, name: str | None, regex: str | None, kind: str | None,
 
 @fs_group.command("tail")
 @click.argument("path", callback=_absolute)
-@click.option("-n", "--lines", type=int, default=10, show_default=True)
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=10, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what is appended "
                                                     "(watch.add), until Ctrl-C.")
 @json_option

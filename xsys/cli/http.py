@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from xsys.cli.common import fail
+from xsys.cli.lazy import XsysCommand, XsysGroup
 from xsys.config import ConfigError, load_config
 
 
-@click.group("http")
+@click.group("http", cls=XsysGroup)
 def http_group() -> None:
     """The HTTP gateway (/metrics, /health, the REST mirror /api/v1)."""
 
@@ -17,9 +18,11 @@ def http_group() -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="The file `xsys serve --config` is given (for http.token/token_file).")
 def token(config_file: str | None) -> None:
-    """Print the REST mirror's bearer token: ``http.token`` when the config sets it, else
-    the content of the token file the daemon generated (readable only by the daemon's
-    user; run this as that user). Use it as ``Authorization: Bearer <token>``."""
+    """Print the REST mirror's bearer token.
+
+    That is ``http.token`` when the config sets it, else the content of the token file the
+    daemon generated (readable only by the daemon's user; run this as that user). Use it
+    as ``Authorization: Bearer <token>``."""
     from xsys.http.token import TokenFileError, read_token, token_file_path
 
     try:
@@ -51,15 +54,17 @@ def dashboard_url(host: str, port: int, token: str, https: bool = False) -> str:
     return f"{scheme}://{host}:{port}/?token={quote(token, safe='')}"
 
 
-@click.command("dashboard")
+@click.command("dashboard", cls=XsysCommand)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="The file `xsys serve --config` is given (for http.*).")
 @click.option("--open", "open_browser", is_flag=True,
               help="Open the URL in the default web browser too.")
 def dashboard(config_file: str | None, open_browser: bool) -> None:
-    """Print the live dashboard's URL, with the token (open it once: the page sets a
-    cookie and drops the token from the address bar). Needs ``http.enabled``; run it as
-    the daemon's user (the token file is readable only by that user)."""
+    """Print the live dashboard's URL, with the token.
+
+    Open it once: the page sets a cookie and drops the token from the address bar. Needs
+    http.enabled; run it as the daemon's user (the token file is readable only by that
+    user)."""
     from xsys.http.token import TokenFileError, read_token, token_file_path
 
     try:

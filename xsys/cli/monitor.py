@@ -3,7 +3,6 @@ stream; and ``xsys config import-tinymonitor FILE``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import sys
@@ -24,7 +23,8 @@ from xsys.cli.common import (
     pass_state,
     table,
 )
-from xsys.units import format_value
+from xsys.cli.lazy import XsysCommand, XsysGroup
+from xsys.units import format_time, format_value
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -39,9 +39,7 @@ def parse_duration(text: str) -> float:
 
 
 def _when(ts: Any) -> str:
-    if not isinstance(ts, (int, float)):
-        return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return format_time(ts)
 
 
 def _value(v: Any, unit: str) -> str:
@@ -51,7 +49,7 @@ def _value(v: Any, unit: str) -> str:
 Result = dict[str, Any]
 
 
-@click.group("monitor")
+@click.group("monitor", cls=XsysGroup)
 def monitor_group() -> None:
     """Threshold checks and alerts: states, history, test alerts, silences, live stream."""
 
@@ -192,24 +190,36 @@ def test(**params: Any) -> None:
     one failed)."""
 
 
+def _duration_option(_ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """``--duration`` as positive seconds (``parse_duration``); a usage error (exit 2)
+    otherwise."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise click.BadParameter(f"must be positive, got {value!r}", param=param)
+    return seconds
+
+
 @method_command(monitor_group, "silence")
 @click.option("--check", default=None, help="Check name or glob (cpu, filesystem, ...).")
 @click.option("--component", default=None, help="Component name or glob (filesystem:/var*).")
-@click.option("--duration", "-d", default="1h", show_default=True,
-              help="How long: 90s, 15m, 2h, 1d...")
+@click.option("--duration", "-d", "duration_s", default="1h", show_default=True,
+              callback=_duration_option, help="How long: 90s, 15m, 2h, 1d or 1w.")
 @click.option("--comment", "-c", default="", help="Why.")
 @click.option("--list", "list_only", is_flag=True, help="List the active silences instead.")
-def silence(check: str | None, component: str | None, duration: str, comment: str,
+def silence(check: str | None, component: str | None, duration_s: float, comment: str,
             list_only: bool) -> Call:
-    """Hold back the alerts of a check or component for a while (states still change)."""
-    if list_only or (check is None and component is None):
-        if not list_only:
-            click.echo("give --check and/or --component to add a silence; active ones:",
-                       err=True)
+    """Hold back the alerts of a check or component for a while (states still change).
+
+    An unknown check is refused (exit 2) with the list of valid ones.
+    """
+    if list_only:
         return Call("monitor.silences", {}, render_silences)
+    if not check and not component:
+        raise click.UsageError("give --check and/or --component (or --list to see the "
+                               "active silences)")
     return Call("monitor.silence", {"check": check, "component": component,
-                                    "duration_s": parse_duration(duration),
-                                    "comment": comment}, render_silence)
+                                    "duration_s": duration_s, "comment": comment},
+                render_silence)
 
 
 @method_command(monitor_group, "unsilence", "monitor.unsilence", render_unsilence)
@@ -220,7 +230,7 @@ def silence(check: str | None, component: str | None, duration: str, comment: st
 def unsilence(silence_id: str | None, check: str | None, component: str | None) -> Result:
     """Remove a silence by id, or the silences of a check/component pattern."""
     if silence_id is None and check is None and component is None:
-        fail("give a silence id, --check or --component")
+        raise click.UsageError("give a silence id, --check or --component")
     return {"silence": silence_id, "check": check, "component": component}
 
 
@@ -280,7 +290,7 @@ hysteresis, level changes sent at once, xsys's message bodies (docs/tinymonitor.
 """
 
 
-@click.command("import-tinymonitor")
+@click.command("import-tinymonitor", cls=XsysCommand)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the result to this file instead of stdout.")

@@ -23,6 +23,7 @@ from xsys.cli.common import (
     pass_state,
     table,
 )
+from xsys.cli.lazy import XsysGroup
 
 Result = dict[str, Any]
 
@@ -83,7 +84,7 @@ def failed_exit_code(g: Result) -> int:
     return 1 if g.get("state") == "failed" else 0
 
 
-@click.group("proc")
+@click.group("proc", cls=XsysGroup)
 def proc_group() -> None:
     """Supervised worker processes: start, list, status, stop, restart, scale, logs."""
 
@@ -119,7 +120,8 @@ def start(name: str, command: tuple[str, ...], instances: int, restart: str,
           max_cpu_percent: float | None, enforce: bool, max_restarts: int | None,
           restart_window: float | None, stop_signal: str | None,
           stop_timeout: float | None, log_dir: str | None, detach: bool) -> Result:
-    """Start NAME: run CMD ARGS... (after --) as a supervised group, as you."""
+    """Start NAME: run the command after -- (CMD and its ARGS) as a supervised group, as
+    you."""
     variables = {"PATH": os.environ.get("PATH", "")}
     for item in env:
         key, sep, value = item.partition("=")

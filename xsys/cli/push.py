@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from xsys.cli.common import method_command, table
+from xsys.cli.lazy import XsysGroup
 from xsys.units import format_bytes, format_duration
 
 
@@ -34,7 +35,7 @@ def disconnected_exit_code(r: dict[str, Any]) -> int:
     return 1 if any(not t["connected"] for t in r["targets"]) else 0
 
 
-@click.group("push", invoke_without_command=True)
+@click.group("push", cls=XsysGroup, invoke_without_command=True)
 @click.pass_context
 def push_group(ctx: click.Context) -> None:
     """Push mode: the backends this daemon streams to (status is the default)."""

@@ -28,6 +28,8 @@ from xml.sax.saxutils import escape
 
 import click
 
+from xsys.cli.lazy import XsysGroup
+
 #: The line every file written by ``xsys service install`` carries.
 MARKER = "Written by `xsys service install`; `xsys service uninstall` removes it."
 #: launchd's job label.
@@ -244,7 +246,7 @@ user_option = click.option("--user", is_flag=True,
                            help="A per-user service (systemd --user, launchd agent).")
 
 
-@click.group("service")
+@click.group("service", cls=XsysGroup)
 def service_group() -> None:
     """Install the daemon as a system service (systemd, launchd)."""
 

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import click
 
 from xsys.cli.common import (
+    Call,
+    field_cell,
     human_bytes,
+    human_percent,
     human_rate,
     human_seconds,
+    human_time,
     method_command,
     pairs,
     table,
+    terminal_columns,
 )
+from xsys.cli.lazy import XsysGroup
 
 Result = dict[str, Any]
 
 
-@click.group("sys")
+@click.group("sys", cls=XsysGroup)
 def sys_group() -> None:
-    """System metrics: CPU, memory, disks, network, processes..."""
+    """System metrics: CPU, memory, disks, network, processes, sensors."""
 
 
 # ------------------------------------------------------------------------- renderers
@@ -40,13 +47,13 @@ def render_info(r: Result) -> str:
         ("load", " ".join(f"{x:.2f}" for x in r["load"])),
     ])
     disks = table([[d["mountpoint"], d["device"], d["fstype"], human_bytes(d["total_bytes"]),
-                    human_bytes(d["used_bytes"]), human_bytes(d["free_bytes"]), d["percent"]]
-                   for d in r["disks"]],
+                    human_bytes(d["used_bytes"]), human_bytes(d["free_bytes"]),
+                    human_percent(d["percent"])] for d in r["disks"]],
                   ["MOUNT", "DEVICE", "FS", "SIZE", "USED", "FREE", "USE%"],
                   right=(3, 4, 5, 6))
-    network = table([[n["name"], n["isup"], n["addresses"], human_rate(n["bytes_recv_per_s"]),
-                      human_rate(n["bytes_sent_per_s"])] for n in r["network"]],
-                    ["IFACE", "UP", "ADDRESSES", "RX", "TX"], right=(3, 4))
+    network = table([[n["name"], n["isup"], human_rate(n["bytes_recv_per_s"]),
+                      human_rate(n["bytes_sent_per_s"]), n["addresses"]] for n in r["network"]],
+                    ["IFACE", "UP", "RX", "TX", "ADDRESSES"], right=(2, 3))
     return f"{host}\n\ndisks\n{disks}\n\nnetwork\n{network}"
 
 
@@ -82,16 +89,29 @@ def render_disks(r: Result) -> str:
     """``sys.disks``: one row per mounted filesystem."""
     return table([[d["mountpoint"], d["device"], d["fstype"], human_bytes(d.get("total_bytes")),
                    human_bytes(d.get("used_bytes")), human_bytes(d.get("free_bytes")),
-                   d.get("percent"), d.get("inodes_percent")] for d in r["disks"]],
+                   human_percent(d.get("percent")), human_percent(d.get("inodes_percent"))]
+                  for d in r["disks"]],
                  ["MOUNT", "DEVICE", "FS", "SIZE", "USED", "FREE", "USE%", "INODE%"],
                  right=(3, 4, 5, 6, 7))
 
 
-def render_disk_io(r: Result) -> str:
-    """``sys.disk_io``: one row per disk and a total row."""
+#: Block devices ``sys disk-io`` hides unless ``--all``: loop and RAM disks, the devices
+#: ``sys disks`` (the daemon's ``sys.disks``) leaves out unless ``--all`` too.
+HIDDEN_DEVICES = ("loop", "ram")
+
+
+def is_hidden_device(name: str) -> bool:
+    """True for a loop or RAM block device name (``loop3``, ``/dev/loop3``, ``ram0``)."""
+    return name.rsplit("/", 1)[-1].startswith(HIDDEN_DEVICES)
+
+
+def render_disk_io(r: Result, show_all: bool = False) -> str:
+    """``sys.disk_io``: one row per disk (loop and RAM devices only with ``show_all``)
+    and a total row (whole disks only, as the daemon counts it)."""
     rows = [[name, human_rate(d.get("read_bytes_per_s")), human_rate(d.get("write_bytes_per_s")),
              human_bytes(d.get("read_bytes")), human_bytes(d.get("write_bytes"))]
-            for name, d in sorted(r.get("disks", {}).items())]
+            for name, d in sorted(r.get("disks", {}).items())
+            if show_all or not is_hidden_device(name)]
     t = r["total"]
     rows.append(["total", human_rate(t.get("read_bytes_per_s")),
                  human_rate(t.get("write_bytes_per_s")), human_bytes(t.get("read_bytes")),
@@ -99,14 +119,21 @@ def render_disk_io(r: Result) -> str:
     return table(rows, ["DISK", "READ/S", "WRITE/S", "READ", "WRITTEN"], right=(1, 2, 3, 4))
 
 
+def disk_io_notes(r: Result) -> list[str]:
+    """How many loop/RAM devices the table left out (when any)."""
+    hidden = sum(1 for name in r.get("disks", {}) if is_hidden_device(name))
+    return [f"({hidden} loop/RAM devices hidden; --all shows them)"] if hidden else []
+
+
 def render_network(r: Result) -> str:
-    """``sys.network``: one row per interface."""
-    return table([[n["name"], n["isup"], n.get("mac") or "",
-                   [a["address"] for a in n["addresses"]], n["mtu_bytes"], n["speed_mbps"],
-                   human_rate(n.get("bytes_recv_per_s")),
-                   human_rate(n.get("bytes_sent_per_s"))] for n in r["interfaces"]],
-                 ["IFACE", "UP", "MAC", "ADDRESSES", "MTU", "MBPS", "RX", "TX"],
-                 right=(4, 5, 6, 7))
+    """``sys.network``: one row per interface, the addresses last (cut to a terminal's
+    width: ``--json`` has them all)."""
+    return table([[n["name"], n["isup"], n["mtu_bytes"], n["speed_mbps"],
+                   human_rate(n.get("bytes_recv_per_s")), human_rate(n.get("bytes_sent_per_s")),
+                   n.get("mac") or "", [a["address"] for a in n["addresses"]]]
+                  for n in r["interfaces"]],
+                 ["IFACE", "UP", "MTU", "MBPS", "RX", "TX", "MAC", "ADDRESSES"],
+                 right=(2, 3, 4, 5))
 
 
 def render_load(r: Result) -> str:
@@ -117,20 +144,35 @@ def render_load(r: Result) -> str:
                  ["", "1m", "5m", "15m"], right=(1, 2, 3))
 
 
-def render_processes(r: Result) -> str:
-    """``sys.processes``: one row per process."""
-    return table([[p["pid"], p["username"], f"{p['cpu_percent']:.1f}",
-                   f"{p['memory_percent']:.1f}", human_bytes(p["memory_rss_bytes"]),
-                   p["status"], p["name"]] for p in r["processes"]],
-                 ["PID", "USER", "CPU%", "MEM%", "RSS", "STATUS", "NAME"],
-                 right=(0, 2, 3, 4))
+def command_line(p: Result) -> str:
+    """A process's command line (argv joined), or ``[name]`` when it has none (kernel
+    threads, as ps shows them)."""
+    argv = p.get("cmdline") or []
+    return " ".join(argv) if argv else f"[{p.get('name', '')}]"
+
+
+def render_processes(r: Result, width: int | None = None) -> str:
+    """``sys.processes``: one row per process, the command line last, cut to ``width``
+    columns (None: whole lines)."""
+    return table([[p["pid"], p["username"], human_percent(p["cpu_percent"]),
+                   human_percent(p["memory_percent"]), human_bytes(p["memory_rss_bytes"]),
+                   p["status"], command_line(p)] for p in r["processes"]],
+                 ["PID", "USER", "CPU%", "MEM%", "RSS", "STATUS", "COMMAND"],
+                 right=(0, 2, 3, 4), fit=width)
 
 
 def render_process(r: Result) -> str:
-    """``sys.process``: its scalar fields as lines, the command line last."""
-    items: list[tuple[str, Any]] = [(k, v) for k, v in r.items()
+    """``sys.process``: its scalar fields as lines (formatted by their unit: bytes, %,
+    times), the command line last."""
+    items: list[tuple[str, Any]] = [(k, field_cell(k, v)) for k, v in r.items()
                                     if not isinstance(v, dict) and k != "cmdline"]
-    items.append(("cmdline", " ".join(r.get("cmdline") or [])))
+    for key in ("memory_info", "io_counters", "cpu_times_s"):
+        sub = r.get(key)
+        if isinstance(sub, dict):
+            suffix = "_s" if key == "cpu_times_s" else ""
+            items.append((key, ", ".join(f"{k} {field_cell(k + suffix, v)}"
+                                         for k, v in sub.items())))
+    items.append(("cmdline", command_line(r)))
     return pairs(items)
 
 
@@ -155,7 +197,7 @@ def render_sensors(r: Result) -> str:
 
 def render_users(r: Result) -> str:
     """``sys.users``: one row per login session."""
-    return table([[u["name"], u["terminal"], u["host"], u["started_at"]]
+    return table([[u["name"], u["terminal"], u["host"], human_time(u["started_at"])]
                   for u in r["users"]],
                  ["USER", "TTY", "HOST", "SINCE"])
 
@@ -191,14 +233,17 @@ def memory() -> None:
 
 
 @method_command(sys_group, "disks", "sys.disks", render_disks)
-@click.option("--all", is_flag=True, help="Include pseudo filesystems.")
+@click.option("--all", is_flag=True,
+              help="Include loop devices, pseudo filesystems and duplicate mounts.")
 def disks(**params: Any) -> None:
-    """Mounted filesystems with usage."""
+    """Mounted filesystems with usage (loop devices hidden unless --all)."""
 
 
-@method_command(sys_group, "disk-io", "sys.disk_io", render_disk_io)
-def disk_io() -> None:
-    """Disk I/O counters and rates per disk."""
+@method_command(sys_group, "disk-io", "sys.disk_io", render_disk_io, notes=disk_io_notes)
+@click.option("--all", "show_all", is_flag=True, help="Include loop and RAM devices.")
+def disk_io(show_all: bool) -> Call:
+    """Disk I/O counters and rates per disk (loop devices hidden unless --all)."""
+    return Call("sys.disk_io", {}, partial(render_disk_io, show_all=show_all))
 
 
 @method_command(sys_group, "network", "sys.network", render_network)
@@ -214,15 +259,18 @@ def load() -> None:
 @method_command(sys_group, "processes", "sys.processes", render_processes)
 @click.option("--sort", type=click.Choice(["cpu", "memory", "pid", "name"]), default="cpu",
               show_default=True)
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--name", default=None, help="Glob on the process name.")
 @click.option("--user", default=None, help="Only this user's processes.")
-def processes(**params: Any) -> None:
-    """Processes, busiest first."""
+@click.option("--full", is_flag=True, help="Whole command lines (default: cut to the terminal).")
+def processes(full: bool, **params: Any) -> Call:
+    """Processes, busiest first, with their command lines."""
+    width = None if full else terminal_columns()
+    return Call("sys.processes", params, partial(render_processes, width=width))
 
 
 @method_command(sys_group, "process", "sys.process", render_process)
-@click.argument("pid", type=int)
+@click.argument("pid", type=click.IntRange(min=0))
 def process(**params: Any) -> None:
     """One process in detail."""
 
@@ -243,7 +291,7 @@ def ports() -> None:
 
 
 @method_command(sys_group, "kill", "sys.kill", render_kill)
-@click.argument("pid", type=int)
+@click.argument("pid", type=click.IntRange(min=0))
 @click.option("--signal", default="TERM", show_default=True)
 def kill(**params: Any) -> None:
     """Signal one of your processes (needs sys.allow_kill in the daemon's config)."""

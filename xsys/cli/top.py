@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from xsys.cli.common import CliState, human_bytes, human_rate, json_option, pass_state
+from xsys.cli.lazy import XsysCommand
 from xsys.client import Subscription
 
 #: The sections ``xsys top`` subscribes to.
@@ -54,7 +55,7 @@ def plain_line(snap: dict[str, Any], sort: str = "cpu") -> str:
     return "  ".join(parts)
 
 
-@click.command("top")
+@click.command("top", cls=XsysCommand)
 @click.option("--interval", "-i", type=click.FloatRange(min=0, min_open=True),
               default=1.0, show_default=True, help="Seconds between updates.")
 @click.option("--processes", "-n", "top_n", type=click.IntRange(1, 100), default=20,

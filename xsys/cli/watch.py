@@ -9,15 +9,17 @@ from typing import Any
 
 import click
 
-from xsys.cli.common import CliState, fail, json_option, pass_state, table
+from xsys.cli.common import CliState, json_option, pass_state, table
+from xsys.cli.lazy import XsysCommand
+from xsys.units import format_time
 
 EVENT_TYPES = ("created", "modified", "deleted", "moved")
 
 
 def format_event(event: dict[str, Any]) -> str:
-    """``12:00:01.234  modified  /path`` (``src -> dest`` for moves, ``/`` after dirs)."""
-    ts = event.get("ts") or time.time()
-    stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03}"
+    """``2026-11-30T12:00:01.234  modified  /path`` (local ISO-8601; ``src -> dest`` for
+    moves, ``/`` after dirs)."""
+    stamp = format_time(event.get("ts") or time.time(), timespec="milliseconds")
     slash = "/" if event.get("is_dir") else ""
     what = f"{event['path']}{slash}"
     if event.get("dest_path"):
@@ -36,7 +38,7 @@ def _events_option(value: str | None) -> list[str] | None:
     return chosen
 
 
-@click.command("watch")
+@click.command("watch", cls=XsysCommand)
 @click.argument("paths", nargs=-1)
 @click.option("-r", "--recursive", is_flag=True, help="Watch subdirectories too.")
 @click.option("--ignore", "ignore", multiple=True, metavar="GLOB",
@@ -45,7 +47,7 @@ def _events_option(value: str | None) -> list[str] | None:
               help="Only paths matching this gitignore-style pattern (repeatable).")
 @click.option("--events", "events", default=None, metavar="TYPES",
               help="Comma-separated subset of created,modified,deleted,moved.")
-@click.option("--debounce-ms", type=int, default=0, show_default=True,
+@click.option("--debounce-ms", type=click.IntRange(min=0), default=0, show_default=True,
               help="Merge repeated events for one path within this window.")
 @click.option("--include-dirs", is_flag=True, help="Report directories themselves too.")
 @click.option("--list", "list_only", is_flag=True,
@@ -55,7 +57,7 @@ def _events_option(value: str | None) -> list[str] | None:
 def watch_command(state: CliState, paths: tuple[str, ...], recursive: bool,
                   ignore: tuple[str, ...], patterns: tuple[str, ...], events: str | None,
                   debounce_ms: int, include_dirs: bool, list_only: bool) -> None:
-    """Print file changes under PATH... as they happen, until Ctrl-C.
+    """Print file changes under PATHS as they happen, until Ctrl-C.
 
     One line per event (``--json``: one JSON object per line). When events were lost
     (kernel queue overflow, slow reader) a notice goes to stderr: rescan then. Ends by
@@ -65,7 +67,7 @@ def watch_command(state: CliState, paths: tuple[str, ...], recursive: bool,
         state.emit(state.call("watch.list"), render_list)
         return
     if not paths:
-        fail("give at least one PATH to watch (or --list)")
+        raise click.UsageError("give at least one PATH to watch (or --list)")
     params: dict[str, Any] = {
         "paths": [os.path.abspath(os.path.expanduser(p)) for p in paths],
         "recursive": recursive, "debounce_ms": debounce_ms, "include_dirs": include_dirs,

@@ -4,7 +4,7 @@
     from xsys.client import Client
     with Client() as c:                       # socket from XSYS_SOCKET or the defaults
         print(c.sys.memory()["virtual"]["percent"])
-        print(c.sys.processes(sort="memory", limit=5))     # typed, keyword arguments
+        print(c.sys.process(1234))              # by position or by name: pid=1234
         print(c.call("sys.processes", sort="memory", limit=5))   # any method by name
         with c.watch.add(paths=["/tmp"]) as sub:
             for event in sub:                 # notification params, until closed
@@ -37,10 +37,13 @@ msgpack bin. File names in results come back as ``bytes`` where they are not UTF
 
 Layout (httpx's split): ``_core`` (no I/O: ids, params, frames, routing, event queues),
 ``_trust`` (the uid checks), ``sync`` and ``aio`` (the sockets), ``_methods`` (generated
-wrappers) and ``_codegen`` (their generator).
+wrappers) and ``_codegen`` (their generator). ``aio`` (and so asyncio) is imported on first
+use of ``AsyncClient``: the blocking client starts without it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -52,8 +55,10 @@ from xsys.client._core import (
 )
 from xsys.client._methods import METHOD_NAMES, STREAMS, UNSUBSCRIBE
 from xsys.client._trust import SERVER_UID_ENV, UntrustedServer, trusted_server_uids
-from xsys.client.aio import AsyncClient, AsyncSubscription
 from xsys.client.sync import Client, Subscription
+
+if TYPE_CHECKING:
+    from xsys.client.aio import AsyncClient, AsyncSubscription
 
 # Names this module offered when it was one file (xsys/client.py), kept importable.
 from xsys.protocol import (
@@ -69,6 +74,19 @@ from xsys.protocol import (
     error_from_wire,
     unpackb,
 )
+
+
+def __getattr__(name: str) -> Any:
+    """``AsyncClient`` and ``AsyncSubscription``, imported on first use so that the blocking
+    client (and the CLI built on it) never imports asyncio. ``AttributeError`` otherwise."""
+    if name in ("AsyncClient", "AsyncSubscription"):
+        from xsys.client import aio
+
+        value = getattr(aio, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xsys.client' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",

@@ -505,9 +505,18 @@ def _method_doc(p: Plan, sub_type: str) -> str:
     return _docstring_of(lines, 8)
 
 
+def positional_order(params: Sequence[Param]) -> list[Param]:
+    """A wrapper's parameters in the order they are taken by position: the required ones,
+    then the optional ones, each in the registry's order (Python puts no parameter without
+    a default after one with a default)."""
+    return [q for q in params if q.required] + [q for q in params if not q.required]
+
+
 def _signature(p: Plan, is_async: bool, ret: str, shadowed: list[str]) -> list[str]:
-    lines = [f"    {'async ' if is_async else ''}def {p.member}(", "        self,", "        *,"]
-    for q in p.params:
+    lines = [f"    {'async ' if is_async else ''}def {p.member}(", "        self,"]
+    # The method's parameters by position or by name (required ones first, each group in
+    # the registry's order); the call's own options (on_progress, timeout) by name only.
+    for q in positional_order(p.params):
         default = "" if q.required else f" = {literal(q.default)}"
         rest = qualify(q.rest, shadowed)
         if q.literals is not None:
@@ -523,6 +532,7 @@ def _signature(p: Plan, is_async: bool, ret: str, shadowed: list[str]) -> list[s
         else:
             line = f"        {q.name}: {rest}{default},"
         lines.append(_fit(line))
+    lines.append("        *,")
     if p.progress:
         lines.append("        on_progress: ProgressCallback | None = None,")
     lines.append("        timeout: Timeout = USE_CLIENT_DEFAULT,")
@@ -625,8 +635,7 @@ def render(methods: Sequence[Mapping[str, Any]]) -> str:
     abc = [n for n in ("Mapping", "Sequence") if uses[n]]
     if abc:
         out.append(f"from collections.abc import {', '.join(abc)}\n")
-    typing_names = ["TYPE_CHECKING", "Any", *(n for n in ("Literal", "TypedDict") if uses[n]),
-                    "cast"]
+    typing_names = ["TYPE_CHECKING", "Any", *(n for n in ("Literal",) if uses[n]), "cast"]
     out.append(f"from typing import {', '.join(typing_names)}\n\n")
     core = ["USE_CLIENT_DEFAULT", *(n for n in ("FsPath",) if uses[n]), "NamespaceBase",
             *(n for n in ("ProgressCallback",) if uses[n]), "Timeout",
@@ -634,10 +643,19 @@ def render(methods: Sequence[Mapping[str, Any]]) -> str:
     out.append("from xsys.client._core import (\n" + "".join(f"    {n},\n" for n in core)
                + ")\n\n")
     out.append("if TYPE_CHECKING:\n")
-    if classes.not_required:
-        out.append("    from typing import NotRequired\n\n")
+    checking = [n for n, used in (("NotRequired", classes.not_required),
+                                  ("TypedDict", uses["TypedDict"])) if used]
+    if checking:
+        out.append(f"    from typing import {', '.join(checking)}\n\n")
     out.append("    from xsys.client.aio import AsyncClient, AsyncSubscription\n"
-               "    from xsys.client.sync import Client, Subscription\n\n")
+               "    from xsys.client.sync import Client, Subscription\n")
+    if uses["TypedDict"]:
+        out.append("else:\n"
+                   "    # Results are plain dicts: at run time the TypedDicts below are\n"
+                   "    # RuntimeTypedDict classes that keep their annotations as text\n"
+                   "    # (typing.TypedDict would compile each one at import).\n"
+                   "    from xsys.client._core import RuntimeTypedDict as TypedDict\n")
+    out.append("\n")
 
     names = [p.name for p in plans]
     out.append("#: Every method the daemon offered when this file was generated.\n")

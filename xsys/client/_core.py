@@ -330,6 +330,28 @@ class DynamicNamespace:
         return wrapper
 
 
+class _RuntimeTypedDictMeta(type):
+    """Lets ``RuntimeTypedDict("Name", {"key": "type"})`` (the functional form, for keys
+    that are not identifiers) make a class, as ``typing.TypedDict`` does."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if (cls is RuntimeTypedDict and len(args) == 2 and isinstance(args[0], str)
+                and isinstance(args[1], dict) and not kwargs):
+            name, fields = args
+            return _RuntimeTypedDictMeta(name, (RuntimeTypedDict,),
+                                         {"__annotations__": dict(fields)})
+        return super().__call__(*args, **kwargs)
+
+
+class RuntimeTypedDict(dict[str, Any], metaclass=_RuntimeTypedDictMeta):
+    """What the generated result TypedDicts (``xsys.client._methods``) are at run
+    time: a ``dict`` subclass keeping its annotations as text. The results themselves are
+    plain dicts; the classes only name their keys for type checkers, which see
+    ``typing.TypedDict`` (``if TYPE_CHECKING``). ``typing.TypedDict`` would compile every
+    field's annotation when the module is imported (about 20 ms, paid by every CLI call).
+    """
+
+
 class NamespaceBase(Generic[C]):
     """Base of the generated namespace classes (``SysMethods``...): holds the client;
     at run time an unknown method falls back to ``DynamicNamespace``."""

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -19,10 +19,15 @@ from xsys.client._core import (
 )
 
 if TYPE_CHECKING:
-    from typing import NotRequired
+    from typing import NotRequired, TypedDict
 
     from xsys.client.aio import AsyncClient, AsyncSubscription
     from xsys.client.sync import Client, Subscription
+else:
+    # Results are plain dicts: at run time the TypedDicts below are
+    # RuntimeTypedDict classes that keep their annotations as text
+    # (typing.TypedDict would compile each one at import).
+    from xsys.client._core import RuntimeTypedDict as TypedDict
 
 #: Every method the daemon offered when this file was generated.
 METHOD_NAMES: tuple[str, ...] = (
@@ -1395,8 +1400,8 @@ class ChecksMethods(NamespaceBase["Client"]):
 
     def run(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ServiceCheck:
         """Probe one check now (its restart action runs if due) and return its row.
@@ -1437,8 +1442,8 @@ class ChecksMethods(NamespaceBase["Client"]):
 
     def subscribe(
         self,
-        *,
         name: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Stream the checks' state changes: ``checks.change`` notifications.
@@ -1467,8 +1472,8 @@ class ChecksMethods(NamespaceBase["Client"]):
 
     def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChecksUnsubscribed:
         """End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -1494,9 +1499,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def chmod(
         self,
-        *,
         path: FsPath,
         mode: int | str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChmodResult:
         """Set a file's permission bits (symlinks followed): ``{path, mode}``.
@@ -1518,11 +1523,11 @@ class FsMethods(NamespaceBase["Client"]):
 
     def copy(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -1556,8 +1561,8 @@ class FsMethods(NamespaceBase["Client"]):
 
     def du(
         self,
-        *,
         path: FsPath,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskUsage:
@@ -1583,8 +1588,8 @@ class FsMethods(NamespaceBase["Client"]):
 
     def exists(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Existence:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
@@ -1605,7 +1610,6 @@ class FsMethods(NamespaceBase["Client"]):
 
     def find(
         self,
-        *,
         path: FsPath,
         name: str | None = None,
         regex: str | None = None,
@@ -1614,6 +1618,7 @@ class FsMethods(NamespaceBase["Client"]):
         max_size: int | None = None,
         modified_since: float | None = None,
         limit: int | None = None,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
@@ -1656,9 +1661,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def hash(
         self,
-        *,
         path: FsPath,
         algorithm: Literal["sha256", "sha1", "md5", "blake2b"] = "sha256",
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HashResult:
@@ -1686,19 +1691,20 @@ class FsMethods(NamespaceBase["Client"]):
 
     def list(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
         glob: str | None = None,
         include_hidden: bool = False,
         limit: int | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
-        Sorted by name (relative path when recursive); never more than ``limit``
-        entries, ``truncated`` tells when more exist. Symlinks are listed, not followed.
+        Sorted by name (relative path when recursive); with ``limit``, the first
+        ``limit`` entries by name, and ``truncated`` tells when more exist. Symlinks are
+        listed, not followed.
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -1726,9 +1732,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def mkdir(
         self,
-        *,
         path: FsPath,
         parents: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MkdirResult:
         """Create a directory: ``{path, created}``.
@@ -1753,11 +1759,11 @@ class FsMethods(NamespaceBase["Client"]):
 
     def move(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = True,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -1790,11 +1796,11 @@ class FsMethods(NamespaceBase["Client"]):
 
     def read(
         self,
-        *,
         path: FsPath,
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
@@ -1823,9 +1829,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def remove(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> RemoveResult:
@@ -1854,8 +1860,8 @@ class FsMethods(NamespaceBase["Client"]):
 
     def stat(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> FileInfo:
         """Metadata of one entry (a symlink is described itself, with its target).
@@ -1879,9 +1885,9 @@ class FsMethods(NamespaceBase["Client"]):
 
     def tail(
         self,
-        *,
         path: FsPath,
         lines: int = 10,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TailResult:
         """The last lines of a text file: ``{path, lines: [str], size}``.
@@ -1906,13 +1912,13 @@ class FsMethods(NamespaceBase["Client"]):
 
     def write(
         self,
-        *,
         path: FsPath,
         data: bytes | str,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
@@ -1958,12 +1964,12 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def add(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Add to a gauge (declared on first use; a negative value subtracts).
@@ -1990,12 +1996,12 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def inc(
         self,
-        *,
         name: str,
         value: float = 1.0,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Increase a counter (declared on first use; the name ends in ``_total``).
@@ -2050,13 +2056,13 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def observe(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
         buckets: Sequence[float] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HistogramObserved:
         """Record an observation in a histogram (declared on first use, with ``buckets``).
@@ -2091,8 +2097,8 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def push(
         self,
-        *,
         samples: Sequence[Any],
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricsPushed:
         """Apply many updates in one frame, all or nothing.
@@ -2115,12 +2121,12 @@ class MetricsMethods(NamespaceBase["Client"]):
 
     def set(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Set a gauge (declared on first use).
@@ -2174,10 +2180,10 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def history(
         self,
-        *,
         limit: int = 50,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorHistory:
         """Recent alerts, newest first, with their delivery results.
@@ -2205,11 +2211,11 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def silence(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         duration_s: float = 3600.0,
         comment: str = "",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SilenceRecord:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
@@ -2217,7 +2223,8 @@ class MonitorMethods(NamespaceBase["Client"]):
 
         Returns the silence ``{"id", "check", "component", "starts_at", "ends_at",
         "comment", "created_by"}``; -32602 when neither ``check`` nor ``component`` is
-        given, -32005 when too many silences are active.
+        given or ``check`` matches no check (data ``valid``: the check names), -32005 when
+        too many silences are active.
 
         Args:
             check: check name or glob (cpu, filesystem, ...).
@@ -2289,10 +2296,10 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def subscribe(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         severity: Literal["warning", "critical"] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Stream alerts as they are sent: ``monitor.alert`` notifications.
@@ -2322,7 +2329,6 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def test(
         self,
-        *,
         provider: Literal[
             "google_chat",
             "ntfy",
@@ -2332,6 +2338,7 @@ class MonitorMethods(NamespaceBase["Client"]):
             "alertmanager",
             "console",
         ] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
@@ -2356,10 +2363,10 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def unsilence(
         self,
-        *,
         silence: str | None = None,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Unsilenced:
         """Remove silences by id, or by their check/component patterns.
@@ -2385,8 +2392,8 @@ class MonitorMethods(NamespaceBase["Client"]):
 
     def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorUnsubscribed:
         """End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -2428,12 +2435,12 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def logs(
         self,
-        *,
         name: str,
         lines: int = 100,
         instance: int | None = None,
         stream: Literal["stdout", "stderr"] | None = None,
         after_seq: int = 0,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcLogs:
         """The last lines of a group's output from its instances' bounded rings.
@@ -2467,8 +2474,8 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def restart(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Rolling restart: one instance at a time, the next only once the new one is ready.
@@ -2490,9 +2497,9 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def scale(
         self,
-        *,
         name: str,
         instances: int,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Change a group's number of instances (new ones get the next ids, the highest ids stop
@@ -2514,7 +2521,6 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def start(
         self,
-        *,
         name: str,
         command: Sequence[str],
         instances: int = 1,
@@ -2540,6 +2546,7 @@ class ProcMethods(NamespaceBase["Client"]):
         log_max_bytes: int = 10485760,
         log_backups: int = 3,
         detach: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Start a group of supervised worker processes.
@@ -2617,8 +2624,8 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def status(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
@@ -2643,9 +2650,9 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def stop(
         self,
-        *,
         name: str,
         remove: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
@@ -2671,8 +2678,8 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def subscribe(
         self,
-        *,
         name: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Stream the groups' lifecycle: ``proc.event`` notifications.
@@ -2703,8 +2710,8 @@ class ProcMethods(NamespaceBase["Client"]):
 
     def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcUnsubscribed:
         """End a ``proc.subscribe`` stream; -32001 when it is not one of this connection's. Returns
@@ -2821,8 +2828,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def cpu(
         self,
-        *,
         per_cpu: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> CpuUsage:
         """CPU use over the last sampling interval, times, frequency and counts.
@@ -2850,8 +2857,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def disk_io(
         self,
-        *,
         per_disk: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskIOUsage:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
@@ -2876,8 +2883,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def disks(
         self,
-        *,
         all: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Disks:
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
@@ -2928,9 +2935,9 @@ class SysMethods(NamespaceBase["Client"]):
 
     def kill(
         self,
-        *,
         pid: int,
         signal: str | int = "TERM",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SignalSent:
         """Send a signal to a process (off unless ``sys.allow_kill``).
@@ -3044,8 +3051,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def ports(
         self,
-        *,
         kind: Literal["inet", "inet4", "inet6", "tcp", "udp", "unix", "all"] = "inet",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Ports:
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
@@ -3070,8 +3077,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def process(
         self,
-        *,
         pid: int,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessDetails:
         """One process in detail; -32001 not_found when it does not exist (or is gone).
@@ -3094,11 +3101,11 @@ class SysMethods(NamespaceBase["Client"]):
 
     def processes(
         self,
-        *,
         sort: Literal["cpu", "memory", "pid", "name"] = "cpu",
         limit: int = 50,
         name: str | None = None,
         user: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessList:
         """Processes sorted and filtered; ``cpu_percent`` is over the time since the previous
@@ -3153,12 +3160,12 @@ class SysMethods(NamespaceBase["Client"]):
 
     def subscribe(
         self,
-        *,
         interval_s: float = 1.0,
         sections: Sequence[str] | None = None,
         per_cpu: bool = False,
         top_processes: int = 0,
         process_sort: Literal["cpu", "memory"] = "cpu",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
@@ -3204,8 +3211,8 @@ class SysMethods(NamespaceBase["Client"]):
 
     def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SysUnsubscribed:
         """End a ``sys.subscribe`` stream; -32001 when it is not one of this connection's. Returns
@@ -3248,7 +3255,6 @@ class WatchMethods(NamespaceBase["Client"]):
 
     def add(
         self,
-        *,
         paths: Sequence[FsPath],
         recursive: bool = False,
         patterns: Sequence[str] | None = None,
@@ -3256,6 +3262,7 @@ class WatchMethods(NamespaceBase["Client"]):
         events: Sequence[str] | None = None,
         debounce_ms: int = 0,
         include_dirs: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Subscription:
         """Subscribe to changes under paths: ``{subscription, paths}``.
@@ -3320,8 +3327,8 @@ class WatchMethods(NamespaceBase["Client"]):
 
     def remove(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WatchRemoved:
         """End one of this connection's subscriptions: ``{subscription, removed: true}``.
@@ -3348,8 +3355,8 @@ class AsyncChecksMethods(NamespaceBase["AsyncClient"]):
 
     async def run(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ServiceCheck:
         """Probe one check now (its restart action runs if due) and return its row.
@@ -3390,8 +3397,8 @@ class AsyncChecksMethods(NamespaceBase["AsyncClient"]):
 
     async def subscribe(
         self,
-        *,
         name: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Stream the checks' state changes: ``checks.change`` notifications.
@@ -3420,8 +3427,8 @@ class AsyncChecksMethods(NamespaceBase["AsyncClient"]):
 
     async def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChecksUnsubscribed:
         """End a ``checks.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -3447,9 +3454,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def chmod(
         self,
-        *,
         path: FsPath,
         mode: int | str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ChmodResult:
         """Set a file's permission bits (symlinks followed): ``{path, mode}``.
@@ -3471,11 +3478,11 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def copy(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -3514,8 +3521,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def du(
         self,
-        *,
         path: FsPath,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskUsage:
@@ -3541,8 +3548,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def exists(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Existence:
         """Whether a path exists (symlinks followed): ``{path, exists, type|nil}``.
@@ -3563,7 +3570,6 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def find(
         self,
-        *,
         path: FsPath,
         name: str | None = None,
         regex: str | None = None,
@@ -3572,6 +3578,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         max_size: int | None = None,
         modified_since: float | None = None,
         limit: int | None = None,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
@@ -3619,9 +3626,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def hash(
         self,
-        *,
         path: FsPath,
         algorithm: Literal["sha256", "sha1", "md5", "blake2b"] = "sha256",
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HashResult:
@@ -3654,19 +3661,20 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def list(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
         glob: str | None = None,
         include_hidden: bool = False,
         limit: int | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Listing:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
-        Sorted by name (relative path when recursive); never more than ``limit``
-        entries, ``truncated`` tells when more exist. Symlinks are listed, not followed.
+        Sorted by name (relative path when recursive); with ``limit``, the first
+        ``limit`` entries by name, and ``truncated`` tells when more exist. Symlinks are
+        listed, not followed.
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -3694,9 +3702,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def mkdir(
         self,
-        *,
         path: FsPath,
         parents: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MkdirResult:
         """Create a directory: ``{path, created}``.
@@ -3721,11 +3729,11 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def move(
         self,
-        *,
         src: FsPath,
         dst: FsPath,
         overwrite: bool = False,
         preserve: bool = True,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TransferResult:
@@ -3763,11 +3771,11 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def read(
         self,
-        *,
         path: FsPath,
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
@@ -3796,9 +3804,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def remove(
         self,
-        *,
         path: FsPath,
         recursive: bool = False,
+        *,
         on_progress: ProgressCallback | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> RemoveResult:
@@ -3832,8 +3840,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def stat(
         self,
-        *,
         path: FsPath,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> FileInfo:
         """Metadata of one entry (a symlink is described itself, with its target).
@@ -3857,9 +3865,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def tail(
         self,
-        *,
         path: FsPath,
         lines: int = 10,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> TailResult:
         """The last lines of a text file: ``{path, lines: [str], size}``.
@@ -3884,13 +3892,13 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
     async def write(
         self,
-        *,
         path: FsPath,
         data: bytes | str,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
@@ -3936,12 +3944,12 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def add(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Add to a gauge (declared on first use; a negative value subtracts).
@@ -3968,12 +3976,12 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def inc(
         self,
-        *,
         name: str,
         value: float = 1.0,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Increase a counter (declared on first use; the name ends in ``_total``).
@@ -4028,13 +4036,13 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def observe(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
         buckets: Sequence[float] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> HistogramObserved:
         """Record an observation in a histogram (declared on first use, with ``buckets``).
@@ -4069,8 +4077,8 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def push(
         self,
-        *,
         samples: Sequence[Any],
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricsPushed:
         """Apply many updates in one frame, all or nothing.
@@ -4093,12 +4101,12 @@ class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):
 
     async def set(
         self,
-        *,
         name: str,
         value: float,
         labels: Mapping[str, Any] | None = None,
         help: str | None = None,
         unit: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MetricValue:
         """Set a gauge (declared on first use).
@@ -4152,10 +4160,10 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def history(
         self,
-        *,
         limit: int = 50,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorHistory:
         """Recent alerts, newest first, with their delivery results.
@@ -4183,11 +4191,11 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def silence(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         duration_s: float = 3600.0,
         comment: str = "",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SilenceRecord:
         """Silence alerts of a check and/or component pattern for a while (Alertmanager style:
@@ -4195,7 +4203,8 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
         Returns the silence ``{"id", "check", "component", "starts_at", "ends_at",
         "comment", "created_by"}``; -32602 when neither ``check`` nor ``component`` is
-        given, -32005 when too many silences are active.
+        given or ``check`` matches no check (data ``valid``: the check names), -32005 when
+        too many silences are active.
 
         Args:
             check: check name or glob (cpu, filesystem, ...).
@@ -4267,10 +4276,10 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def subscribe(
         self,
-        *,
         check: str | None = None,
         component: str | None = None,
         severity: Literal["warning", "critical"] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Stream alerts as they are sent: ``monitor.alert`` notifications.
@@ -4300,7 +4309,6 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def test(
         self,
-        *,
         provider: Literal[
             "google_chat",
             "ntfy",
@@ -4310,6 +4318,7 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
             "alertmanager",
             "console",
         ] | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorTest:
         """Send a test alert through one or every enabled provider (one attempt each).
@@ -4334,10 +4343,10 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def unsilence(
         self,
-        *,
         silence: str | None = None,
         check: str | None = None,
         component: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Unsilenced:
         """Remove silences by id, or by their check/component patterns.
@@ -4363,8 +4372,8 @@ class AsyncMonitorMethods(NamespaceBase["AsyncClient"]):
 
     async def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> MonitorUnsubscribed:
         """End a ``monitor.subscribe`` stream; -32001 when it is not one of this connection's.
@@ -4406,12 +4415,12 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def logs(
         self,
-        *,
         name: str,
         lines: int = 100,
         instance: int | None = None,
         stream: Literal["stdout", "stderr"] | None = None,
         after_seq: int = 0,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcLogs:
         """The last lines of a group's output from its instances' bounded rings.
@@ -4445,8 +4454,8 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def restart(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Rolling restart: one instance at a time, the next only once the new one is ready.
@@ -4468,9 +4477,9 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def scale(
         self,
-        *,
         name: str,
         instances: int,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Change a group's number of instances (new ones get the next ids, the highest ids stop
@@ -4492,7 +4501,6 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def start(
         self,
-        *,
         name: str,
         command: Sequence[str],
         instances: int = 1,
@@ -4518,6 +4526,7 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
         log_max_bytes: int = 10485760,
         log_backups: int = 3,
         detach: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Start a group of supervised worker processes.
@@ -4595,8 +4604,8 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def status(
         self,
-        *,
         name: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """One group and each instance's pid, state, restarts, uptime, CPU, RSS and last exit.
@@ -4621,9 +4630,9 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def stop(
         self,
-        *,
         name: str,
         remove: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcGroup:
         """Stop a group: each instance gets its stop_signal, then SIGKILL after stop_timeout_s.
@@ -4649,8 +4658,8 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def subscribe(
         self,
-        *,
         name: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Stream the groups' lifecycle: ``proc.event`` notifications.
@@ -4681,8 +4690,8 @@ class AsyncProcMethods(NamespaceBase["AsyncClient"]):
 
     async def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcUnsubscribed:
         """End a ``proc.subscribe`` stream; -32001 when it is not one of this connection's. Returns
@@ -4799,8 +4808,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def cpu(
         self,
-        *,
         per_cpu: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> CpuUsage:
         """CPU use over the last sampling interval, times, frequency and counts.
@@ -4828,8 +4837,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def disk_io(
         self,
-        *,
         per_disk: bool = True,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> DiskIOUsage:
         """Disk I/O counters and per-second rates, total and per disk (psutil ``disk_io_counters``:
@@ -4854,8 +4863,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def disks(
         self,
-        *,
         all: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Disks:
         """Mounted filesystems with usage (pseudo filesystems such as squashfs/overlay and loop
@@ -4906,9 +4915,9 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def kill(
         self,
-        *,
         pid: int,
         signal: str | int = "TERM",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SignalSent:
         """Send a signal to a process (off unless ``sys.allow_kill``).
@@ -5022,8 +5031,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def ports(
         self,
-        *,
         kind: Literal["inet", "inet4", "inet6", "tcp", "udp", "unix", "all"] = "inet",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Ports:
         """Listening sockets (TCP LISTEN, bound UDP) with pid where visible (psutil
@@ -5048,8 +5057,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def process(
         self,
-        *,
         pid: int,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessDetails:
         """One process in detail; -32001 not_found when it does not exist (or is gone).
@@ -5072,11 +5081,11 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def processes(
         self,
-        *,
         sort: Literal["cpu", "memory", "pid", "name"] = "cpu",
         limit: int = 50,
         name: str | None = None,
         user: str | None = None,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ProcessList:
         """Processes sorted and filtered; ``cpu_percent`` is over the time since the previous
@@ -5131,12 +5140,12 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def subscribe(
         self,
-        *,
         interval_s: float = 1.0,
         sections: Sequence[str] | None = None,
         per_cpu: bool = False,
         top_processes: int = 0,
         process_sort: Literal["cpu", "memory"] = "cpu",
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Stream live snapshots: ``sys.snapshot`` notifications, one per interval.
@@ -5182,8 +5191,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
 
     async def unsubscribe(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> SysUnsubscribed:
         """End a ``sys.subscribe`` stream; -32001 when it is not one of this connection's. Returns
@@ -5226,7 +5235,6 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
     async def add(
         self,
-        *,
         paths: Sequence[FsPath],
         recursive: bool = False,
         patterns: Sequence[str] | None = None,
@@ -5234,6 +5242,7 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
         events: Sequence[str] | None = None,
         debounce_ms: int = 0,
         include_dirs: bool = False,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> AsyncSubscription:
         """Subscribe to changes under paths: ``{subscription, paths}``.
@@ -5298,8 +5307,8 @@ class AsyncWatchMethods(NamespaceBase["AsyncClient"]):
 
     async def remove(
         self,
-        *,
         subscription: str,
+        *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WatchRemoved:
         """End one of this connection's subscriptions: ``{subscription, removed: true}``.

@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import errno
 import fnmatch
+import heapq
 import os
 import stat
 from collections.abc import Callable, Generator, Iterator
@@ -173,33 +174,38 @@ def list_dir(loc: Located, recursive: bool, glob: str | None, include_hidden: bo
              limit: int, job: Job) -> Listing:
     """Entries of the located directory (``name`` relative to it) sorted by name (relative
     path when ``recursive``). ``glob`` (fnmatch) applies to the base name, or to the
-    relative path when it contains ``/``. At most ``limit`` entries: the directory is
-    streamed and ``truncated`` says more exist (which ones were kept then follows directory
-    order). Memory stays bounded by ``limit``."""
+    relative path when it contains ``/``. At most ``limit`` entries, the first ``limit``
+    by name: the directory is streamed through ``heapq.nsmallest`` (memory bounded by
+    ``limit``, not by the directory's size) and ``truncated`` says more exist."""
     check_pattern("glob", glob)
     match = _glob_matcher(glob)
     top = loc.path
-    entries: list[Entry] = []
     scanned = 0
-    truncated = False
-    fd = loc.open_dir()
-    try:
+
+    def matching(fd: int) -> Iterator[Entry]:
+        nonlocal scanned
         for item in walk(fd, job, include_hidden, recursive=recursive):
             scanned += 1
             if scanned % 1000 == 0:
                 check_cancelled(job)
-            if not match(item.rel, item.name):
-                continue
-            if len(entries) >= limit:
-                truncated = True
-                break
-            entries.append(_entry(item, top))
+            if match(item.rel, item.name):
+                yield _entry(item, top)
+
+    fd = loc.open_dir()
+    try:
+        # one more than asked: whether it exists is ``truncated``
+        entries = heapq.nsmallest(limit + 1, matching(fd), key=_by_name)
     except OSError as exc:
         raise error_from_oserror(exc, top) from None
     finally:
         os.close(fd)
-    entries.sort(key=lambda e: e.name)
-    return Listing(path=top, entries=entries, truncated=truncated, scanned=scanned)
+    truncated = len(entries) > limit
+    return Listing(path=top, entries=entries[:limit], truncated=truncated, scanned=scanned)
+
+
+def _by_name(entry: Entry) -> bytes:
+    """Sort key: the name's bytes (names that are not UTF-8 travel as bytes)."""
+    return os.fsencode(entry.name)
 
 
 def _glob_matcher(glob: str | None) -> Callable[[str, str], bool]:

@@ -244,8 +244,9 @@ def _register_trees(router: Router, app: App) -> None:
         """List a directory: ``{path, entries: [{name, path, type, size, mode, mtime_at,
         symlink_target}], truncated, scanned}``.
 
-        Sorted by name (relative path when recursive); never more than ``limit``
-        entries, ``truncated`` tells when more exist. Symlinks are listed, not followed.
+        Sorted by name (relative path when recursive); with ``limit``, the first
+        ``limit`` entries by name, and ``truncated`` tells when more exist. Symlinks are
+        listed, not followed.
         """
         return service(app).list(path, recursive, glob, include_hidden, limit, ctx)
 

@@ -152,7 +152,8 @@ def silence(
 
     Returns the silence ``{"id", "check", "component", "starts_at", "ends_at",
     "comment", "created_by"}``; -32602 when neither ``check`` nor ``component`` is
-    given, -32005 when too many silences are active.
+    given or ``check`` matches no check (data ``valid``: the check names), -32005 when
+    too many silences are active.
     """
     created_by = f"uid:{ctx.peer.uid}" if ctx.peer.uid is not None else ""
     return _monitor(ctx).silence(check, component, duration_s, comment, created_by).to_wire()

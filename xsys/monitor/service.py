@@ -361,6 +361,22 @@ class MonitorService:
                         "components": sorted(rule.states) if rule else []})
         return out
 
+    def check_names(self) -> list[str]:
+        """Every check name an alert can carry: the collectors' (``CHECKS``), ``service``
+        (the service checks) and any other fed through ``observe``."""
+        names = {check.name for check in CHECKS} | {"service"}
+        names.update(check for check, _ in self.external)
+        return sorted(names)
+
+    def _check_known(self, pattern: str) -> None:
+        """``InvalidParams`` (data: ``valid``, the check names) when the check name or
+        glob ``pattern`` matches no check: a typo would otherwise silence nothing."""
+        names = self.check_names()
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise InvalidParams(
+                f"unknown check {pattern!r}; valid checks: {', '.join(names)}",
+                {"param": "check", "got": pattern, "valid": names})
+
     def provider_names(self) -> list[str]:
         """Enabled provider names."""
         return list(self.providers)
@@ -403,6 +419,8 @@ class MonitorService:
         if not check and not component:
             raise InvalidParams("monitor.silence needs a check or a component pattern",
                                 {"param": "check", "reason": "check or component required"})
+        if check:
+            self._check_known(check)
         try:
             s = self.silences.add(check, component, duration_s, comment, created_by)
         except OverflowError as exc:
