@@ -273,6 +273,13 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
     call("fs.copy", src=root + "/sub", dst=root + "/copied")
     call("fs.move", src=root + "/copied", dst=root + "/moved")
     call("fs.remove", path=root + "/moved", recursive=True)
+    call("fs.grep", path=root, pattern="a", context=1)
+    call("fs.touch", path=root + "/touched")
+    call("fs.link", target="a.txt", path=root + "/alink", symbolic=True)
+    call("fs.readlink", path=root + "/alink")
+    call("fs.realpath", path=root + "/alink")
+    call("fs.archive", paths=[root + "/sub"], dst=root + "/sub.zip", format="zip")
+    call("fs.extract", src=root + "/sub.zip", dst=root + "/unzipped")
 
     odd_dir = os.path.join(os.fsencode(tree), b"d\xe9j\xe0")
     watch_sub = c.subscribe("watch.add", {"paths": [root, odd_dir], "recursive": True})

@@ -30,19 +30,26 @@ METHOD_NAMES: tuple[str, ...] = (
     "checks.status",
     "checks.subscribe",
     "checks.unsubscribe",
+    "fs.archive",
     "fs.chmod",
     "fs.copy",
     "fs.du",
     "fs.exists",
+    "fs.extract",
     "fs.find",
+    "fs.grep",
     "fs.hash",
+    "fs.link",
     "fs.list",
     "fs.mkdir",
     "fs.move",
     "fs.read",
+    "fs.readlink",
+    "fs.realpath",
     "fs.remove",
     "fs.stat",
     "fs.tail",
+    "fs.touch",
     "fs.write",
     "metrics.add",
     "metrics.inc",
@@ -137,6 +144,22 @@ class ChecksUnsubscribed(TypedDict):
     closed: bool
 
 
+class ArchiveResult(TypedDict):
+    """``fs.archive``: the archive written at ``dst`` in ``format``, with ``files``,
+    ``dirs`` and ``symlinks`` members, ``input_bytes`` of file content read and
+    ``size`` of the archive (bytes); ``skipped`` special files left out.
+    """
+
+    dst: str | bytes
+    format: str
+    files: int
+    dirs: int
+    symlinks: int
+    input_bytes: int
+    size: int
+    skipped: int
+
+
 class ChmodResult(TypedDict):
     """``fs.chmod``: the permission ``mode`` now set."""
 
@@ -185,6 +208,24 @@ class Existence(TypedDict):
     type: Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "other"] | None  # noqa: E501
 
 
+class ExtractResult(TypedDict):
+    """``fs.extract``: ``src`` unpacked into ``dst`` (``created`` when ``dst`` did not
+    exist): ``members`` in the archive, ``files``, ``dirs``, ``symlinks`` and ``hardlinks``
+    written, ``output_bytes`` of file content, ``format`` detected.
+    """
+
+    src: str | bytes
+    dst: str | bytes
+    format: str
+    created: bool
+    members: int
+    files: int
+    dirs: int
+    symlinks: int
+    hardlinks: int
+    output_bytes: int
+
+
 class Entry(TypedDict):
     """One row of ``fs.list``/``fs.find``: ``name`` (relative to the listed directory),
     absolute ``path``, ``type``, ``size`` bytes, permission ``mode``, ``mtime_at`` and, for
@@ -211,6 +252,38 @@ class Listing(TypedDict):
     scanned: int
 
 
+class GrepMatch(TypedDict):
+    """One ``fs.grep`` hit: the file ``path``, 1-based ``line_number``, the ``line``
+    (without its newline, UTF-8 decoded with replacement characters, at most
+    ``MAX_LINE_CHARS``), and up to ``context`` lines ``before`` and ``after`` it.
+    """
+
+    path: str | bytes
+    line_number: int
+    line: str
+    before: list[str]
+    after: list[str]
+
+
+class GrepResult(TypedDict):
+    """``fs.grep``: ``matches`` in walk order; ``truncated`` when ``limit`` cut them short;
+    ``files_scanned`` files searched, ``files_matched`` with at least one hit,
+    ``skipped_binary`` (NUL in the first block), ``skipped_large`` (above
+    ``max_filesize``), ``timed_out`` files whose search hit the per-file time bound,
+    ``errors`` entries that could not be read.
+    """
+
+    path: str | bytes
+    matches: list[GrepMatch]
+    truncated: bool
+    files_scanned: int
+    files_matched: int
+    skipped_binary: int
+    skipped_large: int
+    timed_out: list[str | bytes]
+    errors: int
+
+
 class HashResult(TypedDict):
     """``fs.hash``: hex ``digest`` of ``size`` bytes with ``algorithm``."""
 
@@ -218,6 +291,16 @@ class HashResult(TypedDict):
     algorithm: str
     digest: str
     size: int
+
+
+class LinkResult(TypedDict):
+    """``fs.link``: the link made at ``path`` to ``target`` (as given for a symlink, the
+    real path of the linked file for a hard link), ``symbolic`` or hard.
+    """
+
+    path: str | bytes
+    target: str | bytes
+    symbolic: bool
 
 
 class MkdirResult(TypedDict):
@@ -239,6 +322,23 @@ class ReadResult(TypedDict):
     length: int
     size: int
     eof: bool
+
+
+class ReadlinkResult(TypedDict):
+    """``fs.readlink``: the symlink at ``path`` and its ``target`` as stored."""
+
+    path: str | bytes
+    target: str | bytes
+
+
+class RealpathResult(TypedDict):
+    """``fs.realpath``: ``path`` with every symlink, ``.`` and ``..`` resolved (inside the
+    roots), and the ``requested`` spelling.
+    """
+
+    path: str | bytes
+    requested: str | bytes
+    type: Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "other"]  # noqa: E501
 
 
 class RemoveResult(TypedDict):
@@ -281,6 +381,17 @@ class TailResult(TypedDict):
     path: str | bytes
     lines: list[str]
     size: int
+
+
+class TouchResult(TypedDict):
+    """``fs.touch``: ``created`` when the file did not exist; the ``mtime_at`` and
+    ``atime_at`` now set (epoch seconds).
+    """
+
+    path: str | bytes
+    created: bool
+    mtime_at: float
+    atime_at: float
 
 
 class WriteResult(TypedDict):
@@ -1317,6 +1428,43 @@ class FsMethods(NamespaceBase["Client"]):
     __slots__ = ()
     namespace = "fs"
 
+    def archive(
+        self,
+        *,
+        paths: Sequence[FsPath],
+        dst: FsPath,
+        format: Literal["tar", "tar.gz", "tar.xz", "zip"] = "tar.gz",
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ArchiveResult:
+        """Pack files and trees into an archive: ``{dst, format, files, dirs, symlinks,
+        input_bytes, size, skipped}``.
+
+        Symlinks are stored as links, special files skipped; the archive appears at
+        ``dst`` only when complete (atomic). Errors: -32003 dst exists without
+        ``overwrite``. Progress: bytes read.
+
+        Args:
+            paths: files or directories to pack, each under its base name.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            format: archive format.
+            overwrite: replace an existing dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.archive``.
+        """
+        params = given(
+            {"paths": paths, "dst": dst},
+            {"format": (format, "tar.gz"), "overwrite": (overwrite, False)},
+        )
+        result = self._client.call("fs.archive", params, timeout=timeout, on_progress=on_progress)
+        return cast("ArchiveResult", result)
+
     def chmod(
         self,
         *,
@@ -1428,6 +1576,46 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.exists", params, timeout=timeout)
         return cast("Existence", result)
 
+    def extract(
+        self,
+        *,
+        src: FsPath,
+        dst: FsPath,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ExtractResult:
+        """Unpack a tar (plain, gz, xz, bz2) or zip archive into a directory: ``{src, dst, format,
+        created, members, files, dirs, symlinks, hardlinks, output_bytes}``.
+
+        Safe against hostile archives: a member whose path or link target would land
+        outside ``dst`` (``..``, absolute, through a symlink) fails the whole extract
+        (-32002 ``reason: "unsafe_member"``) with nothing written; more than
+        ``fs.max_extract_members`` members or ``fs.max_extract_bytes`` bytes: -32004; no
+        setuid/setgid bits, no devices. ``dst`` is created when missing. Errors: -32007
+        not an archive (``reason: "bad_archive"``), -32003 an entry already in dst without
+        ``overwrite``. Progress: bytes written.
+
+        Args:
+            src: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            overwrite: replace files already in dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.extract``.
+        """
+        params = given(
+            {"src": src, "dst": dst},
+            {"overwrite": (overwrite, False)},
+        )
+        result = self._client.call("fs.extract", params, timeout=timeout, on_progress=on_progress)
+        return cast("ExtractResult", result)
+
     def find(
         self,
         *,
@@ -1479,6 +1667,73 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.find", params, timeout=timeout, on_progress=on_progress)
         return cast("Listing", result)
 
+    def grep(
+        self,
+        *,
+        path: FsPath,
+        pattern: str,
+        regex: bool = True,
+        fixed: bool = False,
+        ignore_case: bool = False,
+        glob: str | None = None,
+        max_count: int | None = None,
+        max_filesize: int = 67108864,
+        limit: int | None = None,
+        context: int = 0,
+        gitignore: bool = False,
+        include_hidden: bool = True,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> GrepResult:
+        """Search file contents below a directory (or in one file): ``{path, matches: [{path,
+        line_number, line, before, after}], truncated, files_scanned, files_matched,
+        skipped_binary, skipped_large, timed_out, errors}``.
+
+        Binary files (a NUL byte in the first 8 KiB) and files above ``max_filesize`` are
+        skipped; symlinks are not followed. The pattern runs on the ``regex`` package with
+        a time bound per file (a file that takes longer is listed in ``timed_out``).
+        At most ``limit`` matches (``truncated``). Progress: files searched.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            pattern: regular expression (regex package, searched line by line), or literal text with
+                fixed.
+            regex: pattern is a regular expression (false: same as fixed).
+            fixed: pattern is literal text.
+            ignore_case: case-insensitive.
+            glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
+            max_count: most matches per file (1..).
+            max_filesize: skip larger files (bytes) (0..).
+            limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
+            context: lines of context before and after (0..100).
+            gitignore: honour .gitignore files and skip .git.
+            include_hidden: search dot files and dot dirs.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.grep`` (safe: read-only).
+        """
+        params = given(
+            {"path": path, "pattern": pattern},
+            {
+                "regex": (regex, True),
+                "fixed": (fixed, False),
+                "ignore_case": (ignore_case, False),
+                "glob": (glob, None),
+                "max_count": (max_count, None),
+                "max_filesize": (max_filesize, 67108864),
+                "limit": (limit, None),
+                "context": (context, 0),
+                "gitignore": (gitignore, False),
+                "include_hidden": (include_hidden, True),
+            },
+        )
+        result = self._client.call("fs.grep", params, timeout=timeout, on_progress=on_progress)
+        return cast("GrepResult", result)
+
     def hash(
         self,
         *,
@@ -1508,6 +1763,39 @@ class FsMethods(NamespaceBase["Client"]):
         )
         result = self._client.call("fs.hash", params, timeout=timeout, on_progress=on_progress)
         return cast("HashResult", result)
+
+    def link(
+        self,
+        *,
+        target: str | bytes,
+        path: FsPath,
+        symbolic: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> LinkResult:
+        """Make a link at ``path``: ``{path, target, symbolic}``.
+
+        A symlink whose target resolves outside the roots is refused (-32002 ``reason:
+        "symlink_outside_roots"``); a dangling target inside is allowed. A hard link joins
+        two entries inside the roots (-32007 for a directory). Errors: -32003 ``path``
+        exists, -32001 missing parent or hard-link target.
+
+        Args:
+            target: what the link points to: for a symlink stored as given (relative to the link's
+                directory), for a hard link an existing file.
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            symbolic: a symbolic link (else a hard link).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.link``.
+        """
+        params = given(
+            {"target": target, "path": path},
+            {"symbolic": (symbolic, False)},
+        )
+        result = self._client.call("fs.link", params, timeout=timeout)
+        return cast("LinkResult", result)
 
     def list(
         self,
@@ -1646,6 +1934,52 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.read", params, timeout=timeout)
         return cast("ReadResult", result)
 
+    def readlink(
+        self,
+        *,
+        path: FsPath,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ReadlinkResult:
+        """The target of a symlink as stored: ``{path, target}``.
+
+        Errors: -32007 (``EINVAL``) not a symlink, -32002 a link pointing outside the
+        roots, -32001 missing.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.readlink`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = self._client.call("fs.readlink", params, timeout=timeout)
+        return cast("ReadlinkResult", result)
+
+    def realpath(
+        self,
+        *,
+        path: FsPath,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> RealpathResult:
+        """A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested,
+        type}``.
+
+        Errors: -32001 missing, -32002 resolving outside the roots.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.realpath`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = self._client.call("fs.realpath", params, timeout=timeout)
+        return cast("RealpathResult", result)
+
     def remove(
         self,
         *,
@@ -1728,6 +2062,44 @@ class FsMethods(NamespaceBase["Client"]):
         )
         result = self._client.call("fs.tail", params, timeout=timeout)
         return cast("TailResult", result)
+
+    def touch(
+        self,
+        *,
+        path: FsPath,
+        mtime_at: float | None = None,
+        atime_at: float | None = None,
+        make_parents: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> TouchResult:
+        """Create an empty file when missing and set its times: ``{path, created, mtime_at,
+        atime_at}`` (symlinks followed inside the roots).
+
+        Errors: -32001 missing parent, -32002 outside the roots or not permitted.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
+                given).
+            atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
+                given).
+            make_parents: create missing parent directories.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.touch``.
+        """
+        params = given(
+            {"path": path},
+            {
+                "mtime_at": (mtime_at, None),
+                "atime_at": (atime_at, None),
+                "make_parents": (make_parents, False),
+            },
+        )
+        result = self._client.call("fs.touch", params, timeout=timeout)
+        return cast("TouchResult", result)
 
     def write(
         self,
@@ -2834,6 +3206,48 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
     __slots__ = ()
     namespace = "fs"
 
+    async def archive(
+        self,
+        *,
+        paths: Sequence[FsPath],
+        dst: FsPath,
+        format: Literal["tar", "tar.gz", "tar.xz", "zip"] = "tar.gz",
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ArchiveResult:
+        """Pack files and trees into an archive: ``{dst, format, files, dirs, symlinks,
+        input_bytes, size, skipped}``.
+
+        Symlinks are stored as links, special files skipped; the archive appears at
+        ``dst`` only when complete (atomic). Errors: -32003 dst exists without
+        ``overwrite``. Progress: bytes read.
+
+        Args:
+            paths: files or directories to pack, each under its base name.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            format: archive format.
+            overwrite: replace an existing dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.archive``.
+        """
+        params = given(
+            {"paths": paths, "dst": dst},
+            {"format": (format, "tar.gz"), "overwrite": (overwrite, False)},
+        )
+        result = await self._client.call(
+            "fs.archive",
+            params,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+        return cast("ArchiveResult", result)
+
     async def chmod(
         self,
         *,
@@ -2950,6 +3364,51 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         result = await self._client.call("fs.exists", params, timeout=timeout)
         return cast("Existence", result)
 
+    async def extract(
+        self,
+        *,
+        src: FsPath,
+        dst: FsPath,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ExtractResult:
+        """Unpack a tar (plain, gz, xz, bz2) or zip archive into a directory: ``{src, dst, format,
+        created, members, files, dirs, symlinks, hardlinks, output_bytes}``.
+
+        Safe against hostile archives: a member whose path or link target would land
+        outside ``dst`` (``..``, absolute, through a symlink) fails the whole extract
+        (-32002 ``reason: "unsafe_member"``) with nothing written; more than
+        ``fs.max_extract_members`` members or ``fs.max_extract_bytes`` bytes: -32004; no
+        setuid/setgid bits, no devices. ``dst`` is created when missing. Errors: -32007
+        not an archive (``reason: "bad_archive"``), -32003 an entry already in dst without
+        ``overwrite``. Progress: bytes written.
+
+        Args:
+            src: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            overwrite: replace files already in dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.extract``.
+        """
+        params = given(
+            {"src": src, "dst": dst},
+            {"overwrite": (overwrite, False)},
+        )
+        result = await self._client.call(
+            "fs.extract",
+            params,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+        return cast("ExtractResult", result)
+
     async def find(
         self,
         *,
@@ -3006,6 +3465,78 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         )
         return cast("Listing", result)
 
+    async def grep(
+        self,
+        *,
+        path: FsPath,
+        pattern: str,
+        regex: bool = True,
+        fixed: bool = False,
+        ignore_case: bool = False,
+        glob: str | None = None,
+        max_count: int | None = None,
+        max_filesize: int = 67108864,
+        limit: int | None = None,
+        context: int = 0,
+        gitignore: bool = False,
+        include_hidden: bool = True,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> GrepResult:
+        """Search file contents below a directory (or in one file): ``{path, matches: [{path,
+        line_number, line, before, after}], truncated, files_scanned, files_matched,
+        skipped_binary, skipped_large, timed_out, errors}``.
+
+        Binary files (a NUL byte in the first 8 KiB) and files above ``max_filesize`` are
+        skipped; symlinks are not followed. The pattern runs on the ``regex`` package with
+        a time bound per file (a file that takes longer is listed in ``timed_out``).
+        At most ``limit`` matches (``truncated``). Progress: files searched.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            pattern: regular expression (regex package, searched line by line), or literal text with
+                fixed.
+            regex: pattern is a regular expression (false: same as fixed).
+            fixed: pattern is literal text.
+            ignore_case: case-insensitive.
+            glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
+            max_count: most matches per file (1..).
+            max_filesize: skip larger files (bytes) (0..).
+            limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
+            context: lines of context before and after (0..100).
+            gitignore: honour .gitignore files and skip .git.
+            include_hidden: search dot files and dot dirs.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.grep`` (safe: read-only).
+        """
+        params = given(
+            {"path": path, "pattern": pattern},
+            {
+                "regex": (regex, True),
+                "fixed": (fixed, False),
+                "ignore_case": (ignore_case, False),
+                "glob": (glob, None),
+                "max_count": (max_count, None),
+                "max_filesize": (max_filesize, 67108864),
+                "limit": (limit, None),
+                "context": (context, 0),
+                "gitignore": (gitignore, False),
+                "include_hidden": (include_hidden, True),
+            },
+        )
+        result = await self._client.call(
+            "fs.grep",
+            params,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+        return cast("GrepResult", result)
+
     async def hash(
         self,
         *,
@@ -3040,6 +3571,39 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             on_progress=on_progress,
         )
         return cast("HashResult", result)
+
+    async def link(
+        self,
+        *,
+        target: str | bytes,
+        path: FsPath,
+        symbolic: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> LinkResult:
+        """Make a link at ``path``: ``{path, target, symbolic}``.
+
+        A symlink whose target resolves outside the roots is refused (-32002 ``reason:
+        "symlink_outside_roots"``); a dangling target inside is allowed. A hard link joins
+        two entries inside the roots (-32007 for a directory). Errors: -32003 ``path``
+        exists, -32001 missing parent or hard-link target.
+
+        Args:
+            target: what the link points to: for a symlink stored as given (relative to the link's
+                directory), for a hard link an existing file.
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            symbolic: a symbolic link (else a hard link).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.link``.
+        """
+        params = given(
+            {"target": target, "path": path},
+            {"symbolic": (symbolic, False)},
+        )
+        result = await self._client.call("fs.link", params, timeout=timeout)
+        return cast("LinkResult", result)
 
     async def list(
         self,
@@ -3183,6 +3747,52 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         result = await self._client.call("fs.read", params, timeout=timeout)
         return cast("ReadResult", result)
 
+    async def readlink(
+        self,
+        *,
+        path: FsPath,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ReadlinkResult:
+        """The target of a symlink as stored: ``{path, target}``.
+
+        Errors: -32007 (``EINVAL``) not a symlink, -32002 a link pointing outside the
+        roots, -32001 missing.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.readlink`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = await self._client.call("fs.readlink", params, timeout=timeout)
+        return cast("ReadlinkResult", result)
+
+    async def realpath(
+        self,
+        *,
+        path: FsPath,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> RealpathResult:
+        """A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested,
+        type}``.
+
+        Errors: -32001 missing, -32002 resolving outside the roots.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.realpath`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = await self._client.call("fs.realpath", params, timeout=timeout)
+        return cast("RealpathResult", result)
+
     async def remove(
         self,
         *,
@@ -3270,6 +3880,44 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         )
         result = await self._client.call("fs.tail", params, timeout=timeout)
         return cast("TailResult", result)
+
+    async def touch(
+        self,
+        *,
+        path: FsPath,
+        mtime_at: float | None = None,
+        atime_at: float | None = None,
+        make_parents: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> TouchResult:
+        """Create an empty file when missing and set its times: ``{path, created, mtime_at,
+        atime_at}`` (symlinks followed inside the roots).
+
+        Errors: -32001 missing parent, -32002 outside the roots or not permitted.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
+                given).
+            atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
+                given).
+            make_parents: create missing parent directories.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.touch``.
+        """
+        params = given(
+            {"path": path},
+            {
+                "mtime_at": (mtime_at, None),
+                "atime_at": (atime_at, None),
+                "make_parents": (make_parents, False),
+            },
+        )
+        result = await self._client.call("fs.touch", params, timeout=timeout)
+        return cast("TouchResult", result)
 
     async def write(
         self,

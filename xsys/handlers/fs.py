@@ -21,18 +21,27 @@ import functools
 from collections.abc import Callable
 from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
+from xsys.fs.archive import FORMATS
 from xsys.fs.creds import as_peer
+from xsys.fs.grep import DEFAULT_MAX_FILESIZE, MAX_CONTEXT_LINES, GrepQuery
 from xsys.fs.model import (
+    ArchiveResult,
     ChmodResult,
     DiskUsage,
     Existence,
+    ExtractResult,
     FileInfo,
+    GrepResult,
     HashResult,
+    LinkResult,
     Listing,
     MkdirResult,
+    ReadlinkResult,
     ReadResult,
+    RealpathResult,
     RemoveResult,
     TailResult,
+    TouchResult,
     TransferResult,
     WriteResult,
     to_wire,
@@ -50,6 +59,7 @@ Count = Annotated[int | None, Range(1, None), Doc("most entries returned (defaul
                                                    "maximum: fs.max_list_entries)")]
 Algorithm = Literal["sha256", "sha1", "md5", "blake2b"]
 assert set(ALGORITHMS) == {"sha256", "sha1", "md5", "blake2b"}
+assert set(FORMATS) == {"tar", "tar.gz", "tar.xz", "zip"}
 
 
 P = ParamSpec("P")
@@ -91,6 +101,8 @@ def register(router: Router, app: App) -> None:
     _register_reading(router, app)
     _register_writing(router, app)
     _register_trees(router, app)
+    _register_links(router, app)
+    _register_search(router, app)
 
 
 def _register_metadata(router: Router, app: App) -> None:
@@ -311,3 +323,138 @@ def _register_trees(router: Router, app: App) -> None:
         exists without ``overwrite``, -32002 moving a root.
         """
         return service(app).move(src, dst, overwrite, preserve, ctx)
+
+
+def _register_links(router: Router, app: App) -> None:
+    @router.method("fs.touch", kind="blocking")
+    @as_caller
+    def touch(ctx: Context, path: Path,
+              mtime_at: Annotated[float | None, Doc("modification time, epoch seconds; nil: "
+                                                    "now (or unchanged when only atime_at "
+                                                    "is given)")] = None,
+              atime_at: Annotated[float | None, Doc("access time, epoch seconds; nil: now "
+                                                    "(or unchanged when only mtime_at is "
+                                                    "given)")] = None,
+              make_parents: Annotated[bool, Doc("create missing parent directories")] = False,
+              ) -> TouchResult:
+        """Create an empty file when missing and set its times: ``{path, created,
+        mtime_at, atime_at}`` (symlinks followed inside the roots).
+
+        Errors: -32001 missing parent, -32002 outside the roots or not permitted.
+        """
+        return service(app).touch(path, mtime_at, atime_at, make_parents)
+
+    @router.method("fs.link", kind="blocking")
+    @as_caller
+    def link(ctx: Context, target: Annotated[str | bytes, Doc("what the link points to: "
+                                                              "for a symlink stored as "
+                                                              "given (relative to the "
+                                                              "link's directory), for a "
+                                                              "hard link an existing "
+                                                              "file")],
+             path: Path,
+             symbolic: Annotated[bool, Doc("a symbolic link (else a hard link)")] = False,
+             ) -> LinkResult:
+        """Make a link at ``path``: ``{path, target, symbolic}``.
+
+        A symlink whose target resolves outside the roots is refused (-32002 ``reason:
+        "symlink_outside_roots"``); a dangling target inside is allowed. A hard link joins
+        two entries inside the roots (-32007 for a directory). Errors: -32003 ``path``
+        exists, -32001 missing parent or hard-link target.
+        """
+        return service(app).link(target, path, symbolic)
+
+    @router.method("fs.readlink", kind="blocking", safe=True)
+    @as_caller
+    def readlink(ctx: Context, path: Path) -> ReadlinkResult:
+        """The target of a symlink as stored: ``{path, target}``.
+
+        Errors: -32007 (``EINVAL``) not a symlink, -32002 a link pointing outside the
+        roots, -32001 missing.
+        """
+        return service(app).readlink(path)
+
+    @router.method("fs.realpath", kind="blocking", safe=True)
+    @as_caller
+    def realpath(ctx: Context, path: Path) -> RealpathResult:
+        """A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved),
+        requested, type}``.
+
+        Errors: -32001 missing, -32002 resolving outside the roots.
+        """
+        return service(app).realpath(path)
+
+
+def _register_search(router: Router, app: App) -> None:
+    @router.method("fs.grep", kind="blocking", progress=True, safe=True)
+    @as_caller
+    def grep(ctx: Context, path: Path,
+             pattern: Annotated[str, Doc("regular expression (regex package, searched "
+                                         "line by line), or literal text with fixed")],
+             regex: Annotated[bool, Doc("pattern is a regular expression (false: same as "
+                                        "fixed)")] = True,
+             fixed: Annotated[bool, Doc("pattern is literal text")] = False,
+             ignore_case: Annotated[bool, Doc("case-insensitive")] = False,
+             glob: Annotated[str | None, Doc("only files whose name matches this fnmatch "
+                                             "pattern (relative path if it has a /)")] = None,
+             max_count: Annotated[int | None, Range(1, None),
+                                  Doc("most matches per file")] = None,
+             max_filesize: Annotated[int, Range(0, None), Doc("skip larger files "
+                                                              "(bytes)")] = DEFAULT_MAX_FILESIZE,
+             limit: Count = None,
+             context: Annotated[int, Range(0, MAX_CONTEXT_LINES),
+                                Doc("lines of context before and after")] = 0,
+             gitignore: Annotated[bool, Doc("honour .gitignore files and skip .git")] = False,
+             include_hidden: Annotated[bool, Doc("search dot files and dot dirs")] = True,
+             ) -> GrepResult:
+        """Search file contents below a directory (or in one file): ``{path, matches:
+        [{path, line_number, line, before, after}], truncated, files_scanned,
+        files_matched, skipped_binary, skipped_large, timed_out, errors}``.
+
+        Binary files (a NUL byte in the first 8 KiB) and files above ``max_filesize`` are
+        skipped; symlinks are not followed. The pattern runs on the ``regex`` package with
+        a time bound per file (a file that takes longer is listed in ``timed_out``).
+        At most ``limit`` matches (``truncated``). Progress: files searched.
+        """
+        query = GrepQuery(pattern=pattern, fixed=fixed or not regex, ignore_case=ignore_case,
+                          glob=glob, max_count=max_count, max_filesize=max_filesize,
+                          context=context, gitignore=gitignore,
+                          include_hidden=include_hidden)
+        return service(app).grep(path, query, limit, ctx)
+
+    @router.method("fs.archive", kind="blocking", progress=True)
+    @as_caller
+    def archive(ctx: Context,
+                paths: Annotated[list[str | bytes], Doc("files or directories to pack, "
+                                                        "each under its base name")],
+                dst: Path,
+                format: Annotated[Literal["tar", "tar.gz", "tar.xz", "zip"],
+                                  Doc("archive format")] = "tar.gz",
+                overwrite: Annotated[bool, Doc("replace an existing dst")] = False,
+                ) -> ArchiveResult:
+        """Pack files and trees into an archive: ``{dst, format, files, dirs, symlinks,
+        input_bytes, size, skipped}``.
+
+        Symlinks are stored as links, special files skipped; the archive appears at
+        ``dst`` only when complete (atomic). Errors: -32003 dst exists without
+        ``overwrite``. Progress: bytes read.
+        """
+        return service(app).archive(list(paths), dst, format, overwrite, ctx)
+
+    @router.method("fs.extract", kind="blocking", progress=True)
+    @as_caller
+    def extract(ctx: Context, src: Path, dst: Path,
+                overwrite: Annotated[bool, Doc("replace files already in dst")] = False,
+                ) -> ExtractResult:
+        """Unpack a tar (plain, gz, xz, bz2) or zip archive into a directory: ``{src, dst,
+        format, created, members, files, dirs, symlinks, hardlinks, output_bytes}``.
+
+        Safe against hostile archives: a member whose path or link target would land
+        outside ``dst`` (``..``, absolute, through a symlink) fails the whole extract
+        (-32002 ``reason: "unsafe_member"``) with nothing written; more than
+        ``fs.max_extract_members`` members or ``fs.max_extract_bytes`` bytes: -32004; no
+        setuid/setgid bits, no devices. ``dst`` is created when missing. Errors: -32007
+        not an archive (``reason: "bad_archive"``), -32003 an entry already in dst without
+        ``overwrite``. Progress: bytes written.
+        """
+        return service(app).extract(src, dst, overwrite, ctx)

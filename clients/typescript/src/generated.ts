@@ -14,19 +14,26 @@ export const METHOD_NAMES = [
   "checks.status",
   "checks.subscribe",
   "checks.unsubscribe",
+  "fs.archive",
   "fs.chmod",
   "fs.copy",
   "fs.du",
   "fs.exists",
+  "fs.extract",
   "fs.find",
+  "fs.grep",
   "fs.hash",
+  "fs.link",
   "fs.list",
   "fs.mkdir",
   "fs.move",
   "fs.read",
+  "fs.readlink",
+  "fs.realpath",
   "fs.remove",
   "fs.stat",
   "fs.tail",
+  "fs.touch",
   "fs.write",
   "metrics.add",
   "metrics.inc",
@@ -114,6 +121,22 @@ export interface ChecksUnsubscribed {
   closed: boolean;
 }
 
+/**
+ * `fs.archive`: the archive written at `dst` in `format`, with `files`,
+ * `dirs` and `symlinks` members, `input_bytes` of file content read and
+ * `size` of the archive (bytes); `skipped` special files left out.
+ */
+export interface ArchiveResult {
+  dst: FsPath;
+  format: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  input_bytes: number;
+  size: number;
+  skipped: number;
+}
+
 /** `fs.chmod`: the permission `mode` now set. */
 export interface ChmodResult {
   path: FsPath;
@@ -161,6 +184,24 @@ export interface Existence {
 }
 
 /**
+ * `fs.extract`: `src` unpacked into `dst` (`created` when `dst` did not
+ * exist): `members` in the archive, `files`, `dirs`, `symlinks` and `hardlinks`
+ * written, `output_bytes` of file content, `format` detected.
+ */
+export interface ExtractResult {
+  src: FsPath;
+  dst: FsPath;
+  format: string;
+  created: boolean;
+  members: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  output_bytes: number;
+}
+
+/**
  * One row of `fs.list`/`fs.find`: `name` (relative to the listed directory),
  * absolute `path`, `type`, `size` bytes, permission `mode`, `mtime_at` and, for
  * symlinks, `symlink_target`.
@@ -186,12 +227,54 @@ export interface Listing {
   scanned: number;
 }
 
+/**
+ * One `fs.grep` hit: the file `path`, 1-based `line_number`, the `line`
+ * (without its newline, UTF-8 decoded with replacement characters, at most
+ * `MAX_LINE_CHARS`), and up to `context` lines `before` and `after` it.
+ */
+export interface GrepMatch {
+  path: FsPath;
+  line_number: number;
+  line: string;
+  before: string[];
+  after: string[];
+}
+
+/**
+ * `fs.grep`: `matches` in walk order; `truncated` when `limit` cut them short;
+ * `files_scanned` files searched, `files_matched` with at least one hit,
+ * `skipped_binary` (NUL in the first block), `skipped_large` (above
+ * `max_filesize`), `timed_out` files whose search hit the per-file time bound,
+ * `errors` entries that could not be read.
+ */
+export interface GrepResult {
+  path: FsPath;
+  matches: GrepMatch[];
+  truncated: boolean;
+  files_scanned: number;
+  files_matched: number;
+  skipped_binary: number;
+  skipped_large: number;
+  timed_out: FsPath[];
+  errors: number;
+}
+
 /** `fs.hash`: hex `digest` of `size` bytes with `algorithm`. */
 export interface HashResult {
   path: FsPath;
   algorithm: string;
   digest: string;
   size: number;
+}
+
+/**
+ * `fs.link`: the link made at `path` to `target` (as given for a symlink, the
+ * real path of the linked file for a hard link), `symbolic` or hard.
+ */
+export interface LinkResult {
+  path: FsPath;
+  target: FsPath;
+  symbolic: boolean;
 }
 
 /** `fs.mkdir`: `created` is False when it already existed (`parents`). */
@@ -212,6 +295,22 @@ export interface ReadResult {
   length: number;
   size: number;
   eof: boolean;
+}
+
+/** `fs.readlink`: the symlink at `path` and its `target` as stored. */
+export interface ReadlinkResult {
+  path: FsPath;
+  target: FsPath;
+}
+
+/**
+ * `fs.realpath`: `path` with every symlink, `.` and `..` resolved (inside the
+ * roots), and the `requested` spelling.
+ */
+export interface RealpathResult {
+  path: FsPath;
+  requested: FsPath;
+  type: "file" | "dir" | "symlink" | "fifo" | "socket" | "char_device" | "block_device" | "other";
 }
 
 /**
@@ -254,6 +353,17 @@ export interface TailResult {
   path: FsPath;
   lines: string[];
   size: number;
+}
+
+/**
+ * `fs.touch`: `created` when the file did not exist; the `mtime_at` and
+ * `atime_at` now set (epoch seconds).
+ */
+export interface TouchResult {
+  path: FsPath;
+  created: boolean;
+  mtime_at: number;
+  atime_at: number;
 }
 
 /**
@@ -1205,6 +1315,21 @@ export interface ChecksUnsubscribeParams {
 /** Result of `checks.unsubscribe`. */
 export type ChecksUnsubscribeResult = ChecksUnsubscribed;
 
+/** Parameters of `fs.archive`. */
+export interface FsArchiveParams {
+  /** files or directories to pack, each under its base name (wire type `list[str|bin]`) */
+  paths: Array<string | Uint8Array>;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  dst: string | Uint8Array;
+  /** archive format (default "tar.gz", wire type `str`) */
+  format?: "tar" | "tar.gz" | "tar.xz" | "zip";
+  /** replace an existing dst (default false, wire type `bool`) */
+  overwrite?: boolean;
+}
+
+/** Result of `fs.archive`. */
+export type FsArchiveResult = ArchiveResult;
+
 /** Parameters of `fs.chmod`. */
 export interface FsChmodParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1249,6 +1374,19 @@ export interface FsExistsParams {
 /** Result of `fs.exists`. */
 export type FsExistsResult = Existence;
 
+/** Parameters of `fs.extract`. */
+export interface FsExtractParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  src: string | Uint8Array;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  dst: string | Uint8Array;
+  /** replace files already in dst (default false, wire type `bool`) */
+  overwrite?: boolean;
+}
+
+/** Result of `fs.extract`. */
+export type FsExtractResult = ExtractResult;
+
 /** Parameters of `fs.find`. */
 export interface FsFindParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1272,6 +1410,37 @@ export interface FsFindParams {
 /** Result of `fs.find`. */
 export type FsFindResult = Listing;
 
+/** Parameters of `fs.grep`. */
+export interface FsGrepParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** regular expression (regex package, searched line by line), or literal text with fixed (wire type `str`) */
+  pattern: string;
+  /** pattern is a regular expression (false: same as fixed) (default true, wire type `bool`) */
+  regex?: boolean;
+  /** pattern is literal text (default false, wire type `bool`) */
+  fixed?: boolean;
+  /** case-insensitive (default false, wire type `bool`) */
+  ignore_case?: boolean;
+  /** only files whose name matches this fnmatch pattern (relative path if it has a /) (default null, wire type `str`) */
+  glob?: string | null;
+  /** most matches per file (default null, range 1.., wire type `int`) */
+  max_count?: number | null;
+  /** skip larger files (bytes) (default 67108864, range 0.., wire type `int`) */
+  max_filesize?: number;
+  /** most entries returned (default and maximum: fs.max_list_entries) (default null, range 1.., wire type `int`) */
+  limit?: number | null;
+  /** lines of context before and after (default 0, range 0..100, wire type `int`) */
+  context?: number;
+  /** honour .gitignore files and skip .git (default false, wire type `bool`) */
+  gitignore?: boolean;
+  /** search dot files and dot dirs (default true, wire type `bool`) */
+  include_hidden?: boolean;
+}
+
+/** Result of `fs.grep`. */
+export type FsGrepResult = GrepResult;
+
 /** Parameters of `fs.hash`. */
 export interface FsHashParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1282,6 +1451,19 @@ export interface FsHashParams {
 
 /** Result of `fs.hash`. */
 export type FsHashResult = HashResult;
+
+/** Parameters of `fs.link`. */
+export interface FsLinkParams {
+  /** what the link points to: for a symlink stored as given (relative to the link's directory), for a hard link an existing file (wire type `str|bin`) */
+  target: string | Uint8Array;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** a symbolic link (else a hard link) (default false, wire type `bool`) */
+  symbolic?: boolean;
+}
+
+/** Result of `fs.link`. */
+export type FsLinkResult = LinkResult;
 
 /** Parameters of `fs.list`. */
 export interface FsListParams {
@@ -1341,6 +1523,24 @@ export interface FsReadParams {
 /** Result of `fs.read`. */
 export type FsReadResult = ReadResult;
 
+/** Parameters of `fs.readlink`. */
+export interface FsReadlinkParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+}
+
+/** Result of `fs.readlink`. */
+export type FsReadlinkResult = ReadlinkResult;
+
+/** Parameters of `fs.realpath`. */
+export interface FsRealpathParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+}
+
+/** Result of `fs.realpath`. */
+export type FsRealpathResult = RealpathResult;
+
 /** Parameters of `fs.remove`. */
 export interface FsRemoveParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1371,6 +1571,21 @@ export interface FsTailParams {
 
 /** Result of `fs.tail`. */
 export type FsTailResult = TailResult;
+
+/** Parameters of `fs.touch`. */
+export interface FsTouchParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** modification time, epoch seconds; nil: now (or unchanged when only atime_at is given) (default null, wire type `float`) */
+  mtime_at?: number | null;
+  /** access time, epoch seconds; nil: now (or unchanged when only mtime_at is given) (default null, wire type `float`) */
+  atime_at?: number | null;
+  /** create missing parent directories (default false, wire type `bool`) */
+  make_parents?: boolean;
+}
+
+/** Result of `fs.touch`. */
+export type FsTouchResult = TouchResult;
 
 /** Parameters of `fs.write`. */
 export interface FsWriteParams {
@@ -1733,19 +1948,26 @@ export interface MethodMap {
   "checks.status": { params: ChecksStatusParams; result: ChecksStatusResult };
   "checks.subscribe": { params: ChecksSubscribeParams; result: ChecksSubscribeResult };
   "checks.unsubscribe": { params: ChecksUnsubscribeParams; result: ChecksUnsubscribeResult };
+  "fs.archive": { params: FsArchiveParams; result: FsArchiveResult };
   "fs.chmod": { params: FsChmodParams; result: FsChmodResult };
   "fs.copy": { params: FsCopyParams; result: FsCopyResult };
   "fs.du": { params: FsDuParams; result: FsDuResult };
   "fs.exists": { params: FsExistsParams; result: FsExistsResult };
+  "fs.extract": { params: FsExtractParams; result: FsExtractResult };
   "fs.find": { params: FsFindParams; result: FsFindResult };
+  "fs.grep": { params: FsGrepParams; result: FsGrepResult };
   "fs.hash": { params: FsHashParams; result: FsHashResult };
+  "fs.link": { params: FsLinkParams; result: FsLinkResult };
   "fs.list": { params: FsListParams; result: FsListResult };
   "fs.mkdir": { params: FsMkdirParams; result: FsMkdirResult };
   "fs.move": { params: FsMoveParams; result: FsMoveResult };
   "fs.read": { params: FsReadParams; result: FsReadResult };
+  "fs.readlink": { params: FsReadlinkParams; result: FsReadlinkResult };
+  "fs.realpath": { params: FsRealpathParams; result: FsRealpathResult };
   "fs.remove": { params: FsRemoveParams; result: FsRemoveResult };
   "fs.stat": { params: FsStatParams; result: FsStatResult };
   "fs.tail": { params: FsTailParams; result: FsTailResult };
+  "fs.touch": { params: FsTouchParams; result: FsTouchResult };
   "fs.write": { params: FsWriteParams; result: FsWriteResult };
   "metrics.add": { params: MetricsAddParams; result: MetricsAddResult };
   "metrics.inc": { params: MetricsIncParams; result: MetricsIncResult };
@@ -1854,6 +2076,16 @@ export class FsApi {
   }
 
   /**
+   * Pack files and trees into an archive: ``{dst, format, files, dirs, symlinks, input_bytes, size, skipped}``.
+   *
+   * Wire method `fs.archive`.
+   * Reports progress through `options.onProgress`.
+   */
+  archive(params: FsArchiveParams, options?: CallOptions): Promise<FsArchiveResult> {
+    return this.client.call("fs.archive", params, options) as Promise<FsArchiveResult>;
+  }
+
+  /**
    * Set a file's permission bits (symlinks followed): ``{path, mode}``.
    *
    * Wire method `fs.chmod`.
@@ -1909,6 +2141,16 @@ export class FsApi {
   }
 
   /**
+   * Unpack a tar (plain, gz, xz, bz2) or zip archive into a directory: ``{src, dst, format, created, members, files, dirs, symlinks, hardlinks, output_bytes}``.
+   *
+   * Wire method `fs.extract`.
+   * Reports progress through `options.onProgress`.
+   */
+  extract(params: FsExtractParams, options?: CallOptions): Promise<FsExtractResult> {
+    return this.client.call("fs.extract", params, options) as Promise<FsExtractResult>;
+  }
+
+  /**
    * Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries as in fs.list, ``name`` relative to ``path``).
    *
    * Wire method `fs.find`.
@@ -1928,6 +2170,16 @@ export class FsApi {
   }
 
   /**
+   * Search file contents below a directory (or in one file): ``{path, matches: [{path, line_number, line, before, after}], truncated, files_scanned, files_matched, skipped_binary, skipped_large, timed_out, errors}``.
+   *
+   * Wire method `fs.grep`.
+   * Reports progress through `options.onProgress`.
+   */
+  grep(params: FsGrepParams, options?: CallOptions): Promise<FsGrepResult> {
+    return this.client.call("fs.grep", params, options) as Promise<FsGrepResult>;
+  }
+
+  /**
    * Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
    *
    * Wire method `fs.hash`.
@@ -1944,6 +2196,15 @@ export class FsApi {
   hash(first: string | Uint8Array | FsHashParams, second?: Omit<FsHashParams, "path"> | CallOptions, third?: CallOptions): Promise<FsHashResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.hash", params, options) as Promise<FsHashResult>;
+  }
+
+  /**
+   * Make a link at ``path``: ``{path, target, symbolic}``.
+   *
+   * Wire method `fs.link`.
+   */
+  link(params: FsLinkParams, options?: CallOptions): Promise<FsLinkResult> {
+    return this.client.call("fs.link", params, options) as Promise<FsLinkResult>;
   }
 
   /**
@@ -2008,6 +2269,40 @@ export class FsApi {
   }
 
   /**
+   * The target of a symlink as stored: ``{path, target}``.
+   *
+   * Wire method `fs.readlink`.
+   */
+  readlink(path: string | Uint8Array, params?: Omit<FsReadlinkParams, "path">, options?: CallOptions): Promise<FsReadlinkResult>;
+  /**
+   * The target of a symlink as stored: ``{path, target}``.
+   *
+   * Wire method `fs.readlink`.
+   */
+  readlink(params: FsReadlinkParams, options?: CallOptions): Promise<FsReadlinkResult>;
+  readlink(first: string | Uint8Array | FsReadlinkParams, second?: Omit<FsReadlinkParams, "path"> | CallOptions, third?: CallOptions): Promise<FsReadlinkResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.readlink", params, options) as Promise<FsReadlinkResult>;
+  }
+
+  /**
+   * A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested, type}``.
+   *
+   * Wire method `fs.realpath`.
+   */
+  realpath(path: string | Uint8Array, params?: Omit<FsRealpathParams, "path">, options?: CallOptions): Promise<FsRealpathResult>;
+  /**
+   * A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested, type}``.
+   *
+   * Wire method `fs.realpath`.
+   */
+  realpath(params: FsRealpathParams, options?: CallOptions): Promise<FsRealpathResult>;
+  realpath(first: string | Uint8Array | FsRealpathParams, second?: Omit<FsRealpathParams, "path"> | CallOptions, third?: CallOptions): Promise<FsRealpathResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.realpath", params, options) as Promise<FsRealpathResult>;
+  }
+
+  /**
    * Remove a file, symlink (itself, not its target) or directory: ``{path, removed, files, dirs}``.
    *
    * Wire method `fs.remove`.
@@ -2058,6 +2353,23 @@ export class FsApi {
   tail(first: string | Uint8Array | FsTailParams, second?: Omit<FsTailParams, "path"> | CallOptions, third?: CallOptions): Promise<FsTailResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.tail", params, options) as Promise<FsTailResult>;
+  }
+
+  /**
+   * Create an empty file when missing and set its times: ``{path, created, mtime_at, atime_at}`` (symlinks followed inside the roots).
+   *
+   * Wire method `fs.touch`.
+   */
+  touch(path: string | Uint8Array, params?: Omit<FsTouchParams, "path">, options?: CallOptions): Promise<FsTouchResult>;
+  /**
+   * Create an empty file when missing and set its times: ``{path, created, mtime_at, atime_at}`` (symlinks followed inside the roots).
+   *
+   * Wire method `fs.touch`.
+   */
+  touch(params: FsTouchParams, options?: CallOptions): Promise<FsTouchResult>;
+  touch(first: string | Uint8Array | FsTouchParams, second?: Omit<FsTouchParams, "path"> | CallOptions, third?: CallOptions): Promise<FsTouchResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.touch", params, options) as Promise<FsTouchResult>;
   }
 
   /**
