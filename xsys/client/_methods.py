@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypedDict, cast
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -32,6 +32,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "checks.unsubscribe",
     "fs.archive",
     "fs.chmod",
+    "fs.close",
     "fs.copy",
     "fs.du",
     "fs.exists",
@@ -43,6 +44,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "fs.list",
     "fs.mkdir",
     "fs.move",
+    "fs.open",
     "fs.read",
     "fs.readlink",
     "fs.realpath",
@@ -165,6 +167,17 @@ class ChmodResult(TypedDict):
 
     path: str | bytes
     mode: int
+
+
+class CloseResult(TypedDict):
+    """``fs.close``: ``committed`` when the written file replaced ``path`` (``size``
+    bytes; ``created`` when it did not exist), False when it was discarded.
+    """
+
+    path: str | bytes
+    committed: bool
+    size: int
+    created: bool
 
 
 class TransferResult(TypedDict):
@@ -308,6 +321,21 @@ class MkdirResult(TypedDict):
 
     path: str | bytes
     created: bool
+
+
+class OpenResult(TypedDict):
+    """``fs.open``: the file at ``path`` opened in ``mode`` (``rb``, ``wb``); ``size`` and
+    ``inode`` of the file opened (``wb``: the temp file, 0 bytes); ``fd`` is true: the
+    descriptor rides with the response frame (docs/protocol.md, "Descriptors");
+    ``handle`` (``wb`` only) is what ``fs.close`` takes.
+    """
+
+    path: str | bytes
+    mode: str
+    size: int
+    fd: bool
+    handle: int | None
+    inode: int
 
 
 class ReadResult(TypedDict):
@@ -1489,6 +1517,34 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.chmod", params, timeout=timeout)
         return cast("ChmodResult", result)
 
+    def close(
+        self,
+        *,
+        handle: int,
+        commit: bool = True,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> CloseResult:
+        """Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+
+        ``commit``: fsync, the old file's mode and owner, then an atomic rename over the
+        target (as fs.write overwrite); else the temp file is dropped. Errors: -32001
+        unknown handle (or one of another connection).
+
+        Args:
+            handle: the handle fs.open gave (1..).
+            commit: replace the target with what was written (false: discard it).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.close``.
+        """
+        params = given(
+            {"handle": handle},
+            {"commit": (commit, True)},
+        )
+        result = self._client.call("fs.close", params, timeout=timeout)
+        return cast("CloseResult", result)
+
     def copy(
         self,
         *,
@@ -1900,6 +1956,39 @@ class FsMethods(NamespaceBase["Client"]):
         )
         result = self._client.call("fs.move", params, timeout=timeout, on_progress=on_progress)
         return cast("TransferResult", result)
+
+    def open(
+        self,
+        path: FsPath,
+        mode: Literal["rb", "wb"] = "rb",
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> BinaryIO:
+        """Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path,
+        mode, size, fd: true, handle|nil, inode}``.
+
+        The descriptor rides in the ancillary data of the response frame (see the
+        protocol doc, "Descriptors"); it is opened after the sandbox and permission
+        checks, as the peer, so it refers to the checked file whatever happens to the
+        path afterwards. ``wb`` follows fs.write's rules: the descriptor is a temp file
+        in the target's directory, renamed over the target by ``fs.close {handle}``;
+        dropped if the connection ends first. Errors as fs.read / fs.write; -32007 over
+        HTTP.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mode: rb: read; wb: write a new content that replaces the file on fs.close (atomic).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.open``.
+        """
+        params = given(
+            {"path": path},
+            {"mode": (mode, "rb")},
+        )
+        return self._client.open_file(params, timeout=timeout)
 
     def read(
         self,
@@ -3272,6 +3361,34 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         result = await self._client.call("fs.chmod", params, timeout=timeout)
         return cast("ChmodResult", result)
 
+    async def close(
+        self,
+        *,
+        handle: int,
+        commit: bool = True,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> CloseResult:
+        """Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+
+        ``commit``: fsync, the old file's mode and owner, then an atomic rename over the
+        target (as fs.write overwrite); else the temp file is dropped. Errors: -32001
+        unknown handle (or one of another connection).
+
+        Args:
+            handle: the handle fs.open gave (1..).
+            commit: replace the target with what was written (false: discard it).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.close``.
+        """
+        params = given(
+            {"handle": handle},
+            {"commit": (commit, True)},
+        )
+        result = await self._client.call("fs.close", params, timeout=timeout)
+        return cast("CloseResult", result)
+
     async def copy(
         self,
         *,
@@ -3713,6 +3830,39 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             on_progress=on_progress,
         )
         return cast("TransferResult", result)
+
+    async def open(
+        self,
+        path: FsPath,
+        mode: Literal["rb", "wb"] = "rb",
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> BinaryIO:
+        """Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path,
+        mode, size, fd: true, handle|nil, inode}``.
+
+        The descriptor rides in the ancillary data of the response frame (see the
+        protocol doc, "Descriptors"); it is opened after the sandbox and permission
+        checks, as the peer, so it refers to the checked file whatever happens to the
+        path afterwards. ``wb`` follows fs.write's rules: the descriptor is a temp file
+        in the target's directory, renamed over the target by ``fs.close {handle}``;
+        dropped if the connection ends first. Errors as fs.read / fs.write; -32007 over
+        HTTP.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mode: rb: read; wb: write a new content that replaces the file on fs.close (atomic).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.open``.
+        """
+        params = given(
+            {"path": path},
+            {"mode": (mode, "rb")},
+        )
+        return await self._client.open_file(params, timeout=timeout)
 
     async def read(
         self,

@@ -378,3 +378,29 @@ class ExtractResult:
     symlinks: int
     hardlinks: int
     output_bytes: int
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    """``fs.open``: the file at ``path`` opened in ``mode`` (``rb``, ``wb``); ``size`` and
+    ``inode`` of the file opened (``wb``: the temp file, 0 bytes); ``fd`` is true: the
+    descriptor rides with the response frame (docs/protocol.md, "Descriptors");
+    ``handle`` (``wb`` only) is what ``fs.close`` takes."""
+
+    path: WirePath
+    mode: str
+    size: int
+    fd: bool
+    handle: int | None
+    inode: int
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    """``fs.close``: ``committed`` when the written file replaced ``path`` (``size``
+    bytes; ``created`` when it did not exist), False when it was discarded."""
+
+    path: WirePath
+    committed: bool
+    size: int
+    created: bool

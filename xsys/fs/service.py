@@ -13,7 +13,7 @@ import stat
 from collections.abc import Sequence
 from typing import Literal
 
-from xsys.fs import archive, grep, links, reading, tree, writing
+from xsys.fs import archive, grep, links, opening, reading, tree, writing
 from xsys.fs.config import FsConfig
 from xsys.fs.model import (
     ArchiveResult,
@@ -29,6 +29,7 @@ from xsys.fs.model import (
     Listing,
     MkdirResult,
     NullJob,
+    OpenResult,
     ReadlinkResult,
     ReadResult,
     RealpathResult,
@@ -285,3 +286,21 @@ class FsService:
             return archive.extract(s, d, overwrite, self.config.max_extract_bytes,
                                    self.config.max_extract_members, self.config.chunk_bytes,
                                    self.umask, job or NullJob())
+
+    # ------------------------------------------------------------------ descriptors
+
+    def open_fd(self, path: str | bytes, mode: str) -> tuple[int, OpenResult | None,
+                                                            opening.WriteHandle | None]:
+        """``fs.open``: ``(descriptor for the client, result for rb, handle for wb)``
+        (``opening``); -32602 for another mode."""
+        if mode not in opening.OPEN_MODES:
+            raise InvalidParams(f"parameter 'mode': one of {', '.join(opening.OPEN_MODES)}",
+                                {"param": "mode", "got": mode})
+        if mode == "rb":
+            with self.locate(path) as loc:
+                fd, result = opening.open_read(loc)
+                return fd, result, None
+        with self.locate(path, allow_missing=True) as loc:
+            fd, handle = opening.open_write(loc, self.umask,
+                                            self.config.allow_hardlinked_writes)
+            return fd, None, handle

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable
 from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
@@ -27,6 +28,7 @@ from xsys.fs.grep import DEFAULT_MAX_FILESIZE, MAX_CONTEXT_LINES, GrepQuery
 from xsys.fs.model import (
     ArchiveResult,
     ChmodResult,
+    CloseResult,
     DiskUsage,
     Existence,
     ExtractResult,
@@ -36,6 +38,7 @@ from xsys.fs.model import (
     LinkResult,
     Listing,
     MkdirResult,
+    OpenResult,
     ReadlinkResult,
     ReadResult,
     RealpathResult,
@@ -46,9 +49,11 @@ from xsys.fs.model import (
     WriteResult,
     to_wire,
 )
+from xsys.fs.opening import Handles, opened_write
 from xsys.fs.reading import ALGORITHMS
 from xsys.fs.service import FsService
 from xsys.fs.tree import FindQuery
+from xsys.protocol import Conflict
 from xsys.server.app import App
 from xsys.server.context import Context
 from xsys.server.router import Doc, Range, Router
@@ -103,6 +108,7 @@ def register(router: Router, app: App) -> None:
     _register_trees(router, app)
     _register_links(router, app)
     _register_search(router, app)
+    _register_descriptors(router, app)
 
 
 def _register_metadata(router: Router, app: App) -> None:
@@ -458,3 +464,70 @@ def _register_search(router: Router, app: App) -> None:
         ``overwrite``. Progress: bytes written.
         """
         return service(app).extract(src, dst, overwrite, ctx)
+
+
+def _handles(ctx: Context) -> Handles:
+    """The connection's ``wb`` handles (closed with it); -32007 without a connection."""
+    resources = getattr(ctx.session, "resources", None)
+    if resources is None:
+        raise Conflict("fs.open needs a Unix socket connection (descriptors cannot travel "
+                       "over HTTP)", {"reason": "no_descriptor_passing"})
+    handles = resources.get("fs.handles")
+    if handles is None:
+        handles = resources["fs.handles"] = Handles()
+    assert isinstance(handles, Handles)
+    return handles
+
+
+def _register_descriptors(router: Router, app: App) -> None:
+    @router.method("fs.open", kind="blocking")
+    @as_caller
+    def open_(ctx: Context, path: Path,
+              mode: Annotated[Literal["rb", "wb"], Doc("rb: read; wb: write a new content "
+                                                       "that replaces the file on fs.close "
+                                                       "(atomic)")] = "rb",
+              ) -> OpenResult:
+        """Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS):
+        ``{path, mode, size, fd: true, handle|nil, inode}``.
+
+        The descriptor rides in the ancillary data of the response frame (see the
+        protocol doc, "Descriptors"); it is opened after the sandbox and permission
+        checks, as the peer, so it refers to the checked file whatever happens to the
+        path afterwards. ``wb`` follows fs.write's rules: the descriptor is a temp file
+        in the target's directory, renamed over the target by ``fs.close {handle}``;
+        dropped if the connection ends first. Errors as fs.read / fs.write; -32007 over
+        HTTP.
+        """
+        attach = getattr(ctx.session, "attach_fds", None)
+        if attach is None or ctx.request_id is None:
+            raise Conflict("fs.open needs a Unix socket connection (descriptors cannot "
+                           "travel over HTTP)", {"reason": "no_descriptor_passing"})
+        fd, result, handle = service(app).open_fd(path, mode)
+        if handle is not None:
+            try:
+                number = _handles(ctx).add(handle)
+            except BaseException:
+                os.close(fd)
+                raise
+            result = opened_write(handle, number)
+        assert result is not None
+        attach(ctx.request_id, [fd])
+        return result
+
+    @router.method("fs.close", kind="blocking")
+    @as_caller
+    def close(ctx: Context,
+              handle: Annotated[int, Range(1, None), Doc("the handle fs.open gave")],
+              commit: Annotated[bool, Doc("replace the target with what was written (false: "
+                                          "discard it)")] = True) -> CloseResult:
+        """Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+
+        ``commit``: fsync, the old file's mode and owner, then an atomic rename over the
+        target (as fs.write overwrite); else the temp file is dropped. Errors: -32001
+        unknown handle (or one of another connection).
+        """
+        h = _handles(ctx).take(handle)
+        if not commit:
+            h.discard()
+            return CloseResult(path=h.path, committed=False, size=0, created=False)
+        return h.commit()

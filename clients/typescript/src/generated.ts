@@ -16,6 +16,7 @@ export const METHOD_NAMES = [
   "checks.unsubscribe",
   "fs.archive",
   "fs.chmod",
+  "fs.close",
   "fs.copy",
   "fs.du",
   "fs.exists",
@@ -27,6 +28,7 @@ export const METHOD_NAMES = [
   "fs.list",
   "fs.mkdir",
   "fs.move",
+  "fs.open",
   "fs.read",
   "fs.readlink",
   "fs.realpath",
@@ -141,6 +143,17 @@ export interface ArchiveResult {
 export interface ChmodResult {
   path: FsPath;
   mode: number;
+}
+
+/**
+ * `fs.close`: `committed` when the written file replaced `path` (`size`
+ * bytes; `created` when it did not exist), False when it was discarded.
+ */
+export interface CloseResult {
+  path: FsPath;
+  committed: boolean;
+  size: number;
+  created: boolean;
 }
 
 /**
@@ -281,6 +294,21 @@ export interface LinkResult {
 export interface MkdirResult {
   path: FsPath;
   created: boolean;
+}
+
+/**
+ * `fs.open`: the file at `path` opened in `mode` (`rb`, `wb`); `size` and
+ * `inode` of the file opened (`wb`: the temp file, 0 bytes); `fd` is true: the
+ * descriptor rides with the response frame (docs/protocol.md, "Descriptors");
+ * `handle` (`wb` only) is what `fs.close` takes.
+ */
+export interface OpenResult {
+  path: FsPath;
+  mode: string;
+  size: number;
+  fd: boolean;
+  handle: number | null;
+  inode: number;
 }
 
 /**
@@ -1341,6 +1369,17 @@ export interface FsChmodParams {
 /** Result of `fs.chmod`. */
 export type FsChmodResult = ChmodResult;
 
+/** Parameters of `fs.close`. */
+export interface FsCloseParams {
+  /** the handle fs.open gave (range 1.., wire type `int`) */
+  handle: number;
+  /** replace the target with what was written (false: discard it) (default true, wire type `bool`) */
+  commit?: boolean;
+}
+
+/** Result of `fs.close`. */
+export type FsCloseResult = CloseResult;
+
 /** Parameters of `fs.copy`. */
 export interface FsCopyParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1507,6 +1546,17 @@ export interface FsMoveParams {
 
 /** Result of `fs.move`. */
 export type FsMoveResult = TransferResult;
+
+/** Parameters of `fs.open`. */
+export interface FsOpenParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** rb: read; wb: write a new content that replaces the file on fs.close (atomic) (default "rb", wire type `str`) */
+  mode?: "rb" | "wb";
+}
+
+/** Result of `fs.open`. */
+export type FsOpenResult = OpenResult;
 
 /** Parameters of `fs.read`. */
 export interface FsReadParams {
@@ -1950,6 +2000,7 @@ export interface MethodMap {
   "checks.unsubscribe": { params: ChecksUnsubscribeParams; result: ChecksUnsubscribeResult };
   "fs.archive": { params: FsArchiveParams; result: FsArchiveResult };
   "fs.chmod": { params: FsChmodParams; result: FsChmodResult };
+  "fs.close": { params: FsCloseParams; result: FsCloseResult };
   "fs.copy": { params: FsCopyParams; result: FsCopyResult };
   "fs.du": { params: FsDuParams; result: FsDuResult };
   "fs.exists": { params: FsExistsParams; result: FsExistsResult };
@@ -1961,6 +2012,7 @@ export interface MethodMap {
   "fs.list": { params: FsListParams; result: FsListResult };
   "fs.mkdir": { params: FsMkdirParams; result: FsMkdirResult };
   "fs.move": { params: FsMoveParams; result: FsMoveResult };
+  "fs.open": { params: FsOpenParams; result: FsOpenResult };
   "fs.read": { params: FsReadParams; result: FsReadResult };
   "fs.readlink": { params: FsReadlinkParams; result: FsReadlinkResult };
   "fs.realpath": { params: FsRealpathParams; result: FsRealpathResult };
@@ -2092,6 +2144,23 @@ export class FsApi {
    */
   chmod(params: FsChmodParams, options?: CallOptions): Promise<FsChmodResult> {
     return this.client.call("fs.chmod", params, options) as Promise<FsChmodResult>;
+  }
+
+  /**
+   * Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+   *
+   * Wire method `fs.close`.
+   */
+  close(handle: number, params?: Omit<FsCloseParams, "handle">, options?: CallOptions): Promise<FsCloseResult>;
+  /**
+   * Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+   *
+   * Wire method `fs.close`.
+   */
+  close(params: FsCloseParams, options?: CallOptions): Promise<FsCloseResult>;
+  close(first: number | FsCloseParams, second?: Omit<FsCloseParams, "handle"> | CallOptions, third?: CallOptions): Promise<FsCloseResult> {
+    const [params, options] = positional<CallOptions>("handle", first, second, third);
+    return this.client.call("fs.close", params, options) as Promise<FsCloseResult>;
   }
 
   /**
@@ -2249,6 +2318,23 @@ export class FsApi {
    */
   move(params: FsMoveParams, options?: CallOptions): Promise<FsMoveResult> {
     return this.client.call("fs.move", params, options) as Promise<FsMoveResult>;
+  }
+
+  /**
+   * Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path, mode, size, fd: true, handle|nil, inode}``.
+   *
+   * Wire method `fs.open`.
+   */
+  open(path: string | Uint8Array, params?: Omit<FsOpenParams, "path">, options?: CallOptions): Promise<FsOpenResult>;
+  /**
+   * Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path, mode, size, fd: true, handle|nil, inode}``.
+   *
+   * Wire method `fs.open`.
+   */
+  open(params: FsOpenParams, options?: CallOptions): Promise<FsOpenResult>;
+  open(first: string | Uint8Array | FsOpenParams, second?: Omit<FsOpenParams, "path"> | CallOptions, third?: CallOptions): Promise<FsOpenResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.open", params, options) as Promise<FsOpenResult>;
   }
 
   /**
