@@ -293,6 +293,17 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
         while c._fds:
             os.close(c._fds.popleft())
     call("fs.close", handle=handle)
+    with open(root + "/big.bin", "wb") as f:
+        f.write(b"x" * (2 * 1024 * 1024))
+    rid, frame = c._state.request("fs.read", {"path": root + "/big.bin", "stream": True,
+                                              "window_bytes": 65536})
+    c._send(frame)  # its chunks and its answer are skipped by the calls below
+    while (c._read_one(10) or {}).get("method") != "fs.chunk":
+        pass  # the stream runs: it can be acknowledged
+    call("fs.ack", request=rid, offset=2 * 1024 * 1024)
+    wid, frame = c._state.request("fs.write", {"path": root + "/up.bin", "stream": True})
+    c._send(frame)
+    call("fs.write_chunk", request=wid, offset=0, data=b"up", eof=True)
 
     odd_dir = os.path.join(os.fsencode(tree), b"d\xe9j\xe0")
     watch_sub = c.subscribe("watch.add", {"paths": [root, odd_dir], "recursive": True})

@@ -86,6 +86,7 @@ LINE_LIMIT = 100
 #: Names a namespace may not take: the clients' own members.
 RESERVED_NAMESPACES = frozenset({
     "call", "subscribe", "connect", "close", "connected", "notifications", "open_file",
+    "read_stream", "write_stream",
     "notification_handlers", "socket_path", "trusted_uids", "connect_timeout", "timeout",
     "max_frame_bytes", "max_queued_events",
 })

@@ -30,6 +30,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "checks.status",
     "checks.subscribe",
     "checks.unsubscribe",
+    "fs.ack",
     "fs.archive",
     "fs.chmod",
     "fs.close",
@@ -53,6 +54,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "fs.tail",
     "fs.touch",
     "fs.write",
+    "fs.write_chunk",
     "metrics.add",
     "metrics.inc",
     "metrics.list",
@@ -144,6 +146,15 @@ class ChecksUnsubscribed(TypedDict):
 
     subscription: str
     closed: bool
+
+
+class StreamAck(TypedDict):
+    """``fs.ack`` / ``fs.write_chunk``: the stream's ``request`` and the bytes ``done``
+    (acknowledged by the client, or received by the daemon).
+    """
+
+    request: int
+    done: int
 
 
 class ArchiveResult(TypedDict):
@@ -1456,6 +1467,30 @@ class FsMethods(NamespaceBase["Client"]):
     __slots__ = ()
     namespace = "fs"
 
+    def ack(
+        self,
+        *,
+        request: int,
+        offset: int,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """Acknowledge a streamed fs.read up to ``offset``: ``{request, done}``.
+
+        The daemon sends at most ``window_bytes`` beyond the highest offset acknowledged.
+        Errors: -32001 no such stream on this connection.
+
+        Args:
+            request: id of the streamed fs.read (0..).
+            offset: bytes consumed from the start of the stream (0..).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.ack``.
+        """
+        params = {"request": request, "offset": offset}
+        result = self._client.call("fs.ack", params, timeout=timeout)
+        return cast("StreamAck", result)
+
     def archive(
         self,
         *,
@@ -1997,6 +2032,8 @@ class FsMethods(NamespaceBase["Client"]):
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        stream: bool = False,
+        window_bytes: int | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
@@ -2004,6 +2041,12 @@ class FsMethods(NamespaceBase["Client"]):
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
+        ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
+        notifications (fs.chunk_bytes each) before the answer, whose ``data`` is then
+        empty and ``length`` the bytes streamed; the daemon sends at most
+        ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
+        offset}`` (bytes consumed from the stream's start), so memory stays bounded when
+        the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -2011,6 +2054,10 @@ class FsMethods(NamespaceBase["Client"]):
             offset: first byte to read (0..).
             length: bytes to read; nil: to the end (0..).
             encoding: decode as text (e.g. utf-8); nil: bytes.
+            stream: send the file as fs.chunk notifications under a window acknowledged with fs.ack
+                (any size).
+            window_bytes: stream: most unacknowledged bytes (default 8 MiB, at most 64 MiB)
+                (65536..).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -2018,7 +2065,13 @@ class FsMethods(NamespaceBase["Client"]):
         """
         params = given(
             {"path": path},
-            {"offset": (offset, 0), "length": (length, None), "encoding": (encoding, None)},
+            {
+                "offset": (offset, 0),
+                "length": (length, None),
+                "encoding": (encoding, None),
+                "stream": (stream, False),
+                "window_bytes": (window_bytes, None),
+            },
         )
         result = self._client.call("fs.read", params, timeout=timeout)
         return cast("ReadResult", result)
@@ -2194,46 +2247,85 @@ class FsMethods(NamespaceBase["Client"]):
         self,
         *,
         path: FsPath,
-        data: bytes | str,
+        data: bytes | str | None = None,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        stream: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
         of the directory): readers and crashes see the old or the new content, never a
-        mix. Errors: -32003 create over an existing file, -32007 ``expected_sha256``
+        mix. ``stream: true``: a chunked upload of any size, bound to this request: send
+        ``fs.write_chunk {request: this id, offset, data, eof}`` requests (the last with
+        ``eof: true``); this request answers once every byte arrived and the file was
+        renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
+        -32007 ``expected_sha256``
         mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
         parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
-            data: content: bin, or str encoded with `encoding`.
+            data: content: bin, or str encoded with `encoding` (nil only with stream).
             mode: create fails if the file exists; overwrite replaces atomically; append adds at the
                 end.
             make_parents: create missing parent directories.
             expected_sha256: precondition: sha256 hex of the current content.
             encoding: encoding of str data.
+            stream: chunked upload: the content comes in fs.write_chunk requests bound to this one.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
         Wire method ``fs.write``.
         """
         params = given(
-            {"path": path, "data": data},
+            {"path": path},
             {
+                "data": (data, None),
                 "mode": (mode, "overwrite"),
                 "make_parents": (make_parents, False),
                 "expected_sha256": (expected_sha256, None),
                 "encoding": (encoding, "utf-8"),
+                "stream": (stream, False),
             },
         )
         result = self._client.call("fs.write", params, timeout=timeout)
         return cast("WriteResult", result)
+
+    def write_chunk(
+        self,
+        *,
+        request: int,
+        offset: int,
+        data: bytes,
+        eof: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """One chunk of a streamed fs.write: ``{request, done (bytes received)}``.
+
+        Chunks may be pipelined and arrive in any order; memory stays bounded by the
+        connection's in-flight requests. Errors: -32001 no such upload.
+
+        Args:
+            request: id of the streamed fs.write (0..).
+            offset: where data goes (0..).
+            data: the chunk.
+            eof: the last chunk: offset + len(data) is the size.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.write_chunk``.
+        """
+        params = given(
+            {"request": request, "offset": offset, "data": data},
+            {"eof": (eof, False)},
+        )
+        result = self._client.call("fs.write_chunk", params, timeout=timeout)
+        return cast("StreamAck", result)
 
 
 class MetricsMethods(NamespaceBase["Client"]):
@@ -3295,6 +3387,30 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
     __slots__ = ()
     namespace = "fs"
 
+    async def ack(
+        self,
+        *,
+        request: int,
+        offset: int,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """Acknowledge a streamed fs.read up to ``offset``: ``{request, done}``.
+
+        The daemon sends at most ``window_bytes`` beyond the highest offset acknowledged.
+        Errors: -32001 no such stream on this connection.
+
+        Args:
+            request: id of the streamed fs.read (0..).
+            offset: bytes consumed from the start of the stream (0..).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.ack``.
+        """
+        params = {"request": request, "offset": offset}
+        result = await self._client.call("fs.ack", params, timeout=timeout)
+        return cast("StreamAck", result)
+
     async def archive(
         self,
         *,
@@ -3871,6 +3987,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        stream: bool = False,
+        window_bytes: int | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
@@ -3878,6 +3996,12 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
+        ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
+        notifications (fs.chunk_bytes each) before the answer, whose ``data`` is then
+        empty and ``length`` the bytes streamed; the daemon sends at most
+        ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
+        offset}`` (bytes consumed from the stream's start), so memory stays bounded when
+        the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -3885,6 +4009,10 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             offset: first byte to read (0..).
             length: bytes to read; nil: to the end (0..).
             encoding: decode as text (e.g. utf-8); nil: bytes.
+            stream: send the file as fs.chunk notifications under a window acknowledged with fs.ack
+                (any size).
+            window_bytes: stream: most unacknowledged bytes (default 8 MiB, at most 64 MiB)
+                (65536..).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -3892,7 +4020,13 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         """
         params = given(
             {"path": path},
-            {"offset": (offset, 0), "length": (length, None), "encoding": (encoding, None)},
+            {
+                "offset": (offset, 0),
+                "length": (length, None),
+                "encoding": (encoding, None),
+                "stream": (stream, False),
+                "window_bytes": (window_bytes, None),
+            },
         )
         result = await self._client.call("fs.read", params, timeout=timeout)
         return cast("ReadResult", result)
@@ -4073,46 +4207,85 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         self,
         *,
         path: FsPath,
-        data: bytes | str,
+        data: bytes | str | None = None,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        stream: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
         of the directory): readers and crashes see the old or the new content, never a
-        mix. Errors: -32003 create over an existing file, -32007 ``expected_sha256``
+        mix. ``stream: true``: a chunked upload of any size, bound to this request: send
+        ``fs.write_chunk {request: this id, offset, data, eof}`` requests (the last with
+        ``eof: true``); this request answers once every byte arrived and the file was
+        renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
+        -32007 ``expected_sha256``
         mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
         parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
-            data: content: bin, or str encoded with `encoding`.
+            data: content: bin, or str encoded with `encoding` (nil only with stream).
             mode: create fails if the file exists; overwrite replaces atomically; append adds at the
                 end.
             make_parents: create missing parent directories.
             expected_sha256: precondition: sha256 hex of the current content.
             encoding: encoding of str data.
+            stream: chunked upload: the content comes in fs.write_chunk requests bound to this one.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
         Wire method ``fs.write``.
         """
         params = given(
-            {"path": path, "data": data},
+            {"path": path},
             {
+                "data": (data, None),
                 "mode": (mode, "overwrite"),
                 "make_parents": (make_parents, False),
                 "expected_sha256": (expected_sha256, None),
                 "encoding": (encoding, "utf-8"),
+                "stream": (stream, False),
             },
         )
         result = await self._client.call("fs.write", params, timeout=timeout)
         return cast("WriteResult", result)
+
+    async def write_chunk(
+        self,
+        *,
+        request: int,
+        offset: int,
+        data: bytes,
+        eof: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """One chunk of a streamed fs.write: ``{request, done (bytes received)}``.
+
+        Chunks may be pipelined and arrive in any order; memory stays bounded by the
+        connection's in-flight requests. Errors: -32001 no such upload.
+
+        Args:
+            request: id of the streamed fs.write (0..).
+            offset: where data goes (0..).
+            data: the chunk.
+            eof: the last chunk: offset + len(data) is the size.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.write_chunk``.
+        """
+        params = given(
+            {"request": request, "offset": offset, "data": data},
+            {"eof": (eof, False)},
+        )
+        result = await self._client.call("fs.write_chunk", params, timeout=timeout)
+        return cast("StreamAck", result)
 
 
 class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):

@@ -15,7 +15,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from xsys.client._core import (
@@ -422,6 +422,126 @@ class Client(Namespaces):
         if result.get("handle") is None:
             return os.fdopen(fd, "rb")
         return _CommitFile(fd, self, int(result["handle"]), str(result["path"]))
+
+    def read_stream(self, path: str | bytes, *, offset: int = 0, length: int | None = None,
+                    window_bytes: int | None = None,
+                    timeout: Timeout = USE_CLIENT_DEFAULT) -> Iterator[bytes]:
+        """A streamed ``fs.read``: an iterator of the file's chunks (bytes), with flow
+        control (each half window consumed is acknowledged with ``fs.ack``, so the daemon
+        never runs more than ``window_bytes`` ahead). Leaving the loop early closes the
+        connection (the next call reconnects), which ends the stream on the daemon.
+        ``timeout``: seconds to wait for each chunk. Raises the protocol's typed errors."""
+        window = window_bytes or 8 * 1024 * 1024
+        wait = effective_timeout(timeout, self.timeout)
+        params: dict[str, Any] = {"path": path, "offset": offset, "stream": True}
+        if length is not None:
+            params["length"] = length
+        if window_bytes is not None:
+            params["window_bytes"] = window_bytes
+        state = self._state
+        with self._lock:
+            req_id, frame = state.request("fs.read", params)
+            self._send(frame)
+            consumed = acked = 0
+            acks: set[int] = set()
+            done = False
+            try:
+                while True:
+                    msg = self._read_one(wait)
+                    if msg is None:
+                        raise TimeoutError(f"no chunk of the streamed read within {wait}s")
+                    if type(msg) is dict and msg.get("method") == "fs.chunk":
+                        p = msg.get("params") or {}
+                        if p.get("request") == req_id:
+                            data = p["data"]
+                            consumed += len(data)
+                            if consumed - acked >= window // 2:
+                                ack_id, ack = state.request(
+                                    "fs.ack", {"request": req_id, "offset": consumed})
+                                acks.add(ack_id)
+                                self._send(ack)
+                                acked = consumed
+                            yield data
+                            continue
+                    if type(msg) is dict and msg.get("id") in acks:
+                        acks.discard(msg["id"])
+                        continue  # a late ack after the end is harmless
+                    answer = state.route(msg)
+                    if answer is None:
+                        continue
+                    if answer["id"] == req_id:
+                        done = True
+                        result_of(answer)
+                        return
+                    if answer["id"] is None and "error" in answer:
+                        raise error_from_wire(answer["error"])
+            finally:
+                state.finish(req_id)
+                if not done:
+                    self.close()
+
+    def write_stream(self, path: str | bytes, chunks: Iterable[bytes], *,
+                     max_inflight: int = 4,
+                     timeout: Timeout = USE_CLIENT_DEFAULT) -> dict[str, Any]:
+        """A streamed ``fs.write`` (chunked upload bound to one request): sends ``chunks``
+        as pipelined ``fs.write_chunk`` requests (at most ``max_inflight`` unanswered) and
+        returns the ``fs.write`` result once the daemon renamed the file into place
+        (atomic, as an overwrite). Raises the protocol's typed errors."""
+        wait = effective_timeout(timeout, self.timeout)
+        state = self._state
+        with self._lock:
+            req_id, frame = state.request("fs.write", {"path": path, "stream": True})
+            self._send(frame)
+            pending: set[int] = set()
+            final: list[dict[str, Any]] = []
+
+            def settle(limit: int) -> None:
+                while len(pending) > limit:
+                    msg = self._read_one(wait)
+                    if msg is None:
+                        raise TimeoutError(f"no answer within {wait}s")
+                    answer = state.route(msg)
+                    if answer is None:
+                        continue
+                    if answer["id"] in pending:
+                        pending.discard(answer["id"])
+                        result_of(answer)
+                    elif answer["id"] == req_id:
+                        final.append(answer)
+                        result_of(answer)  # an error ends the upload now
+                    elif answer["id"] is None and "error" in answer:
+                        raise error_from_wire(answer["error"])
+
+            try:
+                offset = 0
+                it = iter(chunks)
+                piece: bytes | None = next(it, b"")
+                while piece is not None:
+                    after = next(it, None)
+                    chunk_id, f = state.request("fs.write_chunk", {
+                        "request": req_id, "offset": offset, "data": bytes(piece),
+                        "eof": after is None})
+                    self._send(f)
+                    pending.add(chunk_id)
+                    offset += len(piece)
+                    settle(max_inflight - 1)
+                    piece = after
+                settle(0)
+                while not final:
+                    msg = self._read_one(wait)
+                    if msg is None:
+                        raise TimeoutError(f"no answer within {wait}s")
+                    answer = state.route(msg)
+                    if answer is not None and answer["id"] == req_id:
+                        final.append(answer)
+                out: dict[str, Any] = result_of(final[0])
+                return out
+            except BaseException:
+                if not final:
+                    self.close()  # the daemon drops the temp file
+                raise
+            finally:
+                state.finish(req_id)
 
     def _read_large_frame(self, sock: socket.socket) -> None:
         """When a large frame is arriving, receive the rest of its payload straight into

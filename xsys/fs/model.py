@@ -404,3 +404,12 @@ class CloseResult:
     committed: bool
     size: int
     created: bool
+
+
+@dataclass(frozen=True)
+class StreamAck:
+    """``fs.ack`` / ``fs.write_chunk``: the stream's ``request`` and the bytes ``done``
+    (acknowledged by the client, or received by the daemon)."""
+
+    request: int
+    done: int

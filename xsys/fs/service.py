@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
-from xsys.fs import archive, grep, links, opening, reading, tree, writing
+from xsys.fs import archive, grep, links, opening, reading, streams, tree, writing
 from xsys.fs.config import FsConfig
 from xsys.fs.model import (
     ArchiveResult,
@@ -304,3 +304,22 @@ class FsService:
             fd, handle = opening.open_write(loc, self.umask,
                                             self.config.allow_hardlinked_writes)
             return fd, None, handle
+
+    # ------------------------------------------------------------------ streams
+
+    def read_stream(self, path: str | bytes, offset: int, length: int | None,
+                    stream: streams.ReadStream, send: Callable[[int, bytes], None],
+                    job: Job | None = None) -> ReadResult:
+        """Streamed ``fs.read`` (``streams.stream_file``): chunks of ``fs.chunk_bytes``."""
+        with self.locate(path) as loc, reading.open_regular(loc) as (fd, st):
+            return streams.stream_file(fd, loc.path, st.st_size, offset, length,
+                                       self.config.chunk_bytes, stream, send,
+                                       job or NullJob())
+
+    def upload_handle(self, path: str | bytes) -> opening.WriteHandle:
+        """The temp file of a streamed ``fs.write`` (``fs.write``'s checks)."""
+        with self.locate(path, allow_missing=True) as loc:
+            fd, handle = opening.open_write(loc, self.umask,
+                                            self.config.allow_hardlinked_writes)
+        os.close(fd)
+        return handle

@@ -43,6 +43,7 @@ from xsys.fs.model import (
     ReadResult,
     RealpathResult,
     RemoveResult,
+    StreamAck,
     TailResult,
     TouchResult,
     TransferResult,
@@ -52,6 +53,7 @@ from xsys.fs.model import (
 from xsys.fs.opening import Handles, opened_write
 from xsys.fs.reading import ALGORITHMS
 from xsys.fs.service import FsService
+from xsys.fs.streams import ReadStream, Streams, Upload, check_window, finish_upload
 from xsys.fs.tree import FindQuery
 from xsys.protocol import Conflict
 from xsys.server.app import App
@@ -93,6 +95,17 @@ def as_caller(fn: Callable[Concatenate[Context, P], Any],
     return wrapper
 
 
+def as_wire(fn: Callable[Concatenate[Context, P], Any],
+            ) -> Callable[Concatenate[Context, P], dict[str, Any]]:
+    """``as_caller`` without the credentials: for inline handlers that touch no file."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        return wire(fn(ctx, *args, **kwargs))
+
+    return wrapper
+
+
 def service(app: App) -> FsService:
     """The daemon's ``FsService`` (``Services.fs``, built by the composition root)."""
     svc: FsService = app.services.fs
@@ -109,6 +122,7 @@ def register(router: Router, app: App) -> None:
     _register_links(router, app)
     _register_search(router, app)
     _register_descriptors(router, app)
+    _register_streams(router, app)
 
 
 def _register_metadata(router: Router, app: App) -> None:
@@ -153,14 +167,40 @@ def _register_reading(router: Router, app: App) -> None:
              length: Annotated[int | None, Range(0, None),
                                Doc("bytes to read; nil: to the end")] = None,
              encoding: Annotated[str | None, Doc("decode as text (e.g. utf-8); nil: "
-                                                 "bytes")] = None) -> ReadResult:
+                                                 "bytes")] = None,
+             stream: Annotated[bool, Doc("send the file as fs.chunk notifications under a "
+                                         "window acknowledged with fs.ack (any size)")] = False,
+             window_bytes: Annotated[int | None, Range(65536, None),
+                                     Doc("stream: most unacknowledged bytes (default 8 "
+                                         "MiB, at most 64 MiB)")] = None) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
 
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
+        ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
+        notifications (fs.chunk_bytes each) before the answer, whose ``data`` is then
+        empty and ``length`` the bytes streamed; the daemon sends at most
+        ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
+        offset}`` (bytes consumed from the stream's start), so memory stays bounded when
+        the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).
         """
-        return service(app).read(path, offset, length, encoding, ctx)
+        if not stream:
+            return service(app).read(path, offset, length, encoding, ctx)
+        streams, rid = _streams(ctx)
+        rs = ReadStream(check_window(window_bytes))
+        session: Any = ctx.session
+        loop = session.loop
+
+        def send(pos: int, data: bytes) -> None:
+            loop.call_soon_threadsafe(session.send_notification, "fs.chunk",
+                                      {"request": rid, "offset": pos, "data": data})
+
+        streams.add(streams.reads, rid, rs)
+        try:
+            return service(app).read_stream(path, offset, length, rs, send, ctx)
+        finally:
+            streams.remove(streams.reads, rid)
 
     @router.method("fs.hash", kind="blocking", progress=True, safe=True)
     @as_caller
@@ -190,8 +230,9 @@ def _register_writing(router: Router, app: App) -> None:
     @router.method("fs.write", kind="blocking")
     @as_caller
     def write(ctx: Context, path: Path,
-              data: Annotated[bytes | str, Doc("content: bin, or str encoded with "
-                                               "`encoding`")],
+              data: Annotated[bytes | str | None, Doc("content: bin, or str encoded with "
+                                                      "`encoding` (nil only with "
+                                                      "stream)")] = None,
               mode: Annotated[Literal["create", "overwrite", "append"],
                               Doc("create fails if the file exists; overwrite replaces "
                                   "atomically; append adds at the end")] = "overwrite",
@@ -199,15 +240,40 @@ def _register_writing(router: Router, app: App) -> None:
               expected_sha256: Annotated[str | None, Doc("precondition: sha256 hex of the "
                                                          "current content")] = None,
               encoding: Annotated[str, Doc("encoding of str data")] = "utf-8",
+              stream: Annotated[bool, Doc("chunked upload: the content comes in "
+                                          "fs.write_chunk requests bound to this one")] = False,
               ) -> WriteResult:
         """Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
         of the directory): readers and crashes see the old or the new content, never a
-        mix. Errors: -32003 create over an existing file, -32007 ``expected_sha256``
+        mix. ``stream: true``: a chunked upload of any size, bound to this request: send
+        ``fs.write_chunk {request: this id, offset, data, eof}`` requests (the last with
+        ``eof: true``); this request answers once every byte arrived and the file was
+        renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
+        -32007 ``expected_sha256``
         mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
         parent (without ``make_parents``).
         """
+        if stream:
+            if mode != "overwrite" or make_parents or expected_sha256 is not None or data:
+                from xsys.protocol import InvalidParams
+
+                raise InvalidParams("a streamed fs.write is an overwrite without data, "
+                                    "make_parents or expected_sha256", {"param": "stream"})
+            streams, rid = _streams(ctx)
+            upload = Upload(service(app).upload_handle(path), 1 << 40)
+            streams.add(streams.uploads, rid, upload)
+            try:
+                return finish_upload(upload, ctx)
+            finally:
+                streams.remove(streams.uploads, rid)
+                upload.handle.discard()
+        if data is None:
+            from xsys.protocol import InvalidParams
+
+            raise InvalidParams("parameter 'data' is required (unless stream)",
+                                {"param": "data"})
         raw = _encode(data, encoding)
         return service(app).write(path, raw, mode, make_parents, expected_sha256, ctx)
 
@@ -531,3 +597,52 @@ def _register_descriptors(router: Router, app: App) -> None:
             h.discard()
             return CloseResult(path=h.path, committed=False, size=0, created=False)
         return h.commit()
+
+
+def _streams(ctx: Context) -> tuple[Streams, int]:
+    """The connection's ``Streams`` and this request's id; -32007 without a connection."""
+    resources = getattr(ctx.session, "resources", None)
+    if resources is None or ctx.request_id is None:
+        raise Conflict("streaming needs a socket connection", {"reason": "no_streaming"})
+    streams = resources.get("fs.streams")
+    if streams is None:
+        streams = resources["fs.streams"] = Streams()
+    assert isinstance(streams, Streams)
+    return streams, ctx.request_id
+
+
+def _register_streams(router: Router, app: App) -> None:
+    @router.method("fs.ack", kind="inline")
+    @as_wire
+    def ack(ctx: Context,
+            request: Annotated[int, Range(0, None), Doc("id of the streamed fs.read")],
+            offset: Annotated[int, Range(0, None),
+                              Doc("bytes consumed from the start of the stream")],
+            ) -> StreamAck:
+        """Acknowledge a streamed fs.read up to ``offset``: ``{request, done}``.
+
+        The daemon sends at most ``window_bytes`` beyond the highest offset acknowledged.
+        Errors: -32001 no such stream on this connection.
+        """
+        streams, _ = _streams(ctx)
+        rs = streams.read(request)
+        rs.ack(offset)
+        return StreamAck(request=request, done=rs.acked)
+
+    @router.method("fs.write_chunk", kind="blocking")
+    @as_caller
+    def write_chunk(ctx: Context,
+                    request: Annotated[int, Range(0, None),
+                                       Doc("id of the streamed fs.write")],
+                    offset: Annotated[int, Range(0, None), Doc("where data goes")],
+                    data: Annotated[bytes, Doc("the chunk")],
+                    eof: Annotated[bool, Doc("the last chunk: offset + len(data) is the "
+                                             "size")] = False) -> StreamAck:
+        """One chunk of a streamed fs.write: ``{request, done (bytes received)}``.
+
+        Chunks may be pipelined and arrive in any order; memory stays bounded by the
+        connection's in-flight requests. Errors: -32001 no such upload.
+        """
+        streams, _ = _streams(ctx)
+        upload = streams.upload(request)
+        return StreamAck(request=request, done=upload.write(offset, data, eof))

@@ -14,6 +14,7 @@ export const METHOD_NAMES = [
   "checks.status",
   "checks.subscribe",
   "checks.unsubscribe",
+  "fs.ack",
   "fs.archive",
   "fs.chmod",
   "fs.close",
@@ -37,6 +38,7 @@ export const METHOD_NAMES = [
   "fs.tail",
   "fs.touch",
   "fs.write",
+  "fs.write_chunk",
   "metrics.add",
   "metrics.inc",
   "metrics.list",
@@ -121,6 +123,15 @@ export interface ChecksSubscribed {
 export interface ChecksUnsubscribed {
   subscription: string;
   closed: boolean;
+}
+
+/**
+ * `fs.ack` / `fs.write_chunk`: the stream's `request` and the bytes `done`
+ * (acknowledged by the client, or received by the daemon).
+ */
+export interface StreamAck {
+  request: number;
+  done: number;
 }
 
 /**
@@ -1343,6 +1354,17 @@ export interface ChecksUnsubscribeParams {
 /** Result of `checks.unsubscribe`. */
 export type ChecksUnsubscribeResult = ChecksUnsubscribed;
 
+/** Parameters of `fs.ack`. */
+export interface FsAckParams {
+  /** id of the streamed fs.read (range 0.., wire type `int`) */
+  request: number;
+  /** bytes consumed from the start of the stream (range 0.., wire type `int`) */
+  offset: number;
+}
+
+/** Result of `fs.ack`. */
+export type FsAckResult = StreamAck;
+
 /** Parameters of `fs.archive`. */
 export interface FsArchiveParams {
   /** files or directories to pack, each under its base name (wire type `list[str|bin]`) */
@@ -1568,6 +1590,10 @@ export interface FsReadParams {
   length?: number | null;
   /** decode as text (e.g. utf-8); nil: bytes (default null, wire type `str`) */
   encoding?: string | null;
+  /** send the file as fs.chunk notifications under a window acknowledged with fs.ack (any size) (default false, wire type `bool`) */
+  stream?: boolean;
+  /** stream: most unacknowledged bytes (default 8 MiB, at most 64 MiB) (default null, range 65536.., wire type `int`) */
+  window_bytes?: number | null;
 }
 
 /** Result of `fs.read`. */
@@ -1641,8 +1667,8 @@ export type FsTouchResult = TouchResult;
 export interface FsWriteParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
   path: string | Uint8Array;
-  /** content: bin, or str encoded with `encoding` (wire type `bin|str`) */
-  data: Uint8Array | string;
+  /** content: bin, or str encoded with `encoding` (nil only with stream) (default null, wire type `bin|str`) */
+  data?: Uint8Array | string | null;
   /** create fails if the file exists; overwrite replaces atomically; append adds at the end (default "overwrite", wire type `str`) */
   mode?: "create" | "overwrite" | "append";
   /** create missing parent directories (default false, wire type `bool`) */
@@ -1651,10 +1677,27 @@ export interface FsWriteParams {
   expected_sha256?: string | null;
   /** encoding of str data (default "utf-8", wire type `str`) */
   encoding?: string;
+  /** chunked upload: the content comes in fs.write_chunk requests bound to this one (default false, wire type `bool`) */
+  stream?: boolean;
 }
 
 /** Result of `fs.write`. */
 export type FsWriteResult = WriteResult;
+
+/** Parameters of `fs.write_chunk`. */
+export interface FsWriteChunkParams {
+  /** id of the streamed fs.write (range 0.., wire type `int`) */
+  request: number;
+  /** where data goes (range 0.., wire type `int`) */
+  offset: number;
+  /** the chunk (wire type `bin`) */
+  data: Uint8Array;
+  /** the last chunk: offset + len(data) is the size (default false, wire type `bool`) */
+  eof?: boolean;
+}
+
+/** Result of `fs.write_chunk`. */
+export type FsWriteChunkResult = StreamAck;
 
 /** Parameters of `metrics.add`. */
 export interface MetricsAddParams {
@@ -1998,6 +2041,7 @@ export interface MethodMap {
   "checks.status": { params: ChecksStatusParams; result: ChecksStatusResult };
   "checks.subscribe": { params: ChecksSubscribeParams; result: ChecksSubscribeResult };
   "checks.unsubscribe": { params: ChecksUnsubscribeParams; result: ChecksUnsubscribeResult };
+  "fs.ack": { params: FsAckParams; result: FsAckResult };
   "fs.archive": { params: FsArchiveParams; result: FsArchiveResult };
   "fs.chmod": { params: FsChmodParams; result: FsChmodResult };
   "fs.close": { params: FsCloseParams; result: FsCloseResult };
@@ -2021,6 +2065,7 @@ export interface MethodMap {
   "fs.tail": { params: FsTailParams; result: FsTailResult };
   "fs.touch": { params: FsTouchParams; result: FsTouchResult };
   "fs.write": { params: FsWriteParams; result: FsWriteResult };
+  "fs.write_chunk": { params: FsWriteChunkParams; result: FsWriteChunkResult };
   "metrics.add": { params: MetricsAddParams; result: MetricsAddResult };
   "metrics.inc": { params: MetricsIncParams; result: MetricsIncResult };
   "metrics.list": { params: MetricsListParams; result: MetricsListResult };
@@ -2125,6 +2170,15 @@ export class FsApi {
 
   constructor(client: Caller) {
     this.client = client;
+  }
+
+  /**
+   * Acknowledge a streamed fs.read up to ``offset``: ``{request, done}``.
+   *
+   * Wire method `fs.ack`.
+   */
+  ack(params: FsAckParams, options?: CallOptions): Promise<FsAckResult> {
+    return this.client.call("fs.ack", params, options) as Promise<FsAckResult>;
   }
 
   /**
@@ -2463,8 +2517,25 @@ export class FsApi {
    *
    * Wire method `fs.write`.
    */
-  write(params: FsWriteParams, options?: CallOptions): Promise<FsWriteResult> {
+  write(path: string | Uint8Array, params?: Omit<FsWriteParams, "path">, options?: CallOptions): Promise<FsWriteResult>;
+  /**
+   * Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
+   *
+   * Wire method `fs.write`.
+   */
+  write(params: FsWriteParams, options?: CallOptions): Promise<FsWriteResult>;
+  write(first: string | Uint8Array | FsWriteParams, second?: Omit<FsWriteParams, "path"> | CallOptions, third?: CallOptions): Promise<FsWriteResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.write", params, options) as Promise<FsWriteResult>;
+  }
+
+  /**
+   * One chunk of a streamed fs.write: ``{request, done (bytes received)}``.
+   *
+   * Wire method `fs.write_chunk`.
+   */
+  writeChunk(params: FsWriteChunkParams, options?: CallOptions): Promise<FsWriteChunkResult> {
+    return this.client.call("fs.write_chunk", params, options) as Promise<FsWriteChunkResult>;
   }
 }
 
