@@ -117,6 +117,27 @@ class Subscription:
         self.close()
 
 
+#: How an ``fs.chunk`` notification's payload starts (``xsys.fs.streams.chunk_frame``).
+_CHUNK_HEAD = b"\x82\xa6method\xa8fs.chunk\xa6params\x83\xa7request"
+_CHUNK_DATA = b"\xa4data\xc6"
+
+
+def _chunk_without_copy(frame: bytearray) -> dict[str, Any] | None:
+    """An ``fs.chunk`` notification decoded with ``data`` as a memoryview into ``frame``
+    (a 4 MiB chunk is not copied again); None for any other frame."""
+    if not frame.startswith(_CHUNK_HEAD):
+        return None
+    at = frame.find(_CHUNK_DATA, len(_CHUNK_HEAD), len(_CHUNK_HEAD) + 40)
+    if at < 0:
+        return None
+    start = at + len(_CHUNK_DATA) + 4
+    if int.from_bytes(frame[start - 4:start], "big") != len(frame) - start:
+        return None
+    msg: dict[str, Any] = unpackb(bytes(frame[:at + len(_CHUNK_DATA) - 1]) + b"\xc4\x00")
+    msg["params"]["data"] = memoryview(frame)[start:]
+    return msg
+
+
 #: Most descriptors one read accepts.
 _MAX_FDS = 16
 _CMSG_FLAGS = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
@@ -431,7 +452,7 @@ class Client(Namespaces):
         never runs more than ``window_bytes`` ahead). Leaving the loop early closes the
         connection (the next call reconnects), which ends the stream on the daemon.
         ``timeout``: seconds to wait for each chunk. Raises the protocol's typed errors."""
-        window = window_bytes or 8 * 1024 * 1024
+        window = window_bytes or 32 * 1024 * 1024
         wait = effective_timeout(timeout, self.timeout)
         params: dict[str, Any] = {"path": path, "offset": offset, "stream": True}
         if length is not None:
@@ -442,6 +463,10 @@ class Client(Namespaces):
         with self._lock:
             req_id, frame = state.request("fs.read", params)
             self._send(frame)
+            if self._sock is not None:  # room for a chunk in the kernel (best effort)
+                with contextlib.suppress(OSError):
+                    if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < window // 4:
+                        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window // 4)
             consumed = acked = 0
             acks: set[int] = set()
             done = False
@@ -564,7 +589,7 @@ class Client(Namespaces):
         except OSError as exc:
             self.close()
             raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
-        self._ready.append(unpackb(frame))
+        self._ready.append(_chunk_without_copy(frame) or unpackb(frame))
 
     def _wait_response(self, req_id: int, timeout: float | None) -> Any:
         state = self._state

@@ -310,11 +310,11 @@ class FsService:
     def read_stream(self, path: str | bytes, offset: int, length: int | None,
                     stream: streams.ReadStream, send: Callable[[int, bytes], None],
                     job: Job | None = None) -> ReadResult:
-        """Streamed ``fs.read`` (``streams.stream_file``): chunks of ``fs.chunk_bytes``."""
+        """Streamed ``fs.read`` (``streams.stream_file``): chunks of ``streams.stream_chunk``."""
         with self.locate(path) as loc, reading.open_regular(loc) as (fd, st):
-            return streams.stream_file(fd, loc.path, st.st_size, offset, length,
-                                       self.config.chunk_bytes, stream, send,
-                                       job or NullJob())
+            chunk = streams.stream_chunk(self.config.chunk_bytes, stream.window)
+            return streams.stream_file(fd, loc.path, st.st_size, offset, length, chunk,
+                                       stream, send, job or NullJob())
 
     def upload_handle(self, path: str | bytes) -> opening.WriteHandle:
         """The temp file of a streamed ``fs.write`` (``fs.write``'s checks)."""

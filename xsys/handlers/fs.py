@@ -53,7 +53,14 @@ from xsys.fs.model import (
 from xsys.fs.opening import Handles, opened_write
 from xsys.fs.reading import ALGORITHMS
 from xsys.fs.service import FsService
-from xsys.fs.streams import ReadStream, Streams, Upload, check_window, finish_upload
+from xsys.fs.streams import (
+    ReadStream,
+    Streams,
+    Upload,
+    check_window,
+    chunk_frame,
+    finish_upload,
+)
 from xsys.fs.tree import FindQuery
 from xsys.protocol import Conflict
 from xsys.server.app import App
@@ -171,7 +178,7 @@ def _register_reading(router: Router, app: App) -> None:
              stream: Annotated[bool, Doc("send the file as fs.chunk notifications under a "
                                          "window acknowledged with fs.ack (any size)")] = False,
              window_bytes: Annotated[int | None, Range(65536, None),
-                                     Doc("stream: most unacknowledged bytes (default 8 "
+                                     Doc("stream: most unacknowledged bytes (default 32 "
                                          "MiB, at most 64 MiB)")] = None) -> ReadResult:
         """Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
 
@@ -179,7 +186,8 @@ def _register_reading(router: Router, app: App) -> None:
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
         ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
-        notifications (fs.chunk_bytes each) before the answer, whose ``data`` is then
+        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
+        the answer, whose ``data`` is then
         empty and ``length`` the bytes streamed; the daemon sends at most
         ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
         offset}`` (bytes consumed from the stream's start), so memory stays bounded when
@@ -192,9 +200,15 @@ def _register_reading(router: Router, app: App) -> None:
         session: Any = ctx.session
         loop = session.loop
 
+        write_parts = getattr(session, "send_frame_parts", None)
+        _grow_send_buffer(session, rs.window // 2)
+
         def send(pos: int, data: bytes) -> None:
-            loop.call_soon_threadsafe(session.send_notification, "fs.chunk",
-                                      {"request": rid, "offset": pos, "data": data})
+            if write_parts is not None:  # encoded here, in the worker: no copy of data
+                loop.call_soon_threadsafe(write_parts, chunk_frame(rid, pos, data))
+            else:
+                loop.call_soon_threadsafe(session.send_notification, "fs.chunk",
+                                          {"request": rid, "offset": pos, "data": data})
 
         streams.add(streams.reads, rid, rs)
         try:
@@ -609,6 +623,27 @@ def _streams(ctx: Context) -> tuple[Streams, int]:
         streams = resources["fs.streams"] = Streams()
     assert isinstance(streams, Streams)
     return streams, ctx.request_id
+
+
+def _grow_send_buffer(session: Any, size: int) -> None:
+    """Let the kernel hold ``size`` bytes of a stream's output (fewer wake-ups and fewer
+    copies into the transport's own buffer); best effort (``SO_SNDBUFFORCE`` as root)."""
+    import socket
+
+    transport = getattr(session, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    for opt in (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF):
+        if opt is None:
+            continue
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= size:
+                return
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            return
+        except OSError:
+            continue
 
 
 def _register_streams(router: Router, app: App) -> None:

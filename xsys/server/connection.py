@@ -601,6 +601,18 @@ class Connection(asyncio.Protocol):
             self.server.output_bytes -= self.output_bytes
             self.output_bytes = 0
 
+    def send_frame_parts(self, parts: list[bytes]) -> None:
+        """Write one frame given as parts (``xsys.fs.streams.chunk_frame``: the chunk's
+        bytes are not copied into a packer first). Loop thread."""
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            return
+        if self._batch is not None:
+            self._batch.append(b"".join(parts))
+            return
+        for part in parts:
+            transport.write(part)
+
     def send_notification(self, method: str, params: dict[str, Any]) -> None:
         """Write one notification now (progress and other non-droppable messages)."""
         if not self.closed:

@@ -16,7 +16,7 @@ export interface ReadStreamOptions {
   offset?: number;
   /** Bytes to read (default: to the end). */
   length?: number;
-  /** Most bytes the daemon sends beyond what was acknowledged (default 8 MiB). */
+  /** Most bytes the daemon sends beyond what was acknowledged (default 32 MiB). */
   windowBytes?: number;
   /** Per-call timeout of the underlying request in ms (default: none, a stream may be long). */
   timeoutMs?: number;
@@ -42,7 +42,7 @@ export interface StreamHost {
   call(method: string, params?: Params, options?: CallOptions): Promise<unknown>;
 }
 
-const DEFAULT_WINDOW = 8 * 1024 * 1024;
+const DEFAULT_WINDOW = 32 * 1024 * 1024;
 
 /** See `XsysClient.readStream`. */
 export function createReadStream(host: StreamHost, path: string | Uint8Array, options: ReadStreamOptions = {}): Readable {
