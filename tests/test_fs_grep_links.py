@@ -166,6 +166,10 @@ def test_over_the_socket_and_cli(shared_daemon: Any, workdir: Path) -> None:
                                  "line": "needle two", "before": ["one"],
                                  "after": ["three"]}]
         assert r["skipped_binary"] == 1 and seen
+        by_regex = c.call("fs.grep", path=str(workdir / "t"), regex=r"need\w+ t")
+        assert [m["line"] for m in by_regex["matches"]] == ["needle two"]
+        fixed = c.call("fs.grep", path=str(workdir / "t"), pattern="needle.", fixed=True)
+        assert fixed["matches"] == []
         assert c.call("fs.touch", path=str(workdir / "t" / "n"), mtime_at=10.0)["mtime_at"] \
             == 10.0
         assert c.call("fs.link", target="a.txt", path=str(workdir / "t" / "l"),

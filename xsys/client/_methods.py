@@ -1762,8 +1762,8 @@ class FsMethods(NamespaceBase["Client"]):
         self,
         *,
         path: FsPath,
-        pattern: str,
-        regex: bool = True,
+        pattern: str | None = None,
+        regex: bool | str = True,
         fixed: bool = False,
         ignore_case: bool = False,
         glob: str | None = None,
@@ -1790,7 +1790,8 @@ class FsMethods(NamespaceBase["Client"]):
                 UTF-8.
             pattern: regular expression (regex package, searched line by line), or literal text with
                 fixed.
-            regex: pattern is a regular expression (false: same as fixed).
+            regex: true: pattern is a regular expression (false: same as fixed); a string: the
+                regular expression itself, instead of pattern.
             fixed: pattern is literal text.
             ignore_case: case-insensitive.
             glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
@@ -1808,8 +1809,9 @@ class FsMethods(NamespaceBase["Client"]):
         Wire method ``fs.grep`` (safe: read-only).
         """
         params = given(
-            {"path": path, "pattern": pattern},
+            {"path": path},
             {
+                "pattern": (pattern, None),
                 "regex": (regex, True),
                 "fixed": (fixed, False),
                 "ignore_case": (ignore_case, False),
@@ -2042,7 +2044,8 @@ class FsMethods(NamespaceBase["Client"]):
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
         ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
-        notifications (fs.chunk_bytes each) before the answer, whose ``data`` is then
+        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
+        the answer, whose ``data`` is then
         empty and ``length`` the bytes streamed; the daemon sends at most
         ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
         offset}`` (bytes consumed from the stream's start), so memory stays bounded when
@@ -2056,7 +2059,7 @@ class FsMethods(NamespaceBase["Client"]):
             encoding: decode as text (e.g. utf-8); nil: bytes.
             stream: send the file as fs.chunk notifications under a window acknowledged with fs.ack
                 (any size).
-            window_bytes: stream: most unacknowledged bytes (default 8 MiB, at most 64 MiB)
+            window_bytes: stream: most unacknowledged bytes (default 32 MiB, at most 64 MiB)
                 (65536..).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
@@ -3702,8 +3705,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         self,
         *,
         path: FsPath,
-        pattern: str,
-        regex: bool = True,
+        pattern: str | None = None,
+        regex: bool | str = True,
         fixed: bool = False,
         ignore_case: bool = False,
         glob: str | None = None,
@@ -3730,7 +3733,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
                 UTF-8.
             pattern: regular expression (regex package, searched line by line), or literal text with
                 fixed.
-            regex: pattern is a regular expression (false: same as fixed).
+            regex: true: pattern is a regular expression (false: same as fixed); a string: the
+                regular expression itself, instead of pattern.
             fixed: pattern is literal text.
             ignore_case: case-insensitive.
             glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
@@ -3748,8 +3752,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         Wire method ``fs.grep`` (safe: read-only).
         """
         params = given(
-            {"path": path, "pattern": pattern},
+            {"path": path},
             {
+                "pattern": (pattern, None),
                 "regex": (regex, True),
                 "fixed": (fixed, False),
                 "ignore_case": (ignore_case, False),
@@ -3997,7 +4002,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
         ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
-        notifications (fs.chunk_bytes each) before the answer, whose ``data`` is then
+        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
+        the answer, whose ``data`` is then
         empty and ``length`` the bytes streamed; the daemon sends at most
         ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
         offset}`` (bytes consumed from the stream's start), so memory stays bounded when
@@ -4011,7 +4017,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             encoding: decode as text (e.g. utf-8); nil: bytes.
             stream: send the file as fs.chunk notifications under a window acknowledged with fs.ack
                 (any size).
-            window_bytes: stream: most unacknowledged bytes (default 8 MiB, at most 64 MiB)
+            window_bytes: stream: most unacknowledged bytes (default 32 MiB, at most 64 MiB)
                 (65536..).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).

@@ -475,10 +475,13 @@ def _register_search(router: Router, app: App) -> None:
     @router.method("fs.grep", kind="blocking", progress=True, safe=True)
     @as_caller
     def grep(ctx: Context, path: Path,
-             pattern: Annotated[str, Doc("regular expression (regex package, searched "
-                                         "line by line), or literal text with fixed")],
-             regex: Annotated[bool, Doc("pattern is a regular expression (false: same as "
-                                        "fixed)")] = True,
+             pattern: Annotated[str | None, Doc("regular expression (regex package, "
+                                                "searched line by line), or literal text "
+                                                "with fixed")] = None,
+             regex: Annotated[bool | str, Doc("true: pattern is a regular expression "
+                                              "(false: same as fixed); a string: the "
+                                              "regular expression itself, instead of "
+                                              "pattern")] = True,
              fixed: Annotated[bool, Doc("pattern is literal text")] = False,
              ignore_case: Annotated[bool, Doc("case-insensitive")] = False,
              glob: Annotated[str | None, Doc("only files whose name matches this fnmatch "
@@ -502,6 +505,17 @@ def _register_search(router: Router, app: App) -> None:
         a time bound per file (a file that takes longer is listed in ``timed_out``).
         At most ``limit`` matches (``truncated``). Progress: files searched.
         """
+        if isinstance(regex, str):
+            if pattern is not None:
+                from xsys.protocol import InvalidParams
+
+                raise InvalidParams("give the expression in pattern or in regex, not both",
+                                    {"param": "regex"})
+            pattern, regex = regex, True
+        if pattern is None:
+            from xsys.protocol import InvalidParams
+
+            raise InvalidParams("parameter 'pattern' is required", {"param": "pattern"})
         query = GrepQuery(pattern=pattern, fixed=fixed or not regex, ignore_case=ignore_case,
                           glob=glob, max_count=max_count, max_filesize=max_filesize,
                           context=context, gitignore=gitignore,

@@ -1475,10 +1475,10 @@ export type FsFindResult = Listing;
 export interface FsGrepParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
   path: string | Uint8Array;
-  /** regular expression (regex package, searched line by line), or literal text with fixed (wire type `str`) */
-  pattern: string;
-  /** pattern is a regular expression (false: same as fixed) (default true, wire type `bool`) */
-  regex?: boolean;
+  /** regular expression (regex package, searched line by line), or literal text with fixed (default null, wire type `str`) */
+  pattern?: string | null;
+  /** true: pattern is a regular expression (false: same as fixed); a string: the regular expression itself, instead of pattern (default true, wire type `bool|str`) */
+  regex?: boolean | string;
   /** pattern is literal text (default false, wire type `bool`) */
   fixed?: boolean;
   /** case-insensitive (default false, wire type `bool`) */
@@ -1592,7 +1592,7 @@ export interface FsReadParams {
   encoding?: string | null;
   /** send the file as fs.chunk notifications under a window acknowledged with fs.ack (any size) (default false, wire type `bool`) */
   stream?: boolean;
-  /** stream: most unacknowledged bytes (default 8 MiB, at most 64 MiB) (default null, range 65536.., wire type `int`) */
+  /** stream: most unacknowledged bytes (default 32 MiB, at most 64 MiB) (default null, range 65536.., wire type `int`) */
   window_bytes?: number | null;
 }
 
@@ -2298,7 +2298,16 @@ export class FsApi {
    * Wire method `fs.grep`.
    * Reports progress through `options.onProgress`.
    */
-  grep(params: FsGrepParams, options?: CallOptions): Promise<FsGrepResult> {
+  grep(path: string | Uint8Array, params?: Omit<FsGrepParams, "path">, options?: CallOptions): Promise<FsGrepResult>;
+  /**
+   * Search file contents below a directory (or in one file): ``{path, matches: [{path, line_number, line, before, after}], truncated, files_scanned, files_matched, skipped_binary, skipped_large, timed_out, errors}``.
+   *
+   * Wire method `fs.grep`.
+   * Reports progress through `options.onProgress`.
+   */
+  grep(params: FsGrepParams, options?: CallOptions): Promise<FsGrepResult>;
+  grep(first: string | Uint8Array | FsGrepParams, second?: Omit<FsGrepParams, "path"> | CallOptions, third?: CallOptions): Promise<FsGrepResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.grep", params, options) as Promise<FsGrepResult>;
   }
 
