@@ -28,6 +28,14 @@ worker run that tree's code beside this one in the same invocation; every row th
 a baseline twin and the latency rows a ratio current/baseline, checked against issue 8's
 target: the fd-relative fs path stays within 20 % (ratio of p50 <= 1.20).
 
+Bulk data (issue 13, ``--bulk-mib``, default 1024 = 1 GiB; 0 skips it; ``--only-bulk``
+skips everything else): the same file read in-process (the reference, measured in the
+same run), through ``c.fs.open`` (the daemon passes the descriptor: target >= 90 %), as a
+streamed ``fs.read`` from Python (``Client.read_stream``) and from Node
+(``XsysClient.readStream``, from the built clients/typescript; skipped without node or a
+build) (targets >= 50 %), and ``xsys fs cat FILE > /dev/null`` against ``cat FILE >
+/dev/null`` (target: within 2x, i.e. time ratio <= 2).
+
 Prints a table and writes JSON to ``--json-out`` (default ``bench/results/fs.json``).
 
     .venv/bin/python bench/fs.py [--size-mib 256] [--chunk-mib 8] [--repeat 3]
@@ -229,6 +237,129 @@ def make_deep_file(root: Path, depth: int, size: int) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------- bulk
+
+#: Issue 13's targets: fs.open at least 90 % of an in-process read, streaming at least
+#: 50 %, ``xsys fs cat`` within 2x of ``cat``.
+BULK_TARGETS = {"fs.open": 0.9, "stream python": 0.5, "stream node": 0.5}
+CAT_TARGET = 2.0
+
+_NODE_STREAM = """
+const [url, socketPath, file, repeat] = process.argv.slice(1);
+const { XsysClient } = await import(url);
+const c = await XsysClient.connect({ socketPath, timeoutMs: 0 });
+const runs = [];
+for (let i = 0; i < Number(repeat); i++) {
+  const t0 = process.hrtime.bigint();
+  let n = 0;
+  for await (const ch of c.readStream(file)) n += ch.byteLength;
+  runs.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  if (i === 0) console.error(`node read ${n} bytes`);
+}
+await c.close();
+console.log(JSON.stringify(runs));
+"""
+
+
+def _node_client_url() -> str | None:
+    """The built TypeScript client's entry point (a file: URL), or None."""
+    for rel in ("dist/esm/index.js", "dist/test/src/index.js"):
+        p = ROOT / "clients" / "typescript" / rel
+        if p.is_file():
+            return p.as_uri()
+    return None
+
+
+def read_fs_open(client: Client, path: Path, chunk: int) -> int:
+    """``c.fs.open`` then ``readinto`` like ``read_in_process``."""
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    total = 0
+    with client.fs.open(str(path)) as f:
+        raw = f.raw  # type: ignore[attr-defined]
+        while True:
+            n = raw.readinto(view)
+            if not n:
+                return total
+            total += n
+
+
+def read_stream_python(client: Client, path: Path) -> int:
+    return sum(len(c) for c in client.read_stream(str(path)))
+
+
+def bulk(work: Path, sock: str, client: Client, size_mib: int, chunk: int,
+         repeat: int) -> dict[str, Any]:
+    """The bulk rows (see the module docstring)."""
+    import shutil
+
+    size = size_mib * MIB
+    path = work / "bulk.bin"
+    print(f"bulk: writing a {size_mib} MiB file ...", file=sys.stderr)
+    make_file(path, size)
+    read_in_process(path, chunk)  # page cache
+    runs: dict[str, list[float]] = {"in-process": [], "fs.open": [], "stream python": []}
+    node, url = shutil.which("node"), _node_client_url()
+    for _ in range(repeat):
+        for key, fn in (("in-process", lambda: read_in_process(path, chunk)),
+                        ("fs.open", lambda: read_fs_open(client, path, chunk)),
+                        ("stream python", lambda: read_stream_python(client, path))):
+            t, n = timed(fn)
+            assert n == size, (key, n)
+            runs[key].append(t)
+    if node and url:
+        out = subprocess.run([node, "--input-type=module", "-e", _NODE_STREAM, url, sock,
+                              str(path), str(repeat)], capture_output=True, text=True,
+                             check=True, timeout=1200)
+        runs["stream node"] = json.loads(out.stdout)
+    cat_runs: dict[str, list[float]] = {"cat": [], "xsys fs cat": [], "xsys --version": []}
+    cli = [sys.executable, "-m", "xsys", "--socket", sock, "fs", "cat", str(path)]
+    env = daemon_env(source_root=ROOT)
+    for _ in range(repeat):
+        with open(os.devnull, "wb") as null:
+            t, _ = timed(lambda: subprocess.run(["cat", str(path)], stdout=null, check=True))
+            cat_runs["cat"].append(t)
+            t, _ = timed(lambda: subprocess.run(cli, stdout=null, check=True, env=env,
+                                                cwd=str(ROOT)))
+            cat_runs["xsys fs cat"].append(t)
+            t, _ = timed(lambda: subprocess.run([sys.executable, "-m", "xsys", "--version"],
+                                                stdout=null, check=True, env=env,
+                                                cwd=str(ROOT)))
+            cat_runs["xsys --version"].append(t)
+    path.unlink()
+    ref = median_rate(size, runs["in-process"])
+    rows = []
+    print(f"\nbulk: a {size_mib} MiB file (page cache), median of {repeat}\n")
+    print(f"{'path':<16} {'MiB/s':>8} {'of in-process':>14} {'target':>8}")
+    for key, t_runs in runs.items():
+        rate = median_rate(size, t_runs)
+        ratio = rate / ref
+        target = BULK_TARGETS.get(key)
+        ok = None if target is None else ratio >= target
+        verdict = "" if target is None else f">={target:.0%} {'ok' if ok else 'MISS'}"
+        print(f"{key:<16} {rate:>8.0f} {ratio:>13.0%} {verdict:>12}")
+        rows.append({"path": key, "mib_s": round(rate, 1), "ratio": round(ratio, 3),
+                     "target_ratio": target, "meets_target": ok})
+    if "stream node" not in runs:
+        print("stream node: skipped (no node, or clients/typescript not built)")
+    t_cat = statistics.median(cat_runs["cat"])
+    t_xsys = statistics.median(cat_runs["xsys fs cat"])
+    cat_ratio = t_xsys / t_cat
+    t_start = statistics.median(cat_runs["xsys --version"])
+    data_ratio = max(t_xsys - t_start, 0.0) / t_cat
+    print(f"\n{'cat':<16} {t_cat:>7.3f}s\n{'xsys fs cat':<16} {t_xsys:>7.3f}s "
+          f"({cat_ratio:.2f}x of cat, target <= {CAT_TARGET:.0f}x: "
+          f"{'ok' if cat_ratio <= CAT_TARGET else 'MISS'})\n"
+          f"{'xsys --version':<16} {t_start:>7.3f}s (CLI start-up; the copy itself: "
+          f"{data_ratio:.2f}x of cat)")
+    return {"size_mib": size_mib, "rows": rows, "runs_s": {**runs, **cat_runs},
+            "cat": {"cat_s": round(t_cat, 4), "xsys_fs_cat_s": round(t_xsys, 4),
+                    "cli_startup_s": round(t_start, 4),
+                    "copy_ratio_without_startup": round(data_ratio, 3),
+                    "ratio": round(cat_ratio, 3), "target_ratio": CAT_TARGET,
+                    "meets_target": cat_ratio <= CAT_TARGET}}
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -252,7 +383,13 @@ def main() -> int:
     ap.add_argument("--small-kib", type=int, default=4, help="bytes per small fs.read, KiB")
     ap.add_argument("--no-throughput", action="store_true",
                     help="skip the large-file read/hash rows")
+    ap.add_argument("--bulk-mib", type=int, default=1024,
+                    help="size of the bulk-data file (fs.open, streaming, cat); 0 skips")
+    ap.add_argument("--only-bulk", action="store_true",
+                    help="only the bulk-data rows (issue 13)")
     args = ap.parse_args()
+    if args.only_bulk:
+        return main_bulk(args)
     size, chunk = args.size_mib * MIB, int(args.chunk_mib * MIB)
     small = args.small_kib * 1024
     trees: list[tuple[str, Path]] = [("current", ROOT)]
@@ -275,6 +412,8 @@ def main() -> int:
             sock = stack.enter_context(daemon(work, MIB, source, f"xsys-{name}"))
             clients[name] = stack.enter_context(Client(sock, timeout=600))
         small_path = make_deep_file(work, args.depth, small)
+        bulk_result = (bulk(work, clients["current"].socket_path, clients["current"],
+                            args.bulk_mib, chunk, args.repeat) if args.bulk_mib else None)
         if not args.no_throughput:
             print(f"writing a {args.size_mib} MiB file in {work} ...", file=sys.stderr)
             make_file(path, size)
@@ -385,9 +524,31 @@ def main() -> int:
         "size_mib": args.size_mib, "chunk_mib": args.chunk_mib, "repeat": args.repeat,
         "latency": {"calls": args.calls, "rounds": args.rounds, "depth": args.depth,
                     "small_bytes": small, "rows": latency_rows, "misses": misses},
-        "runs_s": runs, "results": results,
+        "runs_s": runs, "results": results, "bulk": bulk_result,
         "elapsed_s": round(time.monotonic() - t_start, 1),
     }
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json_out).write_text(json.dumps(out, indent=2))
+    print(f"\nwrote {args.json_out}")
+    return 0
+
+
+def main_bulk(args: argparse.Namespace) -> int:
+    """``--only-bulk``: the bulk rows alone, JSON to ``--json-out``."""
+    t_start = time.monotonic()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="xsys-bench-fs-", dir=args.dir) as tmp, \
+            contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        sock = stack.enter_context(daemon(work, MIB))
+        client = stack.enter_context(Client(sock, timeout=600))
+        result = bulk(work, sock, client, args.bulk_mib, int(args.chunk_mib * MIB),
+                      args.repeat)
+    out = {"benchmark": "fs bulk", "at": dt.datetime.now(dt.timezone.utc).isoformat(),
+           "host": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count(), "loadavg_before": load_before,
+                    "loadavg_after": os.getloadavg()},
+           "bulk": result, "elapsed_s": round(time.monotonic() - t_start, 1)}
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(out, indent=2))
     print(f"\nwrote {args.json_out}")

@@ -17,8 +17,9 @@ METHODS = {"fs.stat", "fs.exists", "fs.list", "fs.read", "fs.write", "fs.mkdir",
 
 PARAMS = {
     "fs.list": {"path", "recursive", "glob", "include_hidden", "limit"},
-    "fs.read": {"path", "offset", "length", "encoding"},
-    "fs.write": {"path", "data", "mode", "make_parents", "expected_sha256", "encoding"},
+    "fs.read": {"path", "offset", "length", "encoding", "stream", "window_bytes"},
+    "fs.write": {"path", "data", "mode", "make_parents", "expected_sha256", "encoding",
+                 "stream"},
     "fs.mkdir": {"path", "parents"},
     "fs.remove": {"path", "recursive"},
     "fs.copy": {"src", "dst", "overwrite", "preserve"},

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import DaemonHandle
 from xsys.client import METHOD_NAMES, Client, _methods
+from xsys.client._codegen import DESCRIPTOR_METHODS
 from xsys.docs import build_router
 from xsys.protocol import WireType
 from xsys.server.router import Router, result_schema
@@ -134,6 +135,8 @@ def test_the_python_client_returns_the_declared_types(
             ret = fn.__annotations__["return"]
             expected = ("Subscription" if cls[0] != "A" else "AsyncSubscription") \
                 if info.get("streams") else info["result"]["title"]
+            if name in DESCRIPTOR_METHODS:  # a file object from the passed descriptor
+                expected = "BinaryIO"
             assert ret == expected, (cls, member, ret)
         if not info.get("streams"):
             assert isinstance(getattr(_methods, info["result"]["title"]), type)
@@ -279,6 +282,34 @@ def _calls(c: Client, tree: Path, answers: dict[str, Any]) -> None:
     call("fs.copy", src=root + "/sub", dst=root + "/copied")
     call("fs.move", src=root + "/copied", dst=root + "/moved")
     call("fs.remove", path=root + "/moved", recursive=True)
+    call("fs.grep", path=root, pattern="a", context=1)
+    call("fs.touch", path=root + "/touched")
+    call("fs.link", target="a.txt", path=root + "/alink", symbolic=True)
+    call("fs.readlink", path=root + "/alink")
+    call("fs.realpath", path=root + "/alink")
+    call("fs.archive", paths=[root + "/sub"], dst=root + "/sub.zip", format="zip")
+    call("fs.extract", src=root + "/sub.zip", dst=root + "/unzipped")
+    c._want_fds += 1  # the descriptors are received (and closed) below
+    try:
+        opened = call("fs.open", path=root + "/a.txt")
+        handle = call("fs.open", path=root + "/opened.txt", mode="wb")["handle"]
+        assert opened["fd"] is True
+    finally:
+        c._want_fds -= 1
+        while c._fds:
+            os.close(c._fds.popleft())
+    call("fs.close", handle=handle)
+    with open(root + "/big.bin", "wb") as f:
+        f.write(b"x" * (2 * 1024 * 1024))
+    rid, frame = c._state.request("fs.read", {"path": root + "/big.bin", "stream": True,
+                                              "window_bytes": 65536})
+    c._send(frame)  # its chunks and its answer are skipped by the calls below
+    while (c._read_one(10) or {}).get("method") != "fs.chunk":
+        pass  # the stream runs: it can be acknowledged
+    call("fs.ack", request=rid, offset=2 * 1024 * 1024)
+    wid, frame = c._state.request("fs.write", {"path": root + "/up.bin", "stream": True})
+    c._send(frame)
+    call("fs.write_chunk", request=wid, offset=0, data=b"up", eof=True)
 
     odd_dir = os.path.join(os.fsencode(tree), b"d\xe9j\xe0")
     watch_sub = c.subscribe("watch.add", {"paths": [root, odd_dir], "recursive": True})

@@ -60,10 +60,17 @@ SHELLS = ("bash", "zsh", "fish")
               help="Daemon socket (default: $XSYS_SOCKET, then docs/protocol.md's defaults).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, help="Seconds to wait for each answer.")
+@click.option("--local", is_flag=True,
+              help="Run sys and fs commands in this process with your own rights, without "
+                   "the daemon.")
+@click.option("--root", "roots", multiple=True, type=click.Path(file_okay=False),
+              help="With --local: confine fs commands to this directory, as the daemon's "
+                   "fs.roots do (repeatable).")
 @click.version_option(__version__, prog_name="xsys",
                       message=f"%(prog)s %(version)s (protocol {PROTOCOL_VERSION})")
 @click.pass_context
-def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
+def main(ctx: click.Context, socket_path: str | None, timeout: float, local: bool,
+         roots: tuple[str, ...]) -> None:
     """xsys: system metrics, file operations, file-change events and alerts from a local
     daemon.
 
@@ -72,7 +79,9 @@ def main(ctx: click.Context, socket_path: str | None, timeout: float) -> None:
     """
     from xsys.cli.common import CliState
 
-    ctx.obj = CliState(socket=socket_path, timeout=timeout)
+    if roots and not local:
+        raise click.UsageError("--root confines --local commands; add --local")
+    ctx.obj = CliState(socket=socket_path, timeout=timeout, local=local, roots=roots)
 
 
 @main.command()

@@ -94,6 +94,10 @@ class CliState:
     timeout: float = 30.0
     #: Set by ``--json`` (``json_option``): machine-readable output.
     as_json: bool = False
+    #: ``--local``: sys and fs commands run in this process (``xsys.cli.local``).
+    local: bool = False
+    #: ``--root``: the fs roots of ``--local``.
+    roots: tuple[str, ...] = ()
 
     @property
     def socket_path(self) -> str:
@@ -105,10 +109,12 @@ class CliState:
     @contextmanager
     def connected(self, timeout: float | None = ROOT_TIMEOUT) -> Iterator[Client]:
         """A connected ``Client`` (``timeout`` seconds per answer, ``None`` for none; by
-        default the root's ``--timeout``). Exits 2 with one line when the daemon is down,
-        refuses us, is not trusted or the connection drops; exits 1 with the error's name,
-        code, message and data when a call fails (2 for -32602 invalid_params, a usage
-        error), and with the message on a timeout."""
+        default the root's ``--timeout``), or with ``--local`` a ``LocalClient`` serving sys
+        and fs in this process. Exits 2 with one line when the daemon is down, refuses us,
+        is not trusted or the connection drops (or, with ``--local``, when the command
+        needs the daemon); exits 1 with the error's name, code, message and data when a
+        call fails (2 for -32602 invalid_params, a usage error), and with the message on
+        a timeout."""
         from xsys.client import Client
         from xsys.protocol import (
             ConnectionClosed,
@@ -118,18 +124,32 @@ class CliState:
             XsysError,
         )
 
-        try:
-            client = Client(self.socket_path,
-                            timeout=self.timeout if timeout == ROOT_TIMEOUT else timeout)
-        except DaemonNotRunning:
-            fail(f"the daemon is not running (no answer on {self.socket_path}); "
-                 "start it with `xsys serve` (or `make run`)", EXIT_UNREACHABLE)
-        except UntrustedServer as exc:
-            fail(exc.message, EXIT_UNREACHABLE)
-        except PermissionError:
-            fail(f"permission denied opening {self.socket_path}", EXIT_UNREACHABLE)
+        wait = self.timeout if timeout == ROOT_TIMEOUT else timeout
+        client: Any
+        if self.local:
+            from xsys.cli.local import LocalClient, NeedsDaemon
+
+            try:
+                client = LocalClient(self.roots, wait)
+            except ValueError as exc:
+                fail(str(exc))
+            local_errors: tuple[type[BaseException], ...] = (NeedsDaemon,)
+        else:
+            local_errors = ()
+            try:
+                client = Client(self.socket_path, timeout=wait)
+            except DaemonNotRunning:
+                fail(f"the daemon is not running (no answer on {self.socket_path}); "
+                     "start it with `xsys serve` (or `make run`), or run sys and fs "
+                     "commands without it: `xsys --local ...`", EXIT_UNREACHABLE)
+            except UntrustedServer as exc:
+                fail(exc.message, EXIT_UNREACHABLE)
+            except PermissionError:
+                fail(f"permission denied opening {self.socket_path}", EXIT_UNREACHABLE)
         try:
             yield client
+        except local_errors as exc:
+            fail(str(getattr(exc, "message", exc)), EXIT_UNREACHABLE)
         except ConnectionClosed as exc:
             fail(f"lost the connection to the daemon at {self.socket_path}: {exc.message}",
                  EXIT_UNREACHABLE)

@@ -197,6 +197,8 @@ def cat(state: CliState, path: str, offset: int, length: int | None) -> None:
     remaining = length
     piece = CAT_CHUNK_BYTES
     with state.connected() as client:
+        if not state.local and _cat_descriptor(client, path, offset, length, out):
+            return
         while remaining is None or remaining > 0:
             want = piece if remaining is None else min(piece, remaining)
             try:
@@ -214,6 +216,50 @@ def cat(state: CliState, path: str, offset: int, length: int | None) -> None:
             if r["eof"] or not r["length"]:
                 break
     out.flush()
+
+
+def _cat_descriptor(client: Any, path: str, offset: int, length: int | None,
+                    out: Any) -> bool:
+    """``cat`` through ``fs.open``: the daemon passes the checked file's descriptor and the
+    kernel copies it to stdout (``sendfile``), at ``cat``'s own speed. False when the
+    daemon cannot pass descriptors (older daemon, no Unix socket): use ``fs.read``."""
+    from xsys.protocol import Conflict, MethodNotFound
+
+    try:
+        f = client.fs.open(path)
+    except (MethodNotFound, Conflict) as exc:
+        if isinstance(exc, Conflict) and (exc.data or {}).get("reason") not in (
+                "no_descriptor_passing",):
+            raise
+        return False
+    with f:
+        out.flush()
+        try:
+            dst: int | None = out.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: a test's
+            dst = None
+        end = None if length is None else offset + length
+        pos = offset
+        try:
+            while dst is not None and (end is None or pos < end):
+                want = 1 << 30 if end is None else min(1 << 30, end - pos)
+                n = os.sendfile(dst, f.fileno(), pos, want)
+                if not n:
+                    break
+                pos += n
+        except OSError:  # stdout is not something sendfile writes to
+            dst = None
+        if dst is None:  # copy in pieces
+            f.seek(pos)
+            while end is None or pos < end:
+                data = f.read(CAT_CHUNK_BYTES if end is None else min(CAT_CHUNK_BYTES,
+                                                                       end - pos))
+                if not data:
+                    break
+                out.write(data)
+                pos += len(data)
+    out.flush()
+    return True
 
 
 @method_command(fs_group, "write", "fs.write", render_write)
@@ -387,3 +433,169 @@ def _print_from(call_: Callable[..., Any], path: str, offset: int, out: Any) -> 
 @click.argument("path", callback=_absolute)
 def chmod(**params: Any) -> None:
     """Set permission bits (octal, e.g. 644)."""
+
+
+# ------------------------------------------------------------------------- links, times
+
+
+def render_touch(r: Result) -> str:
+    """``fs.touch``: the path and its new mtime."""
+    return f"{'created' if r['created'] else 'touched'} {r['path']} (mtime {when(r['mtime_at'])})"
+
+
+def render_link(r: Result) -> str:
+    """``fs.link``: ``path -> target`` (``=>`` for a hard link)."""
+    return f"{r['path']} {'->' if r['symbolic'] else '=>'} {r['target']}"
+
+
+def render_readlink(r: Result) -> str:
+    """``fs.readlink``: the target alone, like readlink(1)."""
+    return str(r["target"])
+
+
+def render_realpath(r: Result) -> str:
+    """``fs.realpath``: the resolved path alone, like realpath(1)."""
+    return str(r["path"])
+
+
+def _epoch(value: str | None) -> float | None:
+    """``--mtime``: epoch seconds, or an ISO 8601 date/time (local time without zone)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"not epoch seconds or an ISO date: {value!r}") from None
+
+
+@method_command(fs_group, "touch", "fs.touch", render_touch)
+@click.argument("paths", nargs=-1, required=True, callback=_all_absolute)
+@click.option("--mtime", default=None, help="Modification time (epoch seconds or ISO date).")
+@click.option("--atime", default=None, help="Access time (epoch seconds or ISO date).")
+@click.option("-p", "--make-parents", is_flag=True, help="Create missing directories.")
+def touch(paths: tuple[str, ...], mtime: str | None, atime: str | None,
+          make_parents: bool) -> list[Result]:
+    """Create files or set their times (default: now)."""
+    return [{"path": p, "mtime_at": _epoch(mtime), "atime_at": _epoch(atime),
+             "make_parents": make_parents} for p in paths]
+
+
+@method_command(fs_group, "ln", "fs.link", render_link)
+@click.argument("target")
+@click.argument("path", callback=_absolute)
+@click.option("-s", "--symbolic", is_flag=True, help="Make a symbolic link (else hard).")
+def ln(target: str, path: str, symbolic: bool) -> Result:
+    """Make PATH a link to TARGET (a symlink's TARGET is stored as given, like ln -s)."""
+    return {"target": target if symbolic else absolute(target), "path": path,
+            "symbolic": symbolic}
+
+
+@method_command(fs_group, "readlink", "fs.readlink", render_readlink)
+@click.argument("path", callback=_absolute)
+def readlink(**params: Any) -> None:
+    """Print a symlink's target."""
+
+
+@method_command(fs_group, "realpath", "fs.realpath", render_realpath)
+@click.argument("path", callback=_absolute)
+def realpath(**params: Any) -> None:
+    """Print the path with every symlink resolved."""
+
+
+# ------------------------------------------------------------------------- grep, archives
+
+
+def render_grep(r: Result) -> str:
+    """``fs.grep``: ``path:line:text`` per match (context lines with ``-``)."""
+    out: list[str] = []
+    for m in r["matches"]:
+        n = m["line_number"]
+        for i, line in enumerate(m["before"]):
+            out.append(f"{m['path']}-{n - len(m['before']) + i}-{line}")
+        out.append(f"{m['path']}:{n}:{m['line']}")
+        for i, line in enumerate(m["after"]):
+            out.append(f"{m['path']}-{n + 1 + i}-{line}")
+    return "\n".join(out)
+
+
+def grep_notes(r: Result) -> list[str]:
+    """Truncation and skipped files."""
+    notes = []
+    if r["truncated"]:
+        notes.append(f"(stopped at {len(r['matches'])} matches; use --limit)")
+    if r["timed_out"]:
+        notes.append(f"({len(r['timed_out'])} file(s) took too long and were cut short)")
+    return notes
+
+
+def grep_exit(r: Result) -> int:
+    """Exit 1 without a match, as grep(1) does."""
+    return 0 if r["matches"] else 1
+
+
+@method_command(fs_group, "grep", "fs.grep", render_grep, progress="searching",
+                notes=grep_notes, exit_code=grep_exit)
+@click.argument("pattern")
+@click.argument("path", callback=_absolute, default=".")
+@click.option("-F", "--fixed-strings", "fixed", is_flag=True, help="PATTERN is literal text.")
+@click.option("-i", "--ignore-case", is_flag=True)
+@click.option("--glob", default=None, help="Only files matching this pattern, e.g. '*.py'.")
+@click.option("-m", "--max-count", type=int, default=None, help="Matches per file.")
+@click.option("--max-filesize", default=None, help="Skip larger files (e.g. 10M).")
+@click.option("-C", "--context", type=int, default=0, help="Lines of context.")
+@click.option("--gitignore", is_flag=True, help="Honour .gitignore files.")
+@click.option("--limit", type=int, default=None, help="At most this many matches.")
+def grep(pattern: str, path: str, fixed: bool, ignore_case: bool, glob: str | None,
+         max_count: int | None, max_filesize: str | None, context: int, gitignore: bool,
+         limit: int | None) -> Result:
+    """Search file contents below PATH (default: the current directory)."""
+    return {"path": path, "pattern": pattern, "fixed": fixed, "ignore_case": ignore_case,
+            "glob": glob, "max_count": max_count, "max_filesize": _size(max_filesize),
+            "context": context, "gitignore": gitignore, "limit": limit}
+
+
+def render_archive(r: Result) -> str:
+    """``fs.archive``: what went in and the archive's size."""
+    return (f"{r['dst']} ({r['format']}, {human_bytes(r['size'])}): {r['files']} files, "
+            f"{r['dirs']} dirs, {r['symlinks']} symlinks, {human_bytes(r['input_bytes'])} "
+            "read" + (f", {r['skipped']} special files skipped" if r["skipped"] else ""))
+
+
+def render_extract(r: Result) -> str:
+    """``fs.extract``: what came out."""
+    return (f"{r['src']} -> {r['dst']} ({r['format']}): {r['files']} files, {r['dirs']} dirs,"
+            f" {r['symlinks']} symlinks, {human_bytes(r['output_bytes'])}")
+
+
+def _format_of(dst: str) -> str:
+    for ext, fmt in ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar.xz", "tar.xz"),
+                     (".txz", "tar.xz"), (".zip", "zip"), (".tar", "tar")):
+        if dst.endswith(ext):
+            return fmt
+    return "tar.gz"
+
+
+@method_command(fs_group, "archive", "fs.archive", render_archive, progress="packing")
+@click.argument("dst", callback=_absolute)
+@click.argument("paths", nargs=-1, required=True, callback=_all_absolute)
+@click.option("--format", "fmt", type=click.Choice(["tar", "tar.gz", "tar.xz", "zip"]),
+              default=None, help="Default: from DST's extension, else tar.gz.")
+@click.option("-f", "--overwrite", is_flag=True, help="Replace an existing DST.")
+def archive(dst: str, paths: tuple[str, ...], fmt: str | None, overwrite: bool) -> Result:
+    """Pack PATHS into the archive DST."""
+    return {"paths": list(paths), "dst": dst, "format": fmt or _format_of(dst),
+            "overwrite": overwrite}
+
+
+@method_command(fs_group, "extract", "fs.extract", render_extract, progress="unpacking")
+@click.argument("src", callback=_absolute)
+@click.argument("dst", callback=_absolute, default=".")
+@click.option("-f", "--overwrite", is_flag=True, help="Replace files already in DST.")
+def extract(**params: Any) -> None:
+    """Unpack the archive SRC into the directory DST (created when missing)."""

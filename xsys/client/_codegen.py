@@ -85,7 +85,8 @@ LINE_LIMIT = 100
 
 #: Names a namespace may not take: the clients' own members.
 RESERVED_NAMESPACES = frozenset({
-    "call", "subscribe", "connect", "close", "connected", "notifications",
+    "call", "subscribe", "connect", "close", "connected", "notifications", "open_file",
+    "read_stream", "write_stream",
     "notification_handlers", "socket_path", "trusted_uids", "connect_timeout", "timeout",
     "max_frame_bytes", "max_queued_events",
 })
@@ -93,6 +94,9 @@ RESERVED_NAMESPACES = frozenset({
 RESERVED_PARAMS = frozenset({
     "self", "timeout", "on_progress", "params", "result", "given", "cast",
 })
+#: Methods whose answer carries a descriptor: the wrapper returns the client's file object
+#: (``Client.open_file``) instead of the result map.
+DESCRIPTOR_METHODS = {"fs.open": "open_file"}
 UNSUBSCRIBE_NAMES = ("unsubscribe", "remove", "cancel", "stop", "close")
 #: Names the generated module defines or imports: a result class may not take them.
 RESERVED_CLASSES = frozenset({
@@ -561,6 +565,10 @@ def _body(p: Plan, is_async: bool, shadowed: list[str]) -> list[str]:
         params = "params"
     wire = json.dumps(p.name)
     aw = "await " if is_async else ""
+    if p.name in DESCRIPTOR_METHODS:  # the client receives a descriptor: a file object
+        lines += _wrap_call(f"return {aw}self._client.{DESCRIPTOR_METHODS[p.name]}(",
+                            [params, "timeout=timeout"], 8)
+        return lines
     if p.streams:
         lines += _wrap_call(f"return {aw}self._client.subscribe(",
                             [wire, params, "timeout=timeout"], 8)
@@ -584,6 +592,8 @@ def _namespace_class(ns: str, plans: list[Plan], is_async: bool) -> str:
     shadowed = sorted({p.member for p in plans} & _BUILTIN_TYPES)
     for p in plans:
         ret = sub_type if p.streams else p.result_type
+        if p.name in DESCRIPTOR_METHODS:
+            ret = "BinaryIO"
         out.append("\n")
         out.append("\n".join(_signature(p, is_async, ret, shadowed)) + "\n")
         out.append(_method_doc(p, sub_type))
@@ -627,7 +637,7 @@ def render(methods: Sequence[Mapping[str, Any]]) -> str:
     text_so_far = "".join(bodies) + "".join(classes.texts.values())
     uses = {name: re.search(rf"\b{name}\b", text_so_far) is not None
             for name in ("Literal", "Sequence", "Mapping", "FsPath", "ProgressCallback",
-                         "given", "TypedDict")}
+                         "given", "TypedDict", "BinaryIO")}
 
     out = [HEADER]
     if re.search(r"\bbuiltins\.", text_so_far):
@@ -635,7 +645,8 @@ def render(methods: Sequence[Mapping[str, Any]]) -> str:
     abc = [n for n in ("Mapping", "Sequence") if uses[n]]
     if abc:
         out.append(f"from collections.abc import {', '.join(abc)}\n")
-    typing_names = ["TYPE_CHECKING", "Any", *(n for n in ("Literal",) if uses[n]), "cast"]
+    typing_names = ["TYPE_CHECKING", "Any",
+                    *(n for n in ("BinaryIO", "Literal") if uses[n]), "cast"]
     out.append(f"from typing import {', '.join(typing_names)}\n\n")
     core = ["USE_CLIENT_DEFAULT", *(n for n in ("FsPath",) if uses[n]), "NamespaceBase",
             *(n for n in ("ProgressCallback",) if uses[n]), "Timeout",

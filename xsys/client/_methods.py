@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -35,20 +35,31 @@ METHOD_NAMES: tuple[str, ...] = (
     "checks.status",
     "checks.subscribe",
     "checks.unsubscribe",
+    "fs.ack",
+    "fs.archive",
     "fs.chmod",
+    "fs.close",
     "fs.copy",
     "fs.du",
     "fs.exists",
+    "fs.extract",
     "fs.find",
+    "fs.grep",
     "fs.hash",
+    "fs.link",
     "fs.list",
     "fs.mkdir",
     "fs.move",
+    "fs.open",
     "fs.read",
+    "fs.readlink",
+    "fs.realpath",
     "fs.remove",
     "fs.stat",
     "fs.tail",
+    "fs.touch",
     "fs.write",
+    "fs.write_chunk",
     "metrics.add",
     "metrics.inc",
     "metrics.list",
@@ -159,11 +170,47 @@ class ChecksUnsubscribed(TypedDict):
     closed: bool
 
 
+class StreamAck(TypedDict):
+    """``fs.ack`` / ``fs.write_chunk``: the stream's ``request`` and the bytes ``done``
+    (acknowledged by the client, or received by the daemon).
+    """
+
+    request: int
+    done: int
+
+
+class ArchiveResult(TypedDict):
+    """``fs.archive``: the archive written at ``dst`` in ``format``, with ``files``,
+    ``dirs`` and ``symlinks`` members, ``input_bytes`` of file content read and
+    ``size`` of the archive (bytes); ``skipped`` special files left out.
+    """
+
+    dst: str | bytes
+    format: str
+    files: int
+    dirs: int
+    symlinks: int
+    input_bytes: int
+    size: int
+    skipped: int
+
+
 class ChmodResult(TypedDict):
     """``fs.chmod``: the permission ``mode`` now set."""
 
     path: str | bytes
     mode: int
+
+
+class CloseResult(TypedDict):
+    """``fs.close``: ``committed`` when the written file replaced ``path`` (``size``
+    bytes; ``created`` when it did not exist), False when it was discarded.
+    """
+
+    path: str | bytes
+    committed: bool
+    size: int
+    created: bool
 
 
 class TransferResult(TypedDict):
@@ -207,6 +254,24 @@ class Existence(TypedDict):
     type: Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "other"] | None  # noqa: E501
 
 
+class ExtractResult(TypedDict):
+    """``fs.extract``: ``src`` unpacked into ``dst`` (``created`` when ``dst`` did not
+    exist): ``members`` in the archive, ``files``, ``dirs``, ``symlinks`` and ``hardlinks``
+    written, ``output_bytes`` of file content, ``format`` detected.
+    """
+
+    src: str | bytes
+    dst: str | bytes
+    format: str
+    created: bool
+    members: int
+    files: int
+    dirs: int
+    symlinks: int
+    hardlinks: int
+    output_bytes: int
+
+
 class Entry(TypedDict):
     """One row of ``fs.list``/``fs.find``: ``name`` (relative to the listed directory),
     absolute ``path``, ``type``, ``size`` bytes, permission ``mode``, ``mtime_at`` and, for
@@ -233,6 +298,38 @@ class Listing(TypedDict):
     scanned: int
 
 
+class GrepMatch(TypedDict):
+    """One ``fs.grep`` hit: the file ``path``, 1-based ``line_number``, the ``line``
+    (without its newline, UTF-8 decoded with replacement characters, at most
+    ``MAX_LINE_CHARS``), and up to ``context`` lines ``before`` and ``after`` it.
+    """
+
+    path: str | bytes
+    line_number: int
+    line: str
+    before: list[str]
+    after: list[str]
+
+
+class GrepResult(TypedDict):
+    """``fs.grep``: ``matches`` in walk order; ``truncated`` when ``limit`` cut them short;
+    ``files_scanned`` files searched, ``files_matched`` with at least one hit,
+    ``skipped_binary`` (NUL in the first block), ``skipped_large`` (above
+    ``max_filesize``), ``timed_out`` files whose search hit the per-file time bound,
+    ``errors`` entries that could not be read.
+    """
+
+    path: str | bytes
+    matches: list[GrepMatch]
+    truncated: bool
+    files_scanned: int
+    files_matched: int
+    skipped_binary: int
+    skipped_large: int
+    timed_out: list[str | bytes]
+    errors: int
+
+
 class HashResult(TypedDict):
     """``fs.hash``: hex ``digest`` of ``size`` bytes with ``algorithm``."""
 
@@ -242,11 +339,36 @@ class HashResult(TypedDict):
     size: int
 
 
+class LinkResult(TypedDict):
+    """``fs.link``: the link made at ``path`` to ``target`` (as given for a symlink, the
+    real path of the linked file for a hard link), ``symbolic`` or hard.
+    """
+
+    path: str | bytes
+    target: str | bytes
+    symbolic: bool
+
+
 class MkdirResult(TypedDict):
     """``fs.mkdir``: ``created`` is False when it already existed (``parents``)."""
 
     path: str | bytes
     created: bool
+
+
+class OpenResult(TypedDict):
+    """``fs.open``: the file at ``path`` opened in ``mode`` (``rb``, ``wb``); ``size`` and
+    ``inode`` of the file opened (``wb``: the temp file, 0 bytes); ``fd`` is true: the
+    descriptor rides with the response frame (docs/protocol.md, "Descriptors");
+    ``handle`` (``wb`` only) is what ``fs.close`` takes.
+    """
+
+    path: str | bytes
+    mode: str
+    size: int
+    fd: bool
+    handle: int | None
+    inode: int
 
 
 class ReadResult(TypedDict):
@@ -261,6 +383,23 @@ class ReadResult(TypedDict):
     length: int
     size: int
     eof: bool
+
+
+class ReadlinkResult(TypedDict):
+    """``fs.readlink``: the symlink at ``path`` and its ``target`` as stored."""
+
+    path: str | bytes
+    target: str | bytes
+
+
+class RealpathResult(TypedDict):
+    """``fs.realpath``: ``path`` with every symlink, ``.`` and ``..`` resolved (inside the
+    roots), and the ``requested`` spelling.
+    """
+
+    path: str | bytes
+    requested: str | bytes
+    type: Literal["file", "dir", "symlink", "fifo", "socket", "char_device", "block_device", "other"]  # noqa: E501
 
 
 class RemoveResult(TypedDict):
@@ -303,6 +442,17 @@ class TailResult(TypedDict):
     path: str | bytes
     lines: list[str]
     size: int
+
+
+class TouchResult(TypedDict):
+    """``fs.touch``: ``created`` when the file did not exist; the ``mtime_at`` and
+    ``atime_at`` now set (epoch seconds).
+    """
+
+    path: str | bytes
+    created: bool
+    mtime_at: float
+    atime_at: float
 
 
 class WriteResult(TypedDict):
@@ -1497,6 +1647,67 @@ class FsMethods(NamespaceBase["Client"]):
     __slots__ = ()
     namespace = "fs"
 
+    def ack(
+        self,
+        request: int,
+        offset: int,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """Acknowledge a streamed fs.read up to ``offset``: ``{request, done}``.
+
+        The daemon sends at most ``window_bytes`` beyond the highest offset acknowledged.
+        Errors: -32001 no such stream on this connection.
+
+        Args:
+            request: id of the streamed fs.read (0..).
+            offset: bytes consumed from the start of the stream (0..).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.ack``.
+        """
+        params = {"request": request, "offset": offset}
+        result = self._client.call("fs.ack", params, timeout=timeout)
+        return cast("StreamAck", result)
+
+    def archive(
+        self,
+        paths: Sequence[FsPath],
+        dst: FsPath,
+        format: Literal["tar", "tar.gz", "tar.xz", "zip"] = "tar.gz",
+        overwrite: bool = False,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ArchiveResult:
+        """Pack files and trees into an archive: ``{dst, format, files, dirs, symlinks,
+        input_bytes, size, skipped}``.
+
+        Symlinks are stored as links, special files skipped; the archive appears at
+        ``dst`` only when complete (atomic). Errors: -32003 dst exists without
+        ``overwrite``. Progress: bytes read.
+
+        Args:
+            paths: files or directories to pack, each under its base name.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            format: archive format.
+            overwrite: replace an existing dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.archive``.
+        """
+        params = given(
+            {"paths": paths, "dst": dst},
+            {"format": (format, "tar.gz"), "overwrite": (overwrite, False)},
+        )
+        result = self._client.call("fs.archive", params, timeout=timeout, on_progress=on_progress)
+        return cast("ArchiveResult", result)
+
     def chmod(
         self,
         path: FsPath,
@@ -1520,6 +1731,34 @@ class FsMethods(NamespaceBase["Client"]):
         params = {"path": path, "mode": mode}
         result = self._client.call("fs.chmod", params, timeout=timeout)
         return cast("ChmodResult", result)
+
+    def close(
+        self,
+        handle: int,
+        commit: bool = True,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> CloseResult:
+        """Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+
+        ``commit``: fsync, the old file's mode and owner, then an atomic rename over the
+        target (as fs.write overwrite); else the temp file is dropped. Errors: -32001
+        unknown handle (or one of another connection).
+
+        Args:
+            handle: the handle fs.open gave (1..).
+            commit: replace the target with what was written (false: discard it).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.close``.
+        """
+        params = given(
+            {"handle": handle},
+            {"commit": (commit, True)},
+        )
+        result = self._client.call("fs.close", params, timeout=timeout)
+        return cast("CloseResult", result)
 
     def copy(
         self,
@@ -1608,6 +1847,46 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.exists", params, timeout=timeout)
         return cast("Existence", result)
 
+    def extract(
+        self,
+        src: FsPath,
+        dst: FsPath,
+        overwrite: bool = False,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ExtractResult:
+        """Unpack a tar (plain, gz, xz, bz2) or zip archive into a directory: ``{src, dst, format,
+        created, members, files, dirs, symlinks, hardlinks, output_bytes}``.
+
+        Safe against hostile archives: a member whose path or link target would land
+        outside ``dst`` (``..``, absolute, through a symlink) fails the whole extract
+        (-32002 ``reason: "unsafe_member"``) with nothing written; more than
+        ``fs.max_extract_members`` members or ``fs.max_extract_bytes`` bytes: -32004; no
+        setuid/setgid bits, no devices. ``dst`` is created when missing. Errors: -32007
+        not an archive (``reason: "bad_archive"``), -32003 an entry already in dst without
+        ``overwrite``. Progress: bytes written.
+
+        Args:
+            src: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            overwrite: replace files already in dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.extract``.
+        """
+        params = given(
+            {"src": src, "dst": dst},
+            {"overwrite": (overwrite, False)},
+        )
+        result = self._client.call("fs.extract", params, timeout=timeout, on_progress=on_progress)
+        return cast("ExtractResult", result)
+
     def find(
         self,
         path: FsPath,
@@ -1659,6 +1938,75 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.find", params, timeout=timeout, on_progress=on_progress)
         return cast("Listing", result)
 
+    def grep(
+        self,
+        path: FsPath,
+        pattern: str | None = None,
+        regex: bool | str = True,
+        fixed: bool = False,
+        ignore_case: bool = False,
+        glob: str | None = None,
+        max_count: int | None = None,
+        max_filesize: int = 67108864,
+        limit: int | None = None,
+        context: int = 0,
+        gitignore: bool = False,
+        include_hidden: bool = True,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> GrepResult:
+        """Search file contents below a directory (or in one file): ``{path, matches: [{path,
+        line_number, line, before, after}], truncated, files_scanned, files_matched,
+        skipped_binary, skipped_large, timed_out, errors}``.
+
+        Binary files (a NUL byte in the first 8 KiB) and files above ``max_filesize`` are
+        skipped; symlinks are not followed. The pattern runs on the ``regex`` package with
+        a time bound per file (a file that takes longer is listed in ``timed_out``).
+        At most ``limit`` matches (``truncated``). Progress: files searched.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            pattern: regular expression (regex package, searched line by line), or literal text with
+                fixed.
+            regex: true: pattern is a regular expression (false: same as fixed); a string: the
+                regular expression itself, instead of pattern.
+            fixed: pattern is literal text.
+            ignore_case: case-insensitive.
+            glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
+            max_count: most matches per file (1..).
+            max_filesize: skip larger files (bytes) (0..).
+            limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
+            context: lines of context before and after (0..100).
+            gitignore: honour .gitignore files and skip .git.
+            include_hidden: search dot files and dot dirs.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.grep`` (safe: read-only).
+        """
+        params = given(
+            {"path": path},
+            {
+                "pattern": (pattern, None),
+                "regex": (regex, True),
+                "fixed": (fixed, False),
+                "ignore_case": (ignore_case, False),
+                "glob": (glob, None),
+                "max_count": (max_count, None),
+                "max_filesize": (max_filesize, 67108864),
+                "limit": (limit, None),
+                "context": (context, 0),
+                "gitignore": (gitignore, False),
+                "include_hidden": (include_hidden, True),
+            },
+        )
+        result = self._client.call("fs.grep", params, timeout=timeout, on_progress=on_progress)
+        return cast("GrepResult", result)
+
     def hash(
         self,
         path: FsPath,
@@ -1688,6 +2036,39 @@ class FsMethods(NamespaceBase["Client"]):
         )
         result = self._client.call("fs.hash", params, timeout=timeout, on_progress=on_progress)
         return cast("HashResult", result)
+
+    def link(
+        self,
+        target: str | bytes,
+        path: FsPath,
+        symbolic: bool = False,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> LinkResult:
+        """Make a link at ``path``: ``{path, target, symbolic}``.
+
+        A symlink whose target resolves outside the roots is refused (-32002 ``reason:
+        "symlink_outside_roots"``); a dangling target inside is allowed. A hard link joins
+        two entries inside the roots (-32007 for a directory). Errors: -32003 ``path``
+        exists, -32001 missing parent or hard-link target.
+
+        Args:
+            target: what the link points to: for a symlink stored as given (relative to the link's
+                directory), for a hard link an existing file.
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            symbolic: a symbolic link (else a hard link).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.link``.
+        """
+        params = given(
+            {"target": target, "path": path},
+            {"symbolic": (symbolic, False)},
+        )
+        result = self._client.call("fs.link", params, timeout=timeout)
+        return cast("LinkResult", result)
 
     def list(
         self,
@@ -1794,12 +2175,47 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.move", params, timeout=timeout, on_progress=on_progress)
         return cast("TransferResult", result)
 
+    def open(
+        self,
+        path: FsPath,
+        mode: Literal["rb", "wb"] = "rb",
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> BinaryIO:
+        """Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path,
+        mode, size, fd: true, handle|nil, inode}``.
+
+        The descriptor rides in the ancillary data of the response frame (see the
+        protocol doc, "Descriptors"); it is opened after the sandbox and permission
+        checks, as the peer, so it refers to the checked file whatever happens to the
+        path afterwards. ``wb`` follows fs.write's rules: the descriptor is a temp file
+        in the target's directory, renamed over the target by ``fs.close {handle}``;
+        dropped if the connection ends first. Errors as fs.read / fs.write; -32007 over
+        HTTP.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mode: rb: read; wb: write a new content that replaces the file on fs.close (atomic).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.open``.
+        """
+        params = given(
+            {"path": path},
+            {"mode": (mode, "rb")},
+        )
+        return self._client.open_file(params, timeout=timeout)
+
     def read(
         self,
         path: FsPath,
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        stream: bool = False,
+        window_bytes: int | None = None,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
@@ -1808,6 +2224,13 @@ class FsMethods(NamespaceBase["Client"]):
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
+        ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
+        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
+        the answer, whose ``data`` is then
+        empty and ``length`` the bytes streamed; the daemon sends at most
+        ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
+        offset}`` (bytes consumed from the stream's start), so memory stays bounded when
+        the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -1815,6 +2238,10 @@ class FsMethods(NamespaceBase["Client"]):
             offset: first byte to read (0..).
             length: bytes to read; nil: to the end (0..).
             encoding: decode as text (e.g. utf-8); nil: bytes.
+            stream: send the file as fs.chunk notifications under a window acknowledged with fs.ack
+                (any size).
+            window_bytes: stream: most unacknowledged bytes (default 32 MiB, at most 64 MiB)
+                (65536..).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -1822,10 +2249,62 @@ class FsMethods(NamespaceBase["Client"]):
         """
         params = given(
             {"path": path},
-            {"offset": (offset, 0), "length": (length, None), "encoding": (encoding, None)},
+            {
+                "offset": (offset, 0),
+                "length": (length, None),
+                "encoding": (encoding, None),
+                "stream": (stream, False),
+                "window_bytes": (window_bytes, None),
+            },
         )
         result = self._client.call("fs.read", params, timeout=timeout)
         return cast("ReadResult", result)
+
+    def readlink(
+        self,
+        path: FsPath,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ReadlinkResult:
+        """The target of a symlink as stored: ``{path, target}``.
+
+        Errors: -32007 (``EINVAL``) not a symlink, -32002 a link pointing outside the
+        roots, -32001 missing.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.readlink`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = self._client.call("fs.readlink", params, timeout=timeout)
+        return cast("ReadlinkResult", result)
+
+    def realpath(
+        self,
+        path: FsPath,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> RealpathResult:
+        """A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested,
+        type}``.
+
+        Errors: -32001 missing, -32002 resolving outside the roots.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.realpath`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = self._client.call("fs.realpath", params, timeout=timeout)
+        return cast("RealpathResult", result)
 
     def remove(
         self,
@@ -1910,14 +2389,53 @@ class FsMethods(NamespaceBase["Client"]):
         result = self._client.call("fs.tail", params, timeout=timeout)
         return cast("TailResult", result)
 
+    def touch(
+        self,
+        path: FsPath,
+        mtime_at: float | None = None,
+        atime_at: float | None = None,
+        make_parents: bool = False,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> TouchResult:
+        """Create an empty file when missing and set its times: ``{path, created, mtime_at,
+        atime_at}`` (symlinks followed inside the roots).
+
+        Errors: -32001 missing parent, -32002 outside the roots or not permitted.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
+                given).
+            atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
+                given).
+            make_parents: create missing parent directories.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.touch``.
+        """
+        params = given(
+            {"path": path},
+            {
+                "mtime_at": (mtime_at, None),
+                "atime_at": (atime_at, None),
+                "make_parents": (make_parents, False),
+            },
+        )
+        result = self._client.call("fs.touch", params, timeout=timeout)
+        return cast("TouchResult", result)
+
     def write(
         self,
         path: FsPath,
-        data: bytes | str,
+        data: bytes | str | None = None,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        stream: bool = False,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
@@ -1925,35 +2443,73 @@ class FsMethods(NamespaceBase["Client"]):
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
         of the directory): readers and crashes see the old or the new content, never a
-        mix. Errors: -32003 create over an existing file, -32007 ``expected_sha256``
+        mix. ``stream: true``: a chunked upload of any size, bound to this request: send
+        ``fs.write_chunk {request: this id, offset, data, eof}`` requests (the last with
+        ``eof: true``); this request answers once every byte arrived and the file was
+        renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
+        -32007 ``expected_sha256``
         mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
         parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
-            data: content: bin, or str encoded with `encoding`.
+            data: content: bin, or str encoded with `encoding` (nil only with stream).
             mode: create fails if the file exists; overwrite replaces atomically; append adds at the
                 end.
             make_parents: create missing parent directories.
             expected_sha256: precondition: sha256 hex of the current content.
             encoding: encoding of str data.
+            stream: chunked upload: the content comes in fs.write_chunk requests bound to this one.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
         Wire method ``fs.write``.
         """
         params = given(
-            {"path": path, "data": data},
+            {"path": path},
             {
+                "data": (data, None),
                 "mode": (mode, "overwrite"),
                 "make_parents": (make_parents, False),
                 "expected_sha256": (expected_sha256, None),
                 "encoding": (encoding, "utf-8"),
+                "stream": (stream, False),
             },
         )
         result = self._client.call("fs.write", params, timeout=timeout)
         return cast("WriteResult", result)
+
+    def write_chunk(
+        self,
+        request: int,
+        offset: int,
+        data: bytes,
+        eof: bool = False,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """One chunk of a streamed fs.write: ``{request, done (bytes received)}``.
+
+        Chunks may be pipelined and arrive in any order; memory stays bounded by the
+        connection's in-flight requests. Errors: -32001 no such upload.
+
+        Args:
+            request: id of the streamed fs.write (0..).
+            offset: where data goes (0..).
+            data: the chunk.
+            eof: the last chunk: offset + len(data) is the size.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.write_chunk``.
+        """
+        params = given(
+            {"request": request, "offset": offset, "data": data},
+            {"eof": (eof, False)},
+        )
+        result = self._client.call("fs.write_chunk", params, timeout=timeout)
+        return cast("StreamAck", result)
 
 
 class MetricsMethods(NamespaceBase["Client"]):
@@ -3452,6 +4008,72 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
     __slots__ = ()
     namespace = "fs"
 
+    async def ack(
+        self,
+        request: int,
+        offset: int,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """Acknowledge a streamed fs.read up to ``offset``: ``{request, done}``.
+
+        The daemon sends at most ``window_bytes`` beyond the highest offset acknowledged.
+        Errors: -32001 no such stream on this connection.
+
+        Args:
+            request: id of the streamed fs.read (0..).
+            offset: bytes consumed from the start of the stream (0..).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.ack``.
+        """
+        params = {"request": request, "offset": offset}
+        result = await self._client.call("fs.ack", params, timeout=timeout)
+        return cast("StreamAck", result)
+
+    async def archive(
+        self,
+        paths: Sequence[FsPath],
+        dst: FsPath,
+        format: Literal["tar", "tar.gz", "tar.xz", "zip"] = "tar.gz",
+        overwrite: bool = False,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ArchiveResult:
+        """Pack files and trees into an archive: ``{dst, format, files, dirs, symlinks,
+        input_bytes, size, skipped}``.
+
+        Symlinks are stored as links, special files skipped; the archive appears at
+        ``dst`` only when complete (atomic). Errors: -32003 dst exists without
+        ``overwrite``. Progress: bytes read.
+
+        Args:
+            paths: files or directories to pack, each under its base name.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            format: archive format.
+            overwrite: replace an existing dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.archive``.
+        """
+        params = given(
+            {"paths": paths, "dst": dst},
+            {"format": (format, "tar.gz"), "overwrite": (overwrite, False)},
+        )
+        result = await self._client.call(
+            "fs.archive",
+            params,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+        return cast("ArchiveResult", result)
+
     async def chmod(
         self,
         path: FsPath,
@@ -3475,6 +4097,34 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         params = {"path": path, "mode": mode}
         result = await self._client.call("fs.chmod", params, timeout=timeout)
         return cast("ChmodResult", result)
+
+    async def close(
+        self,
+        handle: int,
+        commit: bool = True,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> CloseResult:
+        """Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+
+        ``commit``: fsync, the old file's mode and owner, then an atomic rename over the
+        target (as fs.write overwrite); else the temp file is dropped. Errors: -32001
+        unknown handle (or one of another connection).
+
+        Args:
+            handle: the handle fs.open gave (1..).
+            commit: replace the target with what was written (false: discard it).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.close``.
+        """
+        params = given(
+            {"handle": handle},
+            {"commit": (commit, True)},
+        )
+        result = await self._client.call("fs.close", params, timeout=timeout)
+        return cast("CloseResult", result)
 
     async def copy(
         self,
@@ -3568,6 +4218,51 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         result = await self._client.call("fs.exists", params, timeout=timeout)
         return cast("Existence", result)
 
+    async def extract(
+        self,
+        src: FsPath,
+        dst: FsPath,
+        overwrite: bool = False,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ExtractResult:
+        """Unpack a tar (plain, gz, xz, bz2) or zip archive into a directory: ``{src, dst, format,
+        created, members, files, dirs, symlinks, hardlinks, output_bytes}``.
+
+        Safe against hostile archives: a member whose path or link target would land
+        outside ``dst`` (``..``, absolute, through a symlink) fails the whole extract
+        (-32002 ``reason: "unsafe_member"``) with nothing written; more than
+        ``fs.max_extract_members`` members or ``fs.max_extract_bytes`` bytes: -32004; no
+        setuid/setgid bits, no devices. ``dst`` is created when missing. Errors: -32007
+        not an archive (``reason: "bad_archive"``), -32003 an entry already in dst without
+        ``overwrite``. Progress: bytes written.
+
+        Args:
+            src: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            dst: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            overwrite: replace files already in dst.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.extract``.
+        """
+        params = given(
+            {"src": src, "dst": dst},
+            {"overwrite": (overwrite, False)},
+        )
+        result = await self._client.call(
+            "fs.extract",
+            params,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+        return cast("ExtractResult", result)
+
     async def find(
         self,
         path: FsPath,
@@ -3624,6 +4319,80 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         )
         return cast("Listing", result)
 
+    async def grep(
+        self,
+        path: FsPath,
+        pattern: str | None = None,
+        regex: bool | str = True,
+        fixed: bool = False,
+        ignore_case: bool = False,
+        glob: str | None = None,
+        max_count: int | None = None,
+        max_filesize: int = 67108864,
+        limit: int | None = None,
+        context: int = 0,
+        gitignore: bool = False,
+        include_hidden: bool = True,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> GrepResult:
+        """Search file contents below a directory (or in one file): ``{path, matches: [{path,
+        line_number, line, before, after}], truncated, files_scanned, files_matched,
+        skipped_binary, skipped_large, timed_out, errors}``.
+
+        Binary files (a NUL byte in the first 8 KiB) and files above ``max_filesize`` are
+        skipped; symlinks are not followed. The pattern runs on the ``regex`` package with
+        a time bound per file (a file that takes longer is listed in ``timed_out``).
+        At most ``limit`` matches (``truncated``). Progress: files searched.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            pattern: regular expression (regex package, searched line by line), or literal text with
+                fixed.
+            regex: true: pattern is a regular expression (false: same as fixed); a string: the
+                regular expression itself, instead of pattern.
+            fixed: pattern is literal text.
+            ignore_case: case-insensitive.
+            glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
+            max_count: most matches per file (1..).
+            max_filesize: skip larger files (bytes) (0..).
+            limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
+            context: lines of context before and after (0..100).
+            gitignore: honour .gitignore files and skip .git.
+            include_hidden: search dot files and dot dirs.
+            on_progress: called with each progress notification's params (asks for ``progress:
+                true``).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.grep`` (safe: read-only).
+        """
+        params = given(
+            {"path": path},
+            {
+                "pattern": (pattern, None),
+                "regex": (regex, True),
+                "fixed": (fixed, False),
+                "ignore_case": (ignore_case, False),
+                "glob": (glob, None),
+                "max_count": (max_count, None),
+                "max_filesize": (max_filesize, 67108864),
+                "limit": (limit, None),
+                "context": (context, 0),
+                "gitignore": (gitignore, False),
+                "include_hidden": (include_hidden, True),
+            },
+        )
+        result = await self._client.call(
+            "fs.grep",
+            params,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+        return cast("GrepResult", result)
+
     async def hash(
         self,
         path: FsPath,
@@ -3658,6 +4427,39 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             on_progress=on_progress,
         )
         return cast("HashResult", result)
+
+    async def link(
+        self,
+        target: str | bytes,
+        path: FsPath,
+        symbolic: bool = False,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> LinkResult:
+        """Make a link at ``path``: ``{path, target, symbolic}``.
+
+        A symlink whose target resolves outside the roots is refused (-32002 ``reason:
+        "symlink_outside_roots"``); a dangling target inside is allowed. A hard link joins
+        two entries inside the roots (-32007 for a directory). Errors: -32003 ``path``
+        exists, -32001 missing parent or hard-link target.
+
+        Args:
+            target: what the link points to: for a symlink stored as given (relative to the link's
+                directory), for a hard link an existing file.
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            symbolic: a symbolic link (else a hard link).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.link``.
+        """
+        params = given(
+            {"target": target, "path": path},
+            {"symbolic": (symbolic, False)},
+        )
+        result = await self._client.call("fs.link", params, timeout=timeout)
+        return cast("LinkResult", result)
 
     async def list(
         self,
@@ -3769,12 +4571,47 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         )
         return cast("TransferResult", result)
 
+    async def open(
+        self,
+        path: FsPath,
+        mode: Literal["rb", "wb"] = "rb",
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> BinaryIO:
+        """Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path,
+        mode, size, fd: true, handle|nil, inode}``.
+
+        The descriptor rides in the ancillary data of the response frame (see the
+        protocol doc, "Descriptors"); it is opened after the sandbox and permission
+        checks, as the peer, so it refers to the checked file whatever happens to the
+        path afterwards. ``wb`` follows fs.write's rules: the descriptor is a temp file
+        in the target's directory, renamed over the target by ``fs.close {handle}``;
+        dropped if the connection ends first. Errors as fs.read / fs.write; -32007 over
+        HTTP.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mode: rb: read; wb: write a new content that replaces the file on fs.close (atomic).
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.open``.
+        """
+        params = given(
+            {"path": path},
+            {"mode": (mode, "rb")},
+        )
+        return await self._client.open_file(params, timeout=timeout)
+
     async def read(
         self,
         path: FsPath,
         offset: int = 0,
         length: int | None = None,
         encoding: str | None = None,
+        stream: bool = False,
+        window_bytes: int | None = None,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> ReadResult:
@@ -3783,6 +4620,13 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         ``data`` is bin, or str when ``encoding`` is given; ``length`` is the bytes read,
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
+        ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
+        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
+        the answer, whose ``data`` is then
+        empty and ``length`` the bytes streamed; the daemon sends at most
+        ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
+        offset}`` (bytes consumed from the stream's start), so memory stays bounded when
+        the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -3790,6 +4634,10 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             offset: first byte to read (0..).
             length: bytes to read; nil: to the end (0..).
             encoding: decode as text (e.g. utf-8); nil: bytes.
+            stream: send the file as fs.chunk notifications under a window acknowledged with fs.ack
+                (any size).
+            window_bytes: stream: most unacknowledged bytes (default 32 MiB, at most 64 MiB)
+                (65536..).
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
@@ -3797,10 +4645,62 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         """
         params = given(
             {"path": path},
-            {"offset": (offset, 0), "length": (length, None), "encoding": (encoding, None)},
+            {
+                "offset": (offset, 0),
+                "length": (length, None),
+                "encoding": (encoding, None),
+                "stream": (stream, False),
+                "window_bytes": (window_bytes, None),
+            },
         )
         result = await self._client.call("fs.read", params, timeout=timeout)
         return cast("ReadResult", result)
+
+    async def readlink(
+        self,
+        path: FsPath,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> ReadlinkResult:
+        """The target of a symlink as stored: ``{path, target}``.
+
+        Errors: -32007 (``EINVAL``) not a symlink, -32002 a link pointing outside the
+        roots, -32001 missing.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.readlink`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = await self._client.call("fs.readlink", params, timeout=timeout)
+        return cast("ReadlinkResult", result)
+
+    async def realpath(
+        self,
+        path: FsPath,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> RealpathResult:
+        """A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested,
+        type}``.
+
+        Errors: -32001 missing, -32002 resolving outside the roots.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.realpath`` (safe: read-only).
+        """
+        params = {"path": path}
+        result = await self._client.call("fs.realpath", params, timeout=timeout)
+        return cast("RealpathResult", result)
 
     async def remove(
         self,
@@ -3890,14 +4790,53 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         result = await self._client.call("fs.tail", params, timeout=timeout)
         return cast("TailResult", result)
 
+    async def touch(
+        self,
+        path: FsPath,
+        mtime_at: float | None = None,
+        atime_at: float | None = None,
+        make_parents: bool = False,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> TouchResult:
+        """Create an empty file when missing and set its times: ``{path, created, mtime_at,
+        atime_at}`` (symlinks followed inside the roots).
+
+        Errors: -32001 missing parent, -32002 outside the roots or not permitted.
+
+        Args:
+            path: path (absolute, or relative to the first root); bin for a name that is not valid
+                UTF-8.
+            mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
+                given).
+            atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
+                given).
+            make_parents: create missing parent directories.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.touch``.
+        """
+        params = given(
+            {"path": path},
+            {
+                "mtime_at": (mtime_at, None),
+                "atime_at": (atime_at, None),
+                "make_parents": (make_parents, False),
+            },
+        )
+        result = await self._client.call("fs.touch", params, timeout=timeout)
+        return cast("TouchResult", result)
+
     async def write(
         self,
         path: FsPath,
-        data: bytes | str,
+        data: bytes | str | None = None,
         mode: Literal["create", "overwrite", "append"] = "overwrite",
         make_parents: bool = False,
         expected_sha256: str | None = None,
         encoding: str = "utf-8",
+        stream: bool = False,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> WriteResult:
@@ -3905,35 +4844,73 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
 
         create/overwrite are atomic (temp file in the same directory, fsync, rename, fsync
         of the directory): readers and crashes see the old or the new content, never a
-        mix. Errors: -32003 create over an existing file, -32007 ``expected_sha256``
+        mix. ``stream: true``: a chunked upload of any size, bound to this request: send
+        ``fs.write_chunk {request: this id, offset, data, eof}`` requests (the last with
+        ``eof: true``); this request answers once every byte arrived and the file was
+        renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
+        -32007 ``expected_sha256``
         mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
         parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
-            data: content: bin, or str encoded with `encoding`.
+            data: content: bin, or str encoded with `encoding` (nil only with stream).
             mode: create fails if the file exists; overwrite replaces atomically; append adds at the
                 end.
             make_parents: create missing parent directories.
             expected_sha256: precondition: sha256 hex of the current content.
             encoding: encoding of str data.
+            stream: chunked upload: the content comes in fs.write_chunk requests bound to this one.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
 
         Wire method ``fs.write``.
         """
         params = given(
-            {"path": path, "data": data},
+            {"path": path},
             {
+                "data": (data, None),
                 "mode": (mode, "overwrite"),
                 "make_parents": (make_parents, False),
                 "expected_sha256": (expected_sha256, None),
                 "encoding": (encoding, "utf-8"),
+                "stream": (stream, False),
             },
         )
         result = await self._client.call("fs.write", params, timeout=timeout)
         return cast("WriteResult", result)
+
+    async def write_chunk(
+        self,
+        request: int,
+        offset: int,
+        data: bytes,
+        eof: bool = False,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> StreamAck:
+        """One chunk of a streamed fs.write: ``{request, done (bytes received)}``.
+
+        Chunks may be pipelined and arrive in any order; memory stays bounded by the
+        connection's in-flight requests. Errors: -32001 no such upload.
+
+        Args:
+            request: id of the streamed fs.write (0..).
+            offset: where data goes (0..).
+            data: the chunk.
+            eof: the last chunk: offset + len(data) is the size.
+            timeout: seconds to wait for the answer (None: no limit; default: the client's
+                ``timeout``).
+
+        Wire method ``fs.write_chunk``.
+        """
+        params = given(
+            {"request": request, "offset": offset, "data": data},
+            {"eof": (eof, False)},
+        )
+        result = await self._client.call("fs.write_chunk", params, timeout=timeout)
+        return cast("StreamAck", result)
 
 
 class AsyncMetricsMethods(NamespaceBase["AsyncClient"]):

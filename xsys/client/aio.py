@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import typing
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -244,6 +244,33 @@ class AsyncClient(AsyncNamespaces):
             if name.startswith("_"):
                 raise AttributeError(name)
             return DynamicNamespace(self.call, name)
+
+    async def open_file(self, params: Mapping[str, Any], *,
+                        timeout: Timeout = USE_CLIENT_DEFAULT) -> BinaryIO:
+        """``fs.open`` (see ``Client.open_file``): the descriptor is received on a separate
+        blocking connection in a worker thread (asyncio transports cannot receive
+        descriptors); a ``wb`` file's ``close()`` then commits over that connection and
+        closes it."""
+        from xsys.client.sync import Client
+
+        wait = self.timeout if timeout is USE_CLIENT_DEFAULT else timeout
+
+        def work() -> BinaryIO:
+            c = Client(self.socket_path, timeout=wait, connect=False)
+            c.trusted_uids = self.trusted_uids
+            c.connect()
+            try:
+                f = c.open_file(params)
+            except BaseException:
+                c.close()
+                raise
+            if getattr(f, "handle", None) is None:
+                c.close()
+            else:
+                f.owns_client = True  # type: ignore[attr-defined]
+            return f
+
+        return await asyncio.to_thread(work)
 
     async def call(
         self,

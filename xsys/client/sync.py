@@ -5,15 +5,18 @@
 
 from __future__ import annotations
 
+import array
 import collections
 import contextlib
+import io
 import math
+import os
 import select
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from xsys.client._core import (
     USE_CLIENT_DEFAULT,
@@ -114,6 +117,66 @@ class Subscription:
         self.close()
 
 
+#: How an ``fs.chunk`` notification's payload starts (``xsys.fs.streams.chunk_frame``).
+_CHUNK_HEAD = b"\x82\xa6method\xa8fs.chunk\xa6params\x83\xa7request"
+_CHUNK_DATA = b"\xa4data\xc6"
+
+
+def _chunk_without_copy(frame: bytearray) -> dict[str, Any] | None:
+    """An ``fs.chunk`` notification decoded with ``data`` as a memoryview into ``frame``
+    (a 4 MiB chunk is not copied again); None for any other frame."""
+    if not frame.startswith(_CHUNK_HEAD):
+        return None
+    at = frame.find(_CHUNK_DATA, len(_CHUNK_HEAD), len(_CHUNK_HEAD) + 40)
+    if at < 0:
+        return None
+    start = at + len(_CHUNK_DATA) + 4
+    if int.from_bytes(frame[start - 4:start], "big") != len(frame) - start:
+        return None
+    msg: dict[str, Any] = unpackb(bytes(frame[:at + len(_CHUNK_DATA) - 1]) + b"\xc4\x00")
+    msg["params"]["data"] = memoryview(frame)[start:]
+    return msg
+
+
+#: Most descriptors one read accepts.
+_MAX_FDS = 16
+_CMSG_FLAGS = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+
+
+class _CommitFile(io.BufferedWriter):
+    """The writer ``Client.open_file`` returns for ``wb``: closing it commits the file
+    (``fs.close {handle, commit: true}``); leaving a ``with`` block by an exception
+    discards it (``commit: false``)."""
+
+    def __init__(self, fd: int, client: Client, handle: int, path: str) -> None:
+        super().__init__(io.FileIO(fd, "wb"), buffer_size=1024 * 1024)
+        self._client = client
+        self.handle = handle
+        self.path = path
+        self.result: dict[str, Any] | None = None
+        self.owns_client = False  # close the client after the commit (AsyncClient's)
+        self._commit = True
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None:
+            self._commit = False
+        self.close()
+
+    def close(self) -> None:
+        """Flush, close the descriptor and commit (or discard) through the daemon."""
+        if self.closed:
+            return
+        try:
+            super().close()
+        finally:
+            try:
+                self.result = self._client.call("fs.close", handle=self.handle,
+                                                commit=self._commit)
+            finally:
+                if self.owns_client:
+                    self._client.close()
+
+
 class Client(Namespaces):
     """A blocking client over one Unix socket (not thread-safe; one per thread).
 
@@ -158,6 +221,10 @@ class Client(Namespaces):
         self._rview = memoryview(self._rbuf)
         self._ready: collections.deque[Any] = collections.deque()
         self._lock = threading.RLock()
+        # fs.open: while one is in flight reads use recvmsg, and descriptors received
+        # (SCM_RIGHTS) wait here for the response that announces them ("fd": true).
+        self._want_fds = 0
+        self._fds: collections.deque[int] = collections.deque()
         if connect:
             self.connect()
 
@@ -196,6 +263,9 @@ class Client(Namespaces):
 
     def close(self) -> None:
         """Close the socket (subscriptions end with it)."""
+        while self._fds:
+            with contextlib.suppress(OSError):
+                os.close(self._fds.popleft())
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
@@ -324,7 +394,8 @@ class Client(Namespaces):
                         return None
                     if not _readable(sock, remaining):
                         continue
-                n = sock.recv_into(self._rbuf)
+                n = (self._recv_with_fds(sock) if self._want_fds
+                     else sock.recv_into(self._rbuf))
             except OSError as exc:
                 self.close()
                 raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") \
@@ -338,6 +409,164 @@ class Client(Namespaces):
             if not ready:
                 self._read_large_frame(sock)
         return ready.popleft()
+
+    def _recv_with_fds(self, sock: socket.socket) -> int:
+        """``recvmsg_into`` the read buffer, keeping any descriptors that came along."""
+        n, anc, _flags, _addr = sock.recvmsg_into(
+            [self._rbuf], socket.CMSG_SPACE(_MAX_FDS * 4), _CMSG_FLAGS)
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+                self._fds.extend(fds)
+        return n
+
+    def open_file(self, params: Mapping[str, Any], *,
+                  timeout: Timeout = USE_CLIENT_DEFAULT) -> BinaryIO:
+        """``fs.open``: the file object of the descriptor the daemon passes over the socket
+        (``c.fs.open(path=..., mode="rb")``). ``rb``: a plain buffered reader (in-process
+        speed). ``wb``: a writer whose ``close()`` (or the end of a ``with`` block without
+        an exception) commits it with ``fs.close``, replacing the target atomically; an
+        exception in the block discards it. Raises the protocol's typed errors."""
+        with self._lock:
+            self._want_fds += 1
+            try:
+                result = self._call("fs.open", dict(params), timeout, None, subscribing=False)
+            finally:
+                self._want_fds -= 1
+            if not (isinstance(result, dict) and result.get("fd")):
+                raise ConnectionClosed("fs.open answered without a descriptor")
+            if not self._fds:
+                raise ConnectionClosed("fs.open: the descriptor did not arrive (is this a "
+                                       "Unix socket?)")
+            fd = self._fds.popleft()
+        if result.get("handle") is None:
+            return os.fdopen(fd, "rb")
+        return _CommitFile(fd, self, int(result["handle"]), str(result["path"]))
+
+    def read_stream(self, path: str | bytes, *, offset: int = 0, length: int | None = None,
+                    window_bytes: int | None = None,
+                    timeout: Timeout = USE_CLIENT_DEFAULT) -> Iterator[bytes]:
+        """A streamed ``fs.read``: an iterator of the file's chunks (bytes), with flow
+        control (each half window consumed is acknowledged with ``fs.ack``, so the daemon
+        never runs more than ``window_bytes`` ahead). Leaving the loop early closes the
+        connection (the next call reconnects), which ends the stream on the daemon.
+        ``timeout``: seconds to wait for each chunk. Raises the protocol's typed errors."""
+        window = window_bytes or 32 * 1024 * 1024
+        wait = effective_timeout(timeout, self.timeout)
+        params: dict[str, Any] = {"path": path, "offset": offset, "stream": True}
+        if length is not None:
+            params["length"] = length
+        if window_bytes is not None:
+            params["window_bytes"] = window_bytes
+        state = self._state
+        with self._lock:
+            req_id, frame = state.request("fs.read", params)
+            self._send(frame)
+            if self._sock is not None:  # room for a chunk in the kernel (best effort)
+                with contextlib.suppress(OSError):
+                    if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < window // 4:
+                        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window // 4)
+            consumed = acked = 0
+            acks: set[int] = set()
+            done = False
+            try:
+                while True:
+                    msg = self._read_one(wait)
+                    if msg is None:
+                        raise TimeoutError(f"no chunk of the streamed read within {wait}s")
+                    if type(msg) is dict and msg.get("method") == "fs.chunk":
+                        p = msg.get("params") or {}
+                        if p.get("request") == req_id:
+                            data = p["data"]
+                            consumed += len(data)
+                            if consumed - acked >= window // 2:
+                                ack_id, ack = state.request(
+                                    "fs.ack", {"request": req_id, "offset": consumed})
+                                acks.add(ack_id)
+                                self._send(ack)
+                                acked = consumed
+                            yield data
+                            continue
+                    if type(msg) is dict and msg.get("id") in acks:
+                        acks.discard(msg["id"])
+                        continue  # a late ack after the end is harmless
+                    answer = state.route(msg)
+                    if answer is None:
+                        continue
+                    if answer["id"] == req_id:
+                        done = True
+                        result_of(answer)
+                        return
+                    if answer["id"] is None and "error" in answer:
+                        raise error_from_wire(answer["error"])
+            finally:
+                state.finish(req_id)
+                if not done:
+                    self.close()
+
+    def write_stream(self, path: str | bytes, chunks: Iterable[bytes], *,
+                     max_inflight: int = 4,
+                     timeout: Timeout = USE_CLIENT_DEFAULT) -> dict[str, Any]:
+        """A streamed ``fs.write`` (chunked upload bound to one request): sends ``chunks``
+        as pipelined ``fs.write_chunk`` requests (at most ``max_inflight`` unanswered) and
+        returns the ``fs.write`` result once the daemon renamed the file into place
+        (atomic, as an overwrite). Raises the protocol's typed errors."""
+        wait = effective_timeout(timeout, self.timeout)
+        state = self._state
+        with self._lock:
+            req_id, frame = state.request("fs.write", {"path": path, "stream": True})
+            self._send(frame)
+            pending: set[int] = set()
+            final: list[dict[str, Any]] = []
+
+            def settle(limit: int) -> None:
+                while len(pending) > limit:
+                    msg = self._read_one(wait)
+                    if msg is None:
+                        raise TimeoutError(f"no answer within {wait}s")
+                    answer = state.route(msg)
+                    if answer is None:
+                        continue
+                    if answer["id"] in pending:
+                        pending.discard(answer["id"])
+                        result_of(answer)
+                    elif answer["id"] == req_id:
+                        final.append(answer)
+                        result_of(answer)  # an error ends the upload now
+                    elif answer["id"] is None and "error" in answer:
+                        raise error_from_wire(answer["error"])
+
+            try:
+                offset = 0
+                it = iter(chunks)
+                piece: bytes | None = next(it, b"")
+                while piece is not None:
+                    after = next(it, None)
+                    chunk_id, f = state.request("fs.write_chunk", {
+                        "request": req_id, "offset": offset, "data": bytes(piece),
+                        "eof": after is None})
+                    self._send(f)
+                    pending.add(chunk_id)
+                    offset += len(piece)
+                    settle(max_inflight - 1)
+                    piece = after
+                settle(0)
+                while not final:
+                    msg = self._read_one(wait)
+                    if msg is None:
+                        raise TimeoutError(f"no answer within {wait}s")
+                    answer = state.route(msg)
+                    if answer is not None and answer["id"] == req_id:
+                        final.append(answer)
+                out: dict[str, Any] = result_of(final[0])
+                return out
+            except BaseException:
+                if not final:
+                    self.close()  # the daemon drops the temp file
+                raise
+            finally:
+                state.finish(req_id)
 
     def _read_large_frame(self, sock: socket.socket) -> None:
         """When a large frame is arriving, receive the rest of its payload straight into
@@ -360,7 +589,7 @@ class Client(Namespaces):
         except OSError as exc:
             self.close()
             raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
-        self._ready.append(unpackb(frame))
+        self._ready.append(_chunk_without_copy(frame) or unpackb(frame))
 
     def _wait_response(self, req_id: int, timeout: float | None) -> Any:
         state = self._state

@@ -34,6 +34,13 @@ class FsConfig:
     """I/O chunk size for streamed reads, writes, copies and hashes (bytes)."""
     max_tail_lines: int = 10_000
     """Most lines one ``fs.tail`` returns."""
+    max_extract_bytes: int = 4 * 1024 * 1024 * 1024
+    """Most bytes of file content one ``fs.extract`` writes (the sum of the members'
+    sizes, and the bytes actually written): above it the extract fails with -32004
+    (``reason: "max_extract_bytes"``) and leaves nothing behind (no zip bombs)."""
+    max_extract_members: int = 50_000
+    """Most members one ``fs.extract`` accepts (-32004, ``reason:
+    "max_extract_members"``, nothing written)."""
     allow_hardlinked_writes: bool = False
     """Allow ``fs.write`` over, and ``fs.chmod`` of, a regular file with more than one hard
     link (such a file may also be reachable from outside the roots); refused with -32002
@@ -42,7 +49,8 @@ class FsConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` when a limit is not positive or a root is empty."""
         at_least(self, ("max_read_bytes", "max_list_entries", "max_write_bytes",
-                        "chunk_bytes", "max_tail_lines"), 0, strictly=True)
+                        "chunk_bytes", "max_tail_lines", "max_extract_bytes",
+                        "max_extract_members"), 0, strictly=True)
         for i, root in enumerate(self.roots):
             if not root.strip():
                 raise ValueError(f"roots[{i}]: must be a non-empty path")

@@ -273,3 +273,143 @@ class ChmodResult:
 
     path: WirePath
     mode: int
+
+
+@dataclass(frozen=True)
+class TouchResult:
+    """``fs.touch``: ``created`` when the file did not exist; the ``mtime_at`` and
+    ``atime_at`` now set (epoch seconds)."""
+
+    path: WirePath
+    created: bool
+    mtime_at: float
+    atime_at: float
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """``fs.link``: the link made at ``path`` to ``target`` (as given for a symlink, the
+    real path of the linked file for a hard link), ``symbolic`` or hard."""
+
+    path: WirePath
+    target: WirePath
+    symbolic: bool
+
+
+@dataclass(frozen=True)
+class ReadlinkResult:
+    """``fs.readlink``: the symlink at ``path`` and its ``target`` as stored."""
+
+    path: WirePath
+    target: WirePath
+
+
+@dataclass(frozen=True)
+class RealpathResult:
+    """``fs.realpath``: ``path`` with every symlink, ``.`` and ``..`` resolved (inside the
+    roots), and the ``requested`` spelling."""
+
+    path: WirePath
+    requested: WirePath
+    type: EntryType
+
+
+@dataclass(frozen=True)
+class GrepMatch:
+    """One ``fs.grep`` hit: the file ``path``, 1-based ``line_number``, the ``line``
+    (without its newline, UTF-8 decoded with replacement characters, at most
+    ``MAX_LINE_CHARS``), and up to ``context`` lines ``before`` and ``after`` it."""
+
+    path: WirePath
+    line_number: int
+    line: str
+    before: list[str]
+    after: list[str]
+
+
+@dataclass(frozen=True)
+class GrepResult:
+    """``fs.grep``: ``matches`` in walk order; ``truncated`` when ``limit`` cut them short;
+    ``files_scanned`` files searched, ``files_matched`` with at least one hit,
+    ``skipped_binary`` (NUL in the first block), ``skipped_large`` (above
+    ``max_filesize``), ``timed_out`` files whose search hit the per-file time bound,
+    ``errors`` entries that could not be read."""
+
+    path: WirePath
+    matches: list[GrepMatch]
+    truncated: bool
+    files_scanned: int
+    files_matched: int
+    skipped_binary: int
+    skipped_large: int
+    timed_out: list[WirePath]
+    errors: int
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    """``fs.archive``: the archive written at ``dst`` in ``format``, with ``files``,
+    ``dirs`` and ``symlinks`` members, ``input_bytes`` of file content read and
+    ``size`` of the archive (bytes); ``skipped`` special files left out."""
+
+    dst: WirePath
+    format: str
+    files: int
+    dirs: int
+    symlinks: int
+    input_bytes: int
+    size: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """``fs.extract``: ``src`` unpacked into ``dst`` (``created`` when ``dst`` did not
+    exist): ``members`` in the archive, ``files``, ``dirs``, ``symlinks`` and ``hardlinks``
+    written, ``output_bytes`` of file content, ``format`` detected."""
+
+    src: WirePath
+    dst: WirePath
+    format: str
+    created: bool
+    members: int
+    files: int
+    dirs: int
+    symlinks: int
+    hardlinks: int
+    output_bytes: int
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    """``fs.open``: the file at ``path`` opened in ``mode`` (``rb``, ``wb``); ``size`` and
+    ``inode`` of the file opened (``wb``: the temp file, 0 bytes); ``fd`` is true: the
+    descriptor rides with the response frame (docs/protocol.md, "Descriptors");
+    ``handle`` (``wb`` only) is what ``fs.close`` takes."""
+
+    path: WirePath
+    mode: str
+    size: int
+    fd: bool
+    handle: int | None
+    inode: int
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    """``fs.close``: ``committed`` when the written file replaced ``path`` (``size``
+    bytes; ``created`` when it did not exist), False when it was discarded."""
+
+    path: WirePath
+    committed: bool
+    size: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class StreamAck:
+    """``fs.ack`` / ``fs.write_chunk``: the stream's ``request`` and the bytes ``done``
+    (acknowledged by the client, or received by the daemon)."""
+
+    request: int
+    done: int

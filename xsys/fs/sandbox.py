@@ -356,10 +356,18 @@ class _Walk:
     def _pending_front(self, comps: Sequence[str]) -> None:
         self.pending.extendleft(reversed([c for c in comps if c]))
 
+    def _at_top(self) -> None:
+        """The walk is at ``/``: enter it when it is a root itself (``--local``)."""
+        self.cursor = os.sep
+        root = self.sb._entry_root(os.sep)
+        if root is not None:
+            self._enter_root(root)
+
     def run(self, absolute: str) -> Located:
         self.pending: deque[str] = deque()
         self._pending_front(absolute.split(os.sep))
         try:
+            self._at_top()
             return self._run()
         except BaseException:
             self._close_all()
@@ -452,7 +460,7 @@ class _Walk:
             raise error_from_oserror(exc, where) from None
         if os.path.isabs(target):  # from the top; outside the roots it goes lexically
             self._close_all()
-            self.cursor = os.sep
+            self._at_top()
         self._pending_front(target.split(os.sep))
         return True
 

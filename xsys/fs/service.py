@@ -7,30 +7,40 @@ dataclass. All methods block (file I/O) and are meant for the daemon's thread po
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Callable, Sequence
 from typing import Literal
 
-from xsys.fs import reading, tree, writing
+from xsys.fs import archive, grep, links, opening, reading, streams, tree, writing
 from xsys.fs.config import FsConfig
 from xsys.fs.model import (
+    ArchiveResult,
     ChmodResult,
     DiskUsage,
     Existence,
+    ExtractResult,
     FileInfo,
+    GrepResult,
     HashResult,
     Job,
+    LinkResult,
     Listing,
     MkdirResult,
     NullJob,
+    OpenResult,
+    ReadlinkResult,
     ReadResult,
+    RealpathResult,
     RemoveResult,
     TailResult,
+    TouchResult,
     TransferResult,
     WriteResult,
     entry_type,
 )
-from xsys.fs.sandbox import Located, Resolved, Sandbox, default_roots
+from xsys.fs.sandbox import Located, Resolved, Sandbox, as_str_path, default_roots
 from xsys.protocol import DEFAULT_MAX_FRAME_BYTES, InvalidParams, TooLarge, error_from_oserror
 
 WriteMode = Literal["create", "overwrite", "append"]
@@ -213,3 +223,103 @@ class FsService:
     def _limit(self, limit: int | None) -> int:
         cap = self.config.max_list_entries
         return cap if limit is None else max(1, min(limit, cap))
+
+    # ------------------------------------------------------------------ links and times
+
+    def touch(self, path: str | bytes, mtime_at: float | None = None,
+              atime_at: float | None = None, make_parents: bool = False) -> TouchResult:
+        """Create ``path`` when missing and set its times (``links.touch``)."""
+        with self.locate(path, allow_missing=True) as loc:
+            return links.touch(loc, mtime_at, atime_at, self.umask, make_parents)
+
+    def link(self, target: str | bytes, path: str | bytes,
+             symbolic: bool = False) -> LinkResult:
+        """Make ``path`` a symlink to ``target`` (stored as given, which must resolve inside
+        the roots) or a hard link to the existing entry ``target`` (``links``)."""
+        with self.locate(path, follow=False, allow_missing=True) as loc:
+            if symbolic:
+                return links.symlink(self.sandbox, loc, as_str_path(target))
+            with self.locate(target, follow=False) as src:
+                return links.hardlink(src, loc)
+
+    def readlink(self, path: str | bytes) -> ReadlinkResult:
+        """The target of the symlink ``path``, which must itself point inside the roots."""
+        with self.locate(path, follow=False) as loc:
+            out = links.readlink(loc)
+        self.locate(path, follow=True, allow_missing=True).close()
+        return out
+
+    def realpath(self, path: str | bytes) -> RealpathResult:
+        """``path`` fully resolved (-32001 when missing, -32002 outside the roots)."""
+        with self.locate(path, follow=True) as loc:
+            return links.realpath(loc)
+
+    # ------------------------------------------------------------------ search, archives
+
+    def grep(self, path: str | bytes, query: grep.GrepQuery, limit: int | None = None,
+             job: Job | None = None) -> GrepResult:
+        """Lines matching ``query`` in the file or tree at ``path`` (``grep.grep``);
+        ``limit`` matches at most (clamped to ``max_list_entries``)."""
+        with self.locate(path) as loc:
+            return grep.grep(loc, query, self._limit(limit), job or NullJob())
+
+    def archive(self, paths: Sequence[str | bytes], dst: str | bytes, format: str = "tar.gz",
+                overwrite: bool = False, job: Job | None = None) -> ArchiveResult:
+        """Write ``paths`` (files or trees, each under its base name) into the archive
+        ``dst`` (``archive.create``)."""
+        if not paths:
+            raise InvalidParams("parameter 'paths': at least one path", {"param": "paths"})
+        with contextlib.ExitStack() as stack:
+            sources = [stack.enter_context(self.locate(p, follow=False)) for p in paths]
+            d = stack.enter_context(self.locate(dst, allow_missing=True))
+            tree.guard_roots(d, self.roots, "replace")
+            with self.locks.lock(d.path):
+                return archive.create(sources, d, format, overwrite, self.config.chunk_bytes,
+                                      self.umask, job or NullJob())
+
+    def extract(self, src: str | bytes, dst: str | bytes, overwrite: bool = False,
+                job: Job | None = None) -> ExtractResult:
+        """Unpack the archive ``src`` into the directory ``dst`` (created when missing;
+        ``archive.extract``: nothing outside ``dst``, bounded by ``max_extract_bytes`` and
+        ``max_extract_members``)."""
+        with self.locate(src) as s, self.locate(dst, allow_missing=True) as d:
+            return archive.extract(s, d, overwrite, self.config.max_extract_bytes,
+                                   self.config.max_extract_members, self.config.chunk_bytes,
+                                   self.umask, job or NullJob())
+
+    # ------------------------------------------------------------------ descriptors
+
+    def open_fd(self, path: str | bytes, mode: str) -> tuple[int, OpenResult | None,
+                                                            opening.WriteHandle | None]:
+        """``fs.open``: ``(descriptor for the client, result for rb, handle for wb)``
+        (``opening``); -32602 for another mode."""
+        if mode not in opening.OPEN_MODES:
+            raise InvalidParams(f"parameter 'mode': one of {', '.join(opening.OPEN_MODES)}",
+                                {"param": "mode", "got": mode})
+        if mode == "rb":
+            with self.locate(path) as loc:
+                fd, result = opening.open_read(loc)
+                return fd, result, None
+        with self.locate(path, allow_missing=True) as loc:
+            fd, handle = opening.open_write(loc, self.umask,
+                                            self.config.allow_hardlinked_writes)
+            return fd, None, handle
+
+    # ------------------------------------------------------------------ streams
+
+    def read_stream(self, path: str | bytes, offset: int, length: int | None,
+                    stream: streams.ReadStream, send: Callable[[int, bytes], None],
+                    job: Job | None = None) -> ReadResult:
+        """Streamed ``fs.read`` (``streams.stream_file``): chunks of ``streams.stream_chunk``."""
+        with self.locate(path) as loc, reading.open_regular(loc) as (fd, st):
+            chunk = streams.stream_chunk(self.config.chunk_bytes, stream.window)
+            return streams.stream_file(fd, loc.path, st.st_size, offset, length, chunk,
+                                       stream, send, job or NullJob())
+
+    def upload_handle(self, path: str | bytes) -> opening.WriteHandle:
+        """The temp file of a streamed ``fs.write`` (``fs.write``'s checks)."""
+        with self.locate(path, allow_missing=True) as loc:
+            fd, handle = opening.open_write(loc, self.umask,
+                                            self.config.allow_hardlinked_writes)
+        os.close(fd)
+        return handle

@@ -35,6 +35,7 @@ import collections
 import contextlib
 import functools
 import logging
+import os
 import time
 import typing
 from bisect import bisect_left
@@ -74,6 +75,12 @@ _clock = time.perf_counter
 _FIRST_BOUND_S = BUCKETS_S[0]
 
 
+def _close_fds(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 class Connection(asyncio.Protocol):
     """The protocol instance of one accepted socket (see module docstring).
 
@@ -84,14 +91,14 @@ class Connection(asyncio.Protocol):
 
     # Slots: attribute access stays specialised (an instance dict of more than 30 keys
     # would not share its keys, and every attribute lookup on the hot path slows down).
-    __slots__ = ("__weakref__", "_answered", "_batch", "_drains", "_encode", "_holding",
-                 "_idle_key", "_idle_since", "_logged_bad_input", "_ok", "_outbound_queue",
-                 "_outbound_queue_bytes", "_partial_key", "_partial_since", "_pending_subs",
-                 "_read_paused", "_record", "_running", "_stats", "_waiters",
-                 "_write_paused", "app", "closed",
-                 "decoder", "inflight", "loop", "max_frame", "max_inflight", "max_objects",
-                 "max_output_bytes", "max_running", "output_bytes", "peer", "router",
-                 "server", "subscriptions", "transport", "wrote_large")
+    __slots__ = ("__weakref__", "_answered", "_batch", "_drains", "_encode", "_fd_tasks",
+                 "_fds", "_holding", "_idle_key", "_idle_since", "_logged_bad_input", "_ok",
+                 "_outbound_queue", "_outbound_queue_bytes", "_partial_key", "_partial_since",
+                 "_pending_subs", "_read_paused", "_record", "_running", "_stats", "_waiters",
+                 "_write_paused", "app", "closed", "decoder", "inflight", "loop", "max_frame",
+                 "max_inflight", "max_objects", "max_output_bytes", "max_running",
+                 "output_bytes", "peer", "resources", "router", "server", "subscriptions",
+                 "transport", "wrote_large")
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -134,6 +141,11 @@ class Connection(asyncio.Protocol):
         self._idle_since = 0.0
         self._partial_key: int | None = None
         self._partial_since = 0.0
+        # Descriptors a request hands to the client with its response (SCM_RIGHTS), by
+        # request id, and per-connection resources closed with it (fs.open handles).
+        self._fds: dict[int, list[int]] = {}
+        self.resources: dict[str, Any] = {}
+        self._fd_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -162,6 +174,14 @@ class Connection(asyncio.Protocol):
             task.cancel()
         for sub in list(self.subscriptions.values()):
             sub.close()
+        for fd_task in list(self._fd_tasks):
+            fd_task.cancel()  # each closes its descriptors
+        for fds in self._fds.values():
+            _close_fds(fds)
+        self._fds.clear()
+        for res in list(self.resources.values()):
+            res.close()
+        self.resources.clear()
         if self.inflight:
             log.debug("client went away with %d requests in flight", len(self.inflight))
 
@@ -429,10 +449,15 @@ class Connection(asyncio.Protocol):
         self.inflight.pop(req_id, None)
         if self._read_paused and len(self.inflight) < self.max_inflight:
             self._maybe_resume_reading()
+        fds = self._fds.pop(req_id, None)
         if task.cancelled() or self.closed:
+            if fds:
+                _close_fds(fds)
             return
         exc = task.exception()
-        if exc is None:
+        if exc is None and fds:
+            code = self._respond_with_fds(req_id, task.result(), fds)
+        elif exc is None:
             code = self._respond_large(req_id, task.result())
         elif isinstance(exc, XsysError):
             code = exc.code
@@ -440,7 +465,71 @@ class Connection(asyncio.Protocol):
         else:
             code = InternalError.code
             self._write(encode_error(req_id, self._internal(method, exc)))
+        if exc is not None and fds:
+            _close_fds(fds)
         self._record(method, code, _clock() - started)
+
+    # ------------------------------------------------------------------ descriptors
+
+    def attach_fds(self, request_id: int, fds: list[int]) -> None:
+        """Send ``fds`` (owned from now on, closed once sent) with the response to
+        ``request_id`` (docs/protocol.md, "Descriptors"). Any thread."""
+        self._fds.setdefault(request_id, []).extend(fds)
+
+    def _respond_with_fds(self, req_id: int, result: Any, fds: list[int]) -> int:
+        """Write the response frame with ``fds`` in the ancillary data of its first
+        ``sendmsg``: at once when nothing is buffered before it, else once the transport
+        has drained (a task). Returns the code sent (0)."""
+        try:
+            frame = self._encode({"id": req_id, "result": result})
+        except Exception as exc:
+            _close_fds(fds)
+            self._write(encode_error(req_id, self._internal("encoding the result", exc)))
+            return InternalError.code
+        task = self.loop.create_task(self._send_with_fds(frame, fds))
+        self._fd_tasks.add(task)
+        task.add_done_callback(self._fd_tasks.discard)
+        return 0
+
+    async def _send_with_fds(self, frame: bytes, fds: list[int]) -> None:
+        import array
+        import socket as socket_mod
+
+        try:
+            tr = self.transport
+            if tr is None or tr.is_closing():
+                return
+            deadline = self.loop.time() + 30.0
+            while tr.get_write_buffer_size() > 0 or self._batch is not None:
+                if tr.is_closing() or self.loop.time() > deadline:
+                    return
+                await asyncio.sleep(0.001)
+            raw = tr.get_extra_info("socket")
+            if raw is None:
+                return
+            sock = socket_mod.socket(fileno=os.dup(raw.fileno()))
+            try:
+                anc = [(socket_mod.SOL_SOCKET, socket_mod.SCM_RIGHTS, array.array("i", fds))]
+                while True:
+                    try:
+                        sent = sock.sendmsg([frame], anc)
+                        break
+                    except BlockingIOError:
+                        ready = self.loop.create_future()
+                        self.loop.add_writer(sock.fileno(), ready.set_result, None)
+                        try:
+                            await asyncio.wait_for(ready, 30.0)
+                        finally:
+                            self.loop.remove_writer(sock.fileno())
+            finally:
+                sock.close()
+            if sent < len(frame) and not tr.is_closing():
+                tr.write(frame[sent:])
+        except (OSError, asyncio.TimeoutError) as exc:
+            log.warning("could not pass a descriptor to pid=%s: %s", self.peer.pid, exc)
+            self._drop()
+        finally:
+            _close_fds(fds)
 
     def _internal(self, method: str, exc: BaseException) -> InternalError:
         log.error("%s failed", method, exc_info=exc)
@@ -511,6 +600,18 @@ class Connection(asyncio.Protocol):
         if self.output_bytes:
             self.server.output_bytes -= self.output_bytes
             self.output_bytes = 0
+
+    def send_frame_parts(self, parts: list[bytes]) -> None:
+        """Write one frame given as parts (``xsys.fs.streams.chunk_frame``: the chunk's
+        bytes are not copied into a packer first). Loop thread."""
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            return
+        if self._batch is not None:
+            self._batch.append(b"".join(parts))
+            return
+        for part in parts:
+            transport.write(part)
 
     def send_notification(self, method: str, params: dict[str, Any]) -> None:
         """Write one notification now (progress and other non-droppable messages)."""

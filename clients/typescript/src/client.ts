@@ -22,6 +22,14 @@ import { DEFAULT_MAX_FRAME } from "./framing.js";
 import { type MethodMap, type XsysNamespaces, createNamespaces } from "./generated.js";
 import { defaultSocketPath } from "./socketPath.js";
 import { Subscription, type SubscriptionNotificationParams } from "./subscription.js";
+import type { Readable } from "node:stream";
+import {
+  type ReadStreamOptions,
+  type UploadStream,
+  type WriteStreamOptions,
+  createReadStream,
+  createWriteStream,
+} from "./streams.js";
 import { connectSocket, trustedServerUids } from "./transport.js";
 
 /** Reconnection policy: exponential backoff with jitter between attempts. */
@@ -101,6 +109,8 @@ interface Pending {
   /** Request id once sent, 0 while queued. */
   id: number;
   done: boolean;
+  /** Called with the request id as it is sent (streams bind their chunks to it). */
+  onSent?: (id: number) => void;
 }
 
 const MAX_ID = 0xffffffff;
@@ -160,6 +170,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
   private conn: Connection | null = null;
   private connecting: Promise<this> | null = null;
   private nextId = 1;
+  private readonly chunkSinks = new Map<number, (params: Params) => void>();
   private readonly inflight = new Map<number, Pending>();
   private queued: { pending: Pending; method: string; params: Params | undefined }[] = [];
   private readonly subscriptions = new Set<Subscription<never>>();
@@ -380,6 +391,49 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
     }
   }
 
+  // ------------------------------------------------------------------ streams
+
+  /**
+   * Call `method` like `call`, and learn its request id as it is sent (`onSent`): the
+   * handle streams use to bind notifications and chunks to their request.
+   * @internal
+   */
+  callWithId(method: string, params: Params, onSent: (id: number) => void, options?: CallOptions): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      this.request(method, params, { ...options, onSent } as CallOptions, resolve, reject);
+    });
+  }
+
+  /**
+   * Route `fs.chunk` notifications of request `id` to `sink` (undefined: stop).
+   * @internal
+   */
+  setChunkSink(id: number, sink: ((params: Params) => void) | undefined): void {
+    if (sink === undefined) this.chunkSinks.delete(id);
+    else this.chunkSinks.set(id, sink);
+  }
+
+  /**
+   * A streamed `fs.read` as a Node `Readable` of `Uint8Array` chunks, with flow control: the
+   * daemon runs at most `windowBytes` ahead of what this stream's consumer has taken (each
+   * half window consumed is acknowledged with `fs.ack`), so a consumer that stops reading
+   * holds the daemon back instead of filling memory. Errors (outside the roots, missing
+   * file...) destroy the stream with the typed `XsysError`.
+   */
+  readStream(path: string | Uint8Array, options: ReadStreamOptions = {}): Readable {
+    return createReadStream(this, path, options);
+  }
+
+  /**
+   * A streamed `fs.write` (a chunked upload bound to one request) as a Node `Writable`:
+   * each write is an `fs.write_chunk` (at most `maxInflight` unanswered); `end()` sends the
+   * last one and finishes once the daemon renamed the file into place (atomic). The
+   * `fs.write` result is then in `writable.result` (and the `"result"` event).
+   */
+  writeStream(path: string | Uint8Array, options: WriteStreamOptions = {}): UploadStream {
+    return createWriteStream(this, path, options);
+  }
+
   // ------------------------------------------------------------------ requests
 
   private request(
@@ -396,6 +450,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
     }
     const onProgress = options?.onProgress;
     if (onProgress) params = { ...params, progress: true };
+    const onSent = (options as { onSent?: (id: number) => void } | undefined)?.onSent;
     const pending: Pending = {
       method,
       params,
@@ -407,6 +462,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
       onAbort: undefined,
       id: 0,
       done: false,
+      onSent,
     };
     const timeoutMs = options?.timeoutMs ?? this.defaultTimeoutMs;
     if (timeoutMs > 0) {
@@ -450,6 +506,7 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
     }
     pending.id = id;
     this.inflight.set(id, pending);
+    pending.onSent?.(id);
   }
 
   private settle(pending: Pending, result: unknown, error: Error | undefined): void {
@@ -515,6 +572,13 @@ export class XsysClient extends EventEmitter<ClientEvents> implements Caller {
   };
 
   private onNotification(method: string, params: Params): void {
+    if (method === "fs.chunk") {
+      const sink = this.chunkSinks.get(params["request"] as number);
+      if (sink !== undefined) {
+        sink(params);
+        return;
+      }
+    }
     const sid = params["subscription"];
     if (typeof sid === "string") {
       const sub = this.subsById.get(sid);

@@ -14,20 +14,31 @@ export const METHOD_NAMES = [
   "checks.status",
   "checks.subscribe",
   "checks.unsubscribe",
+  "fs.ack",
+  "fs.archive",
   "fs.chmod",
+  "fs.close",
   "fs.copy",
   "fs.du",
   "fs.exists",
+  "fs.extract",
   "fs.find",
+  "fs.grep",
   "fs.hash",
+  "fs.link",
   "fs.list",
   "fs.mkdir",
   "fs.move",
+  "fs.open",
   "fs.read",
+  "fs.readlink",
+  "fs.realpath",
   "fs.remove",
   "fs.stat",
   "fs.tail",
+  "fs.touch",
   "fs.write",
+  "fs.write_chunk",
   "metrics.add",
   "metrics.inc",
   "metrics.list",
@@ -129,10 +140,46 @@ export interface ChecksUnsubscribed {
   closed: boolean;
 }
 
+/**
+ * `fs.ack` / `fs.write_chunk`: the stream's `request` and the bytes `done`
+ * (acknowledged by the client, or received by the daemon).
+ */
+export interface StreamAck {
+  request: number;
+  done: number;
+}
+
+/**
+ * `fs.archive`: the archive written at `dst` in `format`, with `files`,
+ * `dirs` and `symlinks` members, `input_bytes` of file content read and
+ * `size` of the archive (bytes); `skipped` special files left out.
+ */
+export interface ArchiveResult {
+  dst: FsPath;
+  format: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  input_bytes: number;
+  size: number;
+  skipped: number;
+}
+
 /** `fs.chmod`: the permission `mode` now set. */
 export interface ChmodResult {
   path: FsPath;
   mode: number;
+}
+
+/**
+ * `fs.close`: `committed` when the written file replaced `path` (`size`
+ * bytes; `created` when it did not exist), False when it was discarded.
+ */
+export interface CloseResult {
+  path: FsPath;
+  committed: boolean;
+  size: number;
+  created: boolean;
 }
 
 /**
@@ -176,6 +223,24 @@ export interface Existence {
 }
 
 /**
+ * `fs.extract`: `src` unpacked into `dst` (`created` when `dst` did not
+ * exist): `members` in the archive, `files`, `dirs`, `symlinks` and `hardlinks`
+ * written, `output_bytes` of file content, `format` detected.
+ */
+export interface ExtractResult {
+  src: FsPath;
+  dst: FsPath;
+  format: string;
+  created: boolean;
+  members: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  output_bytes: number;
+}
+
+/**
  * One row of `fs.list`/`fs.find`: `name` (relative to the listed directory),
  * absolute `path`, `type`, `size` bytes, permission `mode`, `mtime_at` and, for
  * symlinks, `symlink_target`.
@@ -201,6 +266,38 @@ export interface Listing {
   scanned: number;
 }
 
+/**
+ * One `fs.grep` hit: the file `path`, 1-based `line_number`, the `line`
+ * (without its newline, UTF-8 decoded with replacement characters, at most
+ * `MAX_LINE_CHARS`), and up to `context` lines `before` and `after` it.
+ */
+export interface GrepMatch {
+  path: FsPath;
+  line_number: number;
+  line: string;
+  before: string[];
+  after: string[];
+}
+
+/**
+ * `fs.grep`: `matches` in walk order; `truncated` when `limit` cut them short;
+ * `files_scanned` files searched, `files_matched` with at least one hit,
+ * `skipped_binary` (NUL in the first block), `skipped_large` (above
+ * `max_filesize`), `timed_out` files whose search hit the per-file time bound,
+ * `errors` entries that could not be read.
+ */
+export interface GrepResult {
+  path: FsPath;
+  matches: GrepMatch[];
+  truncated: boolean;
+  files_scanned: number;
+  files_matched: number;
+  skipped_binary: number;
+  skipped_large: number;
+  timed_out: FsPath[];
+  errors: number;
+}
+
 /** `fs.hash`: hex `digest` of `size` bytes with `algorithm`. */
 export interface HashResult {
   path: FsPath;
@@ -209,10 +306,35 @@ export interface HashResult {
   size: number;
 }
 
+/**
+ * `fs.link`: the link made at `path` to `target` (as given for a symlink, the
+ * real path of the linked file for a hard link), `symbolic` or hard.
+ */
+export interface LinkResult {
+  path: FsPath;
+  target: FsPath;
+  symbolic: boolean;
+}
+
 /** `fs.mkdir`: `created` is False when it already existed (`parents`). */
 export interface MkdirResult {
   path: FsPath;
   created: boolean;
+}
+
+/**
+ * `fs.open`: the file at `path` opened in `mode` (`rb`, `wb`); `size` and
+ * `inode` of the file opened (`wb`: the temp file, 0 bytes); `fd` is true: the
+ * descriptor rides with the response frame (docs/protocol.md, "Descriptors");
+ * `handle` (`wb` only) is what `fs.close` takes.
+ */
+export interface OpenResult {
+  path: FsPath;
+  mode: string;
+  size: number;
+  fd: boolean;
+  handle: number | null;
+  inode: number;
 }
 
 /**
@@ -227,6 +349,22 @@ export interface ReadResult {
   length: number;
   size: number;
   eof: boolean;
+}
+
+/** `fs.readlink`: the symlink at `path` and its `target` as stored. */
+export interface ReadlinkResult {
+  path: FsPath;
+  target: FsPath;
+}
+
+/**
+ * `fs.realpath`: `path` with every symlink, `.` and `..` resolved (inside the
+ * roots), and the `requested` spelling.
+ */
+export interface RealpathResult {
+  path: FsPath;
+  requested: FsPath;
+  type: "file" | "dir" | "symlink" | "fifo" | "socket" | "char_device" | "block_device" | "other";
 }
 
 /**
@@ -269,6 +407,17 @@ export interface TailResult {
   path: FsPath;
   lines: string[];
   size: number;
+}
+
+/**
+ * `fs.touch`: `created` when the file did not exist; the `mtime_at` and
+ * `atime_at` now set (epoch seconds).
+ */
+export interface TouchResult {
+  path: FsPath;
+  created: boolean;
+  mtime_at: number;
+  atime_at: number;
 }
 
 /**
@@ -1372,6 +1521,32 @@ export interface ChecksUnsubscribeParams {
 /** Result of `checks.unsubscribe`. */
 export type ChecksUnsubscribeResult = ChecksUnsubscribed;
 
+/** Parameters of `fs.ack`. */
+export interface FsAckParams {
+  /** id of the streamed fs.read (range 0.., wire type `int`) */
+  request: number;
+  /** bytes consumed from the start of the stream (range 0.., wire type `int`) */
+  offset: number;
+}
+
+/** Result of `fs.ack`. */
+export type FsAckResult = StreamAck;
+
+/** Parameters of `fs.archive`. */
+export interface FsArchiveParams {
+  /** files or directories to pack, each under its base name (wire type `list[str|bin]`) */
+  paths: Array<string | Uint8Array>;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  dst: string | Uint8Array;
+  /** archive format (default "tar.gz", wire type `str`) */
+  format?: "tar" | "tar.gz" | "tar.xz" | "zip";
+  /** replace an existing dst (default false, wire type `bool`) */
+  overwrite?: boolean;
+}
+
+/** Result of `fs.archive`. */
+export type FsArchiveResult = ArchiveResult;
+
 /** Parameters of `fs.chmod`. */
 export interface FsChmodParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1382,6 +1557,17 @@ export interface FsChmodParams {
 
 /** Result of `fs.chmod`. */
 export type FsChmodResult = ChmodResult;
+
+/** Parameters of `fs.close`. */
+export interface FsCloseParams {
+  /** the handle fs.open gave (range 1.., wire type `int`) */
+  handle: number;
+  /** replace the target with what was written (false: discard it) (default true, wire type `bool`) */
+  commit?: boolean;
+}
+
+/** Result of `fs.close`. */
+export type FsCloseResult = CloseResult;
 
 /** Parameters of `fs.copy`. */
 export interface FsCopyParams {
@@ -1416,6 +1602,19 @@ export interface FsExistsParams {
 /** Result of `fs.exists`. */
 export type FsExistsResult = Existence;
 
+/** Parameters of `fs.extract`. */
+export interface FsExtractParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  src: string | Uint8Array;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  dst: string | Uint8Array;
+  /** replace files already in dst (default false, wire type `bool`) */
+  overwrite?: boolean;
+}
+
+/** Result of `fs.extract`. */
+export type FsExtractResult = ExtractResult;
+
 /** Parameters of `fs.find`. */
 export interface FsFindParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1439,6 +1638,37 @@ export interface FsFindParams {
 /** Result of `fs.find`. */
 export type FsFindResult = Listing;
 
+/** Parameters of `fs.grep`. */
+export interface FsGrepParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** regular expression (regex package, searched line by line), or literal text with fixed (default null, wire type `str`) */
+  pattern?: string | null;
+  /** true: pattern is a regular expression (false: same as fixed); a string: the regular expression itself, instead of pattern (default true, wire type `bool|str`) */
+  regex?: boolean | string;
+  /** pattern is literal text (default false, wire type `bool`) */
+  fixed?: boolean;
+  /** case-insensitive (default false, wire type `bool`) */
+  ignore_case?: boolean;
+  /** only files whose name matches this fnmatch pattern (relative path if it has a /) (default null, wire type `str`) */
+  glob?: string | null;
+  /** most matches per file (default null, range 1.., wire type `int`) */
+  max_count?: number | null;
+  /** skip larger files (bytes) (default 67108864, range 0.., wire type `int`) */
+  max_filesize?: number;
+  /** most entries returned (default and maximum: fs.max_list_entries) (default null, range 1.., wire type `int`) */
+  limit?: number | null;
+  /** lines of context before and after (default 0, range 0..100, wire type `int`) */
+  context?: number;
+  /** honour .gitignore files and skip .git (default false, wire type `bool`) */
+  gitignore?: boolean;
+  /** search dot files and dot dirs (default true, wire type `bool`) */
+  include_hidden?: boolean;
+}
+
+/** Result of `fs.grep`. */
+export type FsGrepResult = GrepResult;
+
 /** Parameters of `fs.hash`. */
 export interface FsHashParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1449,6 +1679,19 @@ export interface FsHashParams {
 
 /** Result of `fs.hash`. */
 export type FsHashResult = HashResult;
+
+/** Parameters of `fs.link`. */
+export interface FsLinkParams {
+  /** what the link points to: for a symlink stored as given (relative to the link's directory), for a hard link an existing file (wire type `str|bin`) */
+  target: string | Uint8Array;
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** a symbolic link (else a hard link) (default false, wire type `bool`) */
+  symbolic?: boolean;
+}
+
+/** Result of `fs.link`. */
+export type FsLinkResult = LinkResult;
 
 /** Parameters of `fs.list`. */
 export interface FsListParams {
@@ -1493,6 +1736,17 @@ export interface FsMoveParams {
 /** Result of `fs.move`. */
 export type FsMoveResult = TransferResult;
 
+/** Parameters of `fs.open`. */
+export interface FsOpenParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** rb: read; wb: write a new content that replaces the file on fs.close (atomic) (default "rb", wire type `str`) */
+  mode?: "rb" | "wb";
+}
+
+/** Result of `fs.open`. */
+export type FsOpenResult = OpenResult;
+
 /** Parameters of `fs.read`. */
 export interface FsReadParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
@@ -1503,10 +1757,32 @@ export interface FsReadParams {
   length?: number | null;
   /** decode as text (e.g. utf-8); nil: bytes (default null, wire type `str`) */
   encoding?: string | null;
+  /** send the file as fs.chunk notifications under a window acknowledged with fs.ack (any size) (default false, wire type `bool`) */
+  stream?: boolean;
+  /** stream: most unacknowledged bytes (default 32 MiB, at most 64 MiB) (default null, range 65536.., wire type `int`) */
+  window_bytes?: number | null;
 }
 
 /** Result of `fs.read`. */
 export type FsReadResult = ReadResult;
+
+/** Parameters of `fs.readlink`. */
+export interface FsReadlinkParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+}
+
+/** Result of `fs.readlink`. */
+export type FsReadlinkResult = ReadlinkResult;
+
+/** Parameters of `fs.realpath`. */
+export interface FsRealpathParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+}
+
+/** Result of `fs.realpath`. */
+export type FsRealpathResult = RealpathResult;
 
 /** Parameters of `fs.remove`. */
 export interface FsRemoveParams {
@@ -1539,12 +1815,27 @@ export interface FsTailParams {
 /** Result of `fs.tail`. */
 export type FsTailResult = TailResult;
 
+/** Parameters of `fs.touch`. */
+export interface FsTouchParams {
+  /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
+  path: string | Uint8Array;
+  /** modification time, epoch seconds; nil: now (or unchanged when only atime_at is given) (default null, wire type `float`) */
+  mtime_at?: number | null;
+  /** access time, epoch seconds; nil: now (or unchanged when only mtime_at is given) (default null, wire type `float`) */
+  atime_at?: number | null;
+  /** create missing parent directories (default false, wire type `bool`) */
+  make_parents?: boolean;
+}
+
+/** Result of `fs.touch`. */
+export type FsTouchResult = TouchResult;
+
 /** Parameters of `fs.write`. */
 export interface FsWriteParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
   path: string | Uint8Array;
-  /** content: bin, or str encoded with `encoding` (wire type `bin|str`) */
-  data: Uint8Array | string;
+  /** content: bin, or str encoded with `encoding` (nil only with stream) (default null, wire type `bin|str`) */
+  data?: Uint8Array | string | null;
   /** create fails if the file exists; overwrite replaces atomically; append adds at the end (default "overwrite", wire type `str`) */
   mode?: "create" | "overwrite" | "append";
   /** create missing parent directories (default false, wire type `bool`) */
@@ -1553,10 +1844,27 @@ export interface FsWriteParams {
   expected_sha256?: string | null;
   /** encoding of str data (default "utf-8", wire type `str`) */
   encoding?: string;
+  /** chunked upload: the content comes in fs.write_chunk requests bound to this one (default false, wire type `bool`) */
+  stream?: boolean;
 }
 
 /** Result of `fs.write`. */
 export type FsWriteResult = WriteResult;
+
+/** Parameters of `fs.write_chunk`. */
+export interface FsWriteChunkParams {
+  /** id of the streamed fs.write (range 0.., wire type `int`) */
+  request: number;
+  /** where data goes (range 0.., wire type `int`) */
+  offset: number;
+  /** the chunk (wire type `bin`) */
+  data: Uint8Array;
+  /** the last chunk: offset + len(data) is the size (default false, wire type `bool`) */
+  eof?: boolean;
+}
+
+/** Result of `fs.write_chunk`. */
+export type FsWriteChunkResult = StreamAck;
 
 /** Parameters of `metrics.add`. */
 export interface MetricsAddParams {
@@ -2076,20 +2384,31 @@ export interface MethodMap {
   "checks.status": { params: ChecksStatusParams; result: ChecksStatusResult };
   "checks.subscribe": { params: ChecksSubscribeParams; result: ChecksSubscribeResult };
   "checks.unsubscribe": { params: ChecksUnsubscribeParams; result: ChecksUnsubscribeResult };
+  "fs.ack": { params: FsAckParams; result: FsAckResult };
+  "fs.archive": { params: FsArchiveParams; result: FsArchiveResult };
   "fs.chmod": { params: FsChmodParams; result: FsChmodResult };
+  "fs.close": { params: FsCloseParams; result: FsCloseResult };
   "fs.copy": { params: FsCopyParams; result: FsCopyResult };
   "fs.du": { params: FsDuParams; result: FsDuResult };
   "fs.exists": { params: FsExistsParams; result: FsExistsResult };
+  "fs.extract": { params: FsExtractParams; result: FsExtractResult };
   "fs.find": { params: FsFindParams; result: FsFindResult };
+  "fs.grep": { params: FsGrepParams; result: FsGrepResult };
   "fs.hash": { params: FsHashParams; result: FsHashResult };
+  "fs.link": { params: FsLinkParams; result: FsLinkResult };
   "fs.list": { params: FsListParams; result: FsListResult };
   "fs.mkdir": { params: FsMkdirParams; result: FsMkdirResult };
   "fs.move": { params: FsMoveParams; result: FsMoveResult };
+  "fs.open": { params: FsOpenParams; result: FsOpenResult };
   "fs.read": { params: FsReadParams; result: FsReadResult };
+  "fs.readlink": { params: FsReadlinkParams; result: FsReadlinkResult };
+  "fs.realpath": { params: FsRealpathParams; result: FsRealpathResult };
   "fs.remove": { params: FsRemoveParams; result: FsRemoveResult };
   "fs.stat": { params: FsStatParams; result: FsStatResult };
   "fs.tail": { params: FsTailParams; result: FsTailResult };
+  "fs.touch": { params: FsTouchParams; result: FsTouchResult };
   "fs.write": { params: FsWriteParams; result: FsWriteResult };
+  "fs.write_chunk": { params: FsWriteChunkParams; result: FsWriteChunkResult };
   "metrics.add": { params: MetricsAddParams; result: MetricsAddResult };
   "metrics.inc": { params: MetricsIncParams; result: MetricsIncResult };
   "metrics.list": { params: MetricsListParams; result: MetricsListResult };
@@ -2210,12 +2529,48 @@ export class FsApi {
   }
 
   /**
+   * Acknowledge a streamed fs.read up to ``offset``: ``{request, done}``.
+   *
+   * Wire method `fs.ack`.
+   */
+  ack(params: FsAckParams, options?: CallOptions): Promise<FsAckResult> {
+    return this.client.call("fs.ack", params, options) as Promise<FsAckResult>;
+  }
+
+  /**
+   * Pack files and trees into an archive: ``{dst, format, files, dirs, symlinks, input_bytes, size, skipped}``.
+   *
+   * Wire method `fs.archive`.
+   * Reports progress through `options.onProgress`.
+   */
+  archive(params: FsArchiveParams, options?: CallOptions): Promise<FsArchiveResult> {
+    return this.client.call("fs.archive", params, options) as Promise<FsArchiveResult>;
+  }
+
+  /**
    * Set a file's permission bits (symlinks followed): ``{path, mode}``.
    *
    * Wire method `fs.chmod`.
    */
   chmod(params: FsChmodParams, options?: CallOptions): Promise<FsChmodResult> {
     return this.client.call("fs.chmod", params, options) as Promise<FsChmodResult>;
+  }
+
+  /**
+   * Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+   *
+   * Wire method `fs.close`.
+   */
+  close(handle: number, params?: Omit<FsCloseParams, "handle">, options?: CallOptions): Promise<FsCloseResult>;
+  /**
+   * Finish a ``wb`` fs.open: ``{path, committed, size, created}``.
+   *
+   * Wire method `fs.close`.
+   */
+  close(params: FsCloseParams, options?: CallOptions): Promise<FsCloseResult>;
+  close(first: number | FsCloseParams, second?: Omit<FsCloseParams, "handle"> | CallOptions, third?: CallOptions): Promise<FsCloseResult> {
+    const [params, options] = positional<CallOptions>("handle", first, second, third);
+    return this.client.call("fs.close", params, options) as Promise<FsCloseResult>;
   }
 
   /**
@@ -2265,6 +2620,16 @@ export class FsApi {
   }
 
   /**
+   * Unpack a tar (plain, gz, xz, bz2) or zip archive into a directory: ``{src, dst, format, created, members, files, dirs, symlinks, hardlinks, output_bytes}``.
+   *
+   * Wire method `fs.extract`.
+   * Reports progress through `options.onProgress`.
+   */
+  extract(params: FsExtractParams, options?: CallOptions): Promise<FsExtractResult> {
+    return this.client.call("fs.extract", params, options) as Promise<FsExtractResult>;
+  }
+
+  /**
    * Find entries below a directory: ``{path, entries, truncated, scanned}`` (entries as in fs.list, ``name`` relative to ``path``).
    *
    * Wire method `fs.find`.
@@ -2284,6 +2649,25 @@ export class FsApi {
   }
 
   /**
+   * Search file contents below a directory (or in one file): ``{path, matches: [{path, line_number, line, before, after}], truncated, files_scanned, files_matched, skipped_binary, skipped_large, timed_out, errors}``.
+   *
+   * Wire method `fs.grep`.
+   * Reports progress through `options.onProgress`.
+   */
+  grep(path: string | Uint8Array, params?: Omit<FsGrepParams, "path">, options?: CallOptions): Promise<FsGrepResult>;
+  /**
+   * Search file contents below a directory (or in one file): ``{path, matches: [{path, line_number, line, before, after}], truncated, files_scanned, files_matched, skipped_binary, skipped_large, timed_out, errors}``.
+   *
+   * Wire method `fs.grep`.
+   * Reports progress through `options.onProgress`.
+   */
+  grep(params: FsGrepParams, options?: CallOptions): Promise<FsGrepResult>;
+  grep(first: string | Uint8Array | FsGrepParams, second?: Omit<FsGrepParams, "path"> | CallOptions, third?: CallOptions): Promise<FsGrepResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.grep", params, options) as Promise<FsGrepResult>;
+  }
+
+  /**
    * Hash a file, streamed in chunks: ``{path, algorithm, digest (hex), size}``.
    *
    * Wire method `fs.hash`.
@@ -2300,6 +2684,15 @@ export class FsApi {
   hash(first: string | Uint8Array | FsHashParams, second?: Omit<FsHashParams, "path"> | CallOptions, third?: CallOptions): Promise<FsHashResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.hash", params, options) as Promise<FsHashResult>;
+  }
+
+  /**
+   * Make a link at ``path``: ``{path, target, symbolic}``.
+   *
+   * Wire method `fs.link`.
+   */
+  link(params: FsLinkParams, options?: CallOptions): Promise<FsLinkResult> {
+    return this.client.call("fs.link", params, options) as Promise<FsLinkResult>;
   }
 
   /**
@@ -2347,6 +2740,23 @@ export class FsApi {
   }
 
   /**
+   * Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path, mode, size, fd: true, handle|nil, inode}``.
+   *
+   * Wire method `fs.open`.
+   */
+  open(path: string | Uint8Array, params?: Omit<FsOpenParams, "path">, options?: CallOptions): Promise<FsOpenResult>;
+  /**
+   * Open a file and pass its descriptor to the client (Unix socket, SCM_RIGHTS): ``{path, mode, size, fd: true, handle|nil, inode}``.
+   *
+   * Wire method `fs.open`.
+   */
+  open(params: FsOpenParams, options?: CallOptions): Promise<FsOpenResult>;
+  open(first: string | Uint8Array | FsOpenParams, second?: Omit<FsOpenParams, "path"> | CallOptions, third?: CallOptions): Promise<FsOpenResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.open", params, options) as Promise<FsOpenResult>;
+  }
+
+  /**
    * Read a file, or a range of it: ``{path, data, offset, length, size, eof}``.
    *
    * Wire method `fs.read`.
@@ -2361,6 +2771,40 @@ export class FsApi {
   read(first: string | Uint8Array | FsReadParams, second?: Omit<FsReadParams, "path"> | CallOptions, third?: CallOptions): Promise<FsReadResult> {
     const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.read", params, options) as Promise<FsReadResult>;
+  }
+
+  /**
+   * The target of a symlink as stored: ``{path, target}``.
+   *
+   * Wire method `fs.readlink`.
+   */
+  readlink(path: string | Uint8Array, params?: Omit<FsReadlinkParams, "path">, options?: CallOptions): Promise<FsReadlinkResult>;
+  /**
+   * The target of a symlink as stored: ``{path, target}``.
+   *
+   * Wire method `fs.readlink`.
+   */
+  readlink(params: FsReadlinkParams, options?: CallOptions): Promise<FsReadlinkResult>;
+  readlink(first: string | Uint8Array | FsReadlinkParams, second?: Omit<FsReadlinkParams, "path"> | CallOptions, third?: CallOptions): Promise<FsReadlinkResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.readlink", params, options) as Promise<FsReadlinkResult>;
+  }
+
+  /**
+   * A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested, type}``.
+   *
+   * Wire method `fs.realpath`.
+   */
+  realpath(path: string | Uint8Array, params?: Omit<FsRealpathParams, "path">, options?: CallOptions): Promise<FsRealpathResult>;
+  /**
+   * A path with every symlink, ``.`` and ``..`` resolved: ``{path (resolved), requested, type}``.
+   *
+   * Wire method `fs.realpath`.
+   */
+  realpath(params: FsRealpathParams, options?: CallOptions): Promise<FsRealpathResult>;
+  realpath(first: string | Uint8Array | FsRealpathParams, second?: Omit<FsRealpathParams, "path"> | CallOptions, third?: CallOptions): Promise<FsRealpathResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.realpath", params, options) as Promise<FsRealpathResult>;
   }
 
   /**
@@ -2417,12 +2861,46 @@ export class FsApi {
   }
 
   /**
+   * Create an empty file when missing and set its times: ``{path, created, mtime_at, atime_at}`` (symlinks followed inside the roots).
+   *
+   * Wire method `fs.touch`.
+   */
+  touch(path: string | Uint8Array, params?: Omit<FsTouchParams, "path">, options?: CallOptions): Promise<FsTouchResult>;
+  /**
+   * Create an empty file when missing and set its times: ``{path, created, mtime_at, atime_at}`` (symlinks followed inside the roots).
+   *
+   * Wire method `fs.touch`.
+   */
+  touch(params: FsTouchParams, options?: CallOptions): Promise<FsTouchResult>;
+  touch(first: string | Uint8Array | FsTouchParams, second?: Omit<FsTouchParams, "path"> | CallOptions, third?: CallOptions): Promise<FsTouchResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
+    return this.client.call("fs.touch", params, options) as Promise<FsTouchResult>;
+  }
+
+  /**
    * Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
    *
    * Wire method `fs.write`.
    */
-  write(params: FsWriteParams, options?: CallOptions): Promise<FsWriteResult> {
+  write(path: string | Uint8Array, params?: Omit<FsWriteParams, "path">, options?: CallOptions): Promise<FsWriteResult>;
+  /**
+   * Write a file: ``{path, mode, written_bytes, size, created, sha256|nil}``.
+   *
+   * Wire method `fs.write`.
+   */
+  write(params: FsWriteParams, options?: CallOptions): Promise<FsWriteResult>;
+  write(first: string | Uint8Array | FsWriteParams, second?: Omit<FsWriteParams, "path"> | CallOptions, third?: CallOptions): Promise<FsWriteResult> {
+    const [params, options] = positional<CallOptions>("path", first, second, third);
     return this.client.call("fs.write", params, options) as Promise<FsWriteResult>;
+  }
+
+  /**
+   * One chunk of a streamed fs.write: ``{request, done (bytes received)}``.
+   *
+   * Wire method `fs.write_chunk`.
+   */
+  writeChunk(params: FsWriteChunkParams, options?: CallOptions): Promise<FsWriteChunkResult> {
+    return this.client.call("fs.write_chunk", params, options) as Promise<FsWriteChunkResult>;
   }
 }
 

@@ -16,6 +16,7 @@ export type {
   ReconnectingInfo,
 } from "./client.js";
 export type { CallOptions, Caller, Params, Progress, SubscribeOptions } from "./caller.js";
+export type { ReadStreamOptions, UploadStream, WriteStreamOptions } from "./streams.js";
 export {
   AlreadyExistsError,
   CLIENT_ERROR_CODE,

@@ -1,0 +1,81 @@
+"""Streaming over a real daemon: ``fs.read {stream: true}`` as ``fs.chunk`` notifications
+under an acknowledged window, ``fs.write`` chunked uploads bound to one request, and a
+client that stops reading while the daemon's memory stays bounded."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.fswatch_support import shared_daemon, wait_sync, workdir
+from xsys.protocol import FrameDecoder, encode_request, unpackb
+
+__all__ = ["shared_daemon", "workdir"]  # fixtures used by this module
+
+
+def test_streamed_read_and_write_round_trip(shared_daemon: Any, workdir: Path) -> None:
+    src = workdir / "src.bin"
+    payload = os.urandom(9 * 1024 * 1024 + 123)
+    src.write_bytes(payload)
+    with shared_daemon.client() as c:
+        chunks = list(c.read_stream(str(src), window_bytes=2 * 1024 * 1024))
+        assert b"".join(chunks) == payload and len(chunks) >= 9
+        part = b"".join(c.read_stream(str(src), offset=1000, length=5000))
+        assert part == payload[1000:6000]
+        assert c.call("rpc.ping")["pong"] is True  # the connection is fine afterwards
+        r = c.write_stream(str(workdir / "dst.bin"),
+                           (payload[i:i + 1_000_000] for i in range(0, len(payload),
+                                                                     1_000_000)))
+        assert r["written_bytes"] == len(payload) and r["created"]
+        assert hashlib.sha256((workdir / "dst.bin").read_bytes()).digest() == \
+            hashlib.sha256(payload).digest()
+        r = c.write_stream(str(workdir / "empty.bin"), [])
+        assert r["size"] == 0 and (workdir / "empty.bin").read_bytes() == b""
+        # leaving a streamed read early ends it; the client reconnects for the next call
+        it = c.read_stream(str(src), window_bytes=1024 * 1024)
+        assert len(next(it)) > 0
+        it.close()
+        assert c.call("rpc.ping")["pong"] is True
+        with pytest.raises(Exception) as exc:  # outside the roots: the usual refusal
+            list(c.read_stream("/etc/passwd"))
+        assert getattr(exc.value, "code", None) == -32002
+    assert sorted(os.listdir(workdir)) == ["dst.bin", "empty.bin", "src.bin"]
+
+
+def test_a_client_that_stops_reading_keeps_daemon_memory_bounded(
+        shared_daemon: Any, workdir: Path) -> None:
+    big = workdir / "big.bin"
+    with open(big, "wb") as f:  # 256 MiB, written without holding it in memory
+        block = os.urandom(1024 * 1024)
+        for _ in range(256):
+            f.write(block)
+    daemon = psutil.Process(shared_daemon.proc.pid)
+    before = daemon.memory_info().rss
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(shared_daemon.socket)
+    try:
+        sock.sendall(encode_request(1, "fs.read", {"path": str(big), "stream": True,
+                                                   "window_bytes": 4 * 1024 * 1024}))
+        # read the first chunk (the stream is running), then stop reading and acking
+        dec = FrameDecoder(64 * 1024 * 1024)
+        first: list[Any] = []
+        while not first:
+            first += [unpackb(p) for p in dec.feed(sock.recv(1 << 20))]
+        assert first[0]["method"] == "fs.chunk"
+        with shared_daemon.client() as c:  # other clients are served meanwhile
+            for _ in range(20):
+                assert c.call("rpc.ping")["pong"] is True
+                assert c.call("fs.stat", path=str(big))["size"] == 256 * 1024 * 1024
+        grown = daemon.memory_info().rss - before
+        assert grown < 64 * 1024 * 1024, grown  # the window, not the file
+    finally:
+        sock.close()
+    with shared_daemon.client() as c:  # the stream ended with the connection
+        assert wait_sync(lambda: c.call("rpc.ping")["pong"])
