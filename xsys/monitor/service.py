@@ -363,8 +363,9 @@ class MonitorService:
 
     def check_names(self) -> list[str]:
         """Every check name an alert can carry: the collectors' (``CHECKS``), ``service``
-        (the service checks) and any other fed through ``observe``."""
-        names = {check.name for check in CHECKS} | {"service"}
+        (the service checks), ``proc`` (supervised groups) and any other fed through
+        ``observe``."""
+        names = {check.name for check in CHECKS} | {"service", "proc"}
         names.update(check for check, _ in self.external)
         return sorted(names)
 
