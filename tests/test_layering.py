@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parent.parent / "xsys"
 #: ones below (lower numbers), subject to ``SERVICE_EDGES`` between services.
 LAYERS: dict[str, int] = {
     # 0 ground
-    "xsys": 0, "protocol": 0, "config": 0, "units": 0, "bounds": 0,
+    "xsys": 0, "protocol": 0, "config": 0, "units": 0, "bounds": 0, "namedpipe": 0,
     # 1 services and the client
     "host": 1, "fs": 1, "watch": 1, "alerts": 1, "monitor": 1, "client": 1, "metrics": 1,
     "checks": 1, "live": 1, "push": 1,
