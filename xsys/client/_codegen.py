@@ -86,8 +86,8 @@ LINE_LIMIT = 100
 #: Names a namespace may not take: the clients' own members.
 RESERVED_NAMESPACES = frozenset({
     "call", "subscribe", "connect", "close", "connected", "notifications",
-    "notification_handlers", "socket_path", "trusted_uids", "connect_timeout", "timeout",
-    "max_frame_bytes", "max_queued_events",
+    "notification_handlers", "socket_path", "trusted_uids", "trusted_sids", "connect_timeout",
+    "timeout", "max_frame_bytes", "max_queued_events",
 })
 #: Parameter names the wrappers use themselves.
 RESERVED_PARAMS = frozenset({
