@@ -35,6 +35,7 @@ from xsys.namedpipe import (
     PIPE_BUFFER_BYTES,
     PIPE_UNLIMITED_INSTANCES,
     SID_SYSTEM,
+    Identity,
     check_pipe_name,
     current_identity,
     pipe_authorization_error,
@@ -64,15 +65,15 @@ class PipeNameTaken(PermissionError):
 
 
 class NamedPipeTransport:
-    """The daemon's named pipe (see the module docstring). Raises ``RuntimeError`` when
-    made off Windows or without pywin32."""
+    """The daemon's named pipe (see the module docstring). Making one is cheap and works
+    everywhere; ``start`` loads pywin32 and reads the daemon's own SID."""
 
     def __init__(self) -> None:
-        self._w = pywin32()
-        self._utils: Any = importlib.import_module("asyncio.windows_utils")
-        self._identity = current_identity()
+        self._w: Any = None
+        self._utils: Any = None
+        self._identity: Identity | None = None
         self.path = ""
-        self.sddl = pipe_sddl(self._identity.sid)
+        self.sddl = ""
         self._security: Any = None
         self._loop: Any = None
         self._factory: ProtocolFactory | None = None
@@ -118,14 +119,21 @@ class NamedPipeTransport:
 
     async def start(self, path: str, protocol_factory: ProtocolFactory) -> None:
         """Create the first instance of ``path`` and start accepting. Raises
-        ``ValueError`` for a name that is not ``\\\\.\\pipe\\...``, ``RuntimeError``
-        off the Proactor loop, ``PipeNameTaken`` and ``OSError``."""
+        ``ValueError`` for a name that is not ``\\\\.\\pipe\\...``, ``PipeNameTaken``
+        and ``OSError`` (also off the Proactor loop or without pywin32)."""
         self.path = check_pipe_name(path)
         loop = asyncio.get_running_loop()
         if getattr(loop, "_proactor", None) is None or not hasattr(
                 loop, "_make_duplex_pipe_transport"):
-            raise RuntimeError("named pipes need asyncio's Proactor event loop (the default "
-                               "on Windows)")
+            raise OSError("named pipes need asyncio's Proactor event loop (the default on "
+                          "Windows)")
+        try:
+            self._w = pywin32()
+            self._utils = importlib.import_module("asyncio.windows_utils")
+            self._identity = current_identity()
+        except (RuntimeError, ImportError) as exc:
+            raise OSError(f"cannot serve {self.path}: {exc}") from None
+        self.sddl = pipe_sddl(self._identity.sid)
         self._loop = loop
         self._factory = protocol_factory
         self._security = self._security_attributes()
@@ -202,7 +210,7 @@ class NamedPipeTransport:
         not a pipe (tests' in-memory ones) gives an empty ``Peer``."""
         pipe = transport.get_extra_info("pipe")
         handle = getattr(pipe, "handle", None)
-        if handle is None:
+        if handle is None or self._w is None:
             return Peer()
         w = self._w
         try:
@@ -216,7 +224,8 @@ class NamedPipeTransport:
 
     def is_privileged(self, peer: Peer) -> bool:
         """The daemon's own SID, SYSTEM and elevated Administrators."""
-        return peer.is_admin or peer.sid in (self._identity.sid, SID_SYSTEM)
+        own = self._identity.sid if self._identity is not None else SID_SYSTEM
+        return peer.is_admin or (peer.sid is not None and peer.sid in (own, SID_SYSTEM))
 
     def authorization_error(self, peer: Peer, cfg: ServerConfig) -> Unauthorized | None:
         """``xsys.namedpipe.pipe_authorization_error`` for a pipe client (``allowed_uids``
@@ -224,5 +233,5 @@ class NamedPipeTransport:
         empty ``Peer``) is let in, as on Unix."""
         if peer.pid is None and peer.sid is None:
             return None
-        return pipe_authorization_error(peer.pid, peer.sid, peer.is_admin,
-                                        self._identity.sid)
+        own = self._identity.sid if self._identity is not None else SID_SYSTEM
+        return pipe_authorization_error(peer.pid, peer.sid, peer.is_admin, own)
