@@ -402,7 +402,8 @@ def test_the_first_instance_flag_refuses_a_squatted_name(
     # A name someone else created first: the daemon's transport refuses to share it.
     squatted = _pipe_name()
     squat = win32pipe.CreateNamedPipe(squatted, server_open_mode(first=True),
-                                      server_pipe_mode(), 1, 4096, 4096, 0, None)
+                                      server_pipe_mode(), namedpipe.PIPE_UNLIMITED_INSTANCES,
+                                      4096, 4096, 0, None)
     try:
         async def start() -> None:
             await NamedPipeTransport().start(squatted, asyncio.Protocol)

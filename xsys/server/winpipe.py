@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from xsys.namedpipe import (
     ERROR_ACCESS_DENIED,
+    ERROR_PIPE_BUSY,
     PIPE_BUFFER_BYTES,
     PIPE_UNLIMITED_INSTANCES,
     SID_SYSTEM,
@@ -96,7 +97,8 @@ class NamedPipeTransport:
 
     def _new_instance(self, first: bool) -> Any:
         """A new pipe instance as asyncio's ``PipeHandle``. Raises ``PipeNameTaken`` when
-        the first one is refused, ``OSError`` otherwise."""
+        the first one is refused (ERROR_ACCESS_DENIED: the name exists; ERROR_PIPE_BUSY:
+        it exists with all its instances taken), ``OSError`` otherwise."""
         w = self._w
         try:
             handle = w.win32pipe.CreateNamedPipe(
@@ -104,7 +106,7 @@ class NamedPipeTransport:
                 PIPE_UNLIMITED_INSTANCES, PIPE_BUFFER_BYTES, PIPE_BUFFER_BYTES, 0,
                 self._security)
         except w.pywintypes.error as exc:
-            if first and exc.winerror == ERROR_ACCESS_DENIED:
+            if first and exc.winerror in (ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY):
                 raise PipeNameTaken(
                     f"cannot create the named pipe {self.path}: another process already "
                     "serves that name (another xsys daemon, or a process squatting on it); "
