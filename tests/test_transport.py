@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -371,7 +372,7 @@ def test_a_daemon_on_a_pipe_serves_the_sync_and_async_clients(
     daemon_factory({"server": {"socket": name}})
     with Client(name) as client:
         assert client.call("rpc.ping")["pong"] is True
-        assert client.sys.memory()["total"] > 0
+        assert client.sys.memory()["virtual"]["total_bytes"] > 0
         big = client.call("rpc.methods")["methods"]  # a frame of many KiB
         assert len(big) > 20
 
@@ -454,7 +455,9 @@ def test_the_clients_check_who_serves_the_pipe(
     handle = open_pipe(name, 5.0)
     stream = PipeStream(handle, name)
     try:
-        assert win32pipe.GetNamedPipeServerProcessId(handle) == daemon.pid
+        server_pid = win32pipe.GetNamedPipeServerProcessId(handle)
+        # (a venv's python.exe on Windows runs the interpreter as its child)
+        assert daemon.pid in (server_pid, psutil.Process(server_pid).ppid())
         check_pipe_server(handle, name, trusted_server_sids())
     finally:
         stream.close()
