@@ -59,6 +59,7 @@ from xsys.protocol import (
     FrameDecoder,
     Unauthorized,
     default_socket_path,
+    encode_frame,
     encode_request,
     unpackb,
 )
@@ -360,6 +361,108 @@ async def test_connections_per_user_are_counted_by_sid() -> None:
 
 def _pipe_name() -> str:
     return f"\\\\.\\pipe\\xsys-test-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def test_our_win32_constants_are_pywin32s() -> None:
+    """Windows: the numbers in xsys.namedpipe are the ones pywin32 exports."""
+    if sys.platform != "win32":
+        pytest.skip("pywin32 exists only on Windows")
+    import win32file
+    import win32pipe
+
+    for name in ("PIPE_ACCESS_DUPLEX", "FILE_FLAG_FIRST_PIPE_INSTANCE", "PIPE_TYPE_BYTE",
+                 "PIPE_READMODE_BYTE", "PIPE_WAIT", "PIPE_UNLIMITED_INSTANCES",
+                 "PIPE_REJECT_REMOTE_CLIENTS"):
+        if hasattr(win32pipe, name):
+            assert getattr(win32pipe, name) == getattr(namedpipe, name), name
+    for name in ("FILE_FLAG_OVERLAPPED", "GENERIC_READ", "GENERIC_WRITE", "OPEN_EXISTING",
+                 "SECURITY_SQOS_PRESENT", "SECURITY_IDENTIFICATION"):
+        if hasattr(win32file, name):
+            assert getattr(win32file, name) == getattr(namedpipe, name), name
+
+
+class _PingProtocol(asyncio.Protocol):
+    """Answers every request with ``{"pong": true}`` and records its peer."""
+
+    def __init__(self, owner: NamedPipeTransport, peers: list[Peer]) -> None:
+        self.owner = owner
+        self.peers = peers
+        self.decoder = FrameDecoder()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peers.append(self.owner.peer_of(transport))
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        for payload in self.decoder.feed(data):
+            msg = unpackb(payload)
+            self.transport.write(encode_frame({"id": msg["id"],
+                                               "result": {"pong": True, "ts": 0.0}}))
+
+
+@windows
+@pytest.mark.windows
+async def test_the_pipe_transport_in_process() -> None:
+    """NamedPipeTransport without the rest of the daemon: both Python clients get answers,
+    each connection's peer is this process (pid and SID from the pipe) and is admitted,
+    the DACL read back lets in no one else, a second first instance is refused, and after
+    close the name is gone."""
+    import pywintypes
+    import win32file
+    import win32pipe
+    import win32security
+
+    from xsys.client import AsyncClient, Client
+
+    name = _pipe_name()
+    peers: list[Peer] = []
+    transport = NamedPipeTransport()
+    await transport.start(name, lambda: _PingProtocol(transport, peers))
+    try:
+        async with AsyncClient(name) as client:
+            answers = await asyncio.gather(*(client.call("rpc.ping") for _ in range(16)))
+            assert all(answer["pong"] for answer in answers)
+
+        def sync_ping() -> Any:
+            with Client(name) as client:
+                return client.call("rpc.ping")
+
+        assert (await asyncio.to_thread(sync_ping))["pong"] is True
+        me = namedpipe.current_identity()
+        assert [(p.pid, p.sid) for p in peers] == [(os.getpid(), me.sid)] * 2
+        assert all(transport.authorization_error(p, ServerConfig()) is None for p in peers)
+
+        handle = win32file.CreateFile(name, namedpipe.GENERIC_READ | namedpipe.GENERIC_WRITE,
+                                      0, None, namedpipe.OPEN_EXISTING, 0, None)
+        try:
+            sd = win32security.GetSecurityInfo(handle, win32security.SE_KERNEL_OBJECT,
+                                               win32security.DACL_SECURITY_INFORMATION)
+        finally:
+            handle.Close()
+        dacl = sd.GetSecurityDescriptorDacl()
+        trustees = {win32security.ConvertSidToStringSid(dacl.GetAce(i)[2])
+                    for i in range(dacl.GetAceCount())}
+        assert trustees == {SID_SYSTEM, SID_ADMINISTRATORS, me.sid}
+
+        with pytest.raises(pywintypes.error) as refused:
+            win32pipe.CreateNamedPipe(name, server_open_mode(first=True), server_pipe_mode(),
+                                      1, 4096, 4096, 0, None)
+        assert refused.value.winerror == namedpipe.ERROR_ACCESS_DENIED
+    finally:
+        transport.close()
+        await transport.wait_closed()
+    for _ in range(100):  # the connected instances close as their transports finish
+        try:
+            handle = try_open_pipe(name)
+        except FileNotFoundError:
+            break
+        if handle is not None:
+            win32file.CloseHandle(handle)
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail(f"{name} still exists after close")
 
 
 @windows
