@@ -81,6 +81,7 @@ class NamedPipeTransport:
         self._next: Any = None  # the instance that waits for the next client
         self._free: set[Any] = set()  # instances not handed to a transport yet
         self._accepting: asyncio.Future[Any] | None = None
+        self._waiting: Any = None  # the instance in ConnectNamedPipe (``_accepting``)
         self._retry: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -144,44 +145,58 @@ class NamedPipeTransport:
         log.info("listening on %s (named pipe, DACL %s)", self.path, self.sddl)
 
     def _accept(self, done: asyncio.Future[Any] | None = None) -> None:
-        """asyncio's ``loop_accept_pipe``: hand a connected instance (``done``'s result)
-        to a new transport, then wait for the next client on a fresh instance."""
+        """asyncio's ``loop_accept_pipe``: hand the instance a client connected to
+        (``done``) to a new transport, then wait for the next client on the instance
+        created beforehand, and create the one after it, so that a free instance of the
+        name exists at all times (clients wait, ERROR_PIPE_BUSY, rather than find no
+        pipe, and the name is never free for someone else to take)."""
         loop = self._loop
         self._retry = None
-        pipe = None
-        try:
-            if done is not None:
-                self._accepting = None
-                pipe = done.result()
-                self._free.discard(pipe)
+        if done is not None:
+            waiting, self._waiting = self._waiting, None
+            self._accepting = None
+            self._free.discard(waiting)
+            try:
+                done.result()
+            except asyncio.CancelledError:
+                waiting.close()
+                return
+            except OSError as exc:  # BrokenPipeError: the client left before the accept
+                waiting.close()
+                if not isinstance(exc, BrokenPipeError):
+                    log.warning("accepting a client on %s failed: %s", self.path, exc)
+            else:
                 if self._closed:
-                    pipe.close()
+                    waiting.close()
                     return
                 assert self._factory is not None
-                loop._make_duplex_pipe_transport(pipe, self._factory(),
+                loop._make_duplex_pipe_transport(waiting, self._factory(),
                                                  extra={"addr": self.path})
-                pipe = None
-            if self._closed:
-                return
-            pipe = self._next if self._next is not None else self._new_instance(first=False)
-            self._next = None
-            self._next = self._new_instance(first=False)
+        if self._closed:
+            return
+        pipe = self._next
+        self._next = None
+        try:
+            if pipe is None:
+                pipe = self._new_instance(first=False)
             accepting: asyncio.Future[Any] = loop._proactor.accept_pipe(pipe)
-        except BrokenPipeError:  # the client left before it was accepted
-            if pipe is not None and pipe.fileno() != -1:
-                pipe.close()
-            loop.call_soon(self._accept)
         except OSError as exc:
-            if pipe is not None and pipe.fileno() != -1:
-                pipe.close()
-            log.warning("accepting a client on %s failed (retrying): %s", self.path, exc)
-            self._retry = loop.call_later(RETRY_ACCEPT_S, self._accept)
-        except asyncio.CancelledError:
             if pipe is not None:
+                self._free.discard(pipe)
                 pipe.close()
-        else:
-            self._accepting = accepting
-            accepting.add_done_callback(self._accept)
+            if isinstance(exc, BrokenPipeError):  # connected and gone before the accept
+                loop.call_soon(self._accept)
+            else:
+                log.warning("accepting clients on %s failed (retrying): %s", self.path, exc)
+                self._retry = loop.call_later(RETRY_ACCEPT_S, self._accept)
+            return
+        self._waiting = pipe
+        self._accepting = accepting
+        accepting.add_done_callback(self._accept)
+        try:
+            self._next = self._new_instance(first=False)
+        except OSError as exc:  # the next _accept tries again
+            log.warning("creating a spare instance of %s failed: %s", self.path, exc)
 
     def close(self) -> None:
         """Stop accepting: cancel the pending ``ConnectNamedPipe`` and close the free
@@ -196,7 +211,7 @@ class NamedPipeTransport:
         for pipe in list(self._free):
             pipe.close()
         self._free.clear()
-        self._next = None
+        self._next = None  # (``_waiting`` is closed too: its callback sees the cancel)
 
     async def wait_closed(self) -> None:
         """Nothing to wait for or remove: a pipe name disappears with its last
