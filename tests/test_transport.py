@@ -66,7 +66,7 @@ from xsys.protocol import (
 from xsys.server.context import Peer
 from xsys.server.listener import Server, platform_transport
 from xsys.server.transport import Transport, UnixTransport
-from xsys.server.winpipe import NamedPipeTransport
+from xsys.server.winpipe import NamedPipeTransport, PipeNameTaken
 
 windows = pytest.mark.skipif(sys.platform != "win32",
                              reason="named pipes exist only on Windows (the CI workflow's "
@@ -206,6 +206,185 @@ def test_the_windows_parts_refuse_cleanly_elsewhere() -> None:
 class _NoPipe(asyncio.BaseTransport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
+
+
+# --------------------------------------------------------------------------- the pipe accept loop
+# Its control flow, on Linux, with stand-ins for what only Windows has (pywin32's calls,
+# asyncio's PipeHandle and the Proactor's accept_pipe): which instances it creates with
+# which flags and descriptor, what it hands to transports, what it closes. Whether Windows
+# behaves as these stand-ins do is for the Windows tests below.
+
+
+class _WinError(Exception):
+    def __init__(self, winerror: int) -> None:
+        super().__init__(winerror)
+        self.winerror = winerror
+        self.strerror = f"winerror {winerror}"
+
+
+class _FakeHandle:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def Detach(self) -> int:
+        return self.n
+
+
+class _PipeHandle:
+    def __init__(self, handle: int) -> None:
+        self.handle: int | None = handle
+
+    def fileno(self) -> int:
+        return -1 if self.handle is None else self.handle
+
+    def close(self) -> None:
+        self.handle = None
+
+
+class _FakeWin32:
+    """pywin32 as far as NamedPipeTransport uses it; records CreateNamedPipe calls."""
+
+    def __init__(self, refuse_first_with: int | None = None) -> None:
+        self.created: list[tuple[str, int, int, Any]] = []
+        self.refuse_first_with = refuse_first_with
+        self.client_pid = 4242
+        self.pywintypes = type("pywintypes", (), {"error": _WinError})
+        self.win32pipe = self
+        self.win32security = self
+        self.SDDL_REVISION_1 = 1
+
+    def ConvertStringSecurityDescriptorToSecurityDescriptor(
+            self, sddl: str, revision: int) -> tuple[str, str]:
+        return ("descriptor", sddl)
+
+    def SECURITY_ATTRIBUTES(self) -> Any:
+        return type("SA", (), {})()
+
+    def CreateNamedPipe(self, name: str, open_mode: int, pipe_mode: int, *rest: Any,
+                        ) -> _FakeHandle:
+        if not self.created and self.refuse_first_with is not None:
+            raise _WinError(self.refuse_first_with)
+        self.created.append((name, open_mode, pipe_mode, rest[-1]))
+        return _FakeHandle(100 + len(self.created))
+
+    def GetNamedPipeClientProcessId(self, handle: int) -> int:
+        return self.client_pid
+
+
+class _FakeProactorLoop(asyncio.SelectorEventLoop):
+    """A real loop with the two private hooks of asyncio's Proactor loop the transport
+    uses: ``_proactor.accept_pipe`` (a future the test completes) and
+    ``_make_duplex_pipe_transport`` (recorded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accepts: list[tuple[_PipeHandle, asyncio.Future[Any]]] = []
+        self.made: list[tuple[_PipeHandle, asyncio.Protocol]] = []
+        self._proactor = self
+
+    def accept_pipe(self, pipe: _PipeHandle) -> asyncio.Future[Any]:
+        fut = self.create_future()
+        self.accepts.append((pipe, fut))
+        return fut
+
+    def _make_duplex_pipe_transport(self, pipe: _PipeHandle, protocol: asyncio.Protocol,
+                                    extra: dict[str, Any]) -> None:
+        self.made.append((pipe, protocol))
+
+
+class _StandInPipeTransport(NamedPipeTransport):
+    def __init__(self, win32: _FakeWin32, identities: dict[int, Identity]) -> None:
+        super().__init__()
+        self.fake = win32
+        self.identities = identities
+
+    def _load(self) -> tuple[Any, Any, Identity]:
+        utils = type("windows_utils", (), {"PipeHandle": _PipeHandle})
+        return self.fake, utils, Identity(ALICE)
+
+    def _process_identity(self, pid: int) -> Identity | None:
+        return self.identities.get(pid)
+
+
+class _PipeOf(asyncio.BaseTransport):
+    def __init__(self, pipe: _PipeHandle) -> None:
+        super().__init__()
+        self.pipe = pipe
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.pipe if name == "pipe" else default
+
+
+async def _the_accept_loop(loop: _FakeProactorLoop) -> None:
+    name = "\\\\.\\pipe\\xsys-fake"
+    win32 = _FakeWin32()
+    transport = _StandInPipeTransport(win32, {4242: Identity(BOB)})
+    await transport.start(name, asyncio.Protocol)
+    # The first instance refuses squatting; both carry the SDDL; a spare exists at once.
+    assert [(c[1], c[2]) for c in win32.created] == [
+        (server_open_mode(first=True), server_pipe_mode()),
+        (server_open_mode(first=False), server_pipe_mode())]
+    assert {c[3].SECURITY_DESCRIPTOR for c in win32.created} == {("descriptor",
+                                                                  pipe_sddl(ALICE))}
+    assert all(c[3].bInheritHandle is False for c in win32.created)
+    first, accepting = loop.accepts[0]
+    assert first.handle == 101 and len(loop.accepts) == 1
+
+    accepting.set_result(first)  # a client connected to instance 101
+    await asyncio.sleep(0)
+    assert [pipe.handle for pipe, _ in loop.made] == [101]
+    assert [pipe.handle for pipe, _ in loop.accepts] == [101, 102]  # the spare waits now
+    assert len(win32.created) == 3  # and the next spare exists
+
+    # The connection's peer, from the pipe: BOB is not the daemon's account (ALICE).
+    peer = transport.peer_of(_PipeOf(first))
+    assert peer == Peer(pid=4242, sid=BOB)
+    assert transport.authorization_error(peer, ServerConfig()) is not None
+    transport.identities[4242] = Identity(ALICE)
+    assert transport.authorization_error(transport.peer_of(_PipeOf(first)),
+                                         ServerConfig()) is None
+    win32.client_pid = 4343  # a process whose token cannot be read: refused
+    unknown = transport.peer_of(_PipeOf(first))
+    assert unknown == Peer(pid=4343) and transport.authorization_error(
+        unknown, ServerConfig()) is not None
+
+    # A client that left before the accept: that instance is closed, the loop goes on.
+    second, accepting = loop.accepts[1]
+    accepting.set_exception(BrokenPipeError())
+    await asyncio.sleep(0)
+    assert second.handle is None and len(loop.made) == 1
+    assert [pipe.handle for pipe, _ in loop.accepts][2:] == [103]
+
+    # close(): the pending accept is cancelled, every free instance closed, the connected
+    # one (a transport's now) left open, and nothing is created afterwards.
+    transport.close()
+    await asyncio.sleep(0)
+    await transport.wait_closed()
+    third, accepting = loop.accepts[2]
+    assert accepting.cancelled() and third.handle is None
+    assert first.handle == 101
+    assert len(win32.created) == 4 and len(loop.accepts) == 3
+
+    # A name someone else already serves.
+    for code in (namedpipe.ERROR_ACCESS_DENIED, namedpipe.ERROR_PIPE_BUSY):
+        taken = _StandInPipeTransport(_FakeWin32(refuse_first_with=code), {})
+        with pytest.raises(PipeNameTaken, match="another process already serves"):
+            await taken.start(name, asyncio.Protocol)
+    other = _StandInPipeTransport(_FakeWin32(refuse_first_with=2), {})
+    with pytest.raises(OSError) as failed:
+        await other.start(name, asyncio.Protocol)
+    assert not isinstance(failed.value, PipeNameTaken)
+
+
+def test_the_pipe_accept_loop_with_stand_ins() -> None:
+    loop = _FakeProactorLoop()
+    errors: list[dict[str, Any]] = []  # what its callbacks raised (asyncio only logs it)
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        loop.run_until_complete(_the_accept_loop(loop))
+    finally:
+        loop.close()
+    assert errors == []
 
 
 # --------------------------------------------------------------------------- Server over Transport
@@ -492,8 +671,6 @@ def test_the_first_instance_flag_refuses_a_squatted_name(
         daemon_factory: Callable[..., DaemonHandle]) -> None:
     import pywintypes
     import win32pipe
-
-    from xsys.server.winpipe import PipeNameTaken
 
     name = _pipe_name()
     daemon_factory({"server": {"socket": name}})

@@ -87,6 +87,15 @@ class NamedPipeTransport:
 
     # ------------------------------------------------------------------ instances
 
+    def _load(self) -> tuple[Any, Any, Identity]:
+        """pywin32, ``asyncio.windows_utils`` and the daemon's own identity (a seam for
+        the Linux tests of the accept loop, which pass stand-ins)."""
+        return pywin32(), importlib.import_module("asyncio.windows_utils"), current_identity()
+
+    def _process_identity(self, pid: int) -> Identity | None:
+        """``xsys.namedpipe.process_identity`` (the same seam)."""
+        return process_identity(pid)
+
     def _security_attributes(self) -> Any:
         sec = self._w.win32security
         descriptor = sec.ConvertStringSecurityDescriptorToSecurityDescriptor(
@@ -131,9 +140,7 @@ class NamedPipeTransport:
             raise OSError("named pipes need asyncio's Proactor event loop (the default on "
                           "Windows)")
         try:
-            self._w = pywin32()
-            self._utils = importlib.import_module("asyncio.windows_utils")
-            self._identity = current_identity()
+            self._w, self._utils, self._identity = self._load()
         except (RuntimeError, ImportError) as exc:
             raise OSError(f"cannot serve {self.path}: {exc}") from None
         self.sddl = pipe_sddl(self._identity.sid)
@@ -234,7 +241,7 @@ class NamedPipeTransport:
             pid = int(w.win32pipe.GetNamedPipeClientProcessId(handle))
         except w.pywintypes.error:
             return Peer(pid=0)
-        identity = process_identity(pid)
+        identity = self._process_identity(pid)
         if identity is None:
             return Peer(pid=pid)
         return Peer(pid=pid, sid=identity.sid, is_admin=identity.is_admin)
