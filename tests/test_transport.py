@@ -387,6 +387,141 @@ def test_the_pipe_accept_loop_with_stand_ins() -> None:
     assert errors == []
 
 
+class _Event:
+    def __init__(self) -> None:
+        self.signalled = False
+        self.closed = False
+
+    def Close(self) -> None:
+        self.closed = True
+
+
+class _Overlapped:
+    def __init__(self) -> None:
+        self.hEvent: _Event | None = None
+        self.pending: bytearray | None = None  # the buffer of a read in flight
+        self.done: int | BaseException | None = None  # its outcome, not yet collected
+
+
+class _FakePipeEnd:
+    """The win32file/win32event/pywintypes calls PipeStream makes, over a simulated pipe:
+    ``deliver(data)`` and ``hang_up()`` play the daemon; reads complete at once when
+    bytes are there, else stay pending until delivered. Writes take at most 5 bytes."""
+
+    def __init__(self) -> None:
+        self.queued = bytearray()
+        self.eof = False
+        self.written = bytearray()
+        self.calls: list[str] = []
+        self.pywintypes = type("pywintypes", (), {"error": _WinError,
+                                                   "OVERLAPPED": _Overlapped})
+        self.win32file = self.win32event = self
+        self.reading: _Overlapped | None = None
+
+    # the daemon's side
+    def deliver(self, data: bytes) -> None:
+        self.queued += data
+        self._complete()
+
+    def hang_up(self) -> None:
+        self.eof = True
+        self._complete()
+
+    def _complete(self) -> None:
+        ov = self.reading
+        if ov is None or ov.pending is None:
+            return
+        if self.queued:
+            n = min(len(ov.pending), len(self.queued))
+            ov.pending[:n] = self.queued[:n]
+            del self.queued[:n]
+            ov.done = n
+        elif self.eof:
+            ov.done = _WinError(namedpipe.ERROR_BROKEN_PIPE)
+        else:
+            return
+        ov.pending = None
+        assert ov.hEvent is not None
+        ov.hEvent.signalled = True
+        self.reading = None
+
+    # pywin32
+    def CreateEvent(self, *args: Any) -> _Event:
+        return _Event()
+
+    def AllocateReadBuffer(self, size: int) -> bytearray:
+        return bytearray(size)
+
+    def ReadFile(self, handle: int, buf: bytearray, ov: _Overlapped) -> tuple[int, None]:
+        assert ov.pending is None and ov.done is None, "a second read while one is in flight"
+        if not self.queued and self.eof:
+            raise _WinError(namedpipe.ERROR_BROKEN_PIPE)
+        assert ov.hEvent is not None
+        ov.hEvent.signalled = False
+        ov.pending, self.reading = buf, ov
+        self._complete()
+        return (namedpipe.ERROR_IO_PENDING if ov.pending is not None else 0, None)
+
+    def WriteFile(self, handle: int, data: memoryview, ov: _Overlapped) -> tuple[int, int]:
+        chunk = bytes(data[:5])
+        self.written += chunk
+        ov.done = len(chunk)
+        return (0, len(chunk))
+
+    def GetOverlappedResult(self, handle: int, ov: _Overlapped, wait: bool) -> int:
+        if ov.done is None:
+            assert not wait, "a blocking wait that would never end"
+            raise _WinError(namedpipe.ERROR_IO_INCOMPLETE)
+        done, ov.done = ov.done, None
+        if isinstance(done, BaseException):
+            raise done
+        return done
+
+    def WaitForSingleObject(self, event: _Event, ms: int) -> int:
+        return 0 if event.signalled else 0x102
+
+    def CancelIo(self, handle: int) -> None:
+        self.calls.append("CancelIo")
+
+    def CloseHandle(self, handle: int) -> None:
+        self.calls.append(f"CloseHandle {handle}")
+
+
+def test_the_pipe_stream_with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PipeStream's reads, deadlines, writes and close over a simulated overlapped pipe:
+    a read that outlives a deadline is kept (no byte lost), partial reads and writes
+    add up, a non-blocking read says so, EOF reads as b"", close cancels and closes."""
+    from xsys.client import _stream
+
+    end = _FakePipeEnd()
+    monkeypatch.setattr(_stream, "pywin32", lambda: end)
+    stream = PipeStream(7, "\\\\.\\pipe\\fake")
+    assert stream.wait_readable(0.01) is False  # a read is now pending
+    assert stream.wait_readable(0.01) is False  # still the same one (no second ReadFile)
+    end.deliver(b"hello")
+    assert stream.wait_readable(0.01) is True
+    assert stream.recv(3) == b"hel" and stream.recv(10) == b"lo"
+    stream.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        stream.recv(10)
+    stream.setblocking(True)
+    end.deliver(b"abc")
+    buf = bytearray(2)
+    assert stream.recv_into(buf) == 2 and buf == b"ab" and stream.recv(10) == b"c"
+    end.deliver(b"xyz")  # already there when the read starts: completes at once
+    assert stream.recv(10) == b"xyz"
+    stream.sendall(b"0123456789abc")  # written 5 bytes at a time
+    assert end.written == b"0123456789abc"
+    assert stream.wait_readable(0.01) is False
+    end.hang_up()
+    assert stream.wait_readable(0.01) is True and stream.recv(10) == b""
+    assert stream.recv(10) == b""  # and stays at EOF
+    stream.close()
+    stream.close()
+    assert end.calls == ["CancelIo", "CloseHandle 7"]
+    assert stream._read_ov.hEvent.closed and stream._write_ov.hEvent.closed
+
+
 # --------------------------------------------------------------------------- Server over Transport
 
 
