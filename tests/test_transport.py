@@ -522,6 +522,46 @@ def test_the_pipe_stream_with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> None
     assert stream._read_ov.hEvent.closed and stream._write_ov.hEvent.closed
 
 
+def test_the_clients_pipe_server_check_with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_pipe_server: the server process's account must be trusted (or an elevated
+    Administrator); an unknown one, or none at all, is refused with what was found."""
+    from xsys.client import _trust
+    from xsys.client._trust import UntrustedServer
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.win32pipe = self
+            self.pywintypes = type("pywintypes", (), {"error": _WinError})
+            self.server_pid: int | None = 77
+
+        def GetNamedPipeServerProcessId(self, handle: int) -> int:
+            if self.server_pid is None:
+                raise _WinError(namedpipe.ERROR_ACCESS_DENIED)
+            return self.server_pid
+
+    pipe = Pipe()
+    identities: dict[int, Identity] = {}
+    monkeypatch.setattr(_trust, "pywin32", lambda: pipe)
+    monkeypatch.setattr(_trust, "process_identity", identities.get)
+    trusted = frozenset({SID_SYSTEM, ALICE})
+    for identity in (Identity(ALICE), Identity(SID_SYSTEM), Identity(BOB, (), True)):
+        identities[77] = identity
+        check_pipe_server(5, DEFAULT_PIPE_NAME, trusted)
+    identities[77] = Identity(BOB)
+    with pytest.raises(UntrustedServer) as refused:
+        check_pipe_server(5, DEFAULT_PIPE_NAME, trusted)
+    assert refused.value.code == UNAUTHORIZED
+    assert refused.value.data == {"socket": DEFAULT_PIPE_NAME, "sid": BOB, "pid": 77,
+                                  "expected_sids": sorted(trusted), "check": "pipe_server"}
+    del identities[77]  # a server whose token this client cannot read
+    with pytest.raises(UntrustedServer, match="could not be identified"):
+        check_pipe_server(5, DEFAULT_PIPE_NAME, trusted)
+    pipe.server_pid = None
+    with pytest.raises(UntrustedServer) as refused:
+        check_pipe_server(5, DEFAULT_PIPE_NAME, trusted)
+    assert refused.value.data is not None and refused.value.data["pid"] is None
+
+
 # --------------------------------------------------------------------------- Server over Transport
 
 
