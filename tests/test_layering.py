@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parent.parent / "xsys"
 #: ones below (lower numbers), subject to ``SERVICE_EDGES`` between services.
 LAYERS: dict[str, int] = {
     # 0 ground
-    "xsys": 0, "protocol": 0, "config": 0, "units": 0, "bounds": 0,
+    "xsys": 0, "protocol": 0, "config": 0, "units": 0, "bounds": 0, "namedpipe": 0,
     # 1 services and the client
     "host": 1, "fs": 1, "watch": 1, "alerts": 1, "monitor": 1, "client": 1, "metrics": 1,
     "checks": 1, "live": 1, "push": 1, "proc": 1,
@@ -182,7 +182,8 @@ def test_imports_only_go_downwards() -> None:
 
 @pytest.mark.parametrize("module", ["xsys.client", "xsys.protocol"])
 def test_the_client_side_stays_light(module: str) -> None:
-    """What a client imports reaches only the protocol (msgpack and the stdlib)."""
+    """What a client imports reaches only the protocol (msgpack and the stdlib), and on
+    Windows ``namedpipe`` (stdlib and the protocol; pywin32 loaded only when used)."""
     seen: set[str] = set()
     todo = [module]
     while todo:
@@ -191,4 +192,5 @@ def test_the_client_side_stays_light(module: str) -> None:
             continue
         seen.add(m)
         todo.extend(EDGES.get(m, ()))
-    assert {_part(m) for m in seen} <= {"client", "protocol", "xsys"}
+    assert {_part(m) for m in seen} <= {"client", "protocol", "xsys", "namedpipe"}
+    assert EDGES.get("xsys.namedpipe", set()) <= {"xsys.protocol"}

@@ -52,11 +52,13 @@ class ServerConfig:
     """The daemon's socket, access control, limits and logging."""
 
     socket: str = ""
-    """Socket path; empty = docs/protocol.md's default resolution."""
+    """Socket path (on Windows the pipe name, ``\\\\.\\pipe\\<name>``); empty =
+    docs/protocol.md's default resolution."""
     group: str = ""
     """Group name or gid owning the socket; when set the socket is 0660 and its dir 0750."""
     allowed_uids: tuple[int, ...] | None = None
-    """Peer uids allowed to connect (SO_PEERCRED); None = the daemon's own uid and root."""
+    """Peer uids allowed to connect (SO_PEERCRED); None = the daemon's own uid and root.
+    Not on Windows: its pipe admits the daemon's account, SYSTEM and Administrators."""
     allowed_gids: tuple[int, ...] = ()
     """Peer gids allowed to connect in addition to ``allowed_uids``."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
@@ -79,7 +81,7 @@ class ServerConfig:
     max_connections: int = 1024
     """Open connections in all; beyond it new ones get -32005 (overloaded)."""
     max_connections_per_uid: int = 256
-    """Connections one peer uid may hold at once (-32005 above)."""
+    """Connections one peer uid (on Windows: SID) may hold at once (-32005 above)."""
     reserved_connections: int = 16
     """Of ``max_connections``, kept for root and the daemon's own uid (at most half of
     them): other uids are refused (-32005) once the rest are open."""

@@ -184,7 +184,8 @@ class UntrustedServer(Unauthorized):
     """Client side: the socket, or the process behind it, belongs to a uid this client
     does not trust as the daemon's (another user may be impersonating it); nothing was
     sent. ``code`` -32006 (unauthorized); ``data``: ``{"socket", "uid", "expected_uids",
-    "check": "socket_owner" | "peer_credentials"}`` (and ``"pid"`` for the latter).
+    "check": "socket_owner" | "peer_credentials"}`` (and ``"pid"`` for the latter); on
+    Windows ``{"socket", "sid", "expected_sids", "check": "pipe_server", "pid"}``.
     Raised by ``xsys.client`` (its ``_trust`` checks), never sent on the wire."""
 
     name = "untrusted_server"

@@ -36,9 +36,10 @@ that is not valid UTF-8, such as ``os.fsdecode`` gives for a non-UTF-8 name) tra
 msgpack bin. File names in results come back as ``bytes`` where they are not UTF-8.
 
 Layout (httpx's split): ``_core`` (no I/O: ids, params, frames, routing, event queues),
-``_trust`` (the uid checks), ``sync`` and ``aio`` (the sockets), ``_methods`` (generated
-wrappers) and ``_codegen`` (their generator). ``aio`` (and so asyncio) is imported on first
-use of ``AsyncClient``: the blocking client starts without it.
+``_trust`` (the uid checks; the SID check on Windows), ``_stream`` (the named pipe on
+Windows), ``sync`` and ``aio`` (the sockets), ``_methods`` (generated wrappers) and
+``_codegen`` (their generator). ``aio`` (and so asyncio) is imported on first use of
+``AsyncClient``: the blocking client starts without it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ from xsys.client._core import (
     UseClientDefault,
 )
 from xsys.client._methods import METHOD_NAMES, STREAMS, UNSUBSCRIBE
-from xsys.client._trust import SERVER_UID_ENV, UntrustedServer, trusted_server_uids
+from xsys.client._trust import (
+    SERVER_SID_ENV,
+    SERVER_UID_ENV,
+    UntrustedServer,
+    trusted_server_sids,
+    trusted_server_uids,
+)
 from xsys.client.sync import Client, Subscription
 
 if TYPE_CHECKING:
@@ -92,6 +99,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "LARGE_FRAME_BYTES",
     "METHOD_NAMES",
+    "SERVER_SID_ENV",
     "SERVER_UID_ENV",
     "STREAMS",
     "UNSUBSCRIBE",
@@ -114,6 +122,7 @@ __all__ = [
     "default_socket_path",
     "encode_request",
     "error_from_wire",
+    "trusted_server_sids",
     "trusted_server_uids",
     "unpackb",
 ]

@@ -87,8 +87,8 @@ LINE_LIMIT = 100
 RESERVED_NAMESPACES = frozenset({
     "call", "subscribe", "connect", "close", "connected", "notifications", "open_file",
     "read_stream", "write_stream",
-    "notification_handlers", "socket_path", "trusted_uids", "connect_timeout", "timeout",
-    "max_frame_bytes", "max_queued_events",
+    "notification_handlers", "socket_path", "trusted_uids", "trusted_sids", "connect_timeout",
+    "timeout", "max_frame_bytes", "max_queued_events",
 })
 #: Parameter names the wrappers use themselves.
 RESERVED_PARAMS = frozenset({

@@ -1,6 +1,8 @@
 """Which daemon a client talks to: the uids it trusts, and the two checks both clients
 make before sending a byte (the socket file's owner before connecting; the accepting
-process's credentials, ``SO_PEERCRED``, after). Raises ``UntrustedServer``.
+process's credentials, ``SO_PEERCRED``, after). On Windows: the SIDs it trusts and one
+check, the pipe server's process (``GetNamedPipeServerProcessId``) and its token's user
+SID, before sending a byte. Raises ``UntrustedServer``.
 """
 
 from __future__ import annotations
@@ -8,12 +10,22 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+from xsys.namedpipe import (
+    SERVER_SID_ENV,
+    current_identity,
+    identity_trusted,
+    process_identity,
+    pywin32,
+    trusted_sids,
+)
 from xsys.protocol import UntrustedServer
 
-__all__ = ["SERVER_UID_ENV", "UntrustedServer", "check_peer", "check_socket_owner",
+__all__ = ["SERVER_SID_ENV", "SERVER_UID_ENV", "UntrustedServer", "check_peer",
+           "check_pipe_server", "check_socket_owner", "trusted_server_sids",
            "trusted_server_uids", "untrusted"]
 
 #: Environment variable naming the uid (or user name) the daemon runs as.
@@ -85,3 +97,43 @@ def check_peer(sock: socket.socket, path: str, trusted: frozenset[int] | None) -
     pid, uid, _gid = _PEERCRED.unpack(raw)
     if uid not in trusted:
         raise untrusted(path, uid, trusted, "peer_credentials", pid)
+
+
+def trusted_server_sids(expected_sid: str | None = None,
+                        environ: Mapping[str, str] | None = None,
+                        ) -> frozenset[str] | None:
+    """Windows: the user SIDs a client accepts as the daemon's: SYSTEM and
+    ``expected_sid`` when given, else ``$XSYS_SERVER_SID`` (a SID or an account name)
+    when set, else the client's own; elevated Administrators are accepted too
+    (``check_pipe_server``). None elsewhere (Unix uses ``trusted_server_uids``). Raises
+    ``ValueError`` for an unknown account."""
+    if sys.platform != "win32":
+        return None
+    return trusted_sids(expected_sid, current_identity().sid, environ)
+
+
+def check_pipe_server(handle: int, path: str, sids: frozenset[str] | None) -> None:
+    """Refuse the pipe ``handle`` (connected, nothing sent) unless the process serving it
+    (``GetNamedPipeServerProcessId``) runs as one of ``sids`` or as an elevated
+    Administrator; a server whose token cannot be read is refused too. ``sids`` None: no
+    check. Raises ``UntrustedServer`` (``data.check = "pipe_server"``)."""
+    if sids is None:
+        return
+    w = pywin32()
+    try:
+        pid: int | None = int(w.win32pipe.GetNamedPipeServerProcessId(handle))
+    except w.pywintypes.error:
+        pid = None
+    identity = process_identity(pid) if pid is not None else None
+    if identity is not None and identity_trusted(identity, sids):
+        return
+    sid = identity.sid if identity is not None else None
+    expected = ", ".join(sorted(sids))
+    what = f"runs as {sid}" if sid is not None else "could not be identified"
+    raise UntrustedServer(
+        f"refusing to talk to {path}: the process serving it (pid {pid}) {what}, not a "
+        f"trusted account ({expected} or an elevated Administrator); another user may be "
+        f"impersonating the xsys daemon (if it runs as another account, pass expected_sid "
+        f"or set {SERVER_SID_ENV})",
+        {"socket": path, "sid": sid, "expected_sids": sorted(sids), "check": "pipe_server",
+         "pid": pid})

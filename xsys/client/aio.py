@@ -1,4 +1,5 @@
-"""The asyncio client: ``AsyncClient`` (calls pipelined freely over one Unix socket) and
+"""The asyncio client: ``AsyncClient`` (calls pipelined freely over one Unix socket, or on
+Windows the daemon's named pipe on the Proactor loop) and
 ``AsyncSubscription``. Only the I/O lives here; ids, routing and event queues are
 ``_core.CallState``'s, the typed namespaces (``await client.sys.memory()``) the generated
 ``_methods.AsyncNamespaces``."""
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import sys
 import typing
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,12 +26,16 @@ from xsys.client._core import (
     not_running,
 )
 from xsys.client._methods import UNSUBSCRIBE, AsyncNamespaces
+from xsys.client._stream import try_open_pipe
 from xsys.client._trust import (
     UntrustedServer,
     check_peer,
+    check_pipe_server,
     check_socket_owner,
+    trusted_server_sids,
     trusted_server_uids,
 )
+from xsys.namedpipe import pywin32
 from xsys.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     ConnectionClosed,
@@ -164,7 +171,8 @@ class AsyncClient(AsyncNamespaces):
     (``asyncio.gather``), each matched to its answer by id.
 
     Use ``async with AsyncClient(path) as c`` or ``await c.connect()``/``await c.close()``.
-    ``expected_uid``: as for ``Client``. Every method has a typed wrapper by namespace
+    ``expected_uid``, ``expected_sid`` (Windows): as for ``Client``. Every method has a
+    typed wrapper by namespace
     (``await c.sys.memory()``); ``await c.call("sys.memory")`` calls any method by name.
     ``notification_handlers``: called with ``(method, params)`` of every notification
     (not progress).
@@ -179,9 +187,11 @@ class AsyncClient(AsyncNamespaces):
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_queued_events: int = 10_000,
         expected_uid: int | None = None,
+        expected_sid: str | None = None,
     ) -> None:
         self.socket_path = socket_path or default_socket_path()
         self.trusted_uids = trusted_server_uids(expected_uid)
+        self.trusted_sids = trusted_server_sids(expected_sid)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self._state = CallState(max_frame_bytes, max_queued_events)
@@ -203,6 +213,12 @@ class AsyncClient(AsyncNamespaces):
             return self
         loop = asyncio.get_running_loop()
         self._state.reset()
+        if sys.platform == "win32":
+            transport, protocol = await self._connect_pipe(loop)
+            self._transport = transport
+            protocol.attach()
+            self._corked = None
+            return self
         # A stat of the path blocks no longer than the connect's own path lookup.
         check_socket_owner(self.socket_path, self.trusted_uids)
         try:
@@ -222,6 +238,44 @@ class AsyncClient(AsyncNamespaces):
         protocol.attach()
         self._corked = None  # frames held for a previous connection died with it
         return self
+
+    async def _connect_pipe(self, loop: asyncio.AbstractEventLoop,
+                            ) -> tuple[asyncio.Transport, _AsyncProtocol]:
+        """Windows: open the named pipe (CreateFile with the identification-only
+        impersonation level, retried while every instance is busy, up to
+        ``connect_timeout``), check who serves it before anything is read or sent, then
+        hand the handle to the Proactor loop as a duplex pipe transport (what
+        ``loop.create_pipe_connection`` does, minus its CreateFile flags)."""
+        proactor: Any = loop
+        if not hasattr(proactor, "_make_duplex_pipe_transport"):
+            raise RuntimeError("named pipes need asyncio's Proactor event loop (the "
+                               "default on Windows)")
+        deadline = loop.time() + self.connect_timeout
+        delay = 0.001
+        while True:
+            try:
+                handle = try_open_pipe(self.socket_path)
+            except FileNotFoundError as exc:
+                raise not_running(self.socket_path, exc) from None
+            if handle is not None:
+                break
+            if loop.time() >= deadline:
+                raise TimeoutError(f"every instance of {self.socket_path} stayed busy for "
+                                   f"{self.connect_timeout}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        try:
+            check_pipe_server(handle, self.socket_path, self.trusted_sids)
+        except UntrustedServer:
+            pywin32().win32file.CloseHandle(handle)
+            raise
+        pipe = importlib.import_module("asyncio.windows_utils").PipeHandle(handle)
+        protocol = _AsyncProtocol(self)
+        waiter = loop.create_future()
+        transport = proactor._make_duplex_pipe_transport(
+            pipe, protocol, waiter, extra={"addr": self.socket_path})
+        await waiter
+        return typing.cast(asyncio.Transport, transport), protocol
 
     async def close(self) -> None:
         """Close the socket; pending calls fail with ``ConnectionClosed``."""

@@ -1,4 +1,5 @@
-"""The blocking client: ``Client`` (one plain Unix socket, one call at a time) and
+"""The blocking client: ``Client`` (one plain Unix socket, or on Windows the daemon's
+named pipe through ``_stream.PipeStream``, one call at a time) and
 ``Subscription``. Only the I/O lives here; ids, routing and event queues are
 ``_core.CallState``'s, the typed namespaces (``client.sys.memory()``) the generated
 ``_methods.Namespaces``."""
@@ -13,6 +14,7 @@ import math
 import os
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,10 +34,13 @@ from xsys.client._core import (
     result_of,
 )
 from xsys.client._methods import UNSUBSCRIBE, Namespaces
+from xsys.client._stream import PipeStream, open_pipe
 from xsys.client._trust import (
     UntrustedServer,
     check_peer,
+    check_pipe_server,
     check_socket_owner,
+    trusted_server_sids,
     trusted_server_uids,
 )
 from xsys.protocol import (
@@ -52,9 +57,11 @@ _HAVE_POLL = hasattr(select, "poll")
 _READ_SIZE = 256 * 1024
 
 
-def _readable(sock: socket.socket, timeout: float) -> bool:
+def _readable(sock: socket.socket | PipeStream, timeout: float) -> bool:
     """Wait up to ``timeout`` s (at most ~24 days) for ``sock`` to have data, EOF or an
     error; False when the wait ran out."""
+    if isinstance(sock, PipeStream):
+        return sock.wait_readable(timeout)
     if _HAVE_POLL:
         poller = select.poll()
         poller.register(sock, select.POLLIN)
@@ -186,7 +193,10 @@ class Client(Namespaces):
     subscription, oldest dropped) until read. ``expected_uid``: the uid the daemon runs
     as, when neither root nor this process's (default ``$XSYS_SERVER_UID``); see
     ``trusted_server_uids``. Raises ``UntrustedServer`` on connect when the socket or its
-    server belongs to another uid.
+    server belongs to another uid. On Windows ``socket_path`` is the pipe name (default
+    ``\\\\.\\pipe\\xsys``) and ``expected_sid`` (default ``$XSYS_SERVER_SID``, else this
+    process's account) the account the daemon runs as; SYSTEM and elevated
+    Administrators are trusted too (``trusted_server_sids``).
 
     Every method has a typed wrapper by namespace (``client.sys.memory()``,
     ``client.fs.read(path=...)``: keyword arguments, see ``xsys.client._methods``);
@@ -203,9 +213,11 @@ class Client(Namespaces):
         max_queued_events: int = 10_000,
         connect: bool = True,
         expected_uid: int | None = None,
+        expected_sid: str | None = None,
     ) -> None:
         self.socket_path = socket_path or default_socket_path()
         self.trusted_uids = trusted_server_uids(expected_uid)
+        self.trusted_sids = trusted_server_sids(expected_sid)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.max_frame_bytes = max_frame_bytes
@@ -214,7 +226,7 @@ class Client(Namespaces):
         #: Called with ``(method, params)`` of every notification read (not progress).
         self.notification_handlers: list[NotificationHandler] = (
             self._state.notification_handlers)
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | PipeStream | None = None
         # Reads go into one buffer: recv(256 KiB) would mmap, shrink and unmap a fresh
         # block on every read (three syscalls and a page fault per answer).
         self._rbuf = bytearray(_READ_SIZE)
@@ -240,6 +252,8 @@ class Client(Namespaces):
         ``UntrustedServer`` when the socket or the process behind it is another uid's."""
         if self._sock is not None:
             return self
+        if sys.platform == "win32":
+            return self._connect_pipe()
         check_socket_owner(self.socket_path, self.trusted_uids)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.connect_timeout)
@@ -259,6 +273,23 @@ class Client(Namespaces):
         self._state.reset()  # nothing of a previous connection is read as this one's
         self._ready.clear()
         self._sock = sock
+        return self
+
+    def _connect_pipe(self) -> Client:
+        """Windows: open the named pipe and check who serves it before a byte is sent."""
+        try:
+            handle = open_pipe(self.socket_path, self.connect_timeout)
+        except FileNotFoundError as exc:
+            raise not_running(self.socket_path, exc) from None
+        stream = PipeStream(handle, self.socket_path)
+        try:
+            check_pipe_server(handle, self.socket_path, self.trusted_sids)
+        except UntrustedServer:
+            stream.close()
+            raise
+        self._state.reset()
+        self._ready.clear()
+        self._sock = stream
         return self
 
     def close(self) -> None:
@@ -394,7 +425,8 @@ class Client(Namespaces):
                         return None
                     if not _readable(sock, remaining):
                         continue
-                n = (self._recv_with_fds(sock) if self._want_fds
+                n = (self._recv_with_fds(sock)
+                     if self._want_fds and isinstance(sock, socket.socket)
                      else sock.recv_into(self._rbuf))
             except OSError as exc:
                 self.close()
@@ -463,10 +495,11 @@ class Client(Namespaces):
         with self._lock:
             req_id, frame = state.request("fs.read", params)
             self._send(frame)
-            if self._sock is not None:  # room for a chunk in the kernel (best effort)
+            sock = self._sock
+            if isinstance(sock, socket.socket):  # room for a chunk in the kernel (best effort)
                 with contextlib.suppress(OSError):
-                    if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < window // 4:
-                        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window // 4)
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < window // 4:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, window // 4)
             consumed = acked = 0
             acks: set[int] = set()
             done = False
@@ -568,7 +601,7 @@ class Client(Namespaces):
             finally:
                 state.finish(req_id)
 
-    def _read_large_frame(self, sock: socket.socket) -> None:
+    def _read_large_frame(self, sock: socket.socket | PipeStream) -> None:
         """When a large frame is arriving, receive the rest of its payload straight into
         one buffer of its size (file contents: no growing buffer, no extra copies)."""
         decoder = self._state.decoder

@@ -29,12 +29,18 @@ _event_lock = threading.Lock()
 class Peer:
     """The connecting process's credentials (SO_PEERCRED on Linux); None where unknown
     (HTTP gateway, platforms without peer credentials). ``groups``: the peer's
-    supplementary gids (SO_PEERGROUPS, Linux 4.13+), None where unknown."""
+    supplementary gids (SO_PEERGROUPS, Linux 4.13+), None where unknown.
+
+    On Windows (named pipe) ``uid``/``gid`` stay None and the pipe gives ``pid``
+    (GetNamedPipeClientProcessId), ``sid`` (the user SID of that process's token, None
+    when it could not be read) and ``is_admin`` (an elevated Administrators member)."""
 
     pid: int | None = None
     uid: int | None = None
     gid: int | None = None
     groups: tuple[int, ...] | None = None
+    sid: str | None = None
+    is_admin: bool = False
 
 
 class Session(Protocol):

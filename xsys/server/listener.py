@@ -1,28 +1,36 @@
-"""The listening side: the Unix socket (or Windows named pipe), its file modes, stale-socket
-handling, peer credentials, admission (allow-lists, connection limits per uid and in all,
-re-checked on reload), the daemon-wide budget of unsent result bytes, the idle and
-partial-frame timeout sweep, and draining at shutdown.
+"""The listening side: admission (the transport's access check, connection limits per
+user and in all, re-checked on reload), the daemon-wide budget of unsent result bytes, the
+idle and partial-frame timeout sweep, and draining at shutdown.
 
-Transports hand the connection layer bytes and nothing else; this module decides who may
-connect and where.
+Where it listens and who a peer is belong to the transport (``xsys.server.transport``: a
+Unix socket, or a named pipe on Windows, ``platform_transport``); the Unix helpers are
+re-exported here under their old names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import socket
-import stat
-import struct
 import sys
 from typing import TYPE_CHECKING
 
 from xsys.protocol import Overloaded, Unauthorized, XsysError
 from xsys.server.context import Peer
 from xsys.server.memory import trim_malloc
+from xsys.server.transport import (
+    SO_PEERGROUPS,
+    DaemonAlreadyRunning,
+    Transport,
+    UnixTransport,
+    UnsafeSocketDirectory,
+    check_socket_directory,
+    peer_credentials,
+    peer_groups,
+    prepare_socket_path,
+    resolve_group,
+)
 
 if TYPE_CHECKING:
     from xsys.config import Config, ServerConfig
@@ -32,143 +40,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PEERCRED = struct.Struct("3i")
-#: ``SO_PEERGROUPS`` (Linux 4.13+; not every Python names it).
-SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+__all__ = ["SO_PEERGROUPS", "DaemonAlreadyRunning", "Server", "UnsafeSocketDirectory",
+           "check_socket_directory", "peer_credentials", "peer_groups", "platform_transport",
+           "prepare_socket_path", "resolve_group", "sweep_period_s"]
 
 
-class DaemonAlreadyRunning(RuntimeError):
-    """Another live daemon answers on the socket path."""
+def platform_transport(group: str = "", inherited: socket.socket | None = None) -> Transport:
+    """This platform's transport: a named pipe on Windows
+    (``xsys.server.winpipe.NamedPipeTransport``), else a Unix socket
+    (``UnixTransport(group, inherited)``). Raises ``ValueError`` for ``inherited`` on
+    Windows (socket activation is a Unix thing)."""
+    if sys.platform == "win32":
+        if inherited is not None:
+            raise ValueError("socket activation (an inherited socket) exists only on Unix")
+        from xsys.server.winpipe import NamedPipeTransport
 
-
-def peer_credentials(sock: socket.socket | None) -> Peer:
-    """(pid, uid, gid) of the process at the other end of a Unix socket, from
-    ``SO_PEERCRED`` (Linux); an empty ``Peer`` where the platform has no such option."""
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return Peer()
-    try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-    except OSError:
-        return Peer()
-    pid, uid, gid = _PEERCRED.unpack(raw)
-    return Peer(pid=pid, uid=uid, gid=gid, groups=peer_groups(sock))
-
-
-def peer_groups(sock: socket.socket) -> tuple[int, ...] | None:
-    """The supplementary gids of the peer of the Unix socket ``sock`` (``SO_PEERGROUPS``,
-    Linux 4.13+), or None where the kernel cannot tell."""
-    if not sys.platform.startswith("linux"):
-        return None
-    size = 4 * 64
-    while size <= 4 * 65536:
-        try:
-            raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, size)
-        except OSError as exc:
-            if exc.errno == errno.ERANGE:
-                size *= 4
-                continue
-            return None
-        return tuple(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
-    return None
-
-
-def resolve_group(group: str) -> int | None:
-    """The gid of ``group`` (a name or a number); None when empty. Raises ``KeyError``."""
-    if not group:
-        return None
-    if group.isdigit():
-        return int(group)
-    import grp  # POSIX only
-
-    return grp.getgrnam(group).gr_gid
-
-
-class UnsafeSocketDirectory(PermissionError):
-    """The socket's directory could be controlled by someone other than the daemon's user
-    (a symlink, not a directory, owned by another uid, or group/other-writable): the daemon
-    refuses to listen there. ``str(exc)`` is one line naming the path and the fix."""
-
-
-def check_socket_directory(directory: str, st: os.stat_result) -> None:
-    """Refuse a socket directory that another user could control. ``st`` is the
-    directory's ``lstat``; it must be a real directory (not a symlink), owned by the
-    daemon's effective uid, with no group or other write bit (group read/search is fine,
-    for ``server.group``). Raises ``UnsafeSocketDirectory`` otherwise."""
-    own_uid = os.geteuid()
-    mode = stat.S_IMODE(st.st_mode)
-    problem = None
-    if stat.S_ISLNK(st.st_mode):
-        problem = "is a symlink"
-    elif not stat.S_ISDIR(st.st_mode):
-        problem = "is not a directory"
-    elif st.st_uid != own_uid:
-        problem = f"is owned by uid {st.st_uid}, not by the daemon's uid {own_uid}"
-    elif mode & 0o022:
-        who = {0o020: "its group", 0o002: "others"}.get(mode & 0o022, "its group and others")
-        problem = f"is writable by {who} (mode {mode:04o})"
-    if problem is not None:
-        raise UnsafeSocketDirectory(
-            f"socket directory {directory} {problem}; refusing to listen there (another "
-            "user could replace the socket): remove it or set server.socket elsewhere")
-
-
-def _make_socket_directory(directory: str, dir_mode: int, gid: int | None) -> None:
-    """``mkdir`` the socket directory when missing (its missing ancestors first) and give
-    it ``dir_mode`` and group ``gid`` through a descriptor opened without following
-    symlinks. Leaves anything already at ``directory`` alone for the caller to verify."""
-    parent = os.path.dirname(directory)
-    if not os.path.isdir(parent):
-        os.makedirs(parent, exist_ok=True)
-    try:
-        os.mkdir(directory, 0o700)  # never follows a symlink: EEXIST for one
-    except FileExistsError:
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        if gid is not None:
-            os.fchown(fd, -1, gid)
-        os.fchmod(fd, dir_mode)
-    finally:
-        os.close(fd)
-
-
-def prepare_socket_path(path: str, gid: int | None) -> None:
-    """Make ``path``'s directory safe to listen in and clear a stale socket file.
-
-    A missing directory is created (0700, or 0750 and group ``gid`` with ``server.group``);
-    an existing one must pass ``check_socket_directory`` (``lstat``: a real directory of
-    the daemon's uid, not group/other-writable), and so must the one just created (checked
-    again, in case another user raced the ``mkdir``). Raises ``UnsafeSocketDirectory``
-    (a ``PermissionError``; the daemon exits 1 with its one-line message),
-    ``DaemonAlreadyRunning`` when a live daemon answers at ``path`` and
-    ``FileExistsError`` when ``path`` is something other than a socket."""
-    directory = os.path.dirname(os.path.abspath(path))
-    _make_socket_directory(directory, 0o750 if gid is not None else 0o700, gid)
-    check_socket_directory(directory, os.lstat(directory))
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise FileExistsError(f"{path} exists and is not a socket; refusing to replace it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(path)
-    except (ConnectionRefusedError, FileNotFoundError):
-        log.info("removing stale socket %s", path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    except OSError as exc:
-        log.warning("probing %s: %s; replacing it", path, exc)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise DaemonAlreadyRunning(f"another xsys daemon is already listening on {path}")
-
+        return NamedPipeTransport()
+    return UnixTransport(group, inherited)
 
 class Server:
     """Accepts connections and tracks them (see module docstring).
@@ -179,42 +67,41 @@ class Server:
     and in docs/security.md.
     """
 
-    def __init__(self, app: App, router: Router) -> None:
+    def __init__(self, app: App, router: Router, transport: Transport | None = None) -> None:
         self.app = app
         self.router = router
         self.connections: set[Connection] = set()
         self.path: str = ""
         self.output_bytes = 0
-        self._per_uid: dict[int, int] = {}
-        self._server: asyncio.AbstractServer | None = None
+        #: Open connections per user: a uid, or a SID on Windows.
+        self._per_user: dict[int | str, int] = {}
+        #: Where it listens (``platform_transport()`` unless given); ``start`` makes the
+        #: platform's one with ``server.group`` and any inherited socket.
+        self.transport: Transport = transport if transport is not None else platform_transport()
+        self._given_transport = transport is not None
         self._sweeper: asyncio.Task[None] | None = None
         self._trim: asyncio.TimerHandle | None = None
-        self._own_uid = os.getuid() if hasattr(os, "getuid") else -1
-        self._inherited = False
         app.on_reload.append(self._reloaded)
 
     # ----------------------------------------------------------------- admission
 
     def peer_of(self, transport: asyncio.BaseTransport) -> Peer:
-        """The credentials of the process behind ``transport``."""
-        return peer_credentials(transport.get_extra_info("socket"))
+        """The credentials of the process behind ``transport`` (the transport's)."""
+        return self.transport.peer_of(transport)
 
     def is_privileged(self, peer: Peer) -> bool:
-        """Root and the daemon's own uid: they may use the ``server.reserved_connections``
-        that other uids may not."""
-        return peer.uid is not None and peer.uid in (0, self._own_uid)
+        """Whether ``peer`` may use the ``server.reserved_connections`` that others may
+        not: root and the daemon's own uid; on Windows its own SID, SYSTEM and elevated
+        Administrators."""
+        return self.transport.is_privileged(peer)
 
     def authorization_error(self, peer: Peer, cfg: ServerConfig) -> Unauthorized | None:
-        """Why ``peer`` may not use the daemon under ``cfg`` (-32006), or None: its uid is
-        in ``allowed_uids`` (default: the daemon's uid and root) or its gid in
-        ``allowed_gids``. A peer without credentials (no ``SO_PEERCRED``) is let in."""
-        if peer.uid is None:
-            return None
-        uids = set(cfg.allowed_uids) if cfg.allowed_uids is not None else {self._own_uid, 0}
-        if peer.uid in uids or peer.gid in set(cfg.allowed_gids):
-            return None
-        return Unauthorized(f"uid {peer.uid} (gid {peer.gid}) is not allowed to use this daemon",
-                            {"uid": peer.uid, "gid": peer.gid})
+        """Why ``peer`` may not use the daemon under ``cfg`` (-32006), or None. Unix: its
+        uid is in ``allowed_uids`` (default: the daemon's uid and root) or its gid in
+        ``allowed_gids``; a peer without credentials (no ``SO_PEERCRED``) is let in.
+        Windows: its SID is the daemon's own or SYSTEM, or it is an elevated
+        Administrator; a pipe client whose token cannot be read is refused."""
+        return self.transport.authorization_error(peer, cfg)
 
     def admit(self, conn: Connection) -> XsysError | None:
         """Register ``conn``, or return why it is refused: -32006 unauthorized for a uid/gid
@@ -236,14 +123,16 @@ class Server:
             return Overloaded(f"connection limit {shared} for uids other than root and the "
                               "daemon's reached (server.reserved_connections)",
                               {"limit": shared})
-        if peer.uid is not None:
-            count = self._per_uid.get(peer.uid, 0)
+        user = _user_key(peer)
+        if user is not None:
+            count = self._per_user.get(user, 0)
             if count >= cfg.max_connections_per_uid:
+                who = ("uid", peer.uid) if peer.uid is not None else ("sid", peer.sid)
                 return Overloaded(
-                    f"uid {peer.uid} already has {count} connections "
+                    f"{who[0]} {who[1]} already has {count} connections "
                     "(server.max_connections_per_uid)",
-                    {"limit": cfg.max_connections_per_uid, "uid": peer.uid})
-            self._per_uid[peer.uid] = count + 1
+                    {"limit": cfg.max_connections_per_uid, who[0]: who[1]})
+            self._per_user[user] = count + 1
         self.connections.add(conn)
         return None
 
@@ -252,13 +141,13 @@ class Server:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
-        uid = conn.peer.uid
-        if uid is not None:
-            left = self._per_uid.get(uid, 1) - 1
+        user = _user_key(conn.peer)
+        if user is not None:
+            left = self._per_user.get(user, 1) - 1
             if left > 0:
-                self._per_uid[uid] = left
+                self._per_user[user] = left
             else:
-                self._per_uid.pop(uid, None)
+                self._per_user.pop(user, None)
         if conn.wrote_large:
             self._schedule_trim()
 
@@ -331,50 +220,26 @@ class Server:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self, path: str, inherited: socket.socket | None = None) -> None:
-        """Listen on ``path``: a Unix socket of mode 0600 (0660 with ``server.group``) in a
-        0700 (0750) directory, or a named pipe on Windows; start the timeout sweep.
+        """Listen on ``path`` through the transport (a Unix socket of mode 0600, 0660 with
+        ``server.group``, in a 0700 or 0750 directory; a named pipe on Windows) and start
+        the timeout sweep.
 
         With ``inherited`` (a listening Unix socket passed by socket activation,
         ``xsys.server.systemd.listen_sockets``) the daemon serves on it and neither checks,
         binds, chmods nor (at stop) removes ``path``: the service manager owns the socket
-        file. Raises ``ValueError`` when ``inherited`` is not a listening stream socket."""
+        file. Raises ``ValueError`` when ``inherited`` is not a listening stream socket,
+        and what the transport raises (``DaemonAlreadyRunning``, ``OSError``)."""
         from xsys.server.connection import Connection
 
+        if not self._given_transport:
+            self.transport = platform_transport(self.app.config.server.group, inherited)
+        elif inherited is not None:
+            raise ValueError("an inherited socket needs the platform transport")
         self.path = path
         loop = asyncio.get_running_loop()
-        if inherited is not None:
-            if inherited.type != socket.SOCK_STREAM or not inherited.getsockopt(
-                    socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                raise ValueError("socket activation: the passed descriptor is not a "
-                                 "listening stream socket")
-            self._inherited = True
-            bound = inherited.getsockname()
-            self.path = bound if isinstance(bound, str) and bound else path
-            self._sweeper = loop.create_task(self._sweep(), name="xsys-connection-sweep")
-            self._server = await loop.create_unix_server(lambda: Connection(self),
-                                                         sock=inherited)
-            log.info("listening on %s (passed by the service manager)", self.path)
-            return
+        await self.transport.start(path, lambda: Connection(self))
+        self.path = self.transport.path or path
         self._sweeper = loop.create_task(self._sweep(), name="xsys-connection-sweep")
-        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-            start_pipe = getattr(loop, "start_serving_pipe", None)
-            if start_pipe is None:
-                raise RuntimeError("named pipes need the Proactor event loop")
-            await start_pipe(lambda: Connection(self), path)
-            return
-        gid = resolve_group(self.app.config.server.group)
-        prepare_socket_path(path, gid)
-        mode = 0o660 if gid is not None else 0o600
-        old_umask = os.umask(0o777 & ~mode)
-        try:
-            self._server = await loop.create_unix_server(
-                lambda: Connection(self), path, backlog=512)
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, mode)
-        if gid is not None:
-            os.chown(path, -1, gid)
-        log.info("listening on %s (mode %o)", path, mode)
 
     async def stop(self, timeout_s: float) -> None:
         """Stop accepting, let in-flight requests finish within ``timeout_s``, close every
@@ -387,8 +252,7 @@ class Server:
         if self._trim is not None:
             self._trim.cancel()
             self._trim = None
-        if self._server is not None:
-            self._server.close()
+        self.transport.close()
         pending = [task for conn in self.connections for task, _ in conn.inflight.values()]
         if pending:
             log.info("waiting up to %.1fs for %d requests in flight", timeout_s,
@@ -399,14 +263,13 @@ class Server:
         await asyncio.sleep(0)  # let the done-callbacks write their responses
         for conn in list(self.connections):
             conn.close()
-        if self._server is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        if self.path and sys.platform != "win32" and not self._inherited:
-            with contextlib.suppress(FileNotFoundError):
-                st = os.lstat(self.path)
-                if stat.S_ISSOCK(st.st_mode):
-                    os.unlink(self.path)
+        await self.transport.wait_closed()
+
+
+def _user_key(peer: Peer) -> int | str | None:
+    """What connections are counted by for ``server.max_connections_per_uid``: the uid,
+    else (Windows) the SID, else None (not counted)."""
+    return peer.uid if peer.uid is not None else peer.sid
 
 
 def sweep_period_s(idle_timeout_s: float, frame_timeout_s: float) -> float:

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { Decoder, Encoder } from "@msgpack/msgpack";
 
@@ -24,7 +25,7 @@ interface Conn {
 type Msg = Record<string, unknown>;
 
 export function fixtureMethods(): unknown {
-  const here = path.dirname(new URL(import.meta.url).pathname);
+  const here = path.dirname(fileURLToPath(import.meta.url));
   // compiled to dist/test/test/helpers; the fixture stays in test/fixtures of the package
   const pkg = path.resolve(here, "..", "..", "..", "..");
   return JSON.parse(readFileSync(path.join(pkg, "test", "fixtures", "methods.json"), "utf8")) as unknown;
@@ -52,7 +53,9 @@ export class FakeServer {
 
   constructor(opts: { maxFrame?: number } = {}) {
     this.dir = mkdtempSync(path.join(os.tmpdir(), "xsys-fake-"));
-    this.socketPath = path.join(this.dir, "fake.sock");
+    // On Windows, Node's net listens on a named pipe when the path is \\.\pipe\<name>.
+    this.socketPath =
+      process.platform === "win32" ? `\\\\.\\pipe\\${path.basename(this.dir)}` : path.join(this.dir, "fake.sock");
     this.maxFrame = opts.maxFrame ?? 16 * 1024 * 1024;
   }
 
