@@ -308,6 +308,30 @@ def test_bad_target_config_is_refused(daemon_factory: Callable[..., DaemonHandle
     assert "ws:// or wss://" in d.log()
 
 
+def test_unknown_include_is_a_config_error(daemon_factory: Callable[..., DaemonHandle]
+                                           ) -> None:
+    """A typo in ``include`` is refused at load, naming the key and the valid names,
+    like every other config error (it used to crash the daemon's start with a traceback
+    from the snapshot hub)."""
+    d = daemon_factory({"push": {"targets": [{"url": "ws://127.0.0.1:9/ingest",
+                                              "include": ["cpu", "bogus"]}]}},
+                       start=False)
+    d.launch()
+    assert d.proc is not None and d.proc.wait(20) == 2
+    log = d.log()
+    assert "push.targets[0]" in log and "'bogus'" in log and "disk_io" in log
+    assert "Traceback" not in log
+
+
+def test_include_names_match_the_snapshot_sections() -> None:
+    """The config's list of snapshot sections is the hub's (config sits below xsys.live)."""
+    from xsys.live import SECTIONS
+    from xsys.push.config import EXTRA_INCLUDES, SNAPSHOT_SECTIONS
+
+    assert SNAPSHOT_SECTIONS == SECTIONS
+    assert "checks" in SNAPSHOT_SECTIONS and {"alerts", "checks"} <= EXTRA_INCLUDES
+
+
 # ---------------------------------------------------------------------------- units
 
 
