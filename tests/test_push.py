@@ -198,6 +198,44 @@ async def test_restart_of_the_backend_replays_in_order_without_gap(
     assert row["reconnects"] >= 1 and row["dropped"] == 0
 
 
+async def test_drops_are_counted_announced_in_the_next_hello_and_exported(
+        daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
+    """An outage longer than the buffer: the oldest snapshots go, and the loss is not
+    silent: ``push.status``'s ``dropped``, the next hello's ``data.dropped`` and
+    ``xsys_push_dropped_total{target}`` all say how many; what was kept arrives in order
+    and its seq gap is exactly the dropped count."""
+    import urllib.request
+
+    port, http_port = free_port(), free_port()
+    url = f"ws://127.0.0.1:{port}/ingest"
+    d = daemon_factory({"monitor": quiet_monitor(tmp_path),
+                        "http": {"enabled": True, "port": http_port},
+                        "push": {"targets": [target(url, include=["load"],
+                                                    buffer_max_messages=3)]}})
+    await wait_status(d, lambda r: r["dropped"] >= 2)
+    b = await Backend(port).start()
+    try:
+        msgs = await b.wait_for(lambda m: len(snapshots(m)) >= 4)
+        hello = msgs[0]
+        assert hello["type"] == "hello"
+        dropped = hello["data"]["dropped"]
+        assert dropped >= 2 and hello["data"]["dropped_total"] == dropped
+        # the kept messages start right after the dropped ones: the gap is the count
+        assert hello["seq"] == dropped + 1 == snapshots(msgs)[0]["seq"]
+        seqs = [m["seq"] for m in snapshots(msgs)]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        row = status_of(d)
+        assert row["dropped"] == dropped and row["connected"]
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics",
+                                           timeout=30).read().decode())
+        assert f'xsys_push_dropped_total{{target="backend"}} {float(dropped)}' in body
+        assert 'xsys_push_connected{target="backend"} 1.0' in body
+        assert "# TYPE xsys_push_dropped_total counter" in body
+    finally:
+        await b.stop()
+
+
 async def test_alerts_fired_during_an_outage_arrive_after_it(
         daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
     port = free_port()
