@@ -292,6 +292,22 @@ async def test_a_backend_that_never_reads_keeps_the_buffer_bounded(
         await b.stop()
 
 
+async def test_a_half_open_connection_is_noticed_by_the_heartbeat(
+        daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
+    """A backend that completes the upgrade and then goes silent (never reads, so never
+    answers a ping): writes still succeed into the socket buffers, only the missing pong
+    shows the connection is dead. The agent drops it and dials again."""
+    b = await Backend(free_port(), read=False).start()
+    try:
+        d = daemon_factory({"monitor": quiet_monitor(tmp_path), "push": {"targets": [
+            target(b.url, include=["load"], heartbeat_s=1, send_timeout_s=60)]}})
+        row = await wait_status(d, lambda r: r["reconnects"] >= 1)
+        assert b.connections >= 2
+        assert row["last_error"] is not None and "1006" in row["last_error"], row
+    finally:
+        await b.stop()
+
+
 async def test_spill_keeps_the_buffer_across_a_daemon_restart(
         daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
     port = free_port()
