@@ -13,6 +13,7 @@ import contextlib
 import json
 import random
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -44,10 +45,13 @@ class Backend:
     ``messages``: every decoded message received, in order; ``attempts``: monotonic times
     of upgrade requests (refused ones too); ``read``: False = accept and never read."""
 
-    def __init__(self, port: int, token: str = TOKEN, read: bool = True) -> None:
+    def __init__(self, port: int, token: str = TOKEN, read: bool = True,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = port
         self.token = token
         self.read = read
+        self.ssl_context = ssl_context
+        self.peer_certs: list[Any] = []
         self.messages: list[dict[str, Any]] = []
         self.attempts: list[float] = []
         self.connections = 0
@@ -56,10 +60,13 @@ class Backend:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ingest"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/ingest"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.attempts.append(time.monotonic())
+        if self.ssl_context is not None and request.transport is not None:
+            self.peer_certs.append(request.transport.get_extra_info("peercert"))
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             raise web.HTTPUnauthorized(text="bad token")
         ws = web.WebSocketResponse(heartbeat=None)
@@ -80,7 +87,8 @@ class Backend:
         app.router.add_get("/ingest", self.handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True,
+                           ssl_context=self.ssl_context)
         await site.start()
         return self
 
@@ -136,6 +144,20 @@ def status_of(d: DaemonHandle) -> dict[str, Any]:
     with d.client() as c:
         (row,) = c.call("push.status")["targets"]
     return dict(row)
+
+
+async def wait_status_of(d: DaemonHandle, name: str,
+                         pred: Callable[[dict[str, Any]], bool],
+                         timeout_s: float = 20.0) -> dict[str, Any]:
+    """``push.status``'s row of target ``name`` once ``pred`` holds for it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with d.client() as c:
+            rows = {r["target"]: dict(r) for r in c.call("push.status")["targets"]}
+        if pred(rows[name]):
+            return rows[name]
+        assert time.monotonic() < deadline, rows[name]
+        await asyncio.sleep(0.1)
 
 
 async def wait_status(d: DaemonHandle, pred: Callable[[dict[str, Any]], bool],
@@ -304,6 +326,45 @@ async def test_a_half_open_connection_is_noticed_by_the_heartbeat(
         row = await wait_status(d, lambda r: r["reconnects"] >= 1)
         assert b.connections >= 2
         assert row["last_error"] is not None and "1006" in row["last_error"], row
+    finally:
+        await b.stop()
+
+
+async def test_wss_with_a_private_ca_a_client_certificate_and_a_server_name(
+        daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
+    """The TLS options: ``ca_file`` (a private CA), ``cert_file``/``key_file`` (mutual
+    TLS: the backend requires a client certificate) and ``server_hostname`` (the
+    certificate names ``collector.test``, not the 127.0.0.1 of the URL). Without the CA
+    the agent refuses the backend and says why."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("collector.test")
+    client_cert = ca.issue_cert("edge-7.clients.test")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(server_ctx)
+    ca.configure_trust(server_ctx)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client_cert.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+    client_cert.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    b = await Backend(free_port(), ssl_context=server_ctx).start()
+    try:
+        tls = {"ca_file": str(tmp_path / "ca.pem"), "cert_file": str(tmp_path / "client.pem"),
+               "key_file": str(tmp_path / "client.key"), "server_hostname": "collector.test"}
+        d = daemon_factory({"monitor": quiet_monitor(tmp_path), "push": {"targets": [
+            target(b.url, name="mtls", include=["load"], tls=tls),
+            target(b.url, name="no-ca", include=["load"],
+                   tls={"server_hostname": "collector.test"})]}})
+        msgs = await b.wait_for(lambda m: len(snapshots(m)) >= 1)
+        assert msgs[0]["type"] == "hello"
+        # the backend requires a client certificate: this is the one configured
+        names = [cert.get("subjectAltName") for cert in b.peer_certs if cert]
+        assert (("DNS", "edge-7.clients.test"),) in names, b.peer_certs
+        with d.client() as c:
+            rows = {r["target"]: r for r in c.call("push.status")["targets"]}
+        assert rows["mtls"]["connected"]
+        row = await wait_status_of(d, "no-ca", lambda r: r["last_error"] is not None)
+        assert not row["connected"] and "certificate" in row["last_error"].lower(), row
     finally:
         await b.stop()
 
