@@ -375,6 +375,10 @@ async def test_log_file_lines(rec: Recorder, tmp_path: Path) -> None:
                      "[ntfy] Failed to send alert: 500 error 500",
                      "RECOVERY: CPU is back to normal"):
         assert expected in messages, (expected, messages)
+    # only TinyMonitor's providers have lines: xsys's own console provider (on by default
+    # in the daemon's log) is not one, and its lines would break counts and filters
+    assert "console" in service.providers
+    assert not [m for m in messages if "console" in m], messages
 
 
 # ------------------------------------------------------------- serve --tinymonitor

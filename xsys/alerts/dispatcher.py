@@ -48,6 +48,7 @@ from xsys.alerts.history import HistoryEntry
 from xsys.alerts.metrics import AlertMetrics
 from xsys.alerts.model import SEVERITY_RANK, Alert
 from xsys.alerts.providers.base import DeliveryError, Provider
+from xsys.alerts.tinymonitor import LOADED_NAMES
 from xsys.protocol import Overloaded
 
 log = logging.getLogger(__name__)
@@ -654,8 +655,11 @@ _tinymonitor_log = logging.getLogger("tinymonitor")
 def _log_like_tinymonitor(provider: Provider, result: AttemptResult) -> None:
     """TinyMonitor's provider log lines: ``[ntfy] Alert sent successfully`` (e-mail:
     ``[smtp] Email sent to [...]``), ``[ntfy] Failed to send alert: <status> <body>`` for
-    an HTTP error, ``[ntfy] Error sending alert: <error>`` otherwise."""
+    an HTTP error, ``[ntfy] Error sending alert: <error>`` otherwise. Only TinyMonitor's
+    own providers get lines (not xsys's ``console`` or ``alertmanager``)."""
     name = provider.name
+    if name not in LOADED_NAMES:
+        return
     if result.ok:
         if name == "smtp":
             recipients: list[str] = getattr(provider.config, "recipients", list)()

@@ -273,6 +273,8 @@ class MonitorService:
             names = self.dispatcher.submit(alert, entry)
             if alert.tinymonitor:
                 for name in names:
+                    if name not in TINYMONITOR_ORDER:
+                        continue  # xsys's own providers (console): not TinyMonitor's lines
                     tinymonitor_log.info("Triggering alert via %s for %s (%s)", name,
                                          alert.component, alert.severity.upper())
 
