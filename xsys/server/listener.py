@@ -18,7 +18,7 @@ import socket
 import stat
 import struct
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xsys.protocol import Overloaded, Unauthorized, XsysError
 from xsys.server.context import Peer
@@ -351,8 +351,16 @@ class Server:
             bound = inherited.getsockname()
             self.path = bound if isinstance(bound, str) and bound else path
             self._sweeper = loop.create_task(self._sweep(), name="xsys-connection-sweep")
-            self._server = await loop.create_unix_server(lambda: Connection(self),
-                                                         sock=inherited)
+            # Python 3.13 unlinks a Unix server's socket file when it closes
+            # (cleanup_socket): this file is the service manager's, keep it
+            keep: dict[str, Any] = ({"cleanup_socket": False}
+                                    if sys.version_info >= (3, 13) else {})
+            try:
+                self._server = await loop.create_unix_server(lambda: Connection(self),
+                                                             sock=inherited, **keep)
+            except TypeError:  # an event loop (uvloop < 0.21) without cleanup_socket
+                self._server = await loop.create_unix_server(lambda: Connection(self),
+                                                             sock=inherited)
             log.info("listening on %s (passed by the service manager)", self.path)
             return
         self._sweeper = loop.create_task(self._sweep(), name="xsys-connection-sweep")
