@@ -367,7 +367,8 @@ async def test_log_file_lines(rec: Recorder, tmp_path: Path) -> None:
     got = lines()
     assert all(LOG_LINE.match(x) for x in got), got
     messages = [LOG_LINE.match(x).group(2) for x in got]  # type: ignore[union-attr]
-    assert messages[:2] == ["Alert Provider loaded: Ntfy", "Alert Provider loaded: Webhook"]
+    assert messages[:3] == ["Alert Provider loaded: Ntfy", "Alert Provider loaded: Webhook",
+                            "Starting TinyMonitor..."]
     for expected in ("ALERT: CPU is WARNING (75.0%)",
                      "Triggering alert via ntfy for CPU (WARNING)",
                      "Triggering alert via webhook for CPU (WARNING)",

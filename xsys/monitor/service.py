@@ -127,6 +127,7 @@ class MonitorService:
             for name in TINYMONITOR_ORDER:
                 if name in self.providers:
                     tinymonitor_log.info("Alert Provider loaded: %s", LOADED_NAMES[name])
+            tinymonitor_log.info("Starting TinyMonitor...")  # Monitor.run's first line
         self.dispatcher = Dispatcher(self.providers, self.config.alerts, self.metrics)
         self.dispatcher.start()
         if self.config.enabled:
