@@ -314,6 +314,31 @@ async def test_a_backend_that_never_reads_keeps_the_buffer_bounded(
         await b.stop()
 
 
+async def test_a_backend_that_never_answers_the_upgrade_times_out_and_is_retried(
+        daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
+    """``connect_timeout_s`` covers the WebSocket handshake: a peer that accepts the TCP
+    connection and never answers the upgrade request (a black-holing proxy) is given up
+    after it, reported, and dialled again; it used to hold the target forever."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # never answers
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        d = daemon_factory({"monitor": quiet_monitor(tmp_path), "push": {"targets": [
+            target(f"ws://127.0.0.1:{port}/ingest", include=["load"],
+                   connect_timeout_s=1, reconnect_max_s=1)]}})
+        row = await wait_status(d, lambda r: r["last_error"] is not None
+                                and len(accepted) >= 2)
+        assert "handshake" in row["last_error"] and not row["connected"], row
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+
+
 async def test_a_half_open_connection_is_noticed_by_the_heartbeat(
         daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
     """A backend that completes the upgrade and then goes silent (never reads, so never

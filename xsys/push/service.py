@@ -217,19 +217,25 @@ class Target:
         server_hostname = cfg.tls.server_hostname or None
         while True:
             try:
-                ws = await session.ws_connect(
+                ssl_arg = await asyncio.to_thread(self.ssl_context)
+                # the whole dial (TCP, TLS, the upgrade's answer) within connect_timeout_s:
+                # the session's own timeouts do not cover a peer that never answers
+                ws = await asyncio.wait_for(session.ws_connect(
                     cfg.url, headers=cfg.headers, heartbeat=cfg.heartbeat_s,
-                    ssl=await asyncio.to_thread(self.ssl_context),
-                    server_hostname=server_hostname,
+                    ssl=ssl_arg, server_hostname=server_hostname,
                     timeout=aiohttp.ClientWSTimeout(ws_close=cfg.connect_timeout_s),
-                    max_msg_size=1 << 20, autoclose=True, autoping=True)
+                    max_msg_size=1 << 20, autoclose=True, autoping=True),
+                    cfg.connect_timeout_s)
+            except asyncio.TimeoutError:
+                self._failed(f"no connection and WebSocket handshake within "
+                             f"{cfg.connect_timeout_s:g}s (connect_timeout_s)")
             except aiohttp.WSServerHandshakeError as exc:
                 if exc.status in (401, 403):
                     self._failed(f"the backend refused the connection with {exc.status} "
                                  f"{exc.message or ''}: check the target's headers (token)")
                 else:
                     self._failed(f"WebSocket upgrade failed: {exc.status} {exc.message}")
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
                 self._failed(f"cannot connect: {type(exc).__name__}: {exc}")
             else:
                 delays = backoff_delays(cfg.reconnect_max_s)
