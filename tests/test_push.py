@@ -472,6 +472,37 @@ def test_include_names_match_the_snapshot_sections() -> None:
     assert "checks" in SNAPSHOT_SECTIONS and {"alerts", "checks"} <= EXTRA_INCLUDES
 
 
+async def test_hello_carries_the_current_address_after_a_network_change(
+        backend: Backend) -> None:
+    """A laptop that moved network reconnects: its hello (and what follows) carries the
+    address it has now, not the one it had when the daemon started."""
+    from aiohttp import ClientSession
+
+    from xsys.push.config import PushTargetConfig
+    from xsys.push.service import Target, primary_address
+
+    stale = {"hostname": "edge-7", "ip": "203.0.113.77", "boot_at": 1.0}
+    cfg = PushTargetConfig(url=backend.url, name="t",
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    tgt = Target(cfg, stale, None)
+    tgt.enqueue("snapshot", {"load": {}})
+    async with ClientSession() as session:
+        task = asyncio.ensure_future(tgt.run(session))
+        try:
+            msgs = await backend.wait_for(lambda m: len(m) >= 2)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    now = await asyncio.to_thread(primary_address)
+    assert now != stale["ip"]
+    assert msgs[0]["type"] == "hello" and msgs[0]["host"]["ip"] == now
+    assert msgs[0]["host"]["hostname"] == "edge-7"
+    tgt.enqueue("snapshot", {"load": {}})
+    head = tgt.outbox.peek()
+    assert head is not None and json.loads(head.frame)["host"]["ip"] == now
+
+
 # ---------------------------------------------------------------------------- units
 
 

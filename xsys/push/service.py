@@ -182,8 +182,9 @@ class Target:
     # ------------------------------------------------------------------ connection
 
     def hello(self) -> str | bytes:
-        """The ``hello`` frame: host identity, the first ``seq`` to come and the drops
-        since the previous connection (``data.dropped``; ``data.dropped_total``)."""
+        """The ``hello`` frame: host identity (its ``ip`` looked up again on every
+        connection), the first ``seq`` to come and the drops since the previous connection
+        (``data.dropped``; ``data.dropped_total``)."""
         head = self.outbox.peek()
         first = head.seq if head is not None else self.next_seq
         dropped = self.outbox.dropped - self.dropped_announced
@@ -258,6 +259,10 @@ class Target:
             self.reconnects += 1
         reader = asyncio.ensure_future(self._read(ws))
         try:
+            # the address may have changed since start (a laptop on another network)
+            ip = await asyncio.to_thread(primary_address)
+            if ip != self.host.get("ip"):
+                self.host = {**self.host, "ip": ip}
             if cfg.format != "aloy":
                 await asyncio.wait_for(self._send(ws, self.hello()), cfg.send_timeout_s)
             self.connected = True
