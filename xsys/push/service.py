@@ -310,6 +310,24 @@ class Target:
         async for _msg in ws:
             pass
 
+    def take_over(self, previous: Target) -> None:
+        """Continue ``previous`` (same name, changed config): its ``seq``, counters and
+        unsent messages (into this target's bounds, drops counted); when the format
+        changed, the messages are dropped, counted and logged instead."""
+        self.next_seq = previous.next_seq
+        self.sent = previous.sent
+        self.reconnects = previous.reconnects
+        self.connects = previous.connects
+        self.outbox.dropped = previous.outbox.dropped
+        self.dropped_announced = previous.dropped_announced
+        if previous.config.format == self.config.format:
+            self.outbox.extend(previous.outbox)
+        elif len(previous.outbox):
+            self.outbox.dropped += len(previous.outbox)
+            log.warning("push target %s: format changed from %s to %s: %d buffered "
+                        "messages dropped", self.label, previous.config.format,
+                        self.config.format, len(previous.outbox))
+
     # ------------------------------------------------------------------ spill
 
     def load_spill(self) -> None:
@@ -394,7 +412,11 @@ class PushService:
         for cfg in self.config.targets:
             await self._start_target(cfg)
 
-    async def _start_target(self, cfg: PushTargetConfig) -> None:
+    async def _start_target(self, cfg: PushTargetConfig,
+                            previous: Target | None = None) -> None:
+        """Start one target; ``previous``: the same-named target a reload replaces, whose
+        unsent messages, ``seq`` and counters carry over (its messages are dropped, and
+        counted, only when the format changed: they are encoded for the old one)."""
         import aiohttp
 
         if self._session is None:
@@ -407,7 +429,9 @@ class PushService:
                      else self.state_dir / "push")
         spill = spill_dir / f"{_safe_name(cfg.label)}.msgpack" if cfg.spill else None
         target = Target(cfg, self._host, spill)
-        if spill is not None:
+        if previous is not None:
+            target.take_over(previous)
+        elif spill is not None:
             await asyncio.to_thread(target.load_spill)
         sections = [s for s in cfg.include if s != "alerts"]
         if cfg.format == "aloy":
@@ -421,7 +445,7 @@ class PushService:
         target._task.set_name(f"xsys-push-{cfg.label}")
         self.targets[cfg.label] = target
 
-    async def _stop_target(self, target: Target) -> None:
+    async def _stop_target(self, target: Target, spill: bool = True) -> None:
         if target._stream is not None:
             target._stream.close()
         if target._unsubscribe is not None:
@@ -430,7 +454,7 @@ class PushService:
             target._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await target._task
-        if target.spill_path is not None:
+        if spill and target.spill_path is not None:
             try:
                 await asyncio.to_thread(target.write_spill)
             except OSError as exc:
@@ -447,17 +471,21 @@ class PushService:
             self._session = None
 
     async def reload(self, config: PushConfig) -> None:
-        """Apply a new ``push`` section: removed or changed targets stop (spilling),
-        added or changed ones start; unchanged ones keep their connection."""
+        """Apply a new ``push`` section: removed targets stop (spilling), added ones
+        start, changed ones restart keeping their unsent messages and ``seq`` (a new
+        token must not cost the buffer); unchanged ones keep their connection."""
         new = {c.label: c for c in config.targets}
+        replaced: dict[str, Target] = {}
         for label, target in list(self.targets.items()):
             if new.get(label) != target.config:
-                await self._stop_target(target)
+                await self._stop_target(target, spill=label not in new)
                 del self.targets[label]
+                if label in new:
+                    replaced[label] = target
         self.config = config
         for label, cfg in new.items():
             if label not in self.targets:
-                await self._start_target(cfg)
+                await self._start_target(cfg, replaced.get(label))
 
     def status(self) -> dict[str, Any]:
         """The ``push.status`` result: ``{"targets": [Target.status()]}``."""
