@@ -429,6 +429,17 @@ async def test_wss_with_a_private_ca_a_client_certificate_and_a_server_name(
         await b.stop()
 
 
+async def test_without_spill_a_shutdown_says_what_it_loses(
+        daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
+    """Without ``spill`` the buffer dies with the daemon: not silently."""
+    url = f"ws://127.0.0.1:{free_port()}/ingest"
+    d = daemon_factory({"monitor": quiet_monitor(tmp_path),
+                        "push": {"targets": [target(url, include=["load"])]}})
+    await wait_status(d, lambda r: r["buffered"] >= 2)
+    await asyncio.to_thread(d.stop)
+    assert "unsent messages lost: the target stopped and spill is off" in d.log()
+
+
 async def test_spill_keeps_the_buffer_across_a_daemon_restart(
         daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
     port = free_port()

@@ -460,6 +460,9 @@ class PushService:
             except OSError as exc:
                 log.error("push target %s: cannot spill %d messages to %s: %s",
                           target.label, len(target.outbox), target.spill_path, exc)
+        elif spill and len(target.outbox):
+            log.warning("push target %s: %d unsent messages lost: the target stopped and "
+                        "spill is off", target.label, len(target.outbox))
 
     async def stop(self) -> None:
         """Stop every target (spilling those with ``spill``) and close the session."""
