@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import socket
@@ -329,6 +330,39 @@ async def test_wrong_token_is_reported_and_retried_with_backoff(
         assert "refused the connection with 401" in d.log()
     finally:
         await b.stop()
+
+
+async def test_a_backend_that_closes_right_after_the_upgrade_is_not_hammered(
+        daemon_factory: Callable[..., DaemonHandle], tmp_path: Path) -> None:
+    """A backend that accepts the upgrade and closes at once (a token checked after the
+    upgrade, close code 1008) gets the same growing backoff as a refused upgrade, not a
+    redial every second forever."""
+    attempts: list[float] = []
+
+    async def slam(request: web.Request) -> web.StreamResponse:
+        attempts.append(time.monotonic())
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close(code=1008, message=b"bad token")
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ingest", slam)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        d = daemon_factory({"monitor": quiet_monitor(tmp_path), "push": {"targets": [
+            target(f"ws://127.0.0.1:{port}/ingest", include=["load"],
+                   reconnect_max_s=60)]}})
+        row = await wait_status(d, lambda r: len(attempts) >= 3)
+        assert row["last_error"] is not None and not row["connected"], row
+        # about 1 s, then about 2 s (+-20 % jitter): the second wait is not reset to 1 s
+        gaps = [b - a for a, b in itertools.pairwise(attempts)]
+        assert gaps[1] >= 1.5, gaps
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_backend_that_never_reads_keeps_the_buffer_bounded(

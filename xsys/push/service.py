@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: First reconnect delay (s); doubled per failure up to ``reconnect_max_s``.
 FIRST_BACKOFF_S = 1.0
+#: A connection that lasted this long (s) resets the backoff to its first delay.
+STABLE_CONNECTION_S = 10.0
 #: Spill file format version.
 SPILL_VERSION = 1
 
@@ -239,8 +241,12 @@ class Target:
             except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
                 self._failed(f"cannot connect: {type(exc).__name__}: {exc}")
             else:
-                delays = backoff_delays(cfg.reconnect_max_s)
+                up_since = time.monotonic()
                 await self._serve(ws)
+                # back to about 1 s only after a connection that held: one closed right
+                # after the upgrade (a token checked late) keeps backing off
+                if time.monotonic() - up_since >= STABLE_CONNECTION_S:
+                    delays = backoff_delays(cfg.reconnect_max_s)
             self.connected = False
             delay = next(delays)
             log.info("push target %s: reconnecting in %.1fs", self.label, delay)
