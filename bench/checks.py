@@ -15,7 +15,17 @@ Prints a table and writes ``bench/results/checks.json`` (``--json-out``).
                                      [--mix tcp=60,http=30,process=5,command=5]
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/http.py is named like the standard library's ``http`` package (which aiohttp and
+# urllib import): keep this folder, first on the path under ``python bench/<name>.py``,
+# behind the standard library.
+_BENCH = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if p != _BENCH] + [_BENCH]
 
 import argparse
 import asyncio
@@ -36,9 +46,9 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _daemon import spawned_daemon  # noqa: E402
+from _daemon import spawned_daemon
 
-from xsys.client import Client  # noqa: E402
+from xsys.client import Client
 
 TARGET = 2.0  # percent of one core
 

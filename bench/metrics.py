@@ -23,7 +23,17 @@ Prints a table and writes ``bench/results/metrics.json`` (``--json-out``).
     .venv/bin/python bench/metrics.py [--seconds 3] [--rounds 5] [--scrapes 30]
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/http.py is named like the standard library's ``http`` package (which aiohttp and
+# urllib import): keep this folder, first on the path under ``python bench/<name>.py``,
+# behind the standard library.
+_BENCH = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if p != _BENCH] + [_BENCH]
 
 import argparse
 import contextlib
@@ -44,13 +54,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from _daemon import spawned_daemon  # noqa: E402
-from _stats import percentile  # noqa: E402
+from _daemon import spawned_daemon
+from _stats import percentile
 
-from xsys.client import Client  # noqa: E402
-from xsys.protocol import encode_request  # noqa: E402
+from xsys.client import Client
+from xsys.protocol import encode_request
 
 HEADER = struct.Struct(">I")
 RECV_BUF = 1 << 20

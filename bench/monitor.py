@@ -20,7 +20,17 @@ Prints a table and writes ``bench/results/monitor.json`` (``--json-out``).
     .venv/bin/python bench/monitor.py [--duration 60] [--ticks 50] [--crossings 5]
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/http.py is named like the standard library's ``http`` package (which aiohttp and
+# urllib import): keep this folder, first on the path under ``python bench/<name>.py``,
+# behind the standard library.
+_BENCH = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if p != _BENCH] + [_BENCH]
 
 import argparse
 import asyncio
@@ -40,14 +50,14 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _stats import percentile  # noqa: E402
+from _stats import percentile
 
-from tests.launcher import DaemonProcess, daemon_env  # noqa: E402
-from xsys.client import Client  # noqa: E402
-from xsys.config import Config, from_dict  # noqa: E402
-from xsys.host import Sampler  # noqa: E402
-from xsys.monitor.service import MonitorService  # noqa: E402
-from xsys.server.app import App  # noqa: E402
+from tests.launcher import DaemonProcess, daemon_env
+from xsys.client import Client
+from xsys.config import Config, from_dict
+from xsys.host import Sampler
+from xsys.monitor.service import MonitorService
+from xsys.server.app import App
 
 ALL_CHECKS: dict[str, Any] = {
     "cpu": {"enabled": True}, "memory": {"enabled": True}, "swap": {"enabled": True},

@@ -14,7 +14,17 @@ Prints a table and writes ``bench/results/push.json``. Targets: under 0.5 % of o
 added; 1,000 messages replayed in under 1 s.
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/http.py is named like the standard library's ``http`` package (which aiohttp and
+# urllib import): keep this folder, first on the path under ``python bench/<name>.py``,
+# behind the standard library.
+_BENCH = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if p != _BENCH] + [_BENCH]
 
 import argparse
 import asyncio
@@ -33,7 +43,7 @@ from aiohttp import ClientSession, WSMsgType, web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._daemon import spawned_daemon  # noqa: E402
+from bench._daemon import spawned_daemon
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,7 +37,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonHandle
-from tests.launcher import stop_process
+from tests.launcher import REPO, stop_process
 from tests.test_prometheus import Prometheus
 from xsys.http import node as node_module
 from xsys.http.node import NodeCollector
@@ -324,6 +325,19 @@ def test_metrics_stay_served_when_a_collector_fails(tmp_path: Path) -> None:
     assert success["meminfo"] == 0 and success["cpu"] == 0 and success["netclass"] == 0
     assert success["uname"] == 1 and success["time"] == 1
     assert "node_uname_info" in fams and "node_memory_MemTotal_bytes" not in fams
+
+
+def test_readme_names_the_covered_and_uncovered_collectors() -> None:
+    """Issue 11: "The README says which node_exporter collectors are covered and which
+    are not" -- and says it right: its covered list is exactly NodeCollector's."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"Collectors covered: ([a-z_, ]+)\. Not covered: ([a-z_, ]+)", text)
+    assert found, "README.md lacks the node_exporter collector lists"
+    covered = {c.strip() for c in found.group(1).split(",")}
+    uncovered = {c.strip() for c in found.group(2).split(",")}
+    actual = {name for name, _ in NodeCollector()._collectors}
+    assert covered == actual, (covered ^ actual)
+    assert not covered & uncovered and {"hwmon", "systemd", "textfile"} <= uncovered
 
 
 # ------------------------------------------------------------- made-up /proc and /sys

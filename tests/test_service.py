@@ -131,3 +131,27 @@ def test_version_names_the_protocol() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
     assert "protocol 1" in result.output and result.output.startswith("xsys ")
+
+
+
+def test_ci_runs_every_supported_python_on_every_platform() -> None:
+    """Issue 16: the CI workflow runs the suite on ubuntu, macOS and Windows runners "for
+    every supported Python" (the pyproject classifiers); a platform that misses a version
+    fails here."""
+    import re
+
+    import yaml
+
+    supported = set(re.findall(r'"Programming Language :: Python :: (3\.\d+)"',
+                               (REPO / "pyproject.toml").read_text()))
+    assert {"3.10", "3.13"} <= supported
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    runs: dict[str, set[str]] = {}
+    for job in workflow["jobs"].values():
+        matrix = job.get("strategy", {}).get("matrix", {})
+        pythons = {str(v) for v in matrix.get("python", [])}
+        oses = matrix.get("os") or [job.get("runs-on", "")]
+        for os_name in oses:
+            runs.setdefault(str(os_name).split("-")[0], set()).update(pythons)
+    for platform in ("ubuntu", "macos", "windows"):
+        assert supported <= runs.get(platform, set()), (platform, runs.get(platform))

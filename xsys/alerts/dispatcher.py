@@ -48,6 +48,7 @@ from xsys.alerts.history import HistoryEntry
 from xsys.alerts.metrics import AlertMetrics
 from xsys.alerts.model import SEVERITY_RANK, Alert
 from xsys.alerts.providers.base import DeliveryError, Provider
+from xsys.alerts.tinymonitor import LOADED_NAMES
 from xsys.protocol import Overloaded
 
 log = logging.getLogger(__name__)
@@ -653,9 +654,14 @@ _tinymonitor_log = logging.getLogger("tinymonitor")
 
 def _log_like_tinymonitor(provider: Provider, result: AttemptResult) -> None:
     """TinyMonitor's provider log lines: ``[ntfy] Alert sent successfully`` (e-mail:
-    ``[smtp] Email sent to [...]``), ``[ntfy] Failed to send alert: <status> <body>`` for
-    an HTTP error, ``[ntfy] Error sending alert: <error>`` otherwise."""
+    ``[smtp] Email sent to [...]``), ``[webhook] Failed to send alert: <status> <body>``
+    for an HTTP error (ntfy and Google Chat: ``<body>`` only, as TinyMonitor's
+    ``alerts/ntfy.py`` and ``alerts/google_chat.py``), ``[ntfy] Error sending alert:
+    <error>`` otherwise. Only TinyMonitor's own providers get lines (not xsys's
+    ``console`` or ``alertmanager``)."""
     name = provider.name
+    if name not in LOADED_NAMES:
+        return
     if result.ok:
         if name == "smtp":
             recipients: list[str] = getattr(provider.config, "recipients", list)()
@@ -664,8 +670,11 @@ def _log_like_tinymonitor(provider: Provider, result: AttemptResult) -> None:
             _tinymonitor_log.info("[%s] Alert sent successfully", name)
     elif result.status_code is not None and name != "smtp":
         detail = (result.error or "").removeprefix(f"HTTP {result.status_code}").lstrip(": ")
-        _tinymonitor_log.error("[%s] Failed to send alert: %s %s", name, result.status_code,
-                               detail)
+        if name in ("ntfy", "google_chat"):
+            _tinymonitor_log.error("[%s] Failed to send alert: %s", name, detail)
+        else:
+            _tinymonitor_log.error("[%s] Failed to send alert: %s %s", name,
+                                   result.status_code, detail)
     elif name == "smtp":
         _tinymonitor_log.error("[%s] Failed to send email: %s", name, result.error)
     else:

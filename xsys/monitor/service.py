@@ -127,6 +127,7 @@ class MonitorService:
             for name in TINYMONITOR_ORDER:
                 if name in self.providers:
                     tinymonitor_log.info("Alert Provider loaded: %s", LOADED_NAMES[name])
+            tinymonitor_log.info("Starting TinyMonitor...")  # Monitor.run's first line
         self.dispatcher = Dispatcher(self.providers, self.config.alerts, self.metrics)
         self.dispatcher.start()
         if self.config.enabled:
@@ -273,6 +274,8 @@ class MonitorService:
             names = self.dispatcher.submit(alert, entry)
             if alert.tinymonitor:
                 for name in names:
+                    if name not in TINYMONITOR_ORDER:
+                        continue  # xsys's own providers (console): not TinyMonitor's lines
                     tinymonitor_log.info("Triggering alert via %s for %s (%s)", name,
                                          alert.component, alert.severity.upper())
 

@@ -17,6 +17,11 @@ from urllib.parse import urlsplit
 
 from xsys.bounds import at_least
 
+#: The snapshot sections of ``sys.subscribe`` (``xsys.live.SECTIONS``, which sits above
+#: this module; tests/test_push.py checks the two agree).
+SNAPSHOT_SECTIONS: tuple[str, ...] = ("cpu", "memory", "swap", "load", "disks", "disk_io",
+                                      "network", "sensors", "processes", "monitor",
+                                      "checks")
 #: What ``include`` may name besides the snapshot sections of ``sys.subscribe``.
 EXTRA_INCLUDES: frozenset[str] = frozenset({"alerts", "checks"})
 #: The smallest ``interval_s`` (issue 15: "may be as low as 0.5").
@@ -88,10 +93,16 @@ class PushTargetConfig:
     """Seconds one message may wait to be written (a backend that does not read)."""
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for a URL that is not ws/wss, a bad interval or limit."""
+        """Raise ``ValueError`` for a URL that is not ws/wss, an unknown ``include``
+        name, a bad interval or limit."""
         parts = urlsplit(self.url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"url: must be a ws:// or wss:// URL, got {self.url!r}")
+        valid = SNAPSHOT_SECTIONS + tuple(sorted(EXTRA_INCLUDES - set(SNAPSHOT_SECTIONS)))
+        unknown = [name for name in self.include if name not in valid]
+        if unknown:
+            raise ValueError(f"include: unknown name {unknown[0]!r} (valid: "
+                             f"{', '.join(valid)})")
         at_least(self, ("interval_s",), MIN_INTERVAL_S)
         at_least(self, ("buffer_max_messages", "buffer_max_bytes", "reconnect_max_s",
                         "heartbeat_s", "connect_timeout_s", "send_timeout_s"), 0,

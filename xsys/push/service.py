@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: First reconnect delay (s); doubled per failure up to ``reconnect_max_s``.
 FIRST_BACKOFF_S = 1.0
+#: A connection that lasted this long (s) resets the backoff to its first delay.
+STABLE_CONNECTION_S = 10.0
 #: Spill file format version.
 SPILL_VERSION = 1
 
@@ -169,8 +171,9 @@ class Target:
     # ------------------------------------------------------------------ connection
 
     def hello(self) -> str | bytes:
-        """The ``hello`` frame: host identity, the first ``seq`` to come and the drops
-        since the previous connection (``data.dropped``; ``data.dropped_total``)."""
+        """The ``hello`` frame: host identity (its ``ip`` looked up again on every
+        connection), the first ``seq`` to come and the drops since the previous connection
+        (``data.dropped``; ``data.dropped_total``)."""
         head = self.outbox.peek()
         first = head.seq if head is not None else self.next_seq
         dropped = self.outbox.dropped - self.dropped_announced
@@ -204,23 +207,33 @@ class Target:
         server_hostname = cfg.tls.server_hostname or None
         while True:
             try:
-                ws = await session.ws_connect(
+                ssl_arg = await asyncio.to_thread(self.ssl_context)
+                # the whole dial (TCP, TLS, the upgrade's answer) within connect_timeout_s:
+                # the session's own timeouts do not cover a peer that never answers
+                ws = await asyncio.wait_for(session.ws_connect(
                     cfg.url, headers=cfg.headers, heartbeat=cfg.heartbeat_s,
-                    ssl=await asyncio.to_thread(self.ssl_context),
-                    server_hostname=server_hostname,
+                    ssl=ssl_arg, server_hostname=server_hostname,
                     timeout=aiohttp.ClientWSTimeout(ws_close=cfg.connect_timeout_s),
-                    max_msg_size=1 << 20, autoclose=True, autoping=True)
+                    max_msg_size=1 << 20, autoclose=True, autoping=True),
+                    cfg.connect_timeout_s)
+            except asyncio.TimeoutError:
+                self._failed(f"no connection and WebSocket handshake within "
+                             f"{cfg.connect_timeout_s:g}s (connect_timeout_s)")
             except aiohttp.WSServerHandshakeError as exc:
                 if exc.status in (401, 403):
                     self._failed(f"the backend refused the connection with {exc.status} "
                                  f"{exc.message or ''}: check the target's headers (token)")
                 else:
                     self._failed(f"WebSocket upgrade failed: {exc.status} {exc.message}")
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
                 self._failed(f"cannot connect: {type(exc).__name__}: {exc}")
             else:
-                delays = backoff_delays(cfg.reconnect_max_s)
+                up_since = time.monotonic()
                 await self._serve(ws)
+                # back to about 1 s only after a connection that held: one closed right
+                # after the upgrade (a token checked late) keeps backing off
+                if time.monotonic() - up_since >= STABLE_CONNECTION_S:
+                    delays = backoff_delays(cfg.reconnect_max_s)
             self.connected = False
             delay = next(delays)
             log.info("push target %s: reconnecting in %.1fs", self.label, delay)
@@ -239,6 +252,10 @@ class Target:
             self.reconnects += 1
         reader = asyncio.ensure_future(self._read(ws))
         try:
+            # the address may have changed since start (a laptop on another network)
+            ip = await asyncio.to_thread(primary_address)
+            if ip != self.host.get("ip"):
+                self.host = {**self.host, "ip": ip}
             if cfg.format != "aloy":
                 await asyncio.wait_for(self._send(ws, self.hello()), cfg.send_timeout_s)
             self.connected = True
@@ -285,6 +302,24 @@ class Target:
         returns when the connection is closed."""
         async for _msg in ws:
             pass
+
+    def take_over(self, previous: Target) -> None:
+        """Continue ``previous`` (same name, changed config): its ``seq``, counters and
+        unsent messages (into this target's bounds, drops counted); when the format
+        changed, the messages are dropped, counted and logged instead."""
+        self.next_seq = previous.next_seq
+        self.sent = previous.sent
+        self.reconnects = previous.reconnects
+        self.connects = previous.connects
+        self.outbox.dropped = previous.outbox.dropped
+        self.dropped_announced = previous.dropped_announced
+        if previous.config.format == self.config.format:
+            self.outbox.extend(previous.outbox)
+        elif len(previous.outbox):
+            self.outbox.dropped += len(previous.outbox)
+            log.warning("push target %s: format changed from %s to %s: %d buffered "
+                        "messages dropped", self.label, previous.config.format,
+                        self.config.format, len(previous.outbox))
 
     # ------------------------------------------------------------------ spill
 
@@ -370,7 +405,11 @@ class PushService:
         for cfg in self.config.targets:
             await self._start_target(cfg)
 
-    async def _start_target(self, cfg: PushTargetConfig) -> None:
+    async def _start_target(self, cfg: PushTargetConfig,
+                            previous: Target | None = None) -> None:
+        """Start one target; ``previous``: the same-named target a reload replaces, whose
+        unsent messages, ``seq`` and counters carry over (its messages are dropped, and
+        counted, only when the format changed: they are encoded for the old one)."""
         import aiohttp
 
         if self._session is None:
@@ -383,7 +422,9 @@ class PushService:
                      else self.state_dir / "push")
         spill = spill_dir / f"{_safe_name(cfg.label)}.msgpack" if cfg.spill else None
         target = Target(cfg, self._host, spill)
-        if spill is not None:
+        if previous is not None:
+            target.take_over(previous)
+        elif spill is not None:
             await asyncio.to_thread(target.load_spill)
         sections = [s for s in cfg.include if s != "alerts"]
         if cfg.format == "aloy":
@@ -397,7 +438,7 @@ class PushService:
         target._task.set_name(f"xsys-push-{cfg.label}")
         self.targets[cfg.label] = target
 
-    async def _stop_target(self, target: Target) -> None:
+    async def _stop_target(self, target: Target, spill: bool = True) -> None:
         if target._stream is not None:
             target._stream.close()
         if target._unsubscribe is not None:
@@ -406,12 +447,15 @@ class PushService:
             target._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await target._task
-        if target.spill_path is not None:
+        if spill and target.spill_path is not None:
             try:
                 await asyncio.to_thread(target.write_spill)
             except OSError as exc:
                 log.error("push target %s: cannot spill %d messages to %s: %s",
                           target.label, len(target.outbox), target.spill_path, exc)
+        elif spill and len(target.outbox):
+            log.warning("push target %s: %d unsent messages lost: the target stopped and "
+                        "spill is off", target.label, len(target.outbox))
 
     async def stop(self) -> None:
         """Stop every target (spilling those with ``spill``) and close the session."""
@@ -423,17 +467,21 @@ class PushService:
             self._session = None
 
     async def reload(self, config: PushConfig) -> None:
-        """Apply a new ``push`` section: removed or changed targets stop (spilling),
-        added or changed ones start; unchanged ones keep their connection."""
+        """Apply a new ``push`` section: removed targets stop (spilling), added ones
+        start, changed ones restart keeping their unsent messages and ``seq`` (a new
+        token must not cost the buffer); unchanged ones keep their connection."""
         new = {c.label: c for c in config.targets}
+        replaced: dict[str, Target] = {}
         for label, target in list(self.targets.items()):
             if new.get(label) != target.config:
-                await self._stop_target(target)
+                await self._stop_target(target, spill=label not in new)
                 del self.targets[label]
+                if label in new:
+                    replaced[label] = target
         self.config = config
         for label, cfg in new.items():
             if label not in self.targets:
-                await self._start_target(cfg)
+                await self._start_target(cfg, replaced.get(label))
 
     def status(self) -> dict[str, Any]:
         """The ``push.status`` result: ``{"targets": [Target.status()]}``."""

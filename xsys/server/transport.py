@@ -22,7 +22,7 @@ import stat
 import struct
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from xsys.protocol import Unauthorized
 from xsys.server.context import Peer
@@ -235,7 +235,15 @@ class UnixTransport:
                                  "listening stream socket")
             bound = inherited.getsockname()
             self.path = bound if isinstance(bound, str) and bound else path
-            self._server = await loop.create_unix_server(protocol_factory, sock=inherited)
+            # Python 3.13 unlinks a Unix server's socket file when it closes
+            # (cleanup_socket): this file is the service manager's, keep it
+            keep: dict[str, Any] = ({"cleanup_socket": False}
+                                    if sys.version_info >= (3, 13) else {})
+            try:
+                self._server = await loop.create_unix_server(protocol_factory, sock=inherited,
+                                                             **keep)
+            except TypeError:  # an event loop (uvloop < 0.21) without cleanup_socket
+                self._server = await loop.create_unix_server(protocol_factory, sock=inherited)
             log.info("listening on %s (passed by the service manager)", self.path)
             return
         gid = resolve_group(self.group)

@@ -1,0 +1,26 @@
+"""Every benchmark runs as its docs say (``.venv/bin/python bench/<name>.py``): Python
+puts ``bench/`` first on the path, where ``bench/http.py`` shadows the standard library's
+``http`` package, so a script that imports aiohttp or urllib before moving that folder
+back fails at import. ``--help`` runs every import and exits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.launcher import REPO
+
+SCRIPTS = sorted(p for p in (REPO / "bench").glob("*.py") if not p.name.startswith("_"))
+
+
+def test_every_bench_script_starts() -> None:
+    assert len(SCRIPTS) >= 5
+    procs = {p.name: subprocess.Popen([sys.executable, str(p), "--help"], cwd=REPO,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for p in SCRIPTS}
+    failed = {}
+    for name, proc in procs.items():
+        _out, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            failed[name] = err.decode(errors="replace")[-400:]
+    assert not failed, failed
