@@ -95,7 +95,7 @@ bench-deps: install
 
 bench: install bench-deps ts-deps
 	$(BIN)/python bench/ipc.py
-	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py bench/http.py bench/live.py bench/dashboard.py bench/push.py bench/proc.py bench/startup.py; do \
+	@for f in bench/fs.py bench/watch.py bench/monitor.py bench/metrics.py bench/checks.py bench/scrape.py bench/live.py bench/dashboard.py bench/push.py bench/proc.py bench/startup.py; do \
 	  if [ -f $$f ]; then $(BIN)/python $$f || exit 1; fi; done
 	@if [ -f bench/ts_client.mjs ]; then cd $(TS_DIR) && npm run build >/dev/null && cd ../.. && XSYS_PYTHON=$(CURDIR)/$(BIN)/python node bench/ts_client.mjs; fi
 

@@ -17,15 +17,6 @@ added; 1,000 messages replayed in under 1 s.
 # ruff: noqa: E402
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/http.py is named like the standard library's ``http`` package (which aiohttp and
-# urllib import): keep this folder, first on the path under ``python bench/<name>.py``,
-# behind the standard library.
-_BENCH = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p != _BENCH] + [_BENCH]
-
 import argparse
 import asyncio
 import json

@@ -1,7 +1,7 @@
 """Every benchmark runs as its docs say (``.venv/bin/python bench/<name>.py``): Python
-puts ``bench/`` first on the path, where ``bench/http.py`` shadows the standard library's
-``http`` package, so a script that imports aiohttp or urllib before moving that folder
-back fails at import. ``--help`` runs every import and exits."""
+puts ``bench/`` first on the path, so a script named like a standard library module (an
+earlier ``bench/http.py`` shadowed ``http`` for aiohttp and urllib) breaks the others at
+import. ``--help`` runs every import and exits; no script may take a stdlib name."""
 
 from __future__ import annotations
 
@@ -24,3 +24,8 @@ def test_every_bench_script_starts() -> None:
         if proc.returncode != 0:
             failed[name] = err.decode(errors="replace")[-400:]
     assert not failed, failed
+
+
+def test_no_bench_script_takes_a_standard_library_name() -> None:
+    taken = sorted(p.name for p in SCRIPTS if p.stem in sys.stdlib_module_names)
+    assert not taken, f"bench scripts shadowing the standard library: {taken}"

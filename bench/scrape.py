@@ -14,21 +14,13 @@ metrics) and one node_exporter (its default collectors, free loopback port):
   scrapes ``/metrics`` back to back (``2 x --scrapes`` of them; the scrape runs in the
   thread pool: pings should not wait for it, only share the GIL with it).
 
-Prints a table and writes ``bench/results/http.json`` (``--json-out``).
+Prints a table and writes ``bench/results/scrape.json`` (``--json-out``).
 
-    .venv/bin/python bench/http.py [--rounds 5] [--scrapes 20] [--pings 2000]
+    .venv/bin/python bench/scrape.py [--rounds 5] [--scrapes 20] [--pings 2000]
 """
 
 # ruff: noqa: E402
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named like the standard library's ``http`` package: keep its folder (put
-# first on the path by ``python bench/http.py``) behind the standard library.
-_BENCH = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p != _BENCH] + [_BENCH]
 
 import argparse
 import contextlib
@@ -39,11 +31,13 @@ import platform
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,7 +165,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--scrapes", type=int, default=20, help="per round and target")
     ap.add_argument("--pings", type=int, default=2000)
-    ap.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "http.json"))
+    ap.add_argument("--json-out", default=str(ROOT / "bench" / "results" / "scrape.json"))
     args = ap.parse_args()
 
     port = free_port()
