@@ -22,12 +22,13 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any, TypeVar
 
 from xsys.client import AsyncClient, Client
 from xsys.protocol import DaemonNotRunning
 
 REPO = Path(__file__).resolve().parent.parent
+_P = TypeVar("_P", bound="DaemonProcess")
 #: Seconds between two readiness probes.
 POLL_INTERVAL_S = 0.05
 
@@ -126,7 +127,7 @@ class DaemonProcess:
                 time.sleep(POLL_INTERVAL_S)
         raise RuntimeError(f"daemon did not become ready:\n{self.log()}")
 
-    def start(self, timeout_s: float = 20.0) -> Self:
+    def start(self: _P, timeout_s: float = 20.0) -> _P:
         """``launch`` then ``wait_ready(timeout_s)``; returns self. On RuntimeError the
         process may still run: call ``stop``."""
         self.launch()

@@ -72,13 +72,16 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 async def receive(ws: aiohttp.ClientWebSocketResponse, pred: Callable[[Any], bool],
                   timeout: float = 30) -> Any:
     """The next message for which ``pred`` holds (others are skipped)."""
-    async with asyncio.timeout(timeout):
+
+    async def first() -> Any:
         while True:
             msg = await ws.receive()
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
             data = json.loads(msg.data)
             if pred(data):
                 return data
+
+    return await asyncio.wait_for(first(), timeout)
 
 
 def of_type(kind: str, msg_id: Any = None) -> Callable[[Any], bool]:
@@ -291,12 +294,14 @@ async def test_shutdown_closes_open_sockets(gw: Gw, session: aiohttp.ClientSessi
         await ws.send_json({"subscribe": "monitor", "id": 1})
         await receive(ws, of_type("subscribed", 1))
         await asyncio.to_thread(gw.handle.stop)
-        async with asyncio.timeout(30):
+        async def closed() -> None:
             while True:
                 msg = await ws.receive()
                 if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                 aiohttp.WSMsgType.CLOSING):
-                    break
+                    return
+
+        await asyncio.wait_for(closed(), 30)
     log = gw.handle.log()
     assert "Traceback" not in log and "did not finish before the deadline" not in log
 

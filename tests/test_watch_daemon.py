@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -128,6 +129,8 @@ def test_subscriptions_vanish_when_the_client_disconnects(shared_daemon: Any,
         assert wait_sync(lambda: other.call("watch.list")["subscriptions"] == [])
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.10 runs watchdog 6 with the "
+                    "plain observer, which does not report kernel overflows (docs/files.md)")
 def test_real_kernel_queue_overflow_is_reported(daemon_factory: Callable[..., Any],
                                                 tmp_path: Path) -> None:
     """Stop the daemon (SIGSTOP) while more files appear than the kernel's inotify queue

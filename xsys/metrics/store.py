@@ -29,12 +29,18 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, TypedDict
+else:  # typing.TypedDict of 3.10 does not know NotRequired
+    from typing_extensions import NotRequired, TypedDict
 
 from xsys.metrics.config import MetricsConfig
 from xsys.protocol import Conflict, InvalidParams, TooLarge

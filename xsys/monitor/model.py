@@ -6,7 +6,12 @@ them: ``CheckStatus`` (``rules``), ``SilenceRecord`` (``silences``), ``AlertReco
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+import sys
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, TypedDict
+else:  # typing.TypedDict of 3.10 does not know NotRequired
+    from typing_extensions import NotRequired, TypedDict
 
 from xsys.alerts.dispatcher import ProviderStatus
 from xsys.alerts.history import HistoryRecord

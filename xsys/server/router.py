@@ -31,11 +31,17 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, Required, TypedDict, is_typeddict
+else:  # typing.TypedDict of 3.10 does not know NotRequired
+    from typing_extensions import NotRequired, Required, TypedDict, is_typeddict
 
 from xsys.protocol import InvalidParams, MethodNotFound, WireType
 
@@ -375,7 +381,7 @@ class _Schemas:
             return {"type": "any"}
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
-        if origin in (NotRequired, typing.Required):
+        if origin in (NotRequired, Required):
             return self.of(args[0], where)
         if origin is Literal:
             return {"type": _literal_wire(args), "choices": list(args)}
@@ -409,7 +415,7 @@ class _Schemas:
             if value_tp is Any:
                 return {"type": "map"}
             return {"type": "map", "values": self.of(value_tp, where + "{}")}
-        if isinstance(tp, type) and typing.is_typeddict(tp):
+        if isinstance(tp, type) and is_typeddict(tp):
             return self._fields(tp, where, typed_dict=True)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             return self._fields(tp, where, typed_dict=False)
@@ -464,7 +470,7 @@ def _is_required(name: str, hint: Any, required_keys: frozenset[str]) -> bool:
         origin = typing.get_origin(typing.get_args(hint)[0])
     if origin is NotRequired:
         return False
-    if origin is typing.Required:
+    if origin is Required:
         return True
     return name in required_keys
 

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import watchdog.events
 from watchdog.events import (
-    DirAttribEvent,
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
-    FileAttribEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -32,8 +31,12 @@ EVENT_TYPES: tuple[str, ...] = (CREATED, MODIFIED, DELETED, MOVED)
 
 #: watchdog event classes the observer emits for us. Directory "modified" events (a child
 #: changed) are left out: the child's own event says more.
+#: Attribute changes are their own classes from watchdog 7 on (Python 3.11+); watchdog 6
+#: (the one for Python 3.10) reports them as modifications.
 WATCHDOG_EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, DirCreatedEvent, FileModifiedEvent, FileAttribEvent, DirAttribEvent,
+    FileCreatedEvent, DirCreatedEvent, FileModifiedEvent,
+    *(getattr(watchdog.events, name) for name in ("FileAttribEvent", "DirAttribEvent")
+      if hasattr(watchdog.events, name)),
     FileDeletedEvent, DirDeletedEvent, FileMovedEvent, DirMovedEvent,
 ]
 
