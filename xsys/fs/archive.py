@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
-from xsys.fs.model import ArchiveResult, ExtractResult, Job, NullJob, check_cancelled
+from xsys.fs.model import FORMATS, ArchiveResult, ExtractResult, Job, NullJob, check_cancelled
 from xsys.fs.reading import READ_FLAGS, check_regular
 from xsys.fs.sandbox import DIR_FLAGS, LIST_FLAGS, NOFOLLOW, Located
 from xsys.fs.tree import _clear_tree, rename_noreplace, walk
@@ -62,7 +62,6 @@ from xsys.protocol import (
 )
 
 Format = Literal["tar", "tar.gz", "tar.xz", "zip"]
-FORMATS: tuple[str, ...] = ("tar", "tar.gz", "tar.xz", "zip")
 _TAR_MODES = {"tar": "w", "tar.gz": "w:gz", "tar.xz": "w:xz"}
 #: Permission bits kept on extracted entries (no setuid, setgid, sticky).
 KEEP_BITS = 0o777

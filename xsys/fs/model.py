@@ -413,3 +413,7 @@ class StreamAck:
 
     request: int
     done: int
+
+
+#: The archive formats of ``fs.archive`` (stdlib tarfile and zipfile).
+FORMATS: tuple[str, ...] = ("tar", "tar.gz", "tar.xz", "zip")

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from xsys.fs import archive, grep, links, opening, reading, streams, tree, writing
+from xsys.fs import grep, links, opening, reading, streams, tree, writing
 from xsys.fs.config import FsConfig
 from xsys.fs.model import (
     ArchiveResult,
@@ -273,19 +273,23 @@ class FsService:
             sources = [stack.enter_context(self.locate(p, follow=False)) for p in paths]
             d = stack.enter_context(self.locate(dst, allow_missing=True))
             tree.guard_roots(d, self.roots, "replace")
+            from xsys.fs import archive as archiving  # tarfile, zipfile, lzma: on first use
+
             with self.locks.lock(d.path):
-                return archive.create(sources, d, format, overwrite, self.config.chunk_bytes,
-                                      self.umask, job or NullJob())
+                return archiving.create(sources, d, format, overwrite, self.config.chunk_bytes,
+                                        self.umask, job or NullJob())
 
     def extract(self, src: str | bytes, dst: str | bytes, overwrite: bool = False,
                 job: Job | None = None) -> ExtractResult:
         """Unpack the archive ``src`` into the directory ``dst`` (created when missing;
         ``archive.extract``: nothing outside ``dst``, bounded by ``max_extract_bytes`` and
         ``max_extract_members``)."""
+        from xsys.fs import archive as archiving
+
         with self.locate(src) as s, self.locate(dst, allow_missing=True) as d:
-            return archive.extract(s, d, overwrite, self.config.max_extract_bytes,
-                                   self.config.max_extract_members, self.config.chunk_bytes,
-                                   self.umask, job or NullJob())
+            return archiving.extract(s, d, overwrite, self.config.max_extract_bytes,
+                                     self.config.max_extract_members, self.config.chunk_bytes,
+                                     self.umask, job or NullJob())
 
     # ------------------------------------------------------------------ descriptors
 

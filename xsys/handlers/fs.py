@@ -22,10 +22,10 @@ import os
 from collections.abc import Callable
 from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
-from xsys.fs.archive import FORMATS
 from xsys.fs.creds import as_peer
 from xsys.fs.grep import DEFAULT_MAX_FILESIZE, MAX_CONTEXT_LINES, GrepQuery
 from xsys.fs.model import (
+    FORMATS,
     ArchiveResult,
     ChmodResult,
     CloseResult,
