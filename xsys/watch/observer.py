@@ -77,6 +77,10 @@ def _build_hooked() -> Callable[[], BaseObserver] | None:
             InotifyWatchGroup,
         )
         from watchdog.observers.inotify_c import InotifyFD
+    except ImportError as exc:  # watchdog 6 (Python 3.10) has other internals
+        log.debug("inotify hooks unavailable (%s); using watchdog's default observer, "
+                  "which does not report kernel queue overflows", exc)
+        return None
     except Exception:  # unsupported libc and the like
         log.warning("inotify unavailable; using watchdog's default observer", exc_info=True)
         return None
