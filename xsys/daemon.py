@@ -348,6 +348,8 @@ class Daemon:
         try:
             passed = systemd.listen_sockets() if sys.platform != "win32" else []
             await self.services.sampler.start(app)
+            # the first sample comes ~0.25 s after READY; requests wait for it
+            app.warming = self.services.sampler.first_sampled
             await app.start()
             await self.server.start(self.socket_path, passed[0] if passed else None)
         except DaemonAlreadyRunning as exc:

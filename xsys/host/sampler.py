@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast
@@ -35,6 +36,9 @@ from xsys.host.memory import SwapMemory, VirtualMemory, swap_memory, virtual_mem
 from xsys.host.network import NetIO, net_io_counters
 
 log = logging.getLogger(__name__)
+
+#: Most seconds ``Sampler.snapshot`` waits for a pending first sample before taking its own.
+FIRST_WAIT_S = 5.0
 
 T = TypeVar("T")
 
@@ -129,8 +133,9 @@ class Sampler:
     """Samples the machine periodically in the thread pool and keeps the latest
     ``Snapshot``.
 
-    ``latest`` is None until ``start()`` has returned (start primes, waits
-    ``min(interval, 0.25)`` s and takes the first real sample). Usable without a loop too:
+    ``latest`` is None until the first real sample, ``min(interval, 0.25)`` s after
+    ``start()`` primed (``first_sampled`` tells when; the daemon's requests wait for
+    it through ``App.warming``). Usable without a loop too:
     ``prime()`` then ``sample_now()`` (both blocking). ``samples_taken`` counts samples.
 
     The background loop samples every ``period_s``: ``interval_s`` (``sys.sample_interval_s``)
@@ -150,6 +155,10 @@ class Sampler:
         self._wanted_s: float | None = None
         self._wake: asyncio.Future[None] | None = None
         self.listeners: list[Callable[[Snapshot], None]] = []
+        self._first: asyncio.Future[None] | None = None
+        # set except between start() and the first sample (threads wait on it)
+        self._first_taken = threading.Event()
+        self._first_taken.set()
         self._count_logical = cpu_count_logical()
         self._count_physical = cpu_count_physical()
 
@@ -203,19 +212,36 @@ class Sampler:
         return snap
 
     def snapshot(self) -> Snapshot:
-        """The latest sample; before the first one (``start`` not yet returned, direct
-        use in tests) one taken now (blocking)."""
+        """The latest sample (blocking before the first one: in the thread pool only).
+        While ``start()``'s first sample is pending, waits for it (at most
+        ``FIRST_WAIT_S``); with none (not started, direct use in tests, a failed first
+        sample) takes one now."""
         snap = self.latest
+        if snap is None and self._first_taken.wait(FIRST_WAIT_S):
+            snap = self.latest
         return snap if snap is not None else self.sample_now()
 
     async def start(self, runner: Runner) -> None:
-        """Prime, take the first real sample, then keep sampling in the background (a
-        ``runner.spawn`` task, cancelled at shutdown); blocking reads go through
-        ``runner.run_blocking``."""
+        """Prime, then sample in the background (a ``runner.spawn`` task, cancelled at
+        shutdown): the first real sample ``min(interval_s, 0.25)`` s after priming, then
+        every ``period_s``. Returns once primed, before the first sample (``first_sampled``
+        tells when); blocking reads go through ``runner.run_blocking``."""
         await runner.run_blocking(self.prime)
-        await asyncio.sleep(min(self.interval_s, 0.25))
-        await runner.run_blocking(self.sample_now)
+        self._first_taken.clear()
+        self._first = asyncio.get_running_loop().create_future()
         self._task = runner.spawn(self._loop(runner), "sampler")
+
+    @property
+    def first_sampled(self) -> asyncio.Future[None] | None:
+        """Done once the first sample after ``start()`` has been taken (or has failed,
+        logged; or the sampler was stopped first); None before ``start()``."""
+        return self._first
+
+    def _first_done(self) -> None:
+        self._first_taken.set()
+        first = self._first
+        if first is not None and not first.done():
+            first.set_result(None)
 
     @property
     def period_s(self) -> float:
@@ -251,6 +277,13 @@ class Sampler:
 
     async def _loop(self, runner: Runner) -> None:
         loop = asyncio.get_running_loop()
+        try:  # the first sample: percentages and rates over a real span since prime()
+            await asyncio.sleep(min(self.interval_s, 0.25))
+            await runner.run_blocking(self.sample_now)
+        except Exception:
+            log.exception("sampling failed")
+        finally:
+            self._first_done()
         last_at = loop.time()
         while True:
             next_at = last_at + self.period_s

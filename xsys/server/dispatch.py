@@ -4,6 +4,7 @@ mirror and tests."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from xsys.protocol import InvalidParams
@@ -37,7 +38,11 @@ def prepare(router: Router, method: str,
 
 
 async def run_spec(app: App, spec: MethodSpec, ctx: Context, kwargs: dict[str, Any]) -> Any:
-    """Run ``spec``'s handler with validated ``kwargs`` according to its kind."""
+    """Run ``spec``'s handler with validated ``kwargs`` according to its kind (first
+    waiting for ``app.warming``, the daemon's first sample, when it is still pending)."""
+    warming = app.warming
+    if warming is not None and not warming.done():
+        await asyncio.shield(warming)
     if spec.kind == "async":
         return await spec.handler(ctx, **kwargs)
     if spec.kind == "blocking":
