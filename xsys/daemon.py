@@ -268,10 +268,11 @@ def _build_checks(app: App, monitor_of: Callable[[], MonitorService]) -> ChecksS
 
 def compose(config: Config, config_file: str | None = None) -> tuple[App, Router]:
     """Build an app with its ``Services`` and a router with every method declared (nothing
-    started): what the daemon serves, and what tests and the docs generators use."""
+    started): what the daemon serves, and what tests and the docs generators use. The
+    result schemas are computed on first read (``rpc.methods``), not here."""
     app = App(config, config_file)
     app.services = build_services(app)
-    router = Router()
+    router = Router(lazy_results=True)
     register_all(router, app)
     return app, router
 
@@ -347,7 +348,7 @@ class Daemon:
         install_http(app, self.router, self.server)
         try:
             passed = systemd.listen_sockets() if sys.platform != "win32" else []
-            await self.services.sampler.start(app)
+            await self.services.sampler.start(app, wait=False)
             # the first sample comes ~0.25 s after READY; requests wait for it
             app.warming = self.services.sampler.first_sampled
             await app.start()

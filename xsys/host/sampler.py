@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast
@@ -36,9 +35,6 @@ from xsys.host.memory import SwapMemory, VirtualMemory, swap_memory, virtual_mem
 from xsys.host.network import NetIO, net_io_counters
 
 log = logging.getLogger(__name__)
-
-#: Most seconds ``Sampler.snapshot`` waits for a pending first sample before taking its own.
-FIRST_WAIT_S = 5.0
 
 T = TypeVar("T")
 
@@ -134,8 +130,9 @@ class Sampler:
     ``Snapshot``.
 
     ``latest`` is None until the first real sample, ``min(interval, 0.25)`` s after
-    ``start()`` primed (``first_sampled`` tells when; the daemon's requests wait for
-    it through ``App.warming``). Usable without a loop too:
+    ``start()`` primed (``start`` returns after it unless ``wait=False``;
+    ``first_sampled`` tells when; the daemon's requests wait for it through
+    ``App.warming``). Usable without a loop too:
     ``prime()`` then ``sample_now()`` (both blocking). ``samples_taken`` counts samples.
 
     The background loop samples every ``period_s``: ``interval_s`` (``sys.sample_interval_s``)
@@ -156,9 +153,6 @@ class Sampler:
         self._wake: asyncio.Future[None] | None = None
         self.listeners: list[Callable[[Snapshot], None]] = []
         self._first: asyncio.Future[None] | None = None
-        # set except between start() and the first sample (threads wait on it)
-        self._first_taken = threading.Event()
-        self._first_taken.set()
         self._count_logical = cpu_count_logical()
         self._count_physical = cpu_count_physical()
 
@@ -212,24 +206,22 @@ class Sampler:
         return snap
 
     def snapshot(self) -> Snapshot:
-        """The latest sample (blocking before the first one: in the thread pool only).
-        While ``start()``'s first sample is pending, waits for it (at most
-        ``FIRST_WAIT_S``); with none (not started, direct use in tests, a failed first
-        sample) takes one now."""
+        """The latest sample; before the first one (``start`` not yet returned, direct
+        use in tests) one taken now (blocking)."""
         snap = self.latest
-        if snap is None and self._first_taken.wait(FIRST_WAIT_S):
-            snap = self.latest
         return snap if snap is not None else self.sample_now()
 
-    async def start(self, runner: Runner) -> None:
+    async def start(self, runner: Runner, wait: bool = True) -> None:
         """Prime, then sample in the background (a ``runner.spawn`` task, cancelled at
         shutdown): the first real sample ``min(interval_s, 0.25)`` s after priming, then
-        every ``period_s``. Returns once primed, before the first sample (``first_sampled``
-        tells when); blocking reads go through ``runner.run_blocking``."""
+        every ``period_s``. Returns once that first sample is taken, or with ``wait=False``
+        at once after priming (the daemon: READY does not wait for it; ``first_sampled``
+        tells when). Blocking reads go through ``runner.run_blocking``."""
         await runner.run_blocking(self.prime)
-        self._first_taken.clear()
-        self._first = asyncio.get_running_loop().create_future()
+        first = self._first = asyncio.get_running_loop().create_future()
         self._task = runner.spawn(self._loop(runner), "sampler")
+        if wait:
+            await asyncio.shield(first)
 
     @property
     def first_sampled(self) -> asyncio.Future[None] | None:
@@ -238,7 +230,6 @@ class Sampler:
         return self._first
 
     def _first_done(self) -> None:
-        self._first_taken.set()
         first = self._first
         if first is not None and not first.done():
             first.set_result(None)

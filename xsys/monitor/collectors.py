@@ -204,7 +204,7 @@ class Collectors:
             snap = self.sampler.latest
             if snap is not None:
                 return snap
-            return self.sampler.snapshot()  # waits for a pending first sample
+            return self.sampler.sample_now()
         # rates and cpu percent need a span: the first pass right after priming waits up
         # to 0.1 s (this runs in the thread pool)
         return self._own.sample_now(min_span_s=0.1 if self._own.samples_taken == 0 else 0.0)
