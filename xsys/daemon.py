@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -268,10 +269,11 @@ def _build_checks(app: App, monitor_of: Callable[[], MonitorService]) -> ChecksS
 
 def compose(config: Config, config_file: str | None = None) -> tuple[App, Router]:
     """Build an app with its ``Services`` and a router with every method declared (nothing
-    started): what the daemon serves, and what tests and the docs generators use."""
+    started): what the daemon serves, and what tests and the docs generators use. The
+    result schemas are computed on first read (``rpc.methods``), not here."""
     app = App(config, config_file)
     app.services = build_services(app)
-    router = Router()
+    router = Router(lazy_results=True)
     register_all(router, app)
     return app, router
 
@@ -297,6 +299,8 @@ class Daemon:
         self.socket_path = loaded.config.server.socket or default_socket_path()
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
+        #: Called (loop thread) right after READY is sent.
+        self.ready_hooks: list[Callable[[], None]] = []
 
     def stop(self) -> None:
         """Ask the daemon to shut down gracefully (idempotent, loop thread)."""
@@ -347,7 +351,9 @@ class Daemon:
         install_http(app, self.router, self.server)
         try:
             passed = systemd.listen_sockets() if sys.platform != "win32" else []
-            await self.services.sampler.start(app)
+            await self.services.sampler.start(app, wait=False)
+            # the first sample comes ~0.25 s after READY; requests wait for it
+            app.warming = self.services.sampler.first_sampled
             await app.start()
             await self.server.start(self.socket_path, passed[0] if passed else None)
         except DaemonAlreadyRunning as exc:
@@ -369,6 +375,8 @@ class Daemon:
                  app.pid, len(self.router.names()))
         self.ready.set()
         systemd.notify("READY=1", f"STATUS={self._status()}", f"MAINPID={os.getpid()}")
+        for hook in self.ready_hooks:
+            hook()
         interval = systemd.watchdog_interval_s()
         watchdog = (loop.create_task(self._watchdog(interval), name="xsys-sd-watchdog")
                     if interval else None)
@@ -436,8 +444,11 @@ def serve(
     Flags override the config cascade; a config error prints one line and returns 2.
     ``tinymonitor`` (``--tinymonitor``): without ``config_file``, the first of
     ``tinymonitor_search_paths()`` that exists is used, or TinyMonitor's defaults when none
-    does; the file (given or found) must be a TinyMonitor config.
+    does; the file (given or found) must be a TinyMonitor config. When the caller turned
+    the garbage collector off for the start-up (``xsys serve`` does), it is turned back
+    on once READY is sent.
     """
+    gc_paused = not gc.isenabled()
     overrides: dict[str, Any] = {}
     if tinymonitor:
         found = config_file or find_tinymonitor_config()
@@ -477,6 +488,8 @@ def serve(
 
     async def main() -> int:
         daemon = Daemon(loaded, config_file, overrides, exit_watchdog=True)
+        if gc_paused:
+            daemon.ready_hooks.append(gc.enable)
         code = await daemon.run()
         stuck = daemon.app.stuck_jobs()
         if stuck:  # joining them (the pool's and the interpreter's exit do) would hang

@@ -19,11 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xsys.alerts.model import Alert
+
+if TYPE_CHECKING:  # the email package loads with the first message (not at daemon start)
+    from email.mime.multipart import MIMEMultipart
 
 #: The avatar TinyMonitor puts in its Google Chat card header.
 GOOGLE_CHAT_IMAGE = ("https://upload.wikimedia.org/wikipedia/commons/thumb/3/35/Tux.svg/"
@@ -237,6 +238,9 @@ def email_message(alert: Alert, from_addr: str, to_addrs: list[str]) -> MIMEMult
     """TinyMonitor's e-mail: ``multipart/mixed`` with one ``text/html`` part, headers
     ``From``, ``To`` (comma-joined) and ``Subject: [<LEVEL>] <component> on <host> -
     <value>``, nothing else."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
     msg = MIMEMultipart()
     msg["From"] = from_addr
     msg["To"] = ", ".join(to_addrs)

@@ -105,11 +105,19 @@ def serve(ctx: click.Context, config_file: str | None, socket_path: str | None,
     ~/.config/tinymonitor/config.json and /etc/tinymonitor/config.json is used
     (TinyMonitor's order), else TinyMonitor's defaults.
     """
-    from xsys.daemon import serve as run_daemon
+    import gc
 
-    root_socket = ctx.find_root().params.get("socket_path")
-    code = run_daemon(config_file, socket_path or root_socket, log_level, log_format,
-                      use_uvloop=not no_uvloop, tinymonitor=tinymonitor)
+    # start-up allocates much and frees little: no collections until READY, where the
+    # daemon turns the collector back on (``xsys.daemon.serve``)
+    gc.disable()
+    try:
+        from xsys.daemon import serve as run_daemon
+
+        root_socket = ctx.find_root().params.get("socket_path")
+        code = run_daemon(config_file, socket_path or root_socket, log_level, log_format,
+                          use_uvloop=not no_uvloop, tinymonitor=tinymonitor)
+    finally:
+        gc.enable()
     ctx.exit(code)
 
 

@@ -129,8 +129,10 @@ class Sampler:
     """Samples the machine periodically in the thread pool and keeps the latest
     ``Snapshot``.
 
-    ``latest`` is None until ``start()`` has returned (start primes, waits
-    ``min(interval, 0.25)`` s and takes the first real sample). Usable without a loop too:
+    ``latest`` is None until the first real sample, ``min(interval, 0.25)`` s after
+    ``start()`` primed (``start`` returns after it unless ``wait=False``;
+    ``first_sampled`` tells when; the daemon's requests wait for it through
+    ``App.warming``). Usable without a loop too:
     ``prime()`` then ``sample_now()`` (both blocking). ``samples_taken`` counts samples.
 
     The background loop samples every ``period_s``: ``interval_s`` (``sys.sample_interval_s``)
@@ -150,6 +152,7 @@ class Sampler:
         self._wanted_s: float | None = None
         self._wake: asyncio.Future[None] | None = None
         self.listeners: list[Callable[[Snapshot], None]] = []
+        self._first: asyncio.Future[None] | None = None
         self._count_logical = cpu_count_logical()
         self._count_physical = cpu_count_physical()
 
@@ -208,14 +211,28 @@ class Sampler:
         snap = self.latest
         return snap if snap is not None else self.sample_now()
 
-    async def start(self, runner: Runner) -> None:
-        """Prime, take the first real sample, then keep sampling in the background (a
-        ``runner.spawn`` task, cancelled at shutdown); blocking reads go through
-        ``runner.run_blocking``."""
+    async def start(self, runner: Runner, wait: bool = True) -> None:
+        """Prime, then sample in the background (a ``runner.spawn`` task, cancelled at
+        shutdown): the first real sample ``min(interval_s, 0.25)`` s after priming, then
+        every ``period_s``. Returns once that first sample is taken, or with ``wait=False``
+        at once after priming (the daemon: READY does not wait for it; ``first_sampled``
+        tells when). Blocking reads go through ``runner.run_blocking``."""
         await runner.run_blocking(self.prime)
-        await asyncio.sleep(min(self.interval_s, 0.25))
-        await runner.run_blocking(self.sample_now)
+        first = self._first = asyncio.get_running_loop().create_future()
         self._task = runner.spawn(self._loop(runner), "sampler")
+        if wait:
+            await asyncio.shield(first)
+
+    @property
+    def first_sampled(self) -> asyncio.Future[None] | None:
+        """Done once the first sample after ``start()`` has been taken (or has failed,
+        logged; or the sampler was stopped first); None before ``start()``."""
+        return self._first
+
+    def _first_done(self) -> None:
+        first = self._first
+        if first is not None and not first.done():
+            first.set_result(None)
 
     @property
     def period_s(self) -> float:
@@ -251,6 +268,13 @@ class Sampler:
 
     async def _loop(self, runner: Runner) -> None:
         loop = asyncio.get_running_loop()
+        try:  # the first sample: percentages and rates over a real span since prime()
+            await asyncio.sleep(min(self.interval_s, 0.25))
+            await runner.run_blocking(self.sample_now)
+        except Exception:
+            log.exception("sampling failed")
+        finally:
+            self._first_done()
         last_at = loop.time()
         while True:
             next_at = last_at + self.period_s

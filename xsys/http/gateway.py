@@ -77,7 +77,7 @@ from xsys.protocol import (
     XsysError,
 )
 from xsys.server.context import Context, Peer
-from xsys.server.dispatch import prepare, run_spec
+from xsys.server.dispatch import prepare, run_spec, warmed
 from xsys.server.stats import UNKNOWN_METHOD
 
 if TYPE_CHECKING:
@@ -224,6 +224,7 @@ def build_app(app: App, router: Router, state: GatewayState,
     async def _guarded(request: web.Request,
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                        ) -> web.StreamResponse:
+        await warmed(app)  # /health, /ready, /metrics too: after the first sample
         addr, port = _local_address(request)
         origin = request.headers.get("Origin")
         if origin is not None and not state.listener.origin_matches(origin, addr, port):

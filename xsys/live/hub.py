@@ -281,6 +281,9 @@ class SnapshotHub:
             self._listening = False
 
     async def _first(self, sub: LiveSubscription) -> None:
+        first = self.sampler.first_sampled  # the daemon's first sample comes after READY
+        if first is not None and not first.done():
+            await asyncio.shield(first)
         snap = self.sampler.latest
         if snap is None:
             return

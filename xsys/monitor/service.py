@@ -244,6 +244,9 @@ class MonitorService:
     async def _collect_now(self) -> Collection:
         if self._collect is not None:
             return await self._collect()
+        first = getattr(self._sampler, "first_sampled", None)  # the daemon's: after READY
+        if first is not None and not first.done():
+            await asyncio.shield(first)
         if self._collectors is None:
             self._collectors = await self.runtime.run_blocking(
                 Collectors, self.config, self._sampler, self.clock)

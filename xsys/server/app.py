@@ -64,6 +64,10 @@ class App:
         self._job_ids = itertools.count()
         self._drained: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: While not done, requests wait for it before their handler runs
+        #: (``xsys.server.dispatch.run_spec``): the daemon sets it to the sampler's first
+        #: sample, taken after READY (``Daemon.run``). None: nothing to wait for.
+        self.warming: asyncio.Future[Any] | None = None
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking ``fn(*args, **kwargs)`` in the pool and await its result."""

@@ -4,6 +4,7 @@ mirror and tests."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from xsys.protocol import InvalidParams
@@ -36,8 +37,18 @@ def prepare(router: Router, method: str,
     return spec, router.bind(spec, clean), want_progress
 
 
+async def warmed(app: App) -> None:
+    """Return once ``app.warming`` (the daemon's first sample, taken just after READY) is
+    done; at once when it is (or there is none). Every request waits here first."""
+    warming = app.warming
+    if warming is not None and not warming.done():
+        await asyncio.shield(warming)
+
+
 async def run_spec(app: App, spec: MethodSpec, ctx: Context, kwargs: dict[str, Any]) -> Any:
-    """Run ``spec``'s handler with validated ``kwargs`` according to its kind."""
+    """Run ``spec``'s handler with validated ``kwargs`` according to its kind (first
+    waiting for ``app.warming``, the daemon's first sample, when it is still pending)."""
+    await warmed(app)
     if spec.kind == "async":
         return await spec.handler(ctx, **kwargs)
     if spec.kind == "blocking":

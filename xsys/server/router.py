@@ -30,13 +30,14 @@ reaches the handler; it sets ``ctx.want_progress``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, Required, TypedDict, is_typeddict
@@ -143,7 +144,8 @@ class MethodSpec:
     rest), parameters, how it runs, whether it streams (returns a subscription), whether it
     is *safe* (RFC 9110 section 9.2.1: read-only, no state changes; the HTTP mirror serves
     only safe methods unless ``http.allow_write``), the handler itself and the schema of
-    its result (``result_schema`` of its return annotation; None without one)."""
+    its result (``result_schema`` of its return annotation; None without one: computed
+    by ``result_of`` on the first read of ``result`` and kept)."""
 
     name: str
     summary: str
@@ -154,7 +156,18 @@ class MethodSpec:
     streams: str | None = None
     progress: bool = False
     safe: bool = False
-    result: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    result_of: Callable[[], dict[str, Any] | None] | None = field(default=None, repr=False,
+                                                                   compare=False)
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        """The result's schema (``result_of()``, computed once; None without one). Raises
+        ``result_schema``'s ``TypeError`` when the router computes it lazily."""
+        cached: Any = self.__dict__.get("_result", _MISSING)
+        if cached is _MISSING:
+            cached = self.result_of() if self.result_of is not None else None
+            object.__setattr__(self, "_result", cached)
+        return cast("dict[str, Any] | None", cached)
 
     def describe(self) -> MethodDescription:
         """The ``rpc.methods`` form of this method (its ``result`` is shared: read it,
@@ -456,6 +469,10 @@ class _Schemas:
         return out
 
 
+def _constant(value: dict[str, Any]) -> dict[str, Any]:
+    return value
+
+
 def _required_keys(cls: type) -> frozenset[str]:
     """The required keys of TypedDict ``cls`` as its class says (by ``total``)."""
     keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
@@ -511,9 +528,13 @@ def result_schema(annotation: Any, where: str = "result",
 class Router:
     """The registry of methods and the parameter validation in front of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, lazy_results: bool = False) -> None:
+        """``lazy_results``: compute each result schema on its first read (``rpc.methods``,
+        the docs) instead of in ``add`` (the daemon's start-up; an unsupported annotation
+        then raises there, not in ``add``)."""
         self._methods: dict[str, MethodSpec] = {}
         self._titles: dict[str, type] = {}
+        self.lazy_results = lazy_results
 
     def method(
         self,
@@ -568,9 +589,12 @@ class Router:
             if p.name == "progress":
                 raise TypeError(f"{name}: 'progress' is a reserved parameter name")
             specs.append(_param_spec(p.name, p.annotation, p.default))
-        result = None
+        result_of: Callable[[], dict[str, Any] | None] | None = None
         if sig.return_annotation is not inspect.Signature.empty:
-            result = result_schema(sig.return_annotation, f"{name} result", self._titles)
+            result_of = functools.partial(result_schema, sig.return_annotation,
+                                          f"{name} result", self._titles)
+            if not self.lazy_results:
+                result_of = functools.partial(_constant, result_of())
         doc = inspect.getdoc(fn) or ""
         first, _, description = doc.partition("\n\n")
         summary = " ".join(first.split())
@@ -584,7 +608,7 @@ class Router:
             streams=streams,
             progress=progress,
             safe=safe,
-            result=result,
+            result_of=result_of,
         )
         self._methods[name] = spec
         return spec
