@@ -83,6 +83,9 @@ OUTPUT = Path(__file__).with_name("_methods.py")
 DEFAULT_ROUTER = "xsys.docs:build_router"
 LINE_LIMIT = 100
 
+#: Soft keywords renamed like keywords (Python 3.11's list, fixed so that the generated file
+#: is the same on every Python: 3.12 added ``type``, which stays a plain name here).
+_SOFT_KEYWORDS = frozenset({"_", "case", "match"})
 #: Names a namespace may not take: the clients' own members.
 RESERVED_NAMESPACES = frozenset({
     "call", "subscribe", "connect", "close", "connected", "notifications", "open_file",
@@ -285,7 +288,7 @@ def _param(method: str, p: Mapping[str, Any]) -> Param:
     if wire in RESERVED_PARAMS:
         raise ValueError(f"{method}: parameter {wire!r} would shadow a wrapper's own "
                          f"name ({', '.join(sorted(RESERVED_PARAMS))})")
-    name = wire + "_" if keyword.iskeyword(wire) or keyword.issoftkeyword(wire) else wire
+    name = wire + "_" if keyword.iskeyword(wire) or wire in _SOFT_KEYWORDS else wire
     wtype = str(p.get("type", "any"))
     is_path = bool(_PATH_NAME.match(wire))
     base = py_type(wtype, path=is_path)
