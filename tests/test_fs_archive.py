@@ -147,6 +147,13 @@ HOSTILE_TAR: dict[str, list[tuple[tarfile.TarInfo, bytes | None]]] = {
     "hardlink_outside": [(ti("h", tarfile.LNKTYPE, "../outside/keep.txt"), None)],
     "hardlink_absolute": [(ti("h", tarfile.LNKTYPE, "/etc/passwd"), None)],
     "device": [(ti("dev", tarfile.CHRTYPE), None)],
+    # each target is inside lexically, but the kernel resolves "a" first: a -> ".", so
+    # "a/.." is dst's parent and "b/.." the parent's parent
+    "symlink_chain_out": [(ti("a", tarfile.SYMTYPE, "."), None),
+                          (ti("b", tarfile.SYMTYPE, "a/.."), None)],
+    "symlink_chain_later_member": [(ti("b", tarfile.SYMTYPE, "d/x/../.."), None),
+                                   (ti("d", tarfile.DIRTYPE, mode=0o755), None),
+                                   (ti("d/x", tarfile.SYMTYPE, ".."), None)],
 }
 
 
@@ -179,6 +186,7 @@ HOSTILE_ZIP = {
     "symlink_then_file": [("esc", b"../outside", 0o120777), ("esc/evil", b"e", 0o100644)],
     "symlink_inward_then_file": [("d/", b"", 0o40755), ("hop", b"d", 0o120777),
                                  ("hop/f", b"x", 0o100644)],
+    "symlink_chain_out": [("a", b".", 0o120777), ("b", b"a/../outside", 0o120777)],
 }
 
 

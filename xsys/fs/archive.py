@@ -595,7 +595,54 @@ def _checked(members: Iterator[Member], max_members: int) -> list[Member]:
         if m.kind == "symlink":
             _check_link_target(m.name, m.target)
         out.append(m)
+    _check_link_chains(out)
     return out
+
+
+#: Most symlinks one resolution follows (Linux's MAXSYMLINKS); a chain longer is refused.
+_MAX_HOPS = 40
+
+
+def _check_link_chains(members: list[Member]) -> None:
+    """``unsafe`` when a symlink member's target leaves the destination once the other
+    symlink members of the archive are followed as the kernel would (``a -> .`` then
+    ``b -> a/..``: each target stays inside on its own, ``b`` points at dst's parent)."""
+    links: dict[str, str] = {}
+    for m in members:  # the last member of a name is what stays on disk
+        if m.kind == "symlink":
+            links[m.name] = m.target
+        else:
+            links.pop(m.name, None)
+    for name, target in links.items():
+        _resolve_inside(name, target, links)
+
+
+def _resolve_inside(name: str, target: str, links: dict[str, str]) -> None:
+    where = name.split("/")[:-1]
+    todo = list(reversed(target.split("/")))
+    hops = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not where:
+                raise unsafe(name, f"link target {target!r} leaves the destination "
+                                   "through the archive's other symlinks")
+            where.pop()
+            continue
+        path = "/".join([*where, part])
+        if path in links:
+            hops += 1
+            if hops > _MAX_HOPS:
+                raise unsafe(name, f"link target {target!r}: more than {_MAX_HOPS} "
+                                   "symlinks to follow")
+            nxt = links[path]
+            if nxt.startswith("/"):
+                raise unsafe(name, f"link target {target!r} goes through an absolute link")
+            todo.extend(reversed(nxt.split("/")))
+            continue
+        where.append(part)
 
 
 @contextlib.contextmanager
