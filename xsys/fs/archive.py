@@ -694,7 +694,10 @@ def extract(src: Located, dst: Located, overwrite: bool, max_bytes: int, max_mem
         # in dst itself when it exists (its entries are moved up at the end)
         home = dst.dir_fd if dst.st is None else dst.open_dir()
         try:
-            tmp = _make_temp_dir(home, dst.name or "extract")
+            try:
+                tmp = _make_temp_dir(home, dst.name or "extract")
+            except OSError as exc:  # EACCES: the peer may not write there
+                raise error_from_oserror(exc, dst.path) from None
             try:
                 result = _extract_into(sfd, src, dst, home, tmp, overwrite, max_bytes,
                                        max_members, chunk, umask, job)
