@@ -208,6 +208,48 @@ def test_shape_of_tables_and_labels() -> None:
     assert shape(["pong from /x in 0.3 ms"]) == {"pong"}
 
 
+_SPACED_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+
+
+def format_slips(expected: list[str]) -> list[str]:
+    """Sample output that breaks the CLI's one format per kind of value: a cell under a
+    ``%`` header without its ``%``, a time not in ISO-8601 (``T`` between date and time)."""
+    slips: list[str] = []
+    header: str | None = None
+    for line in expected:
+        tokens = line.split()
+        if len(tokens) >= 2 and all(_HEADER_WORD.fullmatch(t) for t in tokens):
+            header = line
+            continue
+        if not line.strip():
+            header = None
+        if _SPACED_TIME.search(line):
+            slips.append(f"time not ISO-8601: {line.strip()}")
+        if header is None:
+            continue
+        for m in re.finditer(r"\S+%", header):  # right-aligned: the cell ends where it does
+            end = m.end()
+            cell = line[:end].split()[-1] if line[:end].strip() else ""
+            if cell and not cell.endswith("%") and line[end:end + 1] in ("", " "):
+                slips.append(f"{m.group()} cell {cell!r} without %: {line.strip()}")
+    return slips
+
+
+def test_format_slips_are_found() -> None:
+    assert format_slips(["MOUNT  USE%", "/     23.10", "/var  3.4%"]) == [
+        "USE% cell '23.10' without %: /     23.10"]
+    assert format_slips(["last tick: 2026-11-30 16:53:54"]) == [
+        "time not ISO-8601: last tick: 2026-11-30 16:53:54"]
+    assert format_slips(["CPU%  MEM%", "1.0%  2.0%", "", "x  y"]) == []
+
+
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in ALL
+                                   if b.lang == "console"])
+def test_console_samples_use_the_clis_formats(block: Block) -> None:
+    slips = [s for _, expected in commands(block.code) for s in format_slips(expected)]
+    assert not slips, f"{block.id}: the sample is not what the CLI prints: {slips}"
+
+
 def run_command(cmd: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     argv = shlex.split(cmd, comments=True)
     if argv[0] == "xsys":
