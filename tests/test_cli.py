@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,13 @@ def test_serve_with_bad_config_exits_2(tmp_path: Path, short_tmp: Path) -> None:
     r = xsys("serve", "--config", str(cfg), socket=str(short_tmp / "x.sock"),
              env={"HOME": str(tmp_path)})
     assert r.returncode == 2 and "server.nope: unknown key" in r.stderr
+
+
+def test_monitor_status_of_a_disabled_monitor_says_never(daemon_factory: Any) -> None:
+    """No tick yet: ``last tick: never``, not an empty time and ``(0.0 ms)``."""
+    d = daemon_factory({"monitor": {"enabled": False}})
+    r = xsys("monitor", "status", socket=d.socket)
+    assert r.returncode == 0, r.stderr
+    assert "monitor:   stopped" in r.stdout
+    assert "last tick: never\n" in r.stdout, r.stdout
+    assert "monitor disabled" in d.log() and "monitor started" not in d.log()

@@ -64,7 +64,8 @@ def render_status(r: Result, firing: bool = False) -> str:
     head = pairs([
         ("monitor", ("running" if r["running"] else "stopped")
          + f", every {r['refresh_s']:g}s, {r['ticks']} ticks"),
-        ("last tick", f"{_when(r['last_tick_at'])} ({(r['last_tick_ms'] or 0):.1f} ms)"),
+        ("last tick", f"{_when(r['last_tick_at'])} ({(r['last_tick_ms'] or 0):.1f} ms)"
+         if r["last_tick_at"] else "never"),
         ("firing", r["firing"]),
         ("providers", ", ".join(r["providers"]) or "none"),
         ("queue", f"{q['depth']}/{q['capacity']} queued, {q['in_flight']} in flight, "
