@@ -491,7 +491,6 @@ class MonitorService:
         self.bus.publish(alert)
         if self.dispatcher is None:
             raise NotFound("the monitor is not running", {"provider": provider})
-        self.bus.publish(alert)  # subscribers (monitor.subscribe, /ws) see it too
         dispatcher = self.dispatcher
         results = await asyncio.gather(*(dispatcher.attempt(p, alert) for p in targets))
         out: list[ProviderAttempt] = []
