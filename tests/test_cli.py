@@ -113,3 +113,30 @@ def test_monitor_status_of_a_disabled_monitor_says_never(daemon_factory: Any) ->
     assert "monitor:   stopped" in r.stdout
     assert "last tick: never\n" in r.stdout, r.stdout
     assert "monitor disabled" in d.log() and "monitor started" not in d.log()
+
+
+def test_monitor_status_on_80_columns_never_cuts_a_time(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A busy machine's states ("WARNING (critical pending) [silenced]") used to push
+    SINCE past column 80, where the table cut it mid-time: STATE is the last column now."""
+    import re
+
+    from xsys.cli.monitor import render_status
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    check = {"component": "filesystem:/var/lib", "state": "warning", "pending": "critical",
+             "silenced": True, "value": 93.25, "unit": "percent", "threshold": 85.0,
+             "changed_at": 1_796_000_000.0}
+    r = {"running": True, "refresh_s": 5.0, "ticks": 3, "last_tick_at": 1_796_000_000.0,
+         "last_tick_ms": 1.5, "firing": 1, "providers": ["console"], "silences": [{}],
+         "queue": {"depth": 0, "capacity": 100, "in_flight": 0, "dropped": 0},
+         "checks": [check, {**check, "component": "load", "unit": "load_per_cpu",
+                            "value": 1.94, "threshold": 1.5}]}
+    lines = render_status(r).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    rows = [line for line in lines if line.startswith(("filesystem", "load"))]
+    assert len(rows) == 2
+    for line in rows:
+        assert re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\s", line), line
+        assert "WARNING" in line

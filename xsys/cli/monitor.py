@@ -79,9 +79,11 @@ def render_status(r: Result, firing: bool = False) -> str:
         state = c["state"].upper() + (f" ({c['pending']} pending)" if c["pending"] else "")
         if c["silenced"]:
             state += " [silenced]"
-        rows.append([c["component"], state, _value(c["value"], c["unit"]),
-                     _value(c["threshold"], c["unit"]), _when(c["changed_at"])])
-    checks = table(rows, ["COMPONENT", "STATE", "VALUE", "THRESHOLD", "SINCE"], right=(2, 3))
+        rows.append([c["component"], _value(c["value"], c["unit"]),
+                     _value(c["threshold"], c["unit"]), _when(c["changed_at"]), state])
+    # STATE last: the one cell of free length ("WARNING (critical pending) [silenced]"),
+    # so a narrow terminal cuts its tail and never a time
+    checks = table(rows, ["COMPONENT", "VALUE", "THRESHOLD", "SINCE", "STATE"], right=(1, 2))
     return f"{head}\n\n{checks}"
 
 
