@@ -140,3 +140,24 @@ def test_monitor_status_on_80_columns_never_cuts_a_time(monkeypatch: pytest.Monk
     for line in rows:
         assert re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\s", line), line
         assert "WARNING" in line
+
+
+def test_monitor_history_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An alert row (a test alert, a repeat, a long component) fits 80 columns: only the
+    deliveries, the last column, may be cut; the time and the status never are (the ID
+    column, which no command takes, pushed every line past 80; it stays in --json)."""
+    from xsys.cli.monitor import render_history
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    alert = {"created_at": 1_796_000_000.0, "id": "53fe0db88b-4", "component": "network:eth0",
+             "severity": "warning", "status": "firing", "repeat": True, "test": False,
+             "value_text": "44.0 KiB/s", "silenced_by": None,
+             "deliveries": [{"provider": "console", "status": "sent"},
+                            {"provider": "webhook", "status": "failed"}]}
+    lines = render_history({"alerts": [alert, {**alert, "test": True, "repeat": False}]}
+                           ).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "firing (repeat)" in lines[1] and "firing (test)" in lines[2]
+    assert all(line.startswith("2026-11-") and "44.0 KiB/s  con" in line
+               for line in lines[1:]), lines

@@ -114,11 +114,11 @@ def _deliveries(row: dict[str, Any]) -> str:
 
 def render_history(r: Result) -> str:
     """``monitor.history``: one row per alert with each provider's delivery result."""
-    rows = [[_when(a["created_at"]), a["id"], a["component"], a["severity"].upper(),
+    # no ID column (no command takes one; --json has it): with it no row fit 80 columns
+    rows = [[_when(a["created_at"]), a["component"], a["severity"].upper(),
              a["status"] + (" (repeat)" if a["repeat"] else "") + (" (test)" if a["test"] else ""),
              a["value_text"], _deliveries(a)] for a in r["alerts"]]
-    return table(rows, ["TIME", "ID", "COMPONENT", "SEVERITY", "STATUS", "VALUE",
-                        "DELIVERIES"])
+    return table(rows, ["TIME", "COMPONENT", "SEVERITY", "STATUS", "VALUE", "DELIVERIES"])
 
 
 def render_test(r: Result) -> str:
