@@ -103,6 +103,42 @@ def test_every_block_is_runnable_or_marked() -> None:
     assert not unexplained, f"not-run markers need a reason: {unexplained}"
 
 
+_LIST_ITEM = re.compile(r"\s*([-*+]|\d+[.)])\s")
+
+
+def indented_blocks(text: str) -> list[int]:
+    """Line numbers of indented (4-space) code blocks outside fences and lists: the
+    runner only sees fenced blocks, so code there would never run."""
+    out: list[int] = []
+    in_fence = False
+    prev = ""
+    in_list = False
+    for n, line in enumerate(text.split("\n"), 1):
+        if line.startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence:
+            if _LIST_ITEM.match(line):
+                in_list = True
+            elif not line.startswith(" ") and line.strip():
+                in_list = False
+            if line.startswith("    ") and not prev.strip() and not in_list:
+                out.append(n)
+        prev = line
+    return out
+
+
+def test_indented_blocks_are_found() -> None:
+    assert indented_blocks("a\n\n    code\n\n- item\n\n    more of the item\n") == [3]
+    assert indented_blocks("```text\n\n    in a fence\n```\n") == []
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_indented_code_blocks(path: Path) -> None:
+    lines = indented_blocks(path.read_text(encoding="utf-8"))
+    assert not lines, (f"{path.name}: indented code blocks at lines {lines} are never run; "
+                       "fence them (```python, ```console, ```text or not-run)")
+
+
 def test_not_run_blocks_are_counted() -> None:
     counts = Counter("not-run" if b.not_run is not None else b.lang for b in ALL)
     print("doc blocks:", dict(sorted(counts.items())))
