@@ -195,3 +195,20 @@ def test_over_the_socket_and_cli(shared_daemon: Any, workdir: Path) -> None:
     code, out = cli(s, "fs", "extract", "--json", str(workdir / "t.zip"), str(workdir / "x"))
     assert code == 0 and json.loads(out)["format"] == "zip"
     assert (workdir / "x" / "t" / "a.txt").read_text() == "one\nneedle two\nthree\n"
+
+
+def test_grep_reads_no_file_above_fs_max_read_bytes(tmp_path: Path) -> None:
+    """grep reads each file whole, so ``max_filesize`` is capped at ``fs.max_read_bytes``:
+    a peer asking for 1 TiB on a huge (here sparse) file gets it skipped and counted, not
+    the daemon's memory filled."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with open(root / "sparse.txt", "wb") as f:
+        f.write(b"needle\n")
+        f.truncate(3 << 20)
+    svc = FsService(FsConfig(roots=(str(root),), max_read_bytes=1 << 20))
+    r = svc.grep(str(root), GrepQuery(pattern="needle", max_filesize=1 << 40))
+    assert r.matches == [] and r.skipped_large == 1
+    (root / "small.txt").write_bytes(b"needle\n")
+    r = svc.grep(str(root), GrepQuery(pattern="needle", max_filesize=1 << 40))
+    assert [m.path for m in r.matches] == [str(root / "small.txt")]

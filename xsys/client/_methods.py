@@ -1976,7 +1976,7 @@ class FsMethods(NamespaceBase["Client"]):
             ignore_case: case-insensitive.
             glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
             max_count: most matches per file (1..).
-            max_filesize: skip larger files (bytes) (0..).
+            max_filesize: skip larger files (bytes; at most fs.max_read_bytes) (0..).
             limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
             context: lines of context before and after (0..100).
             gitignore: honour .gitignore files and skip .git.
@@ -4357,7 +4357,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             ignore_case: case-insensitive.
             glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
             max_count: most matches per file (1..).
-            max_filesize: skip larger files (bytes) (0..).
+            max_filesize: skip larger files (bytes; at most fs.max_read_bytes) (0..).
             limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
             context: lines of context before and after (0..100).
             gitignore: honour .gitignore files and skip .git.

@@ -490,7 +490,8 @@ def _register_search(router: Router, app: App) -> None:
              max_count: Annotated[int | None, Range(1, None),
                                   Doc("most matches per file")] = None,
              max_filesize: Annotated[int, Range(0, None), Doc("skip larger files "
-                                                              "(bytes)")] = DEFAULT_MAX_FILESIZE,
+                                                              "(bytes; at most "
+                                                              "fs.max_read_bytes)")] = DEFAULT_MAX_FILESIZE,
              limit: Count = None,
              context: Annotated[int, Range(0, MAX_CONTEXT_LINES),
                                 Doc("lines of context before and after")] = 0,

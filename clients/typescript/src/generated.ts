@@ -1654,7 +1654,7 @@ export interface FsGrepParams {
   glob?: string | null;
   /** most matches per file (default null, range 1.., wire type `int`) */
   max_count?: number | null;
-  /** skip larger files (bytes) (default 67108864, range 0.., wire type `int`) */
+  /** skip larger files (bytes; at most fs.max_read_bytes) (default 67108864, range 0.., wire type `int`) */
   max_filesize?: number;
   /** most entries returned (default and maximum: fs.max_list_entries) (default null, range 1.., wire type `int`) */
   limit?: number | null;
