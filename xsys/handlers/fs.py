@@ -489,9 +489,9 @@ def _register_search(router: Router, app: App) -> None:
                                              "pattern (relative path if it has a /)")] = None,
              max_count: Annotated[int | None, Range(1, None),
                                   Doc("most matches per file")] = None,
-             max_filesize: Annotated[int, Range(0, None), Doc("skip larger files "
-                                                              "(bytes; at most "
-                                                              "fs.max_read_bytes)")] = DEFAULT_MAX_FILESIZE,
+             max_filesize: Annotated[int, Range(0, None),
+                                     Doc("skip larger files (bytes; at most "
+                                         "fs.max_read_bytes)")] = DEFAULT_MAX_FILESIZE,
              limit: Count = None,
              context: Annotated[int, Range(0, MAX_CONTEXT_LINES),
                                 Doc("lines of context before and after")] = 0,
