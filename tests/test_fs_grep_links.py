@@ -212,3 +212,16 @@ def test_grep_reads_no_file_above_fs_max_read_bytes(tmp_path: Path) -> None:
     (root / "small.txt").write_bytes(b"needle\n")
     r = svc.grep(str(root), GrepQuery(pattern="needle", max_filesize=1 << 40))
     assert [m.path for m in r.matches] == [str(root / "small.txt")]
+
+
+def test_touch_refuses_times_out_of_range(shared_daemon: Any, workdir: Path) -> None:
+    """NaN, infinities and times past what the kernel stores are -32602, not -32603."""
+    target = workdir / "t.txt"
+    target.write_text("x")
+    with shared_daemon.client() as c:
+        for bad in (float("nan"), float("inf"), 1e20, -1e20):
+            for key in ("mtime_at", "atime_at"):
+                with pytest.raises(InvalidParams) as exc:
+                    c.call("fs.touch", path=str(target), **{key: bad})
+                assert exc.value.data["param"] == key
+        assert c.call("fs.touch", path=str(target), mtime_at=1e9)["mtime_at"] == 1e9

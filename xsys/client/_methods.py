@@ -2407,9 +2407,9 @@ class FsMethods(NamespaceBase["Client"]):
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
             mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
-                given).
+                given) (-9000000000..9000000000).
             atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
-                given).
+                given) (-9000000000..9000000000).
             make_parents: create missing parent directories.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
@@ -4808,9 +4808,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
             mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
-                given).
+                given) (-9000000000..9000000000).
             atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
-                given).
+                given) (-9000000000..9000000000).
             make_parents: create missing parent directories.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).

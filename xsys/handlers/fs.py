@@ -78,6 +78,10 @@ assert set(FORMATS) == {"tar", "tar.gz", "tar.xz", "zip"}
 
 P = ParamSpec("P")
 
+#: Epoch seconds a file time may take: what fits the kernel's 64-bit nanoseconds (about
+#: the years 1685..2255); beyond it utimensat overflowed into -32603.
+TIME_RANGE = Range(-9_000_000_000, 9_000_000_000)
+
 
 def wire(obj: Any) -> dict[str, Any]:
     """A result dataclass as its wire map (file names that are not UTF-8 as bin)."""
@@ -416,12 +420,12 @@ def _register_links(router: Router, app: App) -> None:
     @router.method("fs.touch", kind="blocking")
     @as_caller
     def touch(ctx: Context, path: Path,
-              mtime_at: Annotated[float | None, Doc("modification time, epoch seconds; nil: "
-                                                    "now (or unchanged when only atime_at "
-                                                    "is given)")] = None,
-              atime_at: Annotated[float | None, Doc("access time, epoch seconds; nil: now "
-                                                    "(or unchanged when only mtime_at is "
-                                                    "given)")] = None,
+              mtime_at: Annotated[float | None, TIME_RANGE,
+                                  Doc("modification time, epoch seconds; nil: now (or "
+                                      "unchanged when only atime_at is given)")] = None,
+              atime_at: Annotated[float | None, TIME_RANGE,
+                                  Doc("access time, epoch seconds; nil: now (or unchanged "
+                                      "when only mtime_at is given)")] = None,
               make_parents: Annotated[bool, Doc("create missing parent directories")] = False,
               ) -> TouchResult:
         """Create an empty file when missing and set its times: ``{path, created,
