@@ -49,8 +49,11 @@ class ReadStream:
 
     def ack(self, offset: int) -> None:
         """The client has consumed every byte before ``offset`` (relative to the start of
-        the stream). Any thread."""
+        the stream), at most what was sent: an ack beyond that opens no credit (a client
+        acknowledging a terabyte up front made the daemon buffer the whole file). Any
+        thread."""
         with self.cond:
+            offset = min(offset, self.sent)
             if offset > self.acked:
                 self.acked = offset
                 self.cond.notify_all()
@@ -211,9 +214,9 @@ def stream_file(fd: int, path: str, size: int, offset: int, length: int | None, 
         data = pread(fd, min(chunk, end - pos), pos)
         if not data:
             break
-        send(pos, data)
-        with stream.cond:
+        with stream.cond:  # counted before it leaves, so its ack is never clamped away
             stream.sent += len(data)
+        send(pos, data)
         pos += len(data)
     return ReadResult(path=path, data=b"", offset=offset, length=pos - offset, size=size,
                       eof=pos >= size)
