@@ -126,3 +126,28 @@ def test_a_forged_ack_keeps_daemon_memory_bounded(shared_daemon: Any, workdir: P
         sock.close()
     with shared_daemon.client() as c:
         assert wait_sync(lambda: c.call("rpc.ping")["pong"])
+
+
+def test_upload_chunks_beyond_the_announced_size_are_refused(tmp_path: Path) -> None:
+    """After the eof chunk announced the size, a chunk past it is -32602 (it used to be
+    written, so the file was not the bytes the eof chunk closed); before it, an eof that
+    would cut bytes already received is refused too; the cap names itself."""
+    from xsys.fs.streams import Upload
+    from xsys.protocol import InvalidParams, TooLarge
+
+    class Handle:
+        def __init__(self) -> None:
+            self.fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o600)
+
+    up = Upload(Handle(), 1 << 20)  # type: ignore[arg-type]
+    up.write(0, b"ab", eof=True)
+    with pytest.raises(InvalidParams):
+        up.write(1, b"zz", eof=False)
+    assert (tmp_path / "f").read_bytes() == b"ab"
+    up2 = Upload(Handle(), 1 << 20)  # type: ignore[arg-type]
+    up2.write(4, b"tail", eof=False)
+    with pytest.raises(InvalidParams):
+        up2.write(0, b"ab", eof=True)
+    with pytest.raises(TooLarge) as exc:
+        up2.write(1 << 20, b"x", eof=False)
+    assert exc.value.data["limit"] == 1 << 20 and "fs.max_write_bytes" not in str(exc.value)

@@ -2448,8 +2448,8 @@ class FsMethods(NamespaceBase["Client"]):
         ``eof: true``); this request answers once every byte arrived and the file was
         renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
         -32007 ``expected_sha256``
-        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
-        parent (without ``make_parents``).
+        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes`` (streamed: above
+        1 TiB), -32001 missing parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -4849,8 +4849,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         ``eof: true``); this request answers once every byte arrived and the file was
         renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
         -32007 ``expected_sha256``
-        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
-        parent (without ``make_parents``).
+        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes`` (streamed: above
+        1 TiB), -32001 missing parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid

@@ -270,8 +270,8 @@ def _register_writing(router: Router, app: App) -> None:
         ``eof: true``); this request answers once every byte arrived and the file was
         renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
         -32007 ``expected_sha256``
-        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
-        parent (without ``make_parents``).
+        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes`` (streamed: above
+        1 TiB), -32001 missing parent (without ``make_parents``).
         """
         if stream:
             if mode != "overwrite" or make_parents or expected_sha256 is not None or data:
