@@ -353,6 +353,25 @@ def _check_link_target(name: str, target: str) -> None:
         raise unsafe(name, f"link target {target!r} leaves the destination")
 
 
+#: Largest pax or GNU long-name header read (names are at most 4,096 bytes on Linux).
+MAX_TAR_HEADER_BYTES = 1 << 20
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A ``TarInfo`` that refuses to read a pax or GNU long-name/long-link header above
+    ``MAX_TAR_HEADER_BYTES``: tarfile reads such a header whole into memory, so a small
+    compressed archive could make the daemon allocate gigabytes."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) \
+                and self.size > MAX_TAR_HEADER_BYTES:
+            raise unsafe(self.name, f"a {self.size}-byte extended header (at most "
+                                    f"{MAX_TAR_HEADER_BYTES})")
+        out: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        return out
+
+
 def _tar_members(tf: tarfile.TarFile) -> Iterator[Member]:
     for ti in tf:
         _clean_name(ti.name)  # absolute names fail (the data filter would strip the "/")
@@ -575,7 +594,8 @@ def _open_archive(fd: int, path: str, max_members: int
             return
         fmt = _tar_format(f)
         try:
-            tf = tarfile.open(fileobj=f, mode="r:*")  # noqa: SIM115 - with below
+            tf = tarfile.open(fileobj=f, mode="r:*",  # noqa: SIM115 - with below
+                              tarinfo=_BoundedTarInfo)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise _bad(path, exc) from None
         with tf:
