@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,19 @@ def test_touch_refuses_times_out_of_range(shared_daemon: Any, workdir: Path) -> 
                     c.call("fs.touch", path=str(target), **{key: bad})
                 assert exc.value.data["param"] == key
         assert c.call("fs.touch", path=str(target), mtime_at=1e9)["mtime_at"] == 1e9
+
+
+def test_archive_cli_refuses_a_name_it_cannot_tell_the_format_of(shared_daemon: Any,
+                                                                 workdir: Path) -> None:
+    """`xsys fs archive out.rar x` made a tar.gz called out.rar: an unknown extension is a
+    usage error (exit 2) unless --format says what to write."""
+    (workdir / "x.txt").write_text("x")
+    code, _ = cli(shared_daemon.socket, "fs", "archive", str(workdir / "out.rar"),
+                  str(workdir / "x.txt"))
+    assert code == 2 and not (workdir / "out.rar").exists()
+    code, _ = cli(shared_daemon.socket, "fs", "archive", "--format", "zip",
+                  str(workdir / "out.rar"), str(workdir / "x.txt"))
+    assert code == 0 and zipfile.is_zipfile(workdir / "out.rar")
+    code, _ = cli(shared_daemon.socket, "fs", "archive", str(workdir / "b.tgz"),
+                  str(workdir / "x.txt"))
+    assert code == 0
