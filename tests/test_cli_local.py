@@ -84,6 +84,9 @@ def test_local_writes_and_root_confinement(tmp_path: Path) -> None:
     assert code == 1 and not os.path.lexists(root / "esc2")
     code, out, _ = run(*local, "fs", "archive", "--json", str(root / "a.zip"), str(root / "w.txt"))
     assert code == 0 and json.loads(out)["files"] == 1
+    # a --root that does not exist is a usage error, not "everything is outside the roots"
+    code, _, err = run("--local", "--root", str(tmp_path / "typo"), "fs", "ls", str(root))
+    assert code == 2 and "does not exist" in err, err
     # without --root: the caller's own rights, anywhere
     code, out, _ = run("--local", "fs", "cat", str(tmp_path / "outside.txt"))
     assert code == 0 and out == "no"

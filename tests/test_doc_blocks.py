@@ -103,6 +103,42 @@ def test_every_block_is_runnable_or_marked() -> None:
     assert not unexplained, f"not-run markers need a reason: {unexplained}"
 
 
+_LIST_ITEM = re.compile(r"\s*([-*+]|\d+[.)])\s")
+
+
+def indented_blocks(text: str) -> list[int]:
+    """Line numbers of indented (4-space) code blocks outside fences and lists: the
+    runner only sees fenced blocks, so code there would never run."""
+    out: list[int] = []
+    in_fence = False
+    prev = ""
+    in_list = False
+    for n, line in enumerate(text.split("\n"), 1):
+        if line.startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence:
+            if _LIST_ITEM.match(line):
+                in_list = True
+            elif not line.startswith(" ") and line.strip():
+                in_list = False
+            if line.startswith("    ") and not prev.strip() and not in_list:
+                out.append(n)
+        prev = line
+    return out
+
+
+def test_indented_blocks_are_found() -> None:
+    assert indented_blocks("a\n\n    code\n\n- item\n\n    more of the item\n") == [3]
+    assert indented_blocks("```text\n\n    in a fence\n```\n") == []
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_indented_code_blocks(path: Path) -> None:
+    lines = indented_blocks(path.read_text(encoding="utf-8"))
+    assert not lines, (f"{path.name}: indented code blocks at lines {lines} are never run; "
+                       "fence them (```python, ```console, ```text or not-run)")
+
+
 def test_not_run_blocks_are_counted() -> None:
     counts = Counter("not-run" if b.not_run is not None else b.lang for b in ALL)
     print("doc blocks:", dict(sorted(counts.items())))
@@ -206,6 +242,48 @@ def test_shape_of_tables_and_labels() -> None:
         == {"TOTAL", "USED", "USE%"}
     assert shape(["hostname: vm", "last tick: 2026-11-30"]) == {"hostname:", "last tick:"}
     assert shape(["pong from /x in 0.3 ms"]) == {"pong"}
+
+
+_SPACED_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+
+
+def format_slips(expected: list[str]) -> list[str]:
+    """Sample output that breaks the CLI's one format per kind of value: a cell under a
+    ``%`` header without its ``%``, a time not in ISO-8601 (``T`` between date and time)."""
+    slips: list[str] = []
+    header: str | None = None
+    for line in expected:
+        tokens = line.split()
+        if len(tokens) >= 2 and all(_HEADER_WORD.fullmatch(t) for t in tokens):
+            header = line
+            continue
+        if not line.strip():
+            header = None
+        if _SPACED_TIME.search(line):
+            slips.append(f"time not ISO-8601: {line.strip()}")
+        if header is None:
+            continue
+        for m in re.finditer(r"\S+%", header):  # right-aligned: the cell ends where it does
+            end = m.end()
+            cell = line[:end].split()[-1] if line[:end].strip() else ""
+            if cell and not cell.endswith("%") and line[end:end + 1] in ("", " "):
+                slips.append(f"{m.group()} cell {cell!r} without %: {line.strip()}")
+    return slips
+
+
+def test_format_slips_are_found() -> None:
+    assert format_slips(["MOUNT  USE%", "/     23.10", "/var  3.4%"]) == [
+        "USE% cell '23.10' without %: /     23.10"]
+    assert format_slips(["last tick: 2026-11-30 16:53:54"]) == [
+        "time not ISO-8601: last tick: 2026-11-30 16:53:54"]
+    assert format_slips(["CPU%  MEM%", "1.0%  2.0%", "", "x  y"]) == []
+
+
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in ALL
+                                   if b.lang == "console"])
+def test_console_samples_use_the_clis_formats(block: Block) -> None:
+    slips = [s for _, expected in commands(block.code) for s in format_slips(expected)]
+    assert not slips, f"{block.id}: the sample is not what the CLI prints: {slips}"
 
 
 def run_command(cmd: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

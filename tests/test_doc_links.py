@@ -41,7 +41,7 @@ GENERATED = ("bench/results/", "clients/typescript/dist/")
 
 def _exists(target: Path) -> bool:
     rel = str(target.resolve().relative_to(REPO)) if target.resolve().is_relative_to(REPO) else ""
-    return target.exists() or rel.startswith(GENERATED)
+    return target.exists() or (rel + "/").startswith(GENERATED)
 
 
 def _check(target: Path, where: str, broken: list[str]) -> None:
@@ -100,7 +100,7 @@ def _help_texts() -> list[tuple[str, str]]:
     def walk(cmd: click.Command, path: list[str], parent: click.Context | None) -> None:
         ctx = click.Context(cmd, info_name=path[-1], parent=parent)
         out.append((" ".join(path), cmd.get_help(ctx)))
-        if isinstance(cmd, click.Group):  # lazy groups load their commands on request
+        if isinstance(cmd, click.Group):  # lazy groups load their commands on demand
             for name in sorted(cmd.list_commands(ctx)):
                 sub = cmd.get_command(ctx, name)
                 if sub is not None:

@@ -147,6 +147,13 @@ HOSTILE_TAR: dict[str, list[tuple[tarfile.TarInfo, bytes | None]]] = {
     "hardlink_outside": [(ti("h", tarfile.LNKTYPE, "../outside/keep.txt"), None)],
     "hardlink_absolute": [(ti("h", tarfile.LNKTYPE, "/etc/passwd"), None)],
     "device": [(ti("dev", tarfile.CHRTYPE), None)],
+    # each target is inside lexically, but the kernel resolves "a" first: a -> ".", so
+    # "a/.." is dst's parent and "b/.." the parent's parent
+    "symlink_chain_out": [(ti("a", tarfile.SYMTYPE, "."), None),
+                          (ti("b", tarfile.SYMTYPE, "a/.."), None)],
+    "symlink_chain_later_member": [(ti("b", tarfile.SYMTYPE, "d/x/../.."), None),
+                                   (ti("d", tarfile.DIRTYPE, mode=0o755), None),
+                                   (ti("d/x", tarfile.SYMTYPE, ".."), None)],
 }
 
 
@@ -179,6 +186,7 @@ HOSTILE_ZIP = {
     "symlink_then_file": [("esc", b"../outside", 0o120777), ("esc/evil", b"e", 0o100644)],
     "symlink_inward_then_file": [("d/", b"", 0o40755), ("hop", b"d", 0o120777),
                                  ("hop/f", b"x", 0o100644)],
+    "symlink_chain_out": [("a", b".", 0o120777), ("b", b"a/../outside", 0o120777)],
 }
 
 
@@ -309,3 +317,26 @@ def test_extract_over_the_socket_with_progress(shared_daemon: Any, workdir: Path
             c.call("fs.extract", src=str(workdir / "evil.tar"), dst=str(workdir / "e"))
         assert exc.value.data["reason"] == "unsafe_member"
         assert not (workdir / "e").exists() and not (workdir.parent / "evil").exists()
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_a_huge_pax_or_longname_header_is_refused_unread(env: tuple[FsService, Path, Path],
+                                                          kind: bytes) -> None:
+    """tarfile reads a pax or GNU long-name header whole into memory: a 64 MiB one (a few
+    hundred KiB gzipped; 4 GiB takes 18 MiB) made the daemon allocate it. Headers above
+    1 MiB fail the extract before they are read."""
+    import gzip
+
+    svc, root, outside = env
+    header = ti("././@LongHeader", kind)
+    header.size = 64 << 20
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as gz:
+        gz.write(header.tobuf(tarfile.USTAR_FORMAT))
+        zeros = bytes(1 << 20)
+        for _ in range(64):
+            gz.write(zeros)
+        gz.write(ti("f").tobuf(tarfile.USTAR_FORMAT) + bytes(1024))
+    (root / "hdr.tar.gz").write_bytes(raw.getvalue())
+    err = refused(svc, root, outside, root / "hdr.tar.gz")
+    assert err.data["reason"] == "unsafe_member" and "header" in str(err)

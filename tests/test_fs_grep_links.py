@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,49 @@ def test_over_the_socket_and_cli(shared_daemon: Any, workdir: Path) -> None:
     code, out = cli(s, "fs", "extract", "--json", str(workdir / "t.zip"), str(workdir / "x"))
     assert code == 0 and json.loads(out)["format"] == "zip"
     assert (workdir / "x" / "t" / "a.txt").read_text() == "one\nneedle two\nthree\n"
+
+
+def test_grep_reads_no_file_above_fs_max_read_bytes(tmp_path: Path) -> None:
+    """grep reads each file whole, so ``max_filesize`` is capped at ``fs.max_read_bytes``:
+    a peer asking for 1 TiB on a huge (here sparse) file gets it skipped and counted, not
+    the daemon's memory filled."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with open(root / "sparse.txt", "wb") as f:
+        f.write(b"needle\n")
+        f.truncate(3 << 20)
+    svc = FsService(FsConfig(roots=(str(root),), max_read_bytes=1 << 20))
+    r = svc.grep(str(root), GrepQuery(pattern="needle", max_filesize=1 << 40))
+    assert r.matches == [] and r.skipped_large == 1
+    (root / "small.txt").write_bytes(b"needle\n")
+    r = svc.grep(str(root), GrepQuery(pattern="needle", max_filesize=1 << 40))
+    assert [m.path for m in r.matches] == [str(root / "small.txt")]
+
+
+def test_touch_refuses_times_out_of_range(shared_daemon: Any, workdir: Path) -> None:
+    """NaN, infinities and times past what the kernel stores are -32602, not -32603."""
+    target = workdir / "t.txt"
+    target.write_text("x")
+    with shared_daemon.client() as c:
+        for bad in (float("nan"), float("inf"), 1e20, -1e20):
+            for key in ("mtime_at", "atime_at"):
+                with pytest.raises(InvalidParams) as exc:
+                    c.call("fs.touch", path=str(target), **{key: bad})
+                assert exc.value.data["param"] == key
+        assert c.call("fs.touch", path=str(target), mtime_at=1e9)["mtime_at"] == 1e9
+
+
+def test_archive_cli_refuses_a_name_it_cannot_tell_the_format_of(shared_daemon: Any,
+                                                                 workdir: Path) -> None:
+    """`xsys fs archive out.rar x` made a tar.gz called out.rar: an unknown extension is a
+    usage error (exit 2) unless --format says what to write."""
+    (workdir / "x.txt").write_text("x")
+    code, _ = cli(shared_daemon.socket, "fs", "archive", str(workdir / "out.rar"),
+                  str(workdir / "x.txt"))
+    assert code == 2 and not (workdir / "out.rar").exists()
+    code, _ = cli(shared_daemon.socket, "fs", "archive", "--format", "zip",
+                  str(workdir / "out.rar"), str(workdir / "x.txt"))
+    assert code == 0 and zipfile.is_zipfile(workdir / "out.rar")
+    code, _ = cli(shared_daemon.socket, "fs", "archive", str(workdir / "b.tgz"),
+                  str(workdir / "x.txt"))
+    assert code == 0

@@ -14,7 +14,7 @@ import pytest
 
 from tests.fswatch_support import shared_daemon, workdir
 from xsys.client.aio import AsyncClient
-from xsys.protocol import Conflict, PermissionDenied
+from xsys.protocol import Conflict, NotFound, PermissionDenied
 
 __all__ = ["shared_daemon", "workdir"]  # fixtures used by this module
 
@@ -105,3 +105,25 @@ def test_async_client_open(shared_daemon: Any, workdir: Path) -> None:
                 return f.read()
 
     assert asyncio.run(main()) == b"async bytes"
+
+
+def test_handles_and_streams_belong_to_their_connection(shared_daemon: Any,
+                                                        workdir: Path) -> None:
+    """Another connection (another peer, for all it knows) cannot commit, drop, ack or
+    feed what one connection opened: handles and stream ids are looked up per connection."""
+    target = workdir / "t.txt"
+    target.write_text("orig")
+    with shared_daemon.client() as a, shared_daemon.client() as b:
+        f = a.fs.open(str(target), "wb")
+        f.write(b"from a")
+        f.flush()
+        for handle in range(1, 4):  # the ids a guesses would be: small integers
+            with pytest.raises(NotFound):
+                b.call("fs.close", handle=handle, commit=True)
+        with pytest.raises(NotFound):
+            b.call("fs.ack", request=1, offset=1 << 40)
+        with pytest.raises(NotFound):
+            b.call("fs.write_chunk", request=1, offset=0, data=b"from b", eof=True)
+        assert target.read_text() == "orig"
+        f.close()
+    assert target.read_bytes() == b"from a"

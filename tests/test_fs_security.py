@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import pwd
 import shutil
@@ -13,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -536,3 +538,60 @@ def test_peer_gets_no_more_than_it_has(peer_user: pwd.struct_passwd, shared_dir:
         assert c.call("fs.read", path=str(root / "root-only"))["data"] == b"TOP-SECRET"
     digest = hashlib.sha256(b"TOP-SECRET").hexdigest()
     assert digest not in repr(results)
+
+
+def test_peer_gets_no_more_through_open_grep_archives_links(
+        peer_user: pwd.struct_passwd, shared_dir: Path,
+        daemon_factory: Callable[..., DaemonHandle]) -> None:
+    """The issue-13 methods under a root daemon serving a second user: fs.open (both
+    modes), streamed fs.read, fs.grep, fs.archive, fs.extract, fs.link and fs.touch give
+    that user nothing it could not do itself; nothing of a root-only file comes out."""
+    root = shared_dir / "root"
+    root.mkdir()
+    os.chmod(root, 0o755)
+    (root / "root-only").write_text("TOP-SECRET")
+    os.chmod(root / "root-only", 0o600)
+    (root / "tool").write_bytes(b"#!/bin/sh\n")
+    os.chmod(root / "tool", 0o755)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("dropped")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    (root / "a.tar").write_bytes(buf.getvalue())
+    os.chmod(root / "a.tar", 0o644)
+    mine = root / "mine"
+    mine.mkdir()
+    os.chown(mine, peer_user.pw_uid, peer_user.pw_gid)
+    d = daemon_factory({"fs": {"roots": [str(root)]},
+                        "server": {"socket": str(shared_dir / "sock" / "xsys.sock"),
+                                   "group": str(peer_user.pw_gid),
+                                   "allowed_uids": [0, peer_user.pw_uid]}})
+    secret = str(root / "root-only")
+    results = run_as(peer_user, d.socket, [
+        ("fs.open", {"path": secret, "mode": "rb"}),
+        ("fs.open", {"path": str(root / "tool"), "mode": "wb"}),
+        ("fs.read", {"path": secret, "stream": True}),
+        ("fs.archive", {"paths": [str(mine)], "dst": str(root / "loot.tar"), "format": "tar"}),
+        ("fs.extract", {"src": str(root / "a.tar"), "dst": str(root / "unpacked")}),
+        ("fs.link", {"target": secret, "path": str(mine / "hard")}),
+        ("fs.touch", {"path": str(root / "tool"), "mtime_at": 0}),
+        ("fs.touch", {"path": str(root / "new")}),
+        ("fs.grep", {"path": str(root), "pattern": "TOP"}),
+        ("fs.archive", {"paths": [secret], "dst": str(mine / "loot.tar"), "format": "tar"}),
+    ])
+    denied = [r["ok"] is False and r["code"] == -32002 for r in results]
+    assert denied[:8] == [True] * 8, [(r["code"], r["data"][:200]) for r in results]
+    assert results[8]["ok"] and "TOP-SECRET" not in results[8]["result"], results
+    # an unreadable file is skipped and counted, never packed
+    assert results[9]["ok"] and "'skipped': 1" in results[9]["result"], results
+    with tarfile.open(mine / "loot.tar") as tf:
+        assert tf.getnames() == []
+    assert "TOP-SECRET" not in repr(results)
+    assert not (root / "loot.tar").exists() and not (mine / "hard").exists()
+    assert not (root / "unpacked").exists() and not (root / "new").exists()
+    assert (root / "tool").stat().st_mtime > 0
+    assert (root / "tool").read_bytes() == b"#!/bin/sh\n"
+    assert sorted(os.listdir(root)) == ["a.tar", "mine", "root-only", "tool"]
+    assert os.listdir(mine) == ["loot.tar"]
+    assert (mine / "loot.tar").stat().st_uid == peer_user.pw_uid

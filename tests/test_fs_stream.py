@@ -79,3 +79,75 @@ def test_a_client_that_stops_reading_keeps_daemon_memory_bounded(
         sock.close()
     with shared_daemon.client() as c:  # the stream ended with the connection
         assert wait_sync(lambda: c.call("rpc.ping")["pong"])
+
+
+def test_an_ack_beyond_what_was_sent_opens_no_credit() -> None:
+    """A client acknowledging bytes it was never sent (``fs.ack {offset: 2**40}``) must not
+    turn the window off: the credit counts only bytes the daemon handed out."""
+    from xsys.fs.streams import ReadStream
+
+    s = ReadStream(window=1 << 20)
+    s.ack(1 << 40)
+    assert s.acked == 0
+    with s.cond:
+        s.sent += 1 << 20  # one window handed out: the next chunk must wait for an ack
+    s.ack(1 << 40)
+    assert s.acked == 1 << 20 and s.sent - s.acked == 0
+
+
+def test_a_forged_ack_keeps_daemon_memory_bounded(shared_daemon: Any, workdir: Path) -> None:
+    big = workdir / "big.bin"
+    with open(big, "wb") as f:
+        block = os.urandom(1024 * 1024)
+        for _ in range(256):
+            f.write(block)
+    daemon = psutil.Process(shared_daemon.proc.pid)
+    before = daemon.memory_info().rss
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(shared_daemon.socket)
+    try:
+        sock.sendall(encode_request(1, "fs.read", {"path": str(big), "stream": True,
+                                                   "window_bytes": 4 * 1024 * 1024}))
+        dec = FrameDecoder(64 * 1024 * 1024)
+        first: list[Any] = []
+        while not first:
+            first += [unpackb(p) for p in dec.feed(sock.recv(1 << 20))]
+        assert first[0]["method"] == "fs.chunk"
+        # then claim to have consumed a terabyte, and read nothing more
+        sock.sendall(encode_request(2, "fs.ack", {"request": 1, "offset": 1 << 40}))
+        with shared_daemon.client() as c:
+            for _ in range(20):
+                assert c.call("rpc.ping")["pong"] is True
+                assert c.call("fs.stat", path=str(big))["size"] == 256 * 1024 * 1024
+        grown = daemon.memory_info().rss - before
+        assert grown < 64 * 1024 * 1024, grown  # the window, not the file
+    finally:
+        sock.close()
+    with shared_daemon.client() as c:
+        assert wait_sync(lambda: c.call("rpc.ping")["pong"])
+
+
+def test_upload_chunks_beyond_the_announced_size_are_refused(tmp_path: Path) -> None:
+    """After the eof chunk announced the size, a chunk past it is -32602 (it used to be
+    written, so the file was not the bytes the eof chunk closed); before it, an eof that
+    would cut bytes already received is refused too; the cap names itself."""
+    from xsys.fs.streams import Upload
+    from xsys.protocol import InvalidParams, TooLarge
+
+    class Handle:
+        def __init__(self) -> None:
+            self.fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o600)
+
+    up = Upload(Handle(), 1 << 20)  # type: ignore[arg-type]
+    up.write(0, b"ab", eof=True)
+    with pytest.raises(InvalidParams):
+        up.write(1, b"zz", eof=False)
+    assert (tmp_path / "f").read_bytes() == b"ab"
+    up2 = Upload(Handle(), 1 << 20)  # type: ignore[arg-type]
+    up2.write(4, b"tail", eof=False)
+    with pytest.raises(InvalidParams):
+        up2.write(0, b"ab", eof=True)
+    with pytest.raises(TooLarge) as exc:
+        up2.write(1 << 20, b"x", eof=False)
+    assert exc.value.data["limit"] == 1 << 20 and "fs.max_write_bytes" not in str(exc.value)

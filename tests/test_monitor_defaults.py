@@ -102,6 +102,11 @@ def test_monitor_test_reaches_subscribers_and_watch(
             alert = event["alert"]
             assert alert["test"] is True and alert["id"] == result["alert"]["id"]
             assert alert["check"] == "test" and alert["status"] == "firing"
+            # once: the next event is the next test alert, not this one again
+            second = c.call("monitor.test")
+            event = sub.next(timeout=20)
+            assert event is not None and event["alert"]["id"] == second["alert"]["id"], \
+                "a subscriber got the same test alert twice"
             sub.close()
         lines = []
         for proc in watchers:

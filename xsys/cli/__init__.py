@@ -63,7 +63,8 @@ SHELLS = ("bash", "zsh", "fish")
 @click.option("--local", is_flag=True,
               help="Run sys and fs commands in this process with your own rights, without "
                    "the daemon.")
-@click.option("--root", "roots", multiple=True, type=click.Path(file_okay=False),
+@click.option("--root", "roots", multiple=True,
+              type=click.Path(exists=True, file_okay=False),
               help="With --local: confine fs commands to this directory, as the daemon's "
                    "fs.roots do (repeatable).")
 @click.version_option(__version__, prog_name="xsys",

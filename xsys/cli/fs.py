@@ -573,19 +573,27 @@ def render_extract(r: Result) -> str:
             f" {r['symlinks']} symlinks, {human_bytes(r['output_bytes'])}")
 
 
+_EXTENSIONS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar.xz", "tar.xz"),
+               (".txz", "tar.xz"), (".zip", "zip"), (".tar", "tar"))
+
+
 def _format_of(dst: str) -> str:
-    for ext, fmt in ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar.xz", "tar.xz"),
-                     (".txz", "tar.xz"), (".zip", "zip"), (".tar", "tar")):
+    """The archive format DST's extension names; a usage error (exit 2) for any other name,
+    rather than a tar.gz called ``out.rar``."""
+    for ext, fmt in _EXTENSIONS:
         if dst.endswith(ext):
             return fmt
-    return "tar.gz"
+    raise click.BadParameter(
+        f"cannot tell the format from {dst!r}: name it "
+        f"{', '.join(ext for ext, _ in _EXTENSIONS)} or give --format", param_hint="DST")
 
 
 @method_command(fs_group, "archive", "fs.archive", render_archive, progress="packing")
 @click.argument("dst", callback=_absolute)
 @click.argument("paths", nargs=-1, required=True, callback=_all_absolute)
 @click.option("--format", "fmt", type=click.Choice(["tar", "tar.gz", "tar.xz", "zip"]),
-              default=None, help="Default: from DST's extension, else tar.gz.")
+              default=None, help="Default: from DST's extension (.tar, .tar.gz, .tgz, "
+                                 ".tar.xz, .txz, .zip).")
 @click.option("-f", "--overwrite", is_flag=True, help="Replace an existing DST.")
 def archive(dst: str, paths: tuple[str, ...], fmt: str | None, overwrite: bool) -> Result:
     """Pack PATHS into the archive DST."""

@@ -64,7 +64,8 @@ def render_status(r: Result, firing: bool = False) -> str:
     head = pairs([
         ("monitor", ("running" if r["running"] else "stopped")
          + f", every {r['refresh_s']:g}s, {r['ticks']} ticks"),
-        ("last tick", f"{_when(r['last_tick_at'])} ({(r['last_tick_ms'] or 0):.1f} ms)"),
+        ("last tick", f"{_when(r['last_tick_at'])} ({(r['last_tick_ms'] or 0):.1f} ms)"
+         if r["last_tick_at"] else "never"),
         ("firing", r["firing"]),
         ("providers", ", ".join(r["providers"]) or "none"),
         ("queue", f"{q['depth']}/{q['capacity']} queued, {q['in_flight']} in flight, "
@@ -78,9 +79,11 @@ def render_status(r: Result, firing: bool = False) -> str:
         state = c["state"].upper() + (f" ({c['pending']} pending)" if c["pending"] else "")
         if c["silenced"]:
             state += " [silenced]"
-        rows.append([c["component"], state, _value(c["value"], c["unit"]),
-                     _value(c["threshold"], c["unit"]), _when(c["changed_at"])])
-    checks = table(rows, ["COMPONENT", "STATE", "VALUE", "THRESHOLD", "SINCE"], right=(2, 3))
+        rows.append([c["component"], _value(c["value"], c["unit"]),
+                     _value(c["threshold"], c["unit"]), _when(c["changed_at"]), state])
+    # STATE last: the one cell of free length ("WARNING (critical pending) [silenced]"),
+    # so a narrow terminal cuts its tail and never a time
+    checks = table(rows, ["COMPONENT", "VALUE", "THRESHOLD", "SINCE", "STATE"], right=(1, 2))
     return f"{head}\n\n{checks}"
 
 
@@ -111,11 +114,11 @@ def _deliveries(row: dict[str, Any]) -> str:
 
 def render_history(r: Result) -> str:
     """``monitor.history``: one row per alert with each provider's delivery result."""
-    rows = [[_when(a["created_at"]), a["id"], a["component"], a["severity"].upper(),
+    # no ID column (no command takes one; --json has it): with it no row fit 80 columns
+    rows = [[_when(a["created_at"]), a["component"], a["severity"].upper(),
              a["status"] + (" (repeat)" if a["repeat"] else "") + (" (test)" if a["test"] else ""),
              a["value_text"], _deliveries(a)] for a in r["alerts"]]
-    return table(rows, ["TIME", "ID", "COMPONENT", "SEVERITY", "STATUS", "VALUE",
-                        "DELIVERIES"])
+    return table(rows, ["TIME", "COMPONENT", "SEVERITY", "STATUS", "VALUE", "DELIVERIES"])
 
 
 def render_test(r: Result) -> str:

@@ -1976,7 +1976,7 @@ class FsMethods(NamespaceBase["Client"]):
             ignore_case: case-insensitive.
             glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
             max_count: most matches per file (1..).
-            max_filesize: skip larger files (bytes) (0..).
+            max_filesize: skip larger files (bytes; at most fs.max_read_bytes) (0..).
             limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
             context: lines of context before and after (0..100).
             gitignore: honour .gitignore files and skip .git.
@@ -2407,9 +2407,9 @@ class FsMethods(NamespaceBase["Client"]):
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
             mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
-                given).
+                given) (-9000000000..9000000000).
             atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
-                given).
+                given) (-9000000000..9000000000).
             make_parents: create missing parent directories.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
@@ -2448,8 +2448,8 @@ class FsMethods(NamespaceBase["Client"]):
         ``eof: true``); this request answers once every byte arrived and the file was
         renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
         -32007 ``expected_sha256``
-        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
-        parent (without ``make_parents``).
+        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes`` (streamed: above
+        1 TiB), -32001 missing parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid
@@ -4357,7 +4357,7 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             ignore_case: case-insensitive.
             glob: only files whose name matches this fnmatch pattern (relative path if it has a /).
             max_count: most matches per file (1..).
-            max_filesize: skip larger files (bytes) (0..).
+            max_filesize: skip larger files (bytes; at most fs.max_read_bytes) (0..).
             limit: most entries returned (default and maximum: fs.max_list_entries) (1..).
             context: lines of context before and after (0..100).
             gitignore: honour .gitignore files and skip .git.
@@ -4808,9 +4808,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
             path: path (absolute, or relative to the first root); bin for a name that is not valid
                 UTF-8.
             mtime_at: modification time, epoch seconds; nil: now (or unchanged when only atime_at is
-                given).
+                given) (-9000000000..9000000000).
             atime_at: access time, epoch seconds; nil: now (or unchanged when only mtime_at is
-                given).
+                given) (-9000000000..9000000000).
             make_parents: create missing parent directories.
             timeout: seconds to wait for the answer (None: no limit; default: the client's
                 ``timeout``).
@@ -4849,8 +4849,8 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         ``eof: true``); this request answers once every byte arrived and the file was
         renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
         -32007 ``expected_sha256``
-        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
-        parent (without ``make_parents``).
+        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes`` (streamed: above
+        1 TiB), -32001 missing parent (without ``make_parents``).
 
         Args:
             path: path (absolute, or relative to the first root); bin for a name that is not valid

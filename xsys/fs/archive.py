@@ -353,6 +353,25 @@ def _check_link_target(name: str, target: str) -> None:
         raise unsafe(name, f"link target {target!r} leaves the destination")
 
 
+#: Largest pax or GNU long-name header read (names are at most 4,096 bytes on Linux).
+MAX_TAR_HEADER_BYTES = 1 << 20
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A ``TarInfo`` that refuses to read a pax or GNU long-name/long-link header above
+    ``MAX_TAR_HEADER_BYTES``: tarfile reads such a header whole into memory, so a small
+    compressed archive could make the daemon allocate gigabytes."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) \
+                and self.size > MAX_TAR_HEADER_BYTES:
+            raise unsafe(self.name, f"a {self.size}-byte extended header (at most "
+                                    f"{MAX_TAR_HEADER_BYTES})")
+        out: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        return out
+
+
 def _tar_members(tf: tarfile.TarFile) -> Iterator[Member]:
     for ti in tf:
         _clean_name(ti.name)  # absolute names fail (the data filter would strip the "/")
@@ -575,7 +594,8 @@ def _open_archive(fd: int, path: str, max_members: int
             return
         fmt = _tar_format(f)
         try:
-            tf = tarfile.open(fileobj=f, mode="r:*")  # noqa: SIM115 - with below
+            tf = tarfile.open(fileobj=f, mode="r:*",  # noqa: SIM115 - with below
+                              tarinfo=_BoundedTarInfo)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise _bad(path, exc) from None
         with tf:
@@ -595,7 +615,54 @@ def _checked(members: Iterator[Member], max_members: int) -> list[Member]:
         if m.kind == "symlink":
             _check_link_target(m.name, m.target)
         out.append(m)
+    _check_link_chains(out)
     return out
+
+
+#: Most symlinks one resolution follows (Linux's MAXSYMLINKS); a chain longer is refused.
+_MAX_HOPS = 40
+
+
+def _check_link_chains(members: list[Member]) -> None:
+    """``unsafe`` when a symlink member's target leaves the destination once the other
+    symlink members of the archive are followed as the kernel would (``a -> .`` then
+    ``b -> a/..``: each target stays inside on its own, ``b`` points at dst's parent)."""
+    links: dict[str, str] = {}
+    for m in members:  # the last member of a name is what stays on disk
+        if m.kind == "symlink":
+            links[m.name] = m.target
+        else:
+            links.pop(m.name, None)
+    for name, target in links.items():
+        _resolve_inside(name, target, links)
+
+
+def _resolve_inside(name: str, target: str, links: dict[str, str]) -> None:
+    where = name.split("/")[:-1]
+    todo = list(reversed(target.split("/")))
+    hops = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not where:
+                raise unsafe(name, f"link target {target!r} leaves the destination "
+                                   "through the archive's other symlinks")
+            where.pop()
+            continue
+        path = "/".join([*where, part])
+        if path in links:
+            hops += 1
+            if hops > _MAX_HOPS:
+                raise unsafe(name, f"link target {target!r}: more than {_MAX_HOPS} "
+                                   "symlinks to follow")
+            nxt = links[path]
+            if nxt.startswith("/"):
+                raise unsafe(name, f"link target {target!r} goes through an absolute link")
+            todo.extend(reversed(nxt.split("/")))
+            continue
+        where.append(part)
 
 
 @contextlib.contextmanager
@@ -647,7 +714,10 @@ def extract(src: Located, dst: Located, overwrite: bool, max_bytes: int, max_mem
         # in dst itself when it exists (its entries are moved up at the end)
         home = dst.dir_fd if dst.st is None else dst.open_dir()
         try:
-            tmp = _make_temp_dir(home, dst.name or "extract")
+            try:
+                tmp = _make_temp_dir(home, dst.name or "extract")
+            except OSError as exc:  # EACCES: the peer may not write there
+                raise error_from_oserror(exc, dst.path) from None
             try:
                 result = _extract_into(sfd, src, dst, home, tmp, overwrite, max_bytes,
                                        max_members, chunk, umask, job)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import importlib
 import logging
 import os
 import platform
@@ -41,6 +42,28 @@ _SYS_SETGROUPS = {"x86_64": 116, "amd64": 116, "aarch64": 159, "arm64": 159,
                   "riscv64": 159, "ppc64le": 81, "s390x": 206}
 
 _local = threading.local()
+
+#: Modules the fs code imports on first use (to keep the idle daemon small). A thread that
+#: holds a peer's fs uid may be unable to read the interpreter's own files (a venv under
+#: /root is 0700), so these are imported with the daemon's credentials before the first
+#: switch (``_preload``); else the first fs.grep, fs.archive or fs.extract of such a peer
+#: failed with -32603 (ModuleNotFoundError: tarfile).
+LAZY_MODULES = ("xsys.fs.archive", "regex", "pathspec", "gzip", "bz2", "lzma",
+                "encodings.cp437")
+_preloaded = False
+
+
+def _preload() -> None:
+    """Import ``LAZY_MODULES`` once, with the daemon's own credentials."""
+    global _preloaded
+    if _preloaded:
+        return
+    for name in LAZY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # an optional codec missing from this Python
+            log.debug("cannot preload %s: %s", name, exc)
+    _preloaded = True
 
 
 class _Libc:
@@ -121,6 +144,7 @@ def as_peer(uid: int | None, gid: int | None,
             f"this daemon runs as uid {own} and cannot act as uid {uid}; file operations "
             "for other users need a daemon running as root",
             {"reason": "foreign_peer", "uid": uid})
+    _preload()
     lib = _libc()
     peer_gid = gid if gid is not None else uid
     old_groups = os.getgroups()

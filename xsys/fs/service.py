@@ -8,6 +8,7 @@ dataclass. All methods block (file I/O) and are meant for the daemon's thread po
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -259,7 +260,11 @@ class FsService:
     def grep(self, path: str | bytes, query: grep.GrepQuery, limit: int | None = None,
              job: Job | None = None) -> GrepResult:
         """Lines matching ``query`` in the file or tree at ``path`` (``grep.grep``);
-        ``limit`` matches at most (clamped to ``max_list_entries``)."""
+        ``limit`` matches at most (clamped to ``max_list_entries``). Each file is read
+        whole, so ``max_filesize`` is clamped to ``max_read_bytes`` (larger files are
+        skipped and counted in ``skipped_large``)."""
+        if query.max_filesize > self.config.max_read_bytes:
+            query = dataclasses.replace(query, max_filesize=self.config.max_read_bytes)
         with self.locate(path) as loc:
             return grep.grep(loc, query, self._limit(limit), job or NullJob())
 

@@ -49,8 +49,11 @@ class ReadStream:
 
     def ack(self, offset: int) -> None:
         """The client has consumed every byte before ``offset`` (relative to the start of
-        the stream). Any thread."""
+        the stream), at most what was sent: an ack beyond that opens no credit (a client
+        acknowledging a terabyte up front made the daemon buffer the whole file). Any
+        thread."""
         with self.cond:
+            offset = min(offset, self.sent)
             if offset > self.acked:
                 self.acked = offset
                 self.cond.notify_all()
@@ -75,15 +78,31 @@ class Upload:
         self.handle = handle
         self.limit = limit
         self.received = 0
+        self.max_end = 0
         self.total: int | None = None
         self.cond = threading.Condition()
         self.failed: BaseException | None = None
 
     def write(self, offset: int, data: bytes, eof: bool) -> int:
-        """``pwrite`` one chunk at ``offset``; returns the bytes received so far."""
-        if offset + len(data) > self.limit:
-            raise TooLarge(f"upload above fs.max_write_bytes ({self.limit})",
+        """``pwrite`` one chunk at ``offset``; returns the bytes received so far.
+        -32004 past ``limit`` bytes; -32602 for a chunk past the size the ``eof`` chunk
+        announced (or an ``eof`` that would cut bytes already received)."""
+        end = offset + len(data)
+        if end > self.limit:
+            raise TooLarge(f"a streamed upload is at most {self.limit} bytes",
                            {"limit": self.limit})
+        with self.cond:
+            if self.total is not None and end > self.total:
+                raise InvalidParams(f"chunk [{offset}, {end}) is past the end of the upload "
+                                    f"({self.total} bytes, announced by its eof chunk)",
+                                    {"param": "offset", "size": self.total})
+            if eof and end < self.max_end:
+                raise InvalidParams(f"eof at {end} bytes, but bytes up to {self.max_end} "
+                                    "were already sent", {"param": "eof",
+                                                          "received_end": self.max_end})
+            self.max_end = max(self.max_end, end)
+            if eof:
+                self.total = end
         view = memoryview(data)
         pos = offset
         while view:
@@ -92,8 +111,6 @@ class Upload:
             pos += n
         with self.cond:
             self.received += len(data)
-            if eof:
-                self.total = offset + len(data)
             self.cond.notify_all()
             return self.received
 
@@ -211,9 +228,9 @@ def stream_file(fd: int, path: str, size: int, offset: int, length: int | None, 
         data = pread(fd, min(chunk, end - pos), pos)
         if not data:
             break
-        send(pos, data)
-        with stream.cond:
+        with stream.cond:  # counted before it leaves, so its ack is never clamped away
             stream.sent += len(data)
+        send(pos, data)
         pos += len(data)
     return ReadResult(path=path, data=b"", offset=offset, length=pos - offset, size=size,
                       eof=pos >= size)

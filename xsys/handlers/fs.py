@@ -78,6 +78,10 @@ assert set(FORMATS) == {"tar", "tar.gz", "tar.xz", "zip"}
 
 P = ParamSpec("P")
 
+#: Epoch seconds a file time may take: what fits the kernel's 64-bit nanoseconds (about
+#: the years 1685..2255); beyond it utimensat overflowed into -32603.
+TIME_RANGE = Range(-9_000_000_000, 9_000_000_000)
+
 
 def wire(obj: Any) -> dict[str, Any]:
     """A result dataclass as its wire map (file names that are not UTF-8 as bin)."""
@@ -266,8 +270,8 @@ def _register_writing(router: Router, app: App) -> None:
         ``eof: true``); this request answers once every byte arrived and the file was
         renamed into place (``sha256`` nil). Errors: -32003 create over an existing file,
         -32007 ``expected_sha256``
-        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes``, -32001 missing
-        parent (without ``make_parents``).
+        mismatch (``data.actual``), -32004 above ``fs.max_write_bytes`` (streamed: above
+        1 TiB), -32001 missing parent (without ``make_parents``).
         """
         if stream:
             if mode != "overwrite" or make_parents or expected_sha256 is not None or data:
@@ -416,12 +420,12 @@ def _register_links(router: Router, app: App) -> None:
     @router.method("fs.touch", kind="blocking")
     @as_caller
     def touch(ctx: Context, path: Path,
-              mtime_at: Annotated[float | None, Doc("modification time, epoch seconds; nil: "
-                                                    "now (or unchanged when only atime_at "
-                                                    "is given)")] = None,
-              atime_at: Annotated[float | None, Doc("access time, epoch seconds; nil: now "
-                                                    "(or unchanged when only mtime_at is "
-                                                    "given)")] = None,
+              mtime_at: Annotated[float | None, TIME_RANGE,
+                                  Doc("modification time, epoch seconds; nil: now (or "
+                                      "unchanged when only atime_at is given)")] = None,
+              atime_at: Annotated[float | None, TIME_RANGE,
+                                  Doc("access time, epoch seconds; nil: now (or unchanged "
+                                      "when only mtime_at is given)")] = None,
               make_parents: Annotated[bool, Doc("create missing parent directories")] = False,
               ) -> TouchResult:
         """Create an empty file when missing and set its times: ``{path, created,
@@ -489,8 +493,9 @@ def _register_search(router: Router, app: App) -> None:
                                              "pattern (relative path if it has a /)")] = None,
              max_count: Annotated[int | None, Range(1, None),
                                   Doc("most matches per file")] = None,
-             max_filesize: Annotated[int, Range(0, None), Doc("skip larger files "
-                                                              "(bytes)")] = DEFAULT_MAX_FILESIZE,
+             max_filesize: Annotated[int, Range(0, None),
+                                     Doc("skip larger files (bytes; at most "
+                                         "fs.max_read_bytes)")] = DEFAULT_MAX_FILESIZE,
              limit: Count = None,
              context: Annotated[int, Range(0, MAX_CONTEXT_LINES),
                                 Doc("lines of context before and after")] = 0,

@@ -130,10 +130,15 @@ class MonitorService:
             tinymonitor_log.info("Starting TinyMonitor...")  # Monitor.run's first line
         self.dispatcher = Dispatcher(self.providers, self.config.alerts, self.metrics)
         self.dispatcher.start()
+        providers = ", ".join(self.providers) or "none"
         if self.config.enabled:
             self._start_loop()
-        log.info("monitor started: %d checks every %gs, providers: %s", len(self.engine.rules),
-                 self.config.refresh, ", ".join(self.providers) or "none")
+            log.info("monitor started: %d checks every %gs, providers: %s",
+                     len(self.engine.rules), self.config.refresh, providers)
+        else:
+            log.info("monitor disabled (monitor.enabled is false): no checks run; "
+                     "monitor.test and alerts sent by others still reach providers: %s",
+                     providers)
 
     async def stop(self, deadline_s: float | None = None) -> None:
         """Stop the loop, drain the dispatcher within ``deadline_s`` (default the config's
@@ -489,7 +494,6 @@ class MonitorService:
         self.bus.publish(alert)
         if self.dispatcher is None:
             raise NotFound("the monitor is not running", {"provider": provider})
-        self.bus.publish(alert)  # subscribers (monitor.subscribe, /ws) see it too
         dispatcher = self.dispatcher
         results = await asyncio.gather(*(dispatcher.attempt(p, alert) for p in targets))
         out: list[ProviderAttempt] = []

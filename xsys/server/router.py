@@ -311,7 +311,7 @@ def _param_spec(name: str, annotation: Any, default: Any) -> ParamSpec:
             v = inner(v)
             if v is None:
                 return v
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
+            if (lo is not None and v < lo) or (hi is not None and v > hi) or v != v:  # NaN
                 span = f"{'' if lo is None else lo}..{'' if hi is None else hi}"
                 raise InvalidParams(
                     f"parameter {name!r}: {v!r} is out of range {span}",

@@ -1654,7 +1654,7 @@ export interface FsGrepParams {
   glob?: string | null;
   /** most matches per file (default null, range 1.., wire type `int`) */
   max_count?: number | null;
-  /** skip larger files (bytes) (default 67108864, range 0.., wire type `int`) */
+  /** skip larger files (bytes; at most fs.max_read_bytes) (default 67108864, range 0.., wire type `int`) */
   max_filesize?: number;
   /** most entries returned (default and maximum: fs.max_list_entries) (default null, range 1.., wire type `int`) */
   limit?: number | null;
@@ -1819,9 +1819,9 @@ export type FsTailResult = TailResult;
 export interface FsTouchParams {
   /** path (absolute, or relative to the first root); bin for a name that is not valid UTF-8 (wire type `str|bin`) */
   path: string | Uint8Array;
-  /** modification time, epoch seconds; nil: now (or unchanged when only atime_at is given) (default null, wire type `float`) */
+  /** modification time, epoch seconds; nil: now (or unchanged when only atime_at is given) (default null, range -9000000000..9000000000, wire type `float`) */
   mtime_at?: number | null;
-  /** access time, epoch seconds; nil: now (or unchanged when only mtime_at is given) (default null, wire type `float`) */
+  /** access time, epoch seconds; nil: now (or unchanged when only mtime_at is given) (default null, range -9000000000..9000000000, wire type `float`) */
   atime_at?: number | null;
   /** create missing parent directories (default false, wire type `bool`) */
   make_parents?: boolean;
