@@ -165,6 +165,8 @@ time.sleep(60)
     assert restarted["at"] - exited["at"] >= 0.3, "the backoff was waited out"
     assert restarted["reason"] == "crash" and restarted["restarts"] == 1
     assert gone(exited["pid"]), "the crashed child was reaped"
+    # "restarted" is sent as the new process is spawned; "running" follows once it runs
+    await sup.wait_for(lambda ev: sup.proc.status("web")["instances"][0]["state"] != "starting")
     status = sup.proc.status("web")
     row = status["instances"][0]
     assert (row["state"], row["restarts"], row["last_exit_code"], row["pid"]) == \
