@@ -165,14 +165,17 @@ class Streams:
         """The connection is gone (the workers notice through their jobs)."""
 
 
-#: Smallest chunk of a streamed read (fewer, larger frames run faster).
-MIN_STREAM_CHUNK_BYTES = 8 * 1024 * 1024
+#: Chunk size of a streamed read (fewer, larger frames run faster; a chunk's frame stays
+#: well below the clients' default ``max_frame_bytes``, 16 MiB).
+STREAM_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def stream_chunk(chunk_bytes: int, window: int) -> int:
-    """The chunk size of a streamed read: ``fs.chunk_bytes``, at least 4 MiB, at most half
-    the window (so two chunks are always in flight)."""
-    return max(64 * 1024, min(max(chunk_bytes, MIN_STREAM_CHUNK_BYTES), window // 2))
+    """The chunk size of a streamed read: ``STREAM_CHUNK_BYTES`` (8 MiB, whatever
+    ``fs.chunk_bytes`` says: a larger frame would exceed the clients' frame limit), at
+    most half the window (so two chunks are always in flight), at least 64 KiB."""
+    del chunk_bytes
+    return max(64 * 1024, min(STREAM_CHUNK_BYTES, window // 2))
 
 
 def chunk_header(request: int, offset: int, size: int) -> bytes:
@@ -278,30 +281,38 @@ def stream_file(fd: int, path: str, size: int, offset: int, length: int | None, 
         check_cancelled(job)
         stream.wait_credit(job)
         if lease is not None:
-            n = min(chunk, end - pos)
-            _send_leased(lease, fd, request, pos, n, job)
-        else:
-            data = pread(fd, min(chunk, end - pos), pos)
-            n = len(data)
-            if not n:
-                break
-            send(pos, data)
+            pos = _send_leased(lease, fd, request, pos, end, chunk, stream, job)
+            continue
+        data = pread(fd, min(chunk, end - pos), pos)
+        if not data:
+            break
+        send(pos, data)
         with stream.cond:
-            stream.sent += n
-        pos += n
+            stream.sent += len(data)
+        pos += len(data)
     return ReadResult(path=path, data=b"", offset=offset, length=pos - offset, size=size,
                       eof=pos >= size)
 
 
-def _send_leased(lease: SocketLease, fd: int, request: int, pos: int, size: int,
-                 job: Job) -> None:
-    """``send_chunk`` on the lent socket; a frame left unfinished closes the connection."""
+def _send_leased(lease: SocketLease, fd: int, request: int, pos: int, end: int, chunk: int,
+                 stream: ReadStream, job: Job) -> int:
+    """Send chunks from ``pos`` with ``send_chunk`` on the lent socket while the window
+    has credit (one lend for several chunks); returns the position reached. A frame left
+    unfinished closes the connection."""
     sock = lease.acquire(job)
     if sock is None:
         check_cancelled(job)
         raise asyncio.CancelledError()
     try:
-        send_chunk(sock, fd, request, pos, size, job)
+        while True:
+            n = min(chunk, end - pos)
+            send_chunk(sock, fd, request, pos, n, job)
+            with stream.cond:
+                stream.sent += n
+                credit = stream.sent - stream.acked < stream.window
+            pos += n
+            if pos >= end or not credit or job.cancelled.is_set():
+                return pos
     except Conflict:
         raise  # the frame was completed
     except BaseException:
