@@ -53,6 +53,9 @@ export class Connection {
       reader.attach(
         () => this.frames.readTarget(),
         (n, buf) => this.onPayloads(this.frames.filled(n, buf)),
+        () => {
+          if (socket.destroyed) this.finish(); // closed before this connection listened
+        },
       );
     } else {
       socket.on("data", (chunk: Buffer) => this.onData(chunk));

@@ -149,15 +149,18 @@ export class SocketReader {
    * Hand the reads to a consumer: `target` names the buffer for the next read (null: the
    * reused one), `sink` gets every read (the buffer is reused unless it is `target`'s).
    */
-  attach(target: () => Uint8Array | null, sink: (n: number, buf: Uint8Array) => void): void {
+  attach(target: () => Uint8Array | null, sink: (n: number, buf: Uint8Array) => void, replayed?: () => void): void {
     // Replayed after the caller's constructor has returned (its callbacks may refer to
-    // the object being built), and before any further read (reads come in later turns).
+    // the object being built), and before any further read (reads come in later turns);
+    // then `replayed` (the socket may have closed meanwhile: reads do not wait for a
+    // consumer, unlike "data" listeners).
     queueMicrotask(() => {
       const early = this.early;
       this.early = [];
       this.target = target;
       this.sink = sink;
       for (const b of early) sink(b.byteLength, b);
+      replayed?.();
     });
   }
 }
