@@ -638,6 +638,7 @@ class Connection(asyncio.Protocol):
         (responses in ``_held``, subscription events in their bounded queues as while
         the client reads slowly; reading pauses past ``max_output_bytes`` held). None
         when the connection is closing. Loop thread."""
+        pause = 0.0005
         while True:
             tr = self.transport
             if self.closed or tr is None or tr.is_closing():
@@ -645,7 +646,8 @@ class Connection(asyncio.Protocol):
             if (self._lent_to is None and self._batch is None
                     and tr.get_write_buffer_size() == 0):
                 break
-            await asyncio.sleep(0.0005)
+            await asyncio.sleep(pause)  # a client that does not read: back off to 50 ms
+            pause = min(pause * 2, 0.05)
         raw = tr.get_extra_info("socket")
         if raw is None:
             return None
