@@ -29,6 +29,14 @@ def test_streamed_read_and_write_round_trip(shared_daemon: Any, workdir: Path) -
         part = b"".join(c.read_stream(str(src), offset=1000, length=5000))
         assert part == payload[1000:6000]
         assert c.call("rpc.ping")["pong"] is True  # the connection is fine afterwards
+        # chunks dropped as they come (the client may reuse their buffer) and chunks
+        # kept (it must not): both give the file's bytes
+        h = hashlib.sha256()
+        for chunk in c.read_stream(str(src), window_bytes=2 * 1024 * 1024):
+            h.update(chunk)
+        assert h.digest() == hashlib.sha256(payload).digest()
+        kept = list(c.read_stream(str(src), window_bytes=2 * 1024 * 1024))
+        assert b"".join(kept) == payload
         r = c.write_stream(str(workdir / "dst.bin"),
                            (payload[i:i + 1_000_000] for i in range(0, len(payload),
                                                                      1_000_000)))
