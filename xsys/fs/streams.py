@@ -223,13 +223,14 @@ def _wait_writable(sock: int, job: Job, deadline: float) -> None:
             raise _stalled("streamed fs.read")
 
 
-def send_chunk(sock: int, fd: int, request: int, pos: int, size: int, job: Job) -> None:
+def send_chunk(sock: int, fd: int, request: int, pos: int, size: int, job: Job) -> int:
     """Write one whole ``fs.chunk`` frame of ``fd``'s ``[pos, pos+size)`` to the
-    non-blocking socket ``sock``: the header with ``send``, the data with
-    ``os.sendfile`` (file pages to the socket, no copy in this process). When the file
-    turns out shorter than ``size`` (it shrank meanwhile) the frame is completed with
-    zeros and -32007 ``reason: "file_changed"`` raised. Raises on cancel and stall (the
-    frame is then unfinished: the caller must close the connection)."""
+    non-blocking socket ``sock``: the header with ``write``, the data with
+    ``os.sendfile`` (file pages to the socket, no copy in this process). Returns the
+    bytes that came from the file: fewer than ``size`` when it turned out shorter (it
+    shrank meanwhile), the frame then completed with zeros. Raises on cancel and stall
+    (-32007 ``stream_stalled``), the frame then unfinished: the caller must close the
+    connection."""
     deadline = time.monotonic() + STALL_TIMEOUT_S
     head = memoryview(chunk_header(request, pos, size))
     while head:
@@ -244,17 +245,18 @@ def send_chunk(sock: int, fd: int, request: int, pos: int, size: int, job: Job) 
         except BlockingIOError:
             _wait_writable(sock, job, deadline)
             continue
-        if n == 0:  # end of file before size: finish the frame, then fail
+        if n == 0:  # end of file before size: finish the frame with zeros
+            from_file = sent
             pad = memoryview(bytes(min(size - sent, 1 << 20)))
             while sent < size:
                 try:
                     sent += os.write(sock, pad[:size - sent])
                 except BlockingIOError:
                     _wait_writable(sock, job, deadline)
-            raise Conflict("the file shrank during a streamed fs.read",
-                           {"reason": "file_changed", "offset": pos})
+            return from_file
         sent += n
         deadline = time.monotonic() + STALL_TIMEOUT_S
+    return sent
 
 
 def check_window(window: int | None) -> int:
@@ -303,23 +305,26 @@ def _send_leased(lease: SocketLease, fd: int, request: int, pos: int, end: int, 
     if sock is None:
         check_cancelled(job)
         raise asyncio.CancelledError()
+    short_at = None
     try:
         while True:
             n = min(chunk, end - pos)
-            send_chunk(sock, fd, request, pos, n, job)
+            if send_chunk(sock, fd, request, pos, n, job) < n:
+                short_at = pos
+                break
             with stream.cond:
                 stream.sent += n
                 credit = stream.sent - stream.acked < stream.window
             pos += n
             if pos >= end or not credit or job.cancelled.is_set():
                 return pos
-    except Conflict:
-        raise  # the frame was completed
-    except BaseException:
+    except BaseException:  # a frame left unfinished: the stream cannot go on
         lease.abort()
         raise
     finally:
         lease.release()
+    raise Conflict("the file shrank during a streamed fs.read",
+                   {"reason": "file_changed", "offset": short_at})
 
 
 def finish_upload(upload: Upload, job: Job) -> WriteResult:
