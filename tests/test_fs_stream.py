@@ -29,6 +29,14 @@ def test_streamed_read_and_write_round_trip(shared_daemon: Any, workdir: Path) -
         part = b"".join(c.read_stream(str(src), offset=1000, length=5000))
         assert part == payload[1000:6000]
         assert c.call("rpc.ping")["pong"] is True  # the connection is fine afterwards
+        # chunks dropped as they come (the client may reuse their buffer) and chunks
+        # kept (it must not): both give the file's bytes
+        h = hashlib.sha256()
+        for chunk in c.read_stream(str(src), window_bytes=2 * 1024 * 1024):
+            h.update(chunk)
+        assert h.digest() == hashlib.sha256(payload).digest()
+        kept = list(c.read_stream(str(src), window_bytes=2 * 1024 * 1024))
+        assert b"".join(kept) == payload
         r = c.write_stream(str(workdir / "dst.bin"),
                            (payload[i:i + 1_000_000] for i in range(0, len(payload),
                                                                      1_000_000)))
@@ -151,3 +159,101 @@ def test_upload_chunks_beyond_the_announced_size_are_refused(tmp_path: Path) -> 
     with pytest.raises(TooLarge) as exc:
         up2.write(1 << 20, b"x", eof=False)
     assert exc.value.data["limit"] == 1 << 20 and "fs.max_write_bytes" not in str(exc.value)
+class _Raw:
+    """A raw connection: pipelined requests, every frame decoded and kept in order."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.dec = FrameDecoder(64 * 1024 * 1024)
+        self.next_id = 100
+
+    def send(self, method: str, params: dict[str, Any], req_id: int | None = None) -> int:
+        if req_id is None:
+            self.next_id += 1
+            req_id = self.next_id
+        self.sock.sendall(encode_request(req_id, method, params))
+        return req_id
+
+    def messages(self) -> list[Any]:
+        data = self.sock.recv(1 << 20)
+        assert data, "the daemon closed the connection"
+        return [unpackb(p) for p in self.dec.feed(data)]
+
+
+def test_answers_and_a_second_stream_interleave_with_chunks_intact(
+        shared_daemon: Any, workdir: Path) -> None:
+    # Two streams on one connection (two workers taking turns with the socket) while
+    # pings and acks are answered in between: every frame must stay whole and in order.
+    a, b = os.urandom(5 * 1024 * 1024 + 11), os.urandom(3 * 1024 * 1024 + 5)
+    (workdir / "a.bin").write_bytes(a)
+    (workdir / "b.bin").write_bytes(b)
+    raw = _Raw(shared_daemon.socket)
+    window = 1024 * 1024
+    try:
+        for rid, name in ((1, "a.bin"), (2, "b.bin")):
+            raw.send("fs.read", {"path": str(workdir / name), "stream": True,
+                                 "window_bytes": window}, rid)
+        got: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+        results: dict[int, Any] = {}
+        pings: set[int] = set()
+        pongs = 0
+        while len(results) < 2 or pings:
+            for msg in raw.messages():
+                if msg.get("method") == "fs.chunk":
+                    p = msg["params"]
+                    assert p["offset"] == len(got[p["request"]])
+                    got[p["request"]] += p["data"]
+                    raw.send("fs.ack", {"request": p["request"],
+                                        "offset": len(got[p["request"]])})
+                    pings.add(raw.send("rpc.ping", {}))
+                elif msg.get("id") in (1, 2):
+                    assert "result" in msg, msg
+                    results[msg["id"]] = msg["result"]
+                elif msg.get("id") in pings:
+                    assert msg["result"]["pong"] is True
+                    pings.discard(msg["id"])
+                    pongs += 1
+                else:  # an ack's answer; the last ones may come after their stream ended
+                    assert "result" in msg or msg["error"]["code"] == -32001, msg
+        assert bytes(got[1]) == a and bytes(got[2]) == b
+        assert results[1]["length"] == len(a) and results[2]["length"] == len(b)
+        assert pongs >= 8
+    finally:
+        raw.sock.close()
+
+
+def test_a_file_that_shrinks_mid_stream_fails_the_stream_not_the_connection(
+        shared_daemon: Any, workdir: Path) -> None:
+    src = workdir / "shrinks.bin"
+    payload = os.urandom(4 * 1024 * 1024)
+    src.write_bytes(payload)
+    raw = _Raw(shared_daemon.socket)
+    window = 1024 * 1024  # chunks of 512 KiB; the daemon stops after 1 MiB unacknowledged
+    try:
+        raw.send("fs.read", {"path": str(src), "stream": True, "window_bytes": window}, 1)
+        got = bytearray()
+        answer = None
+        truncated = False
+        while answer is None:
+            for msg in raw.messages():
+                if msg.get("method") == "fs.chunk":
+                    got += msg["params"]["data"]
+                    if len(got) >= window and not truncated:
+                        with open(src, "r+b") as f:  # the daemon waits for credit now
+                            f.truncate(window + 1000)
+                        truncated = True
+                        raw.send("fs.ack", {"request": 1, "offset": len(got)})
+                elif msg.get("id") == 1:
+                    answer = msg
+        assert truncated and got[:window + 1000] == payload[:window + 1000]
+        assert answer["error"]["code"] == -32007, answer
+        assert answer["error"]["data"]["reason"] == "file_changed"
+        raw.send("rpc.ping", {}, 7)  # the connection still works, frames intact
+        while True:
+            done = [m for m in raw.messages() if m.get("id") == 7]
+            if done:
+                assert done[0]["result"]["pong"] is True
+                break
+    finally:
+        raw.sock.close()

@@ -2225,9 +2225,9 @@ class FsMethods(NamespaceBase["Client"]):
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
         ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
-        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
-        the answer, whose ``data`` is then
-        empty and ``length`` the bytes streamed; the daemon sends at most
+        notifications (8 MiB each, at most half the window) before the answer, whose
+        ``data`` is then empty and ``length`` the bytes streamed (a file that shrinks
+        meanwhile: -32007 ``reason: "file_changed"``); the daemon sends at most
         ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
         offset}`` (bytes consumed from the stream's start), so memory stays bounded when
         the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).
@@ -4621,9 +4621,9 @@ class AsyncFsMethods(NamespaceBase["AsyncClient"]):
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
         ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
-        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
-        the answer, whose ``data`` is then
-        empty and ``length`` the bytes streamed; the daemon sends at most
+        notifications (8 MiB each, at most half the window) before the answer, whose
+        ``data`` is then empty and ``length`` the bytes streamed (a file that shrinks
+        meanwhile: -32007 ``reason: "file_changed"``); the daemon sends at most
         ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
         offset}`` (bytes consumed from the stream's start), so memory stays bounded when
         the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).

@@ -145,6 +145,12 @@ def _chunk_without_copy(frame: bytearray) -> dict[str, Any] | None:
     return msg
 
 
+#: ``sys.getrefcount`` where it exists (CPython), what it says of a spare buffer nothing
+#: else refers to, and how many spares a client keeps (``Client._frame_buffer``).
+_getrefcount = getattr(sys, "getrefcount", None)
+_SPARE_REFS = 3
+_SPARES = 3
+
 #: Most descriptors one read accepts.
 _MAX_FDS = 16
 _CMSG_FLAGS = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
@@ -231,6 +237,9 @@ class Client(Namespaces):
         # block on every read (three syscalls and a page fault per answer).
         self._rbuf = bytearray(_READ_SIZE)
         self._rview = memoryview(self._rbuf)
+        # The last chunks' buffers, reused while a streamed read runs (``_streaming``).
+        self._spares: list[bytearray] = []
+        self._streaming = False
         self._ready: collections.deque[Any] = collections.deque()
         self._lock = threading.RLock()
         # fs.open: while one is in flight reads use recvmsg, and descriptors received
@@ -503,6 +512,7 @@ class Client(Namespaces):
             consumed = acked = 0
             acks: set[int] = set()
             done = False
+            self._streaming = True
             try:
                 while True:
                     msg = self._read_one(wait)
@@ -520,6 +530,8 @@ class Client(Namespaces):
                                 self._send(ack)
                                 acked = consumed
                             yield data
+                            # nothing here keeps the chunk: its buffer may be reused
+                            del data, p, msg
                             continue
                     if type(msg) is dict and msg.get("id") in acks:
                         acks.discard(msg["id"])
@@ -534,6 +546,8 @@ class Client(Namespaces):
                     if answer["id"] is None and "error" in answer:
                         raise error_from_wire(answer["error"])
             finally:
+                self._streaming = False
+                self._spares.clear()
                 state.finish(req_id)
                 if not done:
                     self.close()
@@ -609,7 +623,7 @@ class Client(Namespaces):
         if pending is None or pending[0] < LARGE_FRAME_BYTES:
             return
         length, _ = pending
-        frame = bytearray(length)
+        frame = self._frame_buffer(length)
         view = memoryview(frame)
         pos = decoder.take_partial(view)
         try:
@@ -623,6 +637,28 @@ class Client(Namespaces):
             self.close()
             raise ConnectionClosed(f"connection to {self.socket_path} lost: {exc}") from None
         self._ready.append(_chunk_without_copy(frame) or unpackb(frame))
+        if self._streaming:  # kept for the next chunks (dropped when the stream ends)
+            spares = self._spares
+            spares.append(frame)
+            if len(spares) > _SPARES:
+                del spares[0]
+
+    def _frame_buffer(self, length: int) -> bytearray:
+        """A buffer of ``length`` bytes for a large frame: one of the last ones again when
+        it has that size and nothing else refers to it any more (the chunk views a
+        streamed read yielded were dropped: ``sys.getrefcount``, CPython), else a new
+        one. Reusing them saves zeroing and faulting in 8 MiB per chunk; the last few
+        are kept because a consumer's loop variable still holds the previous chunk while
+        the next one is read."""
+        spares = self._spares
+        if _getrefcount is not None:
+            for i in range(len(spares)):  # (enumerate's tuple would hold one more ref)
+                spare = spares[i]
+                # referred to by the list, ``spare`` and the call's argument only
+                if len(spare) == length and _getrefcount(spare) == _SPARE_REFS:
+                    del spares[i]
+                    return spare
+        return bytearray(length)
 
     def _wait_response(self, req_id: int, timeout: float | None) -> Any:
         state = self._state

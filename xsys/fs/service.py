@@ -318,12 +318,17 @@ class FsService:
 
     def read_stream(self, path: str | bytes, offset: int, length: int | None,
                     stream: streams.ReadStream, send: Callable[[int, bytes], None],
-                    job: Job | None = None) -> ReadResult:
-        """Streamed ``fs.read`` (``streams.stream_file``): chunks of ``streams.stream_chunk``."""
+                    job: Job | None = None,
+                    lease: streams.SocketLease | None = None,
+                    request: int = 0) -> ReadResult:
+        """Streamed ``fs.read`` (``streams.stream_file``): chunks of
+        ``streams.stream_chunk``, with ``sendfile`` on ``lease``'s socket when given
+        (``request``: the stream's id, in each chunk)."""
+        real_job = job or NullJob()
         with self.locate(path) as loc, reading.open_regular(loc) as (fd, st):
             chunk = streams.stream_chunk(self.config.chunk_bytes, stream.window)
             return streams.stream_file(fd, loc.path, st.st_size, offset, length, chunk,
-                                       stream, send, job or NullJob())
+                                       stream, send, real_job, lease, request)
 
     def upload_handle(self, path: str | bytes) -> opening.WriteHandle:
         """The temp file of a streamed ``fs.write`` (``fs.write``'s checks)."""

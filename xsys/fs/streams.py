@@ -13,11 +13,13 @@ them by request id. A stream stalls out after ``STALL_TIMEOUT_S`` without progre
 
 from __future__ import annotations
 
+import asyncio
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from xsys.fs.model import Job, ReadResult, WriteResult, check_cancelled
 from xsys.fs.opening import WriteHandle
@@ -180,28 +182,98 @@ class Streams:
         """The connection is gone (the workers notice through their jobs)."""
 
 
-#: Smallest chunk of a streamed read (fewer, larger frames run faster).
-MIN_STREAM_CHUNK_BYTES = 8 * 1024 * 1024
+#: Chunk size of a streamed read (fewer, larger frames run faster; a chunk's frame stays
+#: well below the clients' default ``max_frame_bytes``, 16 MiB).
+STREAM_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def stream_chunk(chunk_bytes: int, window: int) -> int:
-    """The chunk size of a streamed read: ``fs.chunk_bytes``, at least 4 MiB, at most half
-    the window (so two chunks are always in flight)."""
-    return max(64 * 1024, min(max(chunk_bytes, MIN_STREAM_CHUNK_BYTES), window // 2))
+    """The chunk size of a streamed read: ``STREAM_CHUNK_BYTES`` (8 MiB, whatever
+    ``fs.chunk_bytes`` says: a larger frame would exceed the clients' frame limit), at
+    most half the window (so two chunks are always in flight), at least 64 KiB."""
+    del chunk_bytes
+    return max(64 * 1024, min(STREAM_CHUNK_BYTES, window // 2))
 
 
-def chunk_frame(request: int, offset: int, data: bytes) -> list[bytes]:
-    """The frame of ``fs.chunk {request, offset, data}`` as ``[header, data]``: the same
-    bytes ``FrameEncoder`` would give, without copying ``data`` into a packer (the map is
-    packed with an empty ``data`` whose ``bin`` marker is then replaced by a bin32
-    header)."""
+def chunk_header(request: int, offset: int, size: int) -> bytes:
+    """The length prefix and msgpack head of ``fs.chunk {request, offset, data}`` whose
+    ``data`` (``size`` bytes, a bin32) follows: what ``FrameEncoder`` would give for the
+    whole frame, minus the data (the map is packed with an empty ``data`` whose ``bin``
+    marker is then replaced by a bin32 header)."""
     from xsys.protocol import packb
 
     head = packb({"method": "fs.chunk",
                   "params": {"request": request, "offset": offset, "data": b""}})
     assert head.endswith(b"\xc4\x00")
-    head = head[:-2] + b"\xc6" + len(data).to_bytes(4, "big")
-    return [(len(head) + len(data)).to_bytes(4, "big") + head, data]
+    head = head[:-2] + b"\xc6" + size.to_bytes(4, "big")
+    return (len(head) + size).to_bytes(4, "big") + head
+
+
+def chunk_frame(request: int, offset: int, data: bytes) -> list[bytes]:
+    """The frame of ``fs.chunk {request, offset, data}`` as ``[header, data]``
+    (``chunk_header``), without copying ``data`` into a packer."""
+    return [chunk_header(request, offset, len(data)), data]
+
+
+class SocketLease(Protocol):
+    """The connection's socket lent to a stream's worker thread, so that chunks go from
+    the file to the socket with ``sendfile`` (no copy through Python). ``acquire()``
+    blocks until the connection has no output of its own pending and returns a
+    descriptor of the (non-blocking) socket that stays valid until ``release()``; while
+    lent, the connection holds its own output back. None: the connection is gone.
+    ``abort()`` closes the connection (a frame could not be finished)."""
+
+    def acquire(self, job: Job) -> int | None: ...
+
+    def release(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def _wait_writable(sock: int, job: Job, deadline: float) -> None:
+    """Block until ``sock`` takes more bytes; raises on cancel or past ``deadline``."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    while not poller.poll(100):
+        check_cancelled(job)
+        if time.monotonic() > deadline:
+            raise _stalled("streamed fs.read")
+
+
+def send_chunk(sock: int, fd: int, request: int, pos: int, size: int, job: Job) -> int:
+    """Write one whole ``fs.chunk`` frame of ``fd``'s ``[pos, pos+size)`` to the
+    non-blocking socket ``sock``: the header with ``write``, the data with
+    ``os.sendfile`` (file pages to the socket, no copy in this process). Returns the
+    bytes that came from the file: fewer than ``size`` when it turned out shorter (it
+    shrank meanwhile), the frame then completed with zeros. Raises on cancel and stall
+    (-32007 ``stream_stalled``), the frame then unfinished: the caller must close the
+    connection."""
+    deadline = time.monotonic() + STALL_TIMEOUT_S
+    head = memoryview(chunk_header(request, pos, size))
+    while head:
+        try:
+            head = head[os.write(sock, head):]
+        except BlockingIOError:
+            _wait_writable(sock, job, deadline)
+    sent = 0
+    while sent < size:
+        try:
+            n = os.sendfile(sock, fd, pos + sent, size - sent)
+        except BlockingIOError:
+            _wait_writable(sock, job, deadline)
+            continue
+        if n == 0:  # end of file before size: finish the frame with zeros
+            from_file = sent
+            pad = memoryview(bytes(min(size - sent, 1 << 20)))
+            while sent < size:
+                try:
+                    sent += os.write(sock, pad[:size - sent])
+                except BlockingIOError:
+                    _wait_writable(sock, job, deadline)
+            return from_file
+        sent += n
+        deadline = time.monotonic() + STALL_TIMEOUT_S
+    return sent
 
 
 def check_window(window: int | None) -> int:
@@ -216,15 +288,20 @@ def check_window(window: int | None) -> int:
 
 def stream_file(fd: int, path: str, size: int, offset: int, length: int | None, chunk: int,
                 stream: ReadStream, send: Callable[[int, bytes], None],
-                job: Job) -> ReadResult:
-    """Send ``[offset, offset+length)`` of ``fd`` as chunks (``send(offset, data)``), each
-    after waiting for credit; returns the result with ``data`` empty and ``length`` the
-    bytes streamed."""
+                job: Job, lease: SocketLease | None = None,
+                request: int = 0) -> ReadResult:
+    """Send ``[offset, offset+length)`` of ``fd`` as chunks, each after waiting for
+    credit: with ``lease`` (a Unix socket) straight from the file with ``send_chunk``
+    (``request``: the stream's id), else ``send(offset, data)`` of each ``pread``.
+    Returns the result with ``data`` empty and ``length`` the bytes streamed."""
     end = size if length is None else min(size, offset + length)
     pos = offset
     while pos < end:
         check_cancelled(job)
         stream.wait_credit(job)
+        if lease is not None:
+            pos = _send_leased(lease, fd, request, pos, end, chunk, stream, job)
+            continue
         data = pread(fd, min(chunk, end - pos), pos)
         if not data:
             break
@@ -234,6 +311,37 @@ def stream_file(fd: int, path: str, size: int, offset: int, length: int | None, 
         pos += len(data)
     return ReadResult(path=path, data=b"", offset=offset, length=pos - offset, size=size,
                       eof=pos >= size)
+
+
+def _send_leased(lease: SocketLease, fd: int, request: int, pos: int, end: int, chunk: int,
+                 stream: ReadStream, job: Job) -> int:
+    """Send chunks from ``pos`` with ``send_chunk`` on the lent socket while the window
+    has credit (one lend for several chunks); returns the position reached. A frame left
+    unfinished closes the connection."""
+    sock = lease.acquire(job)
+    if sock is None:
+        check_cancelled(job)
+        raise asyncio.CancelledError()
+    short_at = None
+    try:
+        while True:
+            n = min(chunk, end - pos)
+            if send_chunk(sock, fd, request, pos, n, job) < n:
+                short_at = pos
+                break
+            with stream.cond:
+                stream.sent += n
+                credit = stream.sent - stream.acked < stream.window
+            pos += n
+            if pos >= end or not credit or job.cancelled.is_set():
+                return pos
+    except BaseException:  # a frame left unfinished: the stream cannot go on
+        lease.abort()
+        raise
+    finally:
+        lease.release()
+    raise Conflict("the file shrank during a streamed fs.read",
+                   {"reason": "file_changed", "offset": short_at})
 
 
 def finish_upload(upload: Upload, job: Job) -> WriteResult:

@@ -16,9 +16,13 @@ its result dataclass (``xsys.fs.model``: the declared result in ``rpc.methods``)
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import functools
 import os
+import select as select_mod
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Concatenate, Literal, ParamSpec
 
@@ -35,6 +39,7 @@ from xsys.fs.model import (
     FileInfo,
     GrepResult,
     HashResult,
+    Job,
     LinkResult,
     Listing,
     MkdirResult,
@@ -48,12 +53,14 @@ from xsys.fs.model import (
     TouchResult,
     TransferResult,
     WriteResult,
+    check_cancelled,
     to_wire,
 )
 from xsys.fs.opening import Handles, opened_write
 from xsys.fs.reading import ALGORITHMS
 from xsys.fs.service import FsService
 from xsys.fs.streams import (
+    STALL_TIMEOUT_S,
     ReadStream,
     Streams,
     Upload,
@@ -190,9 +197,9 @@ def _register_reading(router: Router, app: App) -> None:
         ``size`` the whole file's. More than ``fs.max_read_bytes`` (also capped by the
         frame limit) -> -32004: read in pieces with offset/length. Directories -> -32007.
         ``stream: true``: the content comes as ``fs.chunk {request, offset, data}``
-        notifications (fs.chunk_bytes, at least 4 MiB, at most half the window) before
-        the answer, whose ``data`` is then
-        empty and ``length`` the bytes streamed; the daemon sends at most
+        notifications (8 MiB each, at most half the window) before the answer, whose
+        ``data`` is then empty and ``length`` the bytes streamed (a file that shrinks
+        meanwhile: -32007 ``reason: "file_changed"``); the daemon sends at most
         ``window_bytes`` beyond what the client acknowledged with ``fs.ack {request,
         offset}`` (bytes consumed from the stream's start), so memory stays bounded when
         the client stops reading (it gives up after 60 s: -32007 ``stream_stalled``).
@@ -206,6 +213,7 @@ def _register_reading(router: Router, app: App) -> None:
 
         write_parts = getattr(session, "send_frame_parts", None)
         _grow_send_buffer(session, rs.window // 2)
+        lease = _SocketLease(session) if _can_lend(session) else None
 
         def send(pos: int, data: bytes) -> None:
             if write_parts is not None:  # encoded here, in the worker: no copy of data
@@ -216,7 +224,8 @@ def _register_reading(router: Router, app: App) -> None:
 
         streams.add(streams.reads, rid, rs)
         try:
-            return service(app).read_stream(path, offset, length, rs, send, ctx)
+            return service(app).read_stream(path, offset, length, rs, send, ctx, lease,
+                                              rid)
         finally:
             streams.remove(streams.reads, rid)
 
@@ -643,6 +652,55 @@ def _streams(ctx: Context) -> tuple[Streams, int]:
         streams = resources["fs.streams"] = Streams()
     assert isinstance(streams, Streams)
     return streams, ctx.request_id
+
+
+def _can_lend(session: Any) -> bool:
+    """Whether ``session`` can lend its socket to a worker (a Unix stream socket on a
+    platform with ``sendfile``): streamed reads then use ``sendfile``."""
+    import socket
+
+    if not (hasattr(session, "lend_socket") and hasattr(os, "sendfile")
+            and hasattr(select_mod, "poll")):
+        return False
+    transport = getattr(session, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is not None and getattr(sock, "family", None) == socket.AF_UNIX
+
+
+class _SocketLease:
+    """``streams.SocketLease`` over a ``Connection`` (``lend_socket``/``return_socket``
+    on its loop): called from the stream's worker thread."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.loop: asyncio.AbstractEventLoop = session.loop
+
+    def acquire(self, job: Job) -> int | None:
+        """The lent descriptor, waiting for the connection's pending output to go out;
+        raises on cancel or after ``STALL_TIMEOUT_S`` (the lend is then withdrawn)."""
+        fut = asyncio.run_coroutine_threadsafe(self.session.lend_socket(self), self.loop)
+        deadline = time.monotonic() + STALL_TIMEOUT_S
+        while True:
+            try:
+                fd: int | None = fut.result(0.1)
+                return fd
+            except concurrent.futures.TimeoutError:
+                if job.cancelled.is_set() or time.monotonic() > deadline:
+                    fut.cancel()
+                    self.release()  # in case it was lent meanwhile
+                    check_cancelled(job)
+                    raise Conflict(
+                        f"streamed fs.read: the client read nothing for "
+                        f"{STALL_TIMEOUT_S:.0f}s",
+                        {"reason": "stream_stalled", "timeout_s": STALL_TIMEOUT_S}) from None
+
+    def release(self) -> None:
+        """Give the socket back (its output held meanwhile goes out)."""
+        self.loop.call_soon_threadsafe(self.session.return_socket, self)
+
+    def abort(self) -> None:
+        """Close the connection now (a frame was left unfinished)."""
+        self.loop.call_soon_threadsafe(self.session.abort)
 
 
 def _grow_send_buffer(session: Any, size: int) -> None:

@@ -91,8 +91,9 @@ class Connection(asyncio.Protocol):
 
     # Slots: attribute access stays specialised (an instance dict of more than 30 keys
     # would not share its keys, and every attribute lookup on the hot path slows down).
-    __slots__ = ("__weakref__", "_answered", "_batch", "_drains", "_encode", "_fd_tasks",
-                 "_fds", "_holding", "_idle_key", "_idle_since", "_logged_bad_input", "_ok",
+    __slots__ = ("__weakref__", "_answered", "_batch", "_close_on_return", "_drains",
+                 "_encode", "_fd_tasks", "_fds", "_held", "_held_bytes", "_holding",
+                 "_idle_key", "_idle_since", "_lent_fd", "_lent_to", "_logged_bad_input", "_ok",
                  "_outbound_queue", "_outbound_queue_bytes", "_partial_key", "_partial_since",
                  "_pending_subs", "_read_paused", "_record", "_running", "_stats", "_waiters",
                  "_write_paused", "app", "closed", "decoder", "inflight", "loop", "max_frame",
@@ -146,6 +147,13 @@ class Connection(asyncio.Protocol):
         self._fds: dict[int, list[int]] = {}
         self.resources: dict[str, Any] = {}
         self._fd_tasks: set[asyncio.Task[None]] = set()
+        # The socket lent to a stream's worker (``lend_socket``): its descriptor (a dup,
+        # closed on return), the borrower's token, and the output held back meanwhile.
+        self._lent_fd: int | None = None
+        self._lent_to: object | None = None
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._close_on_return = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -190,6 +198,9 @@ class Connection(asyncio.Protocol):
         ``connection_lost``)."""
         if self._batch is not None:
             self._flush_batch(self._batch)
+        if self._lent_to is not None:  # a frame may be half written: close on return
+            self._close_on_return = True
+            return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -209,7 +220,7 @@ class Connection(asyncio.Protocol):
         """Close; abort instead when output is stuck in the transport (the client is not
         reading, so a graceful close could wait for it forever)."""
         tr = self.transport
-        if tr is not None and tr.get_write_buffer_size() > 0:
+        if tr is not None and (tr.get_write_buffer_size() > 0 or self._held_bytes):
             self.abort()
         else:
             self.close()
@@ -500,7 +511,8 @@ class Connection(asyncio.Protocol):
             if tr is None or tr.is_closing():
                 return
             deadline = self.loop.time() + 30.0
-            while tr.get_write_buffer_size() > 0 or self._batch is not None:
+            while (tr.get_write_buffer_size() > 0 or self._batch is not None
+                   or self._lent_to is not None):
                 if tr.is_closing() or self.loop.time() > deadline:
                     return
                 await asyncio.sleep(0.001)
@@ -561,7 +573,7 @@ class Connection(asyncio.Protocol):
         if size > self.max_frame:
             return self._too_large(req_id, size)
         transport = self.transport
-        if len(parts) == 1 or self._batch is not None:
+        if len(parts) == 1 or self._batch is not None or self._lent_to is not None:
             self._write(b"".join(parts))
         elif transport is not None and not transport.is_closing():
             for part in parts:
@@ -585,6 +597,9 @@ class Connection(asyncio.Protocol):
         if batch is not None:
             batch.append(frame)
             return
+        if self._lent_to is not None:
+            self._hold(frame)
+            return
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(frame)
@@ -607,11 +622,70 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if self.closed or transport is None or transport.is_closing():
             return
-        if self._batch is not None:
-            self._batch.append(b"".join(parts))
+        if self._batch is not None or self._lent_to is not None:
+            self._write(b"".join(parts))
             return
         for part in parts:
             transport.write(part)
+
+    # ------------------------------------------------------------------ lent socket
+
+    async def lend_socket(self, token: object) -> int | None:
+        """Lend the socket to ``token``'s worker thread (a streamed ``fs.read`` sending
+        chunks with ``sendfile``): wait until none of this connection's output is
+        pending, then return a duplicate of its descriptor, valid until
+        ``return_socket(token)``. Meanwhile the connection's own output is held back
+        (responses in ``_held``, subscription events in their bounded queues as while
+        the client reads slowly; reading pauses past ``max_output_bytes`` held). None
+        when the connection is closing. Loop thread."""
+        pause = 0.0005
+        while True:
+            tr = self.transport
+            if self.closed or tr is None or tr.is_closing():
+                return None
+            if (self._lent_to is None and self._batch is None
+                    and tr.get_write_buffer_size() == 0):
+                break
+            await asyncio.sleep(pause)  # a client that does not read: back off to 50 ms
+            pause = min(pause * 2, 0.05)
+        raw = tr.get_extra_info("socket")
+        if raw is None:
+            return None
+        self._lent_fd = os.dup(raw.fileno())
+        self._lent_to = token
+        self._write_paused = True
+        return self._lent_fd
+
+    def return_socket(self, token: object) -> None:
+        """The worker is done with the lent socket (or gave up waiting for it): close the
+        duplicate and write the output held meanwhile. Loop thread; ignored unless
+        ``token`` holds the socket."""
+        if self._lent_to is not token:
+            return
+        self._lent_to = None
+        if self._lent_fd is not None:
+            _close_fds([self._lent_fd])
+            self._lent_fd = None
+        held, self._held, self._held_bytes = self._held, [], 0
+        tr = self.transport
+        if self.closed or tr is None or tr.is_closing():
+            return
+        self._write_paused = False  # the write below may pause it again (high water)
+        if held:
+            tr.write(b"".join(held) if len(held) > 1 else held[0])
+        if self._close_on_return:
+            self._close_on_return = False
+            self.close()
+        elif not self._write_paused:
+            self.resume_writing()
+
+    def _hold(self, frame: bytes) -> None:
+        """Keep ``frame`` until the lent socket returns; stop reading requests past
+        ``max_output_bytes`` held."""
+        self._held.append(frame)
+        self._held_bytes += len(frame)
+        if self._held_bytes >= self.max_output_bytes:
+            self._pause_reading()
 
     def send_notification(self, method: str, params: dict[str, Any]) -> None:
         """Write one notification now (progress and other non-droppable messages)."""

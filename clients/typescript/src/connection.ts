@@ -10,6 +10,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 
 import { ConnectionClosedError, FrameError } from "./errors.js";
 import { DEFAULT_MAX_FRAME, FrameDecoder, frame } from "./framing.js";
+import { socketReader } from "./transport.js";
 
 export interface ConnectionHandlers {
   /** One decoded message (the payload of one frame). */
@@ -46,7 +47,19 @@ export class Connection {
     this.handlers = handlers;
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     this.frames = new FrameDecoder(this.maxFrame);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    const reader = socketReader(socket);
+    if (reader) {
+      // Large frames are read straight into their own buffer (see SocketReader).
+      reader.attach(
+        () => this.frames.readTarget(),
+        (n, buf) => this.onPayloads(this.frames.filled(n, buf)),
+        () => {
+          if (socket.destroyed) this.finish(); // closed before this connection listened
+        },
+      );
+    } else {
+      socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    }
     socket.on("error", (err: Error) => {
       this.closeError ??= err;
     });
@@ -94,7 +107,10 @@ export class Connection {
   };
 
   private onData(chunk: Buffer): void {
-    const payloads = this.frames.push(chunk);
+    this.onPayloads(this.frames.push(chunk));
+  }
+
+  private onPayloads(payloads: Uint8Array[]): void {
     for (const payload of payloads) {
       if (this.isClosed) return;
       let message: unknown;

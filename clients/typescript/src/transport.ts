@@ -118,6 +118,60 @@ export async function connectSocket(path: string, opts: ConnectSocketOptions = {
   return socket;
 }
 
+/** Bytes of the reused buffer small reads go into (`SocketReader`). */
+const READ_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Reads of a socket opened here (Node's `onread`): each read goes into the buffer the
+ * attached consumer names (the rest of a large frame: file chunks land in place, no
+ * joining of 64 KiB pieces), else into one reused buffer whose bytes the consumer copies.
+ * Bytes read before a consumer attaches are kept (copied) and replayed to it.
+ */
+export class SocketReader {
+  private readonly scratch = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  private target: (() => Uint8Array | null) | null = null;
+  private sink: ((n: number, buf: Uint8Array) => void) | null = null;
+  private early: Buffer[] = [];
+
+  /** Where the next read goes (called by Node before each read). */
+  nextBuffer(): Uint8Array {
+    return this.target?.() ?? this.scratch;
+  }
+
+  /** `n` bytes were read into `buf` (called by Node; true: keep reading). */
+  onRead(n: number, buf: Uint8Array): boolean {
+    if (this.sink === null) this.early.push(Buffer.from(buf.subarray(0, n)));
+    else this.sink(n, buf);
+    return true;
+  }
+
+  /**
+   * Hand the reads to a consumer: `target` names the buffer for the next read (null: the
+   * reused one), `sink` gets every read (the buffer is reused unless it is `target`'s).
+   */
+  attach(target: () => Uint8Array | null, sink: (n: number, buf: Uint8Array) => void, replayed?: () => void): void {
+    // Replayed after the caller's constructor has returned (its callbacks may refer to
+    // the object being built), and before any further read (reads come in later turns);
+    // then `replayed` (the socket may have closed meanwhile: reads do not wait for a
+    // consumer, unlike "data" listeners).
+    queueMicrotask(() => {
+      const early = this.early;
+      this.early = [];
+      this.target = target;
+      this.sink = sink;
+      for (const b of early) sink(b.byteLength, b);
+      replayed?.();
+    });
+  }
+}
+
+const readers = new WeakMap<net.Socket, SocketReader>();
+
+/** The `SocketReader` of a socket opened by `connectSocket`, if any. */
+export function socketReader(socket: net.Socket): SocketReader | undefined {
+  return readers.get(socket);
+}
+
 function openSocket(path: string, opts: ConnectSocketOptions): Promise<net.Socket> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const signal = opts.signal;
@@ -126,7 +180,12 @@ function openSocket(path: string, opts: ConnectSocketOptions): Promise<net.Socke
       reject(signal.reason);
       return;
     }
-    const socket = net.createConnection({ path });
+    const reader = new SocketReader();
+    const socket = net.createConnection({
+      path,
+      onread: { buffer: () => reader.nextBuffer(), callback: (n: number, buf: Uint8Array) => reader.onRead(n, buf) },
+    });
+    readers.set(socket, reader);
     let timer: NodeJS.Timeout | undefined;
     const cleanup = (): void => {
       if (timer !== undefined) clearTimeout(timer);

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { Decoder, Encoder } from "@msgpack/msgpack";
 
 import { FrameError, TooLargeError } from "../src/errors.js";
-import { DEFAULT_MAX_FRAME, FrameDecoder, frame } from "../src/framing.js";
+import { DEFAULT_MAX_FRAME, FrameDecoder, LARGE_FRAME_BYTES, frame } from "../src/framing.js";
 
 const enc = new Encoder();
 const dec = new Decoder({ useBigInt64: false });
@@ -98,5 +98,63 @@ describe("FrameDecoder", () => {
     d2.reset();
     assert.equal(d2.error, null);
     assert.equal(d2.push(good).length, 1);
+  });
+});
+
+describe("FrameDecoder: large frames", () => {
+  // Small frames, a large one (above LARGE_FRAME_BYTES, assembled in its own buffer),
+  // small ones again: what every way of delivering the bytes must give back.
+  function mixed(): { bytes: Buffer; payloads: Buffer[] } {
+    const payloads = [Buffer.from("small-1"), Buffer.alloc(LARGE_FRAME_BYTES * 3 + 17), Buffer.from("small-2")];
+    for (let i = 0; i < (payloads[1] as Buffer).byteLength; i++) (payloads[1] as Buffer)[i] = (i * 31 + 7) & 0xff;
+    payloads.push(Buffer.alloc(LARGE_FRAME_BYTES, 0xab), Buffer.from("small-3"));
+    return { bytes: Buffer.concat(payloads.map((p) => frame(p))), payloads };
+  }
+
+  it("pushes a large frame split into uneven chunks, with small frames around it", () => {
+    const { bytes, payloads } = mixed();
+    for (const step of [1 << 10, 65_536 + 3, 300_001, bytes.byteLength]) {
+      const d = new FrameDecoder();
+      const out: Uint8Array[] = [];
+      for (let at = 0; at < bytes.byteLength; at += step) out.push(...d.push(bytes.subarray(at, at + step)));
+      assert.equal(out.length, payloads.length, `step ${step}`);
+      out.forEach((p, i) => assert.ok(Buffer.from(p).equals(payloads[i] as Buffer), `step ${step} frame ${i}`));
+      assert.equal(d.bufferedBytes, 0);
+    }
+  });
+
+  it("lets a socket read straight into the large frame (readTarget/filled), a reused buffer elsewhere", () => {
+    const { bytes, payloads } = mixed();
+    const d = new FrameDecoder();
+    const scratch = Buffer.alloc(70_000);
+    const out: Uint8Array[] = [];
+    let at = 0;
+    let direct = 0;
+    while (at < bytes.byteLength) {
+      // a read of at most 100 KB into whatever buffer the decoder names, else the scratch
+      const target = d.readTarget() ?? scratch;
+      const n = Math.min(target.byteLength, 100_000, bytes.byteLength - at);
+      target.set(bytes.subarray(at, at + n));
+      if (target !== scratch) direct += n;
+      at += n;
+      out.push(...d.filled(n, target));
+      scratch.fill(0xee); // the reused buffer is overwritten: nothing may still point into it
+    }
+    assert.ok(direct > LARGE_FRAME_BYTES * 3, `${direct} bytes read in place`);
+    assert.equal(out.length, payloads.length);
+    out.forEach((p, i) => assert.ok(Buffer.from(p).equals(payloads[i] as Buffer), `frame ${i}`));
+    assert.equal(d.bufferedBytes, 0);
+  });
+
+  it("counts a partly received large frame as buffered, and reset forgets it", () => {
+    const d = new FrameDecoder();
+    const f = frame(Buffer.alloc(LARGE_FRAME_BYTES * 2));
+    assert.deepEqual(d.push(f.subarray(0, 1000)), []);
+    assert.equal(d.bufferedBytes, 1000);
+    assert.ok(d.readTarget() !== null);
+    d.reset();
+    assert.equal(d.bufferedBytes, 0);
+    assert.equal(d.readTarget(), null);
+    assert.equal(d.push(frame(Buffer.from("x"))).length, 1);
   });
 });
