@@ -107,6 +107,21 @@ async def test_sys_snapshots_arrive_at_the_interval_with_the_chosen_sections(
     assert all(0.25 <= g <= 1.5 for g in gaps), gaps
 
 
+async def test_the_subscribed_answer_gives_the_granted_interval_and_sections(
+        gw: Gw, session: aiohttp.ClientSession) -> None:
+    """A too-short interval is clamped to sys.min_interval_s (default 0.25), and the
+    answer says so (as sys.subscribe's result does), with the sections granted."""
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"subscribe": "sys", "interval_s": 0.01, "sections": ["load"],
+                            "id": 1})
+        ack = (await receive(ws, of_type("subscribed", 1)))["data"]
+        await ws.send_json({"subscribe": "sys", "id": 2})
+        default = (await receive(ws, of_type("subscribed", 2)))["data"]
+    assert ack["interval_s"] == 0.25 and ack["sections"] == ["load"]
+    assert default["interval_s"] == 1.0
+    assert default["sections"] == ["cpu", "memory", "swap", "load", "disks", "network"]
+
+
 async def test_aloy_format_is_sent_bare(gw: Gw, session: aiohttp.ClientSession) -> None:
     async with session.ws_connect(f"{gw.base}/ws?token={TOKEN}") as ws:
         await ws.send_json({"subscribe": "sys", "interval_s": 0.5, "format": "aloy"})
@@ -319,9 +334,12 @@ class BurstHub:
     def subscribe(self, interval_s: float, sections: Any = None, per_cpu: bool = False,
                   top_processes: int = 0, process_sort: str = "cpu") -> Any:
         hub = self
+        interval_s_ = interval_s
 
         class Stream:
             dropped = 0
+            interval_s = interval_s_
+            sections = ("cpu",)
 
             def close(self) -> None:
                 hub.closed = True
