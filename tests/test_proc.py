@@ -438,6 +438,53 @@ async def test_a_root_daemon_runs_a_peers_group_as_that_peer(sup: Supervisor) ->
         assert gone(pid)
 
 
+async def test_a_log_dir_the_owner_cannot_write_is_refused_at_start(
+        sup: Supervisor, tmp_path: Path) -> None:
+    """A bad log_dir is the OS error of proc.start (as a bad cwd is), not a warning in
+    the daemon's log while the group runs without its files."""
+    me = os.geteuid()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for log_dir, errno_name in ((tmp_path / "missing", "ENOENT"), (a_file, "ENOTDIR")):
+        with pytest.raises(NotFound) as info:
+            await proc_handlers.start(ctx_of(sup.app, "proc.start", me), name="logs",
+                                      command=[PY, "-c", "print('x')"], log_dir=str(log_dir))
+        assert info.value.data["errno"] == errno_name
+        assert info.value.data["param"] == "log_dir"
+        with pytest.raises(NotFound):
+            sup.proc.status("logs")
+    if me != 0:
+        return  # the rest needs a second uid
+    with throwaway_user() as user:
+        closed = tmp_path / "root-only"
+        closed.mkdir(mode=0o755)
+        with pytest.raises(PermissionDenied) as info:
+            await proc_handlers.start(ctx_of(sup.app, "proc.start", user.uid, user.gid),
+                                      name="snoop", command=["/bin/true"], cwd="/",
+                                      log_dir=str(closed))
+        assert info.value.data["errno"] == "EACCES"
+        assert list(closed.iterdir()) == []
+
+
+async def test_an_rlimit_the_child_cannot_set_is_refused_naming_the_parameter(
+        sup: Supervisor) -> None:
+    """setrlimit fails in the child before exec, where subprocess reports only "Exception
+    occurred in preexec_fn": the daemon refuses such a value up front, by name."""
+    from xsys.protocol import InvalidParams
+
+    with pytest.raises(InvalidParams) as info:
+        await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()), name="nofile",
+                                  command=[PY, "-c", "pass"], rlimit_nofile=2**31)
+    assert info.value.data["param"] == "rlimit_nofile"
+    with pytest.raises(NotFound):
+        sup.proc.status("nofile")
+    # a value the child may set still reaches it (checked in the cwd/env test too)
+    done = await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()),
+                                     name="ok", command=[PY, "-c", "pass"],
+                                     restart="never", rlimit_nofile=64)
+    assert done["state"] != "failed"
+
+
 # ------------------------------------------------------------------ the daemon's own life
 
 
