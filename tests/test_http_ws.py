@@ -177,8 +177,49 @@ async def test_watch_events_inside_the_roots(gw: Gw, session: aiohttp.ClientSess
         await ws.send_json({"subscribe": "watch", "paths": ["/etc"], "id": 8})
         err = await receive(ws, of_type("error", 8))
         assert err["code"] == -32002
+        # nor through a symlink inside the roots, or a `..` climbing out of them
+        outside = Path("/etc")
+        (watched / "escape").symlink_to(outside)
+        for msg_id, path in (("link", watched / "escape"), ("link-child",
+                                                            watched / "escape" / "passwd"),
+                             ("dotdot", Path(f"{tmp_path}/../../../etc"))):
+            await ws.send_json({"subscribe": "watch", "paths": [str(path)], "id": msg_id})
+            err = await receive(ws, lambda m, i=msg_id: m.get("id") == i)
+            assert err["type"] == "error" and err["code"] == -32002, err
+            assert err["data"]["reason"] in ("outside_roots", "symlink_outside_roots"), err
         await ws.send_json({"unsubscribe": ack["data"]["subscription"], "id": 9})
         await receive(ws, of_type("unsubscribed", 9))
+
+
+async def test_a_recursive_watch_does_not_follow_a_symlink_out_of_the_roots(
+        gw: Gw, session: aiohttp.ClientSession, tmp_path: Path) -> None:
+    import tempfile
+
+    watched = tmp_path / "tree"
+    watched.mkdir()
+    outside = Path(tempfile.mkdtemp(prefix="xsys-ws-outside-"))  # not under fs.roots
+    try:
+        (watched / "out").symlink_to(outside, target_is_directory=True)
+        async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+            await ws.send_json({"subscribe": "watch", "paths": [str(watched)],
+                                "recursive": True, "id": 1})
+            await receive(ws, of_type("subscribed", 1))
+            (outside / "secret.txt").write_text("not for you")
+            (watched / "marker.txt").write_text("after the secret")
+            seen: list[str] = []
+
+            def upto_marker(m: Any) -> bool:
+                if m.get("type") != "watch.event":
+                    return False
+                seen.extend(e["path"] for e in m["data"]["events"])
+                return str(watched / "marker.txt") in seen
+
+            await receive(ws, upto_marker)
+        assert not [p for p in seen if "secret" in p], seen
+    finally:
+        for child in outside.iterdir():
+            child.unlink()
+        outside.rmdir()
 
 
 #: (message, error code, text the error message contains)
