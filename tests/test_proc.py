@@ -485,6 +485,58 @@ async def test_an_rlimit_the_child_cannot_set_is_refused_naming_the_parameter(
     assert done["state"] != "failed"
 
 
+def test_a_second_uid_over_the_socket_cannot_touch_the_first_uids_group(
+        daemon_factory: Factory) -> None:
+    """The same as above end to end: a real second user connects to a root daemon's
+    socket (its uid comes from SO_PEERCRED, not from the test) and tries every managing
+    method on root's group, and the name; its own group runs as itself."""
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    from tests.test_fs_security import run_as
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a root daemon serving a second user")
+    shared = Path(tempfile.mkdtemp(prefix="xsys-proc-peer-"))
+    os.chmod(shared, 0o755)
+    try:
+        with throwaway_user() as user:
+            h = daemon_factory({"server": {"socket": str(shared / "sock" / "xsys.sock"),
+                                           "group": str(user.gid),
+                                           "allowed_uids": [0, user.uid]}})
+            with h.client() as c:
+                c.call("proc.start", {"name": "roots", "command": ["/bin/sleep", "120"],
+                                      "stop_timeout_s": 2})
+                before = pids_of(c, "roots")
+                peer = SimpleNamespace(pw_uid=user.uid, pw_gid=user.gid)
+                results = run_as(peer, h.socket, [  # type: ignore[arg-type]
+                    ("proc.stop", {"name": "roots"}),
+                    ("proc.stop", {"name": "roots", "remove": True}),
+                    ("proc.restart", {"name": "roots"}),
+                    ("proc.scale", {"name": "roots", "instances": 3}),
+                    ("proc.logs", {"name": "roots"}),
+                    ("proc.start", {"name": "roots", "command": ["/bin/true"]}),
+                    ("proc.start", {"name": "theirs", "command": ["/bin/sleep", "120"],
+                                    "cwd": "/", "stop_timeout_s": 2}),
+                    ("proc.status", {"name": "theirs"}),
+                    ("proc.stop", {"name": "theirs", "remove": True}),
+                ])
+                codes = [r["ok"] or r["code"] for r in results]
+                assert codes[:5] == [-32002] * 5, results
+                assert all("not_owner" in r["data"] for r in results[:5]), results
+                assert codes[5] in (-32002, -32003), results  # not_owner or running
+                assert codes[6:] == [True, True, True], results
+                assert f"'uid': {user.uid}" in results[7]["result"], results
+                status = c.call("proc.status", {"name": "roots"})
+                assert status["state"] == "running" and status["uid"] == 0
+                assert pids_of(c, "roots") == before and len(before) == 1
+                c.call("proc.stop", {"name": "roots", "remove": True})
+            assert all(gone(p) for p in before)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ the daemon's own life
 
 
