@@ -646,6 +646,13 @@ async def test_unknown_group_and_bad_params(sup: Supervisor) -> None:
         await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()), name="x",
                                   command=[PY], backoff={"initial_s": 2, "max_s": 1})
     assert info.value.data["param"] == "backoff"
+    # an environment the exec would refuse is a parameter error, not a failed group
+    for bad in ({"env": {"A=B": "1"}}, {"env": {"": "1"}}, {"env": {"A": "x\0y"}},
+                {"cwd": "/tmp\0x"}, {"log_dir": ""}):
+        with pytest.raises(InvalidParams) as info:
+            await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()),
+                                      name="x", command=[PY, "-c", "pass"], **bad)
+        assert info.value.data["param"] == next(iter(bad)), (bad, info.value)
     with contextlib.suppress(NotFound):
         sup.proc.status("x")
         raise AssertionError("a rejected group is not kept")
