@@ -277,6 +277,17 @@ async def test_access_rules(gw: Gw, session: aiohttp.ClientSession) -> None:
         async with session.ws_connect(f"{url}?token=wrong-token-0123456789"):
             pass
     assert info.value.status == 401
+    # a wrong credential is refused even beside a valid one (as GET /?token= is)
+    for target, headers in ((f"{url}?token=wrong-token-0123456789", AUTH),
+                            (f"{url}?token=", AUTH),
+                            (f"{url}?token={TOKEN}",
+                             {"Authorization": "Bearer wrong-token-0123456789"})):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            async with session.ws_connect(target, headers=headers):
+                pass
+        assert info.value.status == 401, (target, headers)
+    async with session.get(f"{gw.base}/system/infos?token=nope", headers=AUTH) as r:
+        assert r.status == 401
     # the listener's own origins, and no Origin at all (a program), are accepted
     for origin in (f"http://127.0.0.1:{gw.port}", f"http://localhost:{gw.port}", None):
         headers = {**AUTH, **({"Origin": origin} if origin else {})}
