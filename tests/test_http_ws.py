@@ -236,6 +236,8 @@ BAD_MESSAGES = [
     (json.dumps({"subscribe": "watch"}), -32602, "paths"),
     (json.dumps({"subscribe": "watch", "paths": ["/nonexistent-xsys"]}), -32002, ""),
     (json.dumps({"unsubscribe": "sys-999999"}), -32001, "sys-999999"),
+    (json.dumps({"subscribe": "sys", "id": True}), -32600, "id must be"),
+    (json.dumps({"subscribe": "sys", "id": [1]}), -32600, "id must be"),
 ]
 
 

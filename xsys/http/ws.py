@@ -360,7 +360,8 @@ class WsSession:
                                      "\"sys\"|\"monitor\"|\"watch\", ...} or "
                                      "{\"unsubscribe\": id}")
             msg_id = msg.get("id")
-            if msg_id is not None and not isinstance(msg_id, (str, int)):
+            if msg_id is not None and (not isinstance(msg_id, (str, int))
+                                       or isinstance(msg_id, bool)):
                 msg_id = None
                 raise InvalidRequest("id must be a string or an integer")
             if "unsubscribe" in msg:
