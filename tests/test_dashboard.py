@@ -124,6 +124,33 @@ async def test_dashboard_in_chromium(daemon_factory: Factory, browser: Chromium,
     assert browser.console_errors == []
 
 
+async def test_a_hostile_command_line_is_shown_as_text_not_markup(
+        daemon_factory: Factory, browser: Chromium, tmp_path: Path) -> None:
+    """Any local user names its processes: a command line holding HTML reaches the page
+    as text (escaped), never as elements."""
+    import subprocess
+    import sys
+
+    hostile = '<img id="xsys-pwned" src="x"><b id="xsys-bold">'
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass", hostile])
+    try:
+        port = free_port()
+        await asyncio.to_thread(daemon_factory, {
+            "http": {"enabled": True, "port": port, "token": TOKEN}})
+        await browser.navigate(f"http://127.0.0.1:{port}/?token={TOKEN}")
+        # the busy process is among the top 10 by CPU within a few snapshots
+        await browser.wait_for("document.getElementById('procs').textContent"
+                               ".includes('xsys-pwned')", timeout_s=60)
+        assert await browser.evaluate(
+            "document.getElementById('xsys-pwned') === null && "
+            "document.getElementById('xsys-bold') === null && "
+            "document.querySelectorAll('#procs img, #procs b').length === 0")
+        assert browser.console_errors == []
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_dashboard_cli_prints_the_url(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"http": {"enabled": True, "port": 9911, "token": TOKEN}}))

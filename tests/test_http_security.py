@@ -281,6 +281,14 @@ def test_dns_rebinding_host_is_refused(api_daemon: ApiDaemon) -> None:
     ("0.0.0.0", "192.0.2.8:9847", "192.0.2.7", False),
     ("0.0.0.0", "0.0.0.0:9847", "192.0.2.7", False),
     ("0.0.0.0", "localhost:9847", "192.0.2.7", False),
+    # a wildcard bind reached on loopback: the loopback names are its own
+    ("0.0.0.0", "localhost:9847", "127.0.0.1", True),
+    ("0.0.0.0", "127.0.0.1:9847", "127.0.0.1", True),
+    ("::", "localhost:9847", "::1", True),
+    ("::", "[::1]:9847", "::ffff:127.0.0.1", True),
+    ("0.0.0.0", "localhost:9848", "127.0.0.1", False),
+    ("0.0.0.0", "evil.example:9847", "127.0.0.1", False),
+    ("192.0.2.7", "localhost:9847", "192.0.2.7", False),
     ("::", "[2001:db8::1]:9847", "::ffff:2001:db8::1", False),
     ("::", "192.0.2.7:9847", "::ffff:192.0.2.7", True),
     ("192.0.2.7", "myhost.lan:9847", "192.0.2.7", True),  # allowed_hosts
@@ -292,6 +300,16 @@ def test_dns_rebinding_host_is_refused(api_daemon: ApiDaemon) -> None:
 def test_listener_authorities(bind: str, authority: str, local: str, ok: bool) -> None:
     listener = Listener(bind, "http", ("myhost.lan", "pinned.lan:1234"))
     assert listener.matches(authority, local, 9847) is ok
+
+
+def test_a_wildcard_bind_reached_locally_owns_the_loopback_origins() -> None:
+    """Issue 10: http://127.0.0.1:<port> and http://localhost:<port> are the listener's
+    own origins, also when it is bound to 0.0.0.0 and opened from this machine."""
+    wild = Listener("0.0.0.0", "http")
+    for origin in ("http://localhost:9847", "http://127.0.0.1:9847"):
+        assert wild.origin_matches(origin, "127.0.0.1", 9847), origin
+        assert not wild.origin_matches(origin, "192.0.2.7", 9847), origin
+    assert not wild.origin_matches("http://evil.example:9847", "127.0.0.1", 9847)
 
 
 def test_origin_scheme_must_match() -> None:

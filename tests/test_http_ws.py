@@ -107,6 +107,21 @@ async def test_sys_snapshots_arrive_at_the_interval_with_the_chosen_sections(
     assert all(0.25 <= g <= 1.5 for g in gaps), gaps
 
 
+async def test_the_subscribed_answer_gives_the_granted_interval_and_sections(
+        gw: Gw, session: aiohttp.ClientSession) -> None:
+    """A too-short interval is clamped to sys.min_interval_s (default 0.25), and the
+    answer says so (as sys.subscribe's result does), with the sections granted."""
+    async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+        await ws.send_json({"subscribe": "sys", "interval_s": 0.01, "sections": ["load"],
+                            "id": 1})
+        ack = (await receive(ws, of_type("subscribed", 1)))["data"]
+        await ws.send_json({"subscribe": "sys", "id": 2})
+        default = (await receive(ws, of_type("subscribed", 2)))["data"]
+    assert ack["interval_s"] == 0.25 and ack["sections"] == ["load"]
+    assert default["interval_s"] == 1.0
+    assert default["sections"] == ["cpu", "memory", "swap", "load", "disks", "network"]
+
+
 async def test_aloy_format_is_sent_bare(gw: Gw, session: aiohttp.ClientSession) -> None:
     async with session.ws_connect(f"{gw.base}/ws?token={TOKEN}") as ws:
         await ws.send_json({"subscribe": "sys", "interval_s": 0.5, "format": "aloy"})
@@ -162,8 +177,49 @@ async def test_watch_events_inside_the_roots(gw: Gw, session: aiohttp.ClientSess
         await ws.send_json({"subscribe": "watch", "paths": ["/etc"], "id": 8})
         err = await receive(ws, of_type("error", 8))
         assert err["code"] == -32002
+        # nor through a symlink inside the roots, or a `..` climbing out of them
+        outside = Path("/etc")
+        (watched / "escape").symlink_to(outside)
+        for msg_id, path in (("link", watched / "escape"), ("link-child",
+                                                            watched / "escape" / "passwd"),
+                             ("dotdot", Path(f"{tmp_path}/../../../etc"))):
+            await ws.send_json({"subscribe": "watch", "paths": [str(path)], "id": msg_id})
+            err = await receive(ws, lambda m, i=msg_id: m.get("id") == i)
+            assert err["type"] == "error" and err["code"] == -32002, err
+            assert err["data"]["reason"] in ("outside_roots", "symlink_outside_roots"), err
         await ws.send_json({"unsubscribe": ack["data"]["subscription"], "id": 9})
         await receive(ws, of_type("unsubscribed", 9))
+
+
+async def test_a_recursive_watch_does_not_follow_a_symlink_out_of_the_roots(
+        gw: Gw, session: aiohttp.ClientSession, tmp_path: Path) -> None:
+    import tempfile
+
+    watched = tmp_path / "tree"
+    watched.mkdir()
+    outside = Path(tempfile.mkdtemp(prefix="xsys-ws-outside-"))  # not under fs.roots
+    try:
+        (watched / "out").symlink_to(outside, target_is_directory=True)
+        async with session.ws_connect(f"{gw.base}/ws", headers=AUTH) as ws:
+            await ws.send_json({"subscribe": "watch", "paths": [str(watched)],
+                                "recursive": True, "id": 1})
+            await receive(ws, of_type("subscribed", 1))
+            (outside / "secret.txt").write_text("not for you")
+            (watched / "marker.txt").write_text("after the secret")
+            seen: list[str] = []
+
+            def upto_marker(m: Any) -> bool:
+                if m.get("type") != "watch.event":
+                    return False
+                seen.extend(e["path"] for e in m["data"]["events"])
+                return str(watched / "marker.txt") in seen
+
+            await receive(ws, upto_marker)
+        assert not [p for p in seen if "secret" in p], seen
+    finally:
+        for child in outside.iterdir():
+            child.unlink()
+        outside.rmdir()
 
 
 #: (message, error code, text the error message contains)
@@ -180,6 +236,8 @@ BAD_MESSAGES = [
     (json.dumps({"subscribe": "watch"}), -32602, "paths"),
     (json.dumps({"subscribe": "watch", "paths": ["/nonexistent-xsys"]}), -32002, ""),
     (json.dumps({"unsubscribe": "sys-999999"}), -32001, "sys-999999"),
+    (json.dumps({"subscribe": "sys", "id": True}), -32600, "id must be"),
+    (json.dumps({"subscribe": "sys", "id": [1]}), -32600, "id must be"),
 ]
 
 
@@ -221,6 +279,17 @@ async def test_access_rules(gw: Gw, session: aiohttp.ClientSession) -> None:
         async with session.ws_connect(f"{url}?token=wrong-token-0123456789"):
             pass
     assert info.value.status == 401
+    # a wrong credential is refused even beside a valid one (as GET /?token= is)
+    for target, headers in ((f"{url}?token=wrong-token-0123456789", AUTH),
+                            (f"{url}?token=", AUTH),
+                            (f"{url}?token={TOKEN}",
+                             {"Authorization": "Bearer wrong-token-0123456789"})):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            async with session.ws_connect(target, headers=headers):
+                pass
+        assert info.value.status == 401, (target, headers)
+    async with session.get(f"{gw.base}/system/infos?token=nope", headers=AUTH) as r:
+        assert r.status == 401
     # the listener's own origins, and no Origin at all (a program), are accepted
     for origin in (f"http://127.0.0.1:{gw.port}", f"http://localhost:{gw.port}", None):
         headers = {**AUTH, **({"Origin": origin} if origin else {})}
@@ -319,9 +388,12 @@ class BurstHub:
     def subscribe(self, interval_s: float, sections: Any = None, per_cpu: bool = False,
                   top_processes: int = 0, process_sort: str = "cpu") -> Any:
         hub = self
+        interval_s_ = interval_s
 
         class Stream:
             dropped = 0
+            interval_s = interval_s_
+            sections = ("cpu",)
 
             def close(self) -> None:
                 hub.closed = True

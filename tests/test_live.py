@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import functools
 import itertools
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -120,6 +121,30 @@ async def test_hub_clamps_and_caps(hub: SnapshotHub) -> None:
     for sub in subs:
         sub.close()
     assert SECTIONS[0] == "cpu"
+
+
+async def test_one_peer_uid_cannot_take_every_subscription() -> None:
+    """sys.max_subscriptions_per_uid: a uid other than root and the daemon's own holds
+    at most that many streams, so one peer cannot lock everyone out of live snapshots."""
+    runner = Runner()
+    sampler = Sampler(1.0)
+    await sampler.start(runner)
+    settings = SysConfig(max_subscriptions=10, max_subscriptions_per_uid=2)
+    hub = SnapshotHub(sampler, runner, lambda: settings)
+    peer = 54321 if os.geteuid() != 54321 else 54322
+    try:
+        mine = [hub.subscribe(1, uid=peer) for _ in range(2)]
+        with pytest.raises(Overloaded) as info:
+            hub.subscribe(1, uid=peer)
+        assert info.value.data["setting"] == "sys.max_subscriptions_per_uid"
+        # others still get theirs: another uid, root, the daemon's own, unknown (HTTP)
+        for uid in (peer + 1, 0, os.geteuid(), None):
+            hub.subscribe(1, uid=uid)
+        mine[0].close()
+        hub.subscribe(1, uid=peer)  # a closed stream frees its place
+    finally:
+        hub.close_all()
+        await runner.close()
 
 
 async def test_hub_conflates_for_a_slow_consumer(hub: SnapshotHub) -> None:
@@ -285,3 +310,35 @@ async def test_subscribe_async_client(daemon_factory: Callable[..., DaemonHandle
         await sub.aclose()
         assert seqs == [1, 2]
         assert (await c.sys.live_stats())["subscriptions"] == 0
+
+
+def test_a_second_user_over_the_socket_is_held_to_its_subscription_cap(
+        daemon_factory: Callable[..., DaemonHandle]) -> None:
+    """End to end, the uid from SO_PEERCRED: a real second user gets -32005 past
+    sys.max_subscriptions_per_uid, while root still subscribes."""
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    from tests.test_fs_security import run_as
+    from tests.throwaway_user import throwaway_user
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a root daemon serving a second user")
+    shared = Path(tempfile.mkdtemp(prefix="xsys-live-peer-"))
+    os.chmod(shared, 0o755)
+    try:
+        with throwaway_user() as user:
+            h = daemon_factory({
+                "sys": {"max_subscriptions_per_uid": 2},
+                "server": {"socket": str(shared / "sock" / "xsys.sock"),
+                           "group": str(user.gid), "allowed_uids": [0, user.uid]}})
+            peer = SimpleNamespace(pw_uid=user.uid, pw_gid=user.gid)
+            calls = [("sys.subscribe", {"interval_s": 60, "sections": ["load"]})] * 3
+            results = run_as(peer, h.socket, calls)  # type: ignore[arg-type]
+            assert [r["ok"] or r["code"] for r in results] == [True, True, -32005], results
+            assert "max_subscriptions_per_uid" in results[2]["data"]
+            with h.client() as c:
+                c.call("sys.subscribe", {"interval_s": 60, "sections": ["load"]})
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

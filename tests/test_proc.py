@@ -440,6 +440,105 @@ async def test_a_root_daemon_runs_a_peers_group_as_that_peer(sup: Supervisor) ->
         assert gone(pid)
 
 
+async def test_a_log_dir_the_owner_cannot_write_is_refused_at_start(
+        sup: Supervisor, tmp_path: Path) -> None:
+    """A bad log_dir is the OS error of proc.start (as a bad cwd is), not a warning in
+    the daemon's log while the group runs without its files."""
+    me = os.geteuid()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for log_dir, errno_name in ((tmp_path / "missing", "ENOENT"), (a_file, "ENOTDIR")):
+        with pytest.raises(NotFound) as info:
+            await proc_handlers.start(ctx_of(sup.app, "proc.start", me), name="logs",
+                                      command=[PY, "-c", "print('x')"], log_dir=str(log_dir))
+        assert info.value.data["errno"] == errno_name
+        assert info.value.data["param"] == "log_dir"
+        with pytest.raises(NotFound):
+            sup.proc.status("logs")
+    if me != 0:
+        return  # the rest needs a second uid
+    with throwaway_user() as user:
+        closed = tmp_path / "root-only"
+        closed.mkdir(mode=0o755)
+        with pytest.raises(PermissionDenied) as info:
+            await proc_handlers.start(ctx_of(sup.app, "proc.start", user.uid, user.gid),
+                                      name="snoop", command=["/bin/true"], cwd="/",
+                                      log_dir=str(closed))
+        assert info.value.data["errno"] == "EACCES"
+        assert list(closed.iterdir()) == []
+
+
+async def test_an_rlimit_the_child_cannot_set_is_refused_naming_the_parameter(
+        sup: Supervisor) -> None:
+    """setrlimit fails in the child before exec, where subprocess reports only "Exception
+    occurred in preexec_fn": the daemon refuses such a value up front, by name."""
+    from xsys.protocol import InvalidParams
+
+    with pytest.raises(InvalidParams) as info:
+        await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()), name="nofile",
+                                  command=[PY, "-c", "pass"], rlimit_nofile=2**31)
+    assert info.value.data["param"] == "rlimit_nofile"
+    with pytest.raises(NotFound):
+        sup.proc.status("nofile")
+    # a value the child may set still reaches it (checked in the cwd/env test too)
+    done = await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()),
+                                     name="ok", command=[PY, "-c", "pass"],
+                                     restart="never", rlimit_nofile=64)
+    assert done["state"] != "failed"
+
+
+def test_a_second_uid_over_the_socket_cannot_touch_the_first_uids_group(
+        daemon_factory: Factory) -> None:
+    """The same as above end to end: a real second user connects to a root daemon's
+    socket (its uid comes from SO_PEERCRED, not from the test) and tries every managing
+    method on root's group, and the name; its own group runs as itself."""
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    from tests.test_fs_security import run_as
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a root daemon serving a second user")
+    shared = Path(tempfile.mkdtemp(prefix="xsys-proc-peer-"))
+    os.chmod(shared, 0o755)
+    try:
+        with throwaway_user() as user:
+            h = daemon_factory({"server": {"socket": str(shared / "sock" / "xsys.sock"),
+                                           "group": str(user.gid),
+                                           "allowed_uids": [0, user.uid]}})
+            with h.client() as c:
+                c.call("proc.start", {"name": "roots", "command": ["/bin/sleep", "120"],
+                                      "stop_timeout_s": 2})
+                before = pids_of(c, "roots")
+                peer = SimpleNamespace(pw_uid=user.uid, pw_gid=user.gid)
+                results = run_as(peer, h.socket, [  # type: ignore[arg-type]
+                    ("proc.stop", {"name": "roots"}),
+                    ("proc.stop", {"name": "roots", "remove": True}),
+                    ("proc.restart", {"name": "roots"}),
+                    ("proc.scale", {"name": "roots", "instances": 3}),
+                    ("proc.logs", {"name": "roots"}),
+                    ("proc.start", {"name": "roots", "command": ["/bin/true"]}),
+                    ("proc.start", {"name": "theirs", "command": ["/bin/sleep", "120"],
+                                    "cwd": "/", "stop_timeout_s": 2}),
+                    ("proc.status", {"name": "theirs"}),
+                    ("proc.stop", {"name": "theirs", "remove": True}),
+                ])
+                codes = [r["ok"] or r["code"] for r in results]
+                assert codes[:5] == [-32002] * 5, results
+                assert all("not_owner" in r["data"] for r in results[:5]), results
+                assert codes[5] in (-32002, -32003), results  # not_owner or running
+                assert codes[6:] == [True, True, True], results
+                assert f"'uid': {user.uid}" in results[7]["result"], results
+                status = c.call("proc.status", {"name": "roots"})
+                assert status["state"] == "running" and status["uid"] == 0
+                assert pids_of(c, "roots") == before and len(before) == 1
+                c.call("proc.stop", {"name": "roots", "remove": True})
+            assert all(gone(p) for p in before)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ the daemon's own life
 
 
@@ -549,6 +648,13 @@ async def test_unknown_group_and_bad_params(sup: Supervisor) -> None:
         await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()), name="x",
                                   command=[PY], backoff={"initial_s": 2, "max_s": 1})
     assert info.value.data["param"] == "backoff"
+    # an environment the exec would refuse is a parameter error, not a failed group
+    for bad in ({"env": {"A=B": "1"}}, {"env": {"": "1"}}, {"env": {"A": "x\0y"}},
+                {"cwd": "/tmp\0x"}, {"log_dir": ""}):
+        with pytest.raises(InvalidParams) as info:
+            await proc_handlers.start(ctx_of(sup.app, "proc.start", os.geteuid()),
+                                      name="x", command=[PY, "-c", "pass"], **bad)
+        assert info.value.data["param"] == next(iter(bad)), (bad, info.value)
     with contextlib.suppress(NotFound):
         sup.proc.status("x")
         raise AssertionError("a rejected group is not kept")

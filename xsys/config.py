@@ -130,11 +130,14 @@ class SysConfig:
     max_subscriptions: int = 1024
     """Live snapshot subscriptions (``sys.subscribe``, ``/ws``) the daemon holds at once;
     past it ``sys.subscribe`` fails with -32005."""
+    max_subscriptions_per_uid: int = 64
+    """Live snapshot subscriptions one peer uid other than root and the daemon's own may
+    hold at once, so that one peer cannot take all of ``max_subscriptions`` (-32005)."""
 
     def validate(self) -> None:
-        """Raise ``ValueError`` when an interval or the subscription cap is not positive."""
-        at_least(self, ("sample_interval_s", "min_interval_s", "max_subscriptions"), 0,
-                 strictly=True)
+        """Raise ``ValueError`` when an interval or a subscription cap is not positive."""
+        at_least(self, ("sample_interval_s", "min_interval_s", "max_subscriptions",
+                        "max_subscriptions_per_uid"), 0, strictly=True)
 
 
 @dataclass(frozen=True)

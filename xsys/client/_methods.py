@@ -3736,7 +3736,8 @@ class SysMethods(NamespaceBase["Client"]):
         "truncated", "sort", "ts"}``), ``monitor``
         (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
         [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
-        past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
+        past ``sys.max_subscriptions`` (or ``sys.max_subscriptions_per_uid`` for a peer other
+        than root and the daemon's user). Ends with ``sys.unsubscribe`` or the connection.
 
         Returns a ``Subscription`` of ``sys.snapshot`` notifications (each one's params, with
         ``"method"``); closing it calls ``sys.unsubscribe``; its ``result`` is this method's
@@ -6137,7 +6138,8 @@ class AsyncSysMethods(NamespaceBase["AsyncClient"]):
         "truncated", "sort", "ts"}``), ``monitor``
         (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
         [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
-        past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
+        past ``sys.max_subscriptions`` (or ``sys.max_subscriptions_per_uid`` for a peer other
+        than root and the daemon's user). Ends with ``sys.unsubscribe`` or the connection.
 
         Returns a ``AsyncSubscription`` of ``sys.snapshot`` notifications (each one's params,
         with ``"method"``); closing it calls ``sys.unsubscribe``; its ``result`` is this

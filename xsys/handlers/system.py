@@ -289,7 +289,8 @@ def subscribe(
     "truncated", "sort", "ts"}``), ``monitor``
     (``{"firing", "checks": [monitor.status rows]}``), ``checks`` (``{"checks":
     [checks.status rows]}``). Errors: -32602 unknown section or bad interval, -32005
-    past ``sys.max_subscriptions``. Ends with ``sys.unsubscribe`` or the connection.
+    past ``sys.max_subscriptions`` (or ``sys.max_subscriptions_per_uid`` for a peer other
+    than root and the daemon's user). Ends with ``sys.unsubscribe`` or the connection.
     """
     sub = ctx.subscribe("sys")
 
@@ -301,7 +302,7 @@ def subscribe(
 
     try:
         live = _hub(ctx).subscribe(interval_s, sections, per_cpu, top_processes,
-                                   process_sort, on_snapshot=push)
+                                   process_sort, on_snapshot=push, uid=ctx.peer.uid)
     except BaseException:
         sub.close()
         raise

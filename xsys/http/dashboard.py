@@ -48,17 +48,22 @@ def authenticated(token: str | None, authorization: str, query_token: str | None
                   cookie: str | None) -> bool:
     """Whether a request carries ``token`` (constant-time comparisons): a bearer
     ``authorization`` header, the ``query_token`` or the session ``cookie``. False when no
-    token is configured."""
+    token is configured, and when a bearer or ``?token=`` is given and wrong (a wrong
+    credential is refused even beside a valid one; a stale cookie is only ignored, so a
+    browser can log in again with a new token)."""
     if not token:
         return False
     scheme, _, given = authorization.partition(" ")
     ok = False
+    explicit = []
     if scheme.lower() == "bearer" and given.strip():
-        ok |= tokens_equal(given.strip(), token)
-    if query_token:
-        ok |= tokens_equal(query_token, token)
+        explicit.append(tokens_equal(given.strip(), token))
+    if query_token is not None:
+        explicit.append(tokens_equal(query_token, token))
+    if explicit:
+        return all(explicit)
     if cookie:
-        ok |= tokens_equal(cookie, cookie_value(token))
+        ok = tokens_equal(cookie, cookie_value(token))
     return ok
 
 

@@ -5,7 +5,8 @@ body parser.
 A listener's *authorities* are ``name:port`` strings: the configured ``http.host``
 (unless it is a wildcard address), the address the connection actually arrived on
 (an IP literal cannot be rebound to another host), ``localhost``/``127.0.0.1``/``[::1]``
-when bound to loopback, and ``http.allowed_hosts`` (``name`` or ``name:port``). A ``Host``
+when bound to loopback or when the connection arrived on a loopback address (a wildcard
+bind reached locally), and ``http.allowed_hosts`` (``name`` or ``name:port``). A ``Host``
 without a port matches when the listener uses the scheme's default port.
 """
 
@@ -123,7 +124,12 @@ class Listener:
             return False
         if name in self.names or name in self.extra_names:
             return True
-        return local_addr is not None and name == normalize_host(local_addr)
+        if local_addr is None:
+            return False
+        # a connection that arrived on loopback (a wildcard bind reached locally): the
+        # loopback names are this listener too (a rebinding page's Host is its own name)
+        return name == normalize_host(local_addr) or (
+            name in LOOPBACK_NAMES and is_loopback(normalize_host(local_addr)))
 
     def origin_matches(self, origin: str, local_addr: str | None, local_port: int) -> bool:
         """Whether the ``Origin`` header value (``scheme://authority``) is this listener.

@@ -82,6 +82,8 @@ class SnapshotStream(Protocol):
     ``close()`` and ``dropped`` (snapshots the hub conflated away)."""
 
     dropped: int
+    interval_s: float
+    sections: tuple[str, ...]
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
 
@@ -358,7 +360,8 @@ class WsSession:
                                      "\"sys\"|\"monitor\"|\"watch\", ...} or "
                                      "{\"unsubscribe\": id}")
             msg_id = msg.get("id")
-            if msg_id is not None and not isinstance(msg_id, (str, int)):
+            if msg_id is not None and (not isinstance(msg_id, (str, int))
+                                       or isinstance(msg_id, bool)):
                 msg_id = None
                 raise InvalidRequest("id must be a string or an integer")
             if "unsubscribe" in msg:
@@ -445,7 +448,7 @@ class WsSession:
                                params.get("process_sort", "cpu"))
         sub = Subscription(self, "sys")
         self.add_subscription(sub)
-        sub.info = {"interval_s": interval, "format": fmt}
+        sub.info = {"interval_s": stream.interval_s, "format": fmt}
         task = self._spawn(self._pump(sub, stream, fmt), f"ws-{sub.id}")
 
         def closed(_s: Subscription) -> None:
@@ -454,7 +457,9 @@ class WsSession:
 
         sub.on_close(closed)
         self._reply("subscribed", msg_id, {"subscribe": "sys", "subscription": sub.id,
-                                           "interval_s": interval, "format": fmt})
+                                           "interval_s": stream.interval_s,
+                                           "sections": list(stream.sections),
+                                           "format": fmt})
 
     def _snapshot_text(self, sub: Subscription, stream: SnapshotStream,
                        snap: dict[str, Any], fmt: str) -> str:

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -78,6 +79,7 @@ class LiveSubscription:
         self.delivered = 0
         self.closed = False
         self.next_due = 0.0
+        self.uid: int | None = None
         self._hub = hub
         self._on_snapshot = on_snapshot
         self._pending: dict[str, Any] | None = None
@@ -205,7 +207,8 @@ class SnapshotHub:
     def subscribe(self, interval_s: float, sections: Sequence[str] | None = None,
                   per_cpu: bool = False, top_processes: int = 0,
                   process_sort: str = "cpu",
-                  on_snapshot: OnSnapshot | None = None) -> LiveSubscription:
+                  on_snapshot: OnSnapshot | None = None,
+                  uid: int | None = None) -> LiveSubscription:
         """Open a stream (loop thread): a snapshot every ``interval_s`` seconds (clamped
         to ``sys.min_interval_s``), the first one as soon as it is built.
 
@@ -214,8 +217,10 @@ class SnapshotHub:
         section, the top N by ``process_sort`` (``cpu``: cpu_percent, ``memory``:
         memory_percent, descending).
         ``on_snapshot``: call it with each snapshot instead of queueing one for the
-        iterator. Raises ``InvalidParams`` (see ``check_params``) and ``Overloaded``
-        (-32005) past ``sys.max_subscriptions``. Close it with ``.close()``.
+        iterator. ``uid``: the subscribing peer's (None: unknown, the daemon's own).
+        Raises ``InvalidParams`` (see ``check_params``) and ``Overloaded`` (-32005) past
+        ``sys.max_subscriptions``, or past ``sys.max_subscriptions_per_uid`` for a ``uid``
+        other than root and the daemon's own. Close it with ``.close()``.
         """
         interval, names, top = self.check_params(interval_s, sections, top_processes,
                                                  process_sort)
@@ -223,8 +228,16 @@ class SnapshotHub:
         if len(self.subscriptions) >= limit:
             raise Overloaded(f"too many live subscriptions (sys.max_subscriptions={limit})",
                              {"setting": "sys.max_subscriptions", "max": limit})
+        if uid is not None and uid not in (0, os.geteuid()):
+            per_uid = self.settings().max_subscriptions_per_uid
+            if sum(1 for s in self.subscriptions.values() if s.uid == uid) >= per_uid:
+                raise Overloaded(f"uid {uid} holds {per_uid} live subscriptions already "
+                                 f"(sys.max_subscriptions_per_uid)",
+                                 {"setting": "sys.max_subscriptions_per_uid",
+                                  "max": per_uid})
         sub = LiveSubscription(self, interval, names, bool(per_cpu), top, process_sort,
                                on_snapshot)
+        sub.uid = uid
         loop = asyncio.get_running_loop()
         sub.next_due = loop.time() + interval
         self.subscriptions[sub.id] = sub

@@ -102,8 +102,8 @@ class GroupConfig:
     detach: bool = False
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for an empty name or command, a bad signal or a limit out
-        of range."""
+        """Raise ``ValueError`` for an empty name or command, an ``env`` name with ``=`` or
+        a NUL byte, a NUL byte in a path, a bad signal or a limit out of range."""
         if not self.name or "/" in self.name or len(self.name) > 64:
             raise ValueError(f"name: must be 1..64 characters without '/', got "
                              f"{self.name!r}")
@@ -111,6 +111,14 @@ class GroupConfig:
             raise ValueError("command: must be a non-empty argv list")
         if any("\0" in a for a in self.command):
             raise ValueError("command: NUL byte in an argument")
+        for key, value in self.env.items():
+            if not key or "=" in key or "\0" in key or "\0" in value:
+                raise ValueError(f"env: {key!r}: a variable name is not empty and has no "
+                                 "'=' or NUL byte, and a value has no NUL byte")
+        for name in ("cwd", "log_dir"):
+            value = getattr(self, name)
+            if value is not None and (not value or "\0" in value):
+                raise ValueError(f"{name}: an empty path or a NUL byte in it")
         at_least(self, ("instances", "max_restarts", "log_backups"), 0)
         at_least(self, ("restart_window_s", "stop_timeout_s", "log_lines", "log_bytes",
                         "log_max_bytes"), 0, strictly=True)

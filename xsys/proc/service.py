@@ -28,10 +28,12 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import resource
 import signal as signal_mod
+import stat as stat_mod
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,6 +56,7 @@ from xsys.proc.output import LogFile, Ring, Stream, new_seq
 from xsys.protocol import (
     AlreadyExists,
     Conflict,
+    InvalidParams,
     NotFound,
     Overloaded,
     PermissionDenied,
@@ -250,6 +253,37 @@ def _set_rlimits(nofile: int | None, address_space: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
 
 
+def _nr_open() -> int | None:
+    """Linux's ceiling of RLIMIT_NOFILE (``/proc/sys/fs/nr_open``), None elsewhere."""
+    try:
+        with open("/proc/sys/fs/nr_open", "rb") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _check_rlimits(cfg: GroupConfig, owner: Owner) -> None:
+    """Raise ``InvalidParams`` (``data.param``) for an ``rlimit_nofile``/``rlimit_as`` the
+    child could not set: above the daemon's hard limit for a child that is not root (it
+    may only lower it), or ``rlimit_nofile`` above ``nr_open``. In the child the failure
+    would only be subprocess's opaque "Exception occurred in preexec_fn"."""
+    child_is_root = not owner.switch and os.geteuid() == 0
+    for param, value, which in (("rlimit_nofile", cfg.rlimit_nofile, resource.RLIMIT_NOFILE),
+                                ("rlimit_as", cfg.rlimit_as, resource.RLIMIT_AS)):
+        if value is None:
+            continue
+        hard = resource.getrlimit(which)[1]
+        if not child_is_root and hard != resource.RLIM_INFINITY and value > hard:
+            raise InvalidParams(f"parameter {param!r}: {value} is above the hard limit "
+                                f"{hard} the worker may raise it to",
+                                {"param": param, "max": hard})
+        ceiling = _nr_open() if which == resource.RLIMIT_NOFILE else None
+        if ceiling is not None and value > ceiling:
+            raise InvalidParams(f"parameter {param!r}: {value} is above the system's "
+                                f"ceiling {ceiling} (/proc/sys/fs/nr_open)",
+                                {"param": param, "max": ceiling})
+
+
 class ProcService:
     """The supervisor of one daemon (``Services.proc``). Loop thread only, except what it
     runs through the runner.
@@ -399,6 +433,9 @@ class ProcService:
             raise Overloaded("the daemon is shutting down")
         if owner.switch and cfg.cwd is not None:
             await self.runner.run_blocking(self._check_cwd, cfg.cwd, owner)
+        if cfg.log_dir is not None:
+            await self.runner.run_blocking(self._check_log_dir, cfg.log_dir, owner)
+        _check_rlimits(cfg, owner)
         # from here to the registration, no await: two starts of one name cannot race
         old = self.groups.get(cfg.name)
         if old is not None:
@@ -436,6 +473,25 @@ class ProcService:
                 os.stat(os.path.join(cwd, "."))
             except OSError as exc:
                 raise error_from_oserror(exc, cwd) from None
+
+    @staticmethod
+    def _check_log_dir(log_dir: str, owner: Owner) -> None:
+        """Raise the OS error (``error_from_oserror``: -32001 ENOENT, -32002 EACCES...) when
+        ``log_dir`` is not a directory ``owner`` may create files in (checked with its file
+        credentials), so a bad ``log_dir`` is refused at start, not lost in the log."""
+        with as_peer(owner.uid, owner.gid, owner.groups):
+            try:
+                st = os.stat(log_dir)
+                if not stat_mod.S_ISDIR(st.st_mode):
+                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR),
+                                             log_dir)
+                if not os.access(log_dir, os.W_OK | os.X_OK, effective_ids=True):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), log_dir)
+            except OSError as exc:
+                err = error_from_oserror(exc, log_dir)
+                if isinstance(err.data, dict):
+                    err.data["param"] = "log_dir"
+                raise err from None
 
     async def stop_group(self, name: str, uid: int | None, remove: bool = False) -> ProcGroup:
         """Stop group ``name`` (stop_signal, SIGKILL after its stop_timeout_s); it stays
