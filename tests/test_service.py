@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -155,3 +156,33 @@ def test_ci_runs_every_supported_python_on_every_platform() -> None:
             runs.setdefault(str(os_name).split("-")[0], set()).update(pythons)
     for platform in ("ubuntu", "macos", "windows"):
         assert supported <= runs.get(platform, set()), (platform, runs.get(platform))
+
+
+def test_the_windows_service_module_imports_everywhere() -> None:
+    """The pywin32 part loads pywin32 only when used: importable (and its marker set) on any
+    platform; without pywin32 a call says how to get it."""
+    from xsys.cli import winservice
+
+    assert MARKER in winservice.DESCRIPTION
+    assert winservice.CLASS_STRING == "xsys.cli.winservice.XsysWindowsService"
+    if sys.platform != "win32":
+        with pytest.raises(click.ClickException, match="pywin32"):
+            winservice.status()
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="a Windows service needs Windows (the CI "
+                    "workflow's windows job runs this, as an administrator)")
+def test_windows_service_install_status_uninstall() -> None:  # pragma: no cover
+    code, out = _run("install", "--no-enable")
+    assert code == 0, out
+    assert "installed Windows service" in out or "unchanged" in out
+    code, out = _run("install", "--no-enable")
+    assert code == 0 and "unchanged" in out
+    code, out = _run("status")
+    assert "installed by xsys" in out
+    code, out = _run("install", "--user")
+    assert code == 2 and "machine-wide" in out
+    code, out = _run("uninstall")
+    assert code == 0 and "removed" in out
+    code, out = _run("status")
+    assert "not installed" in out

@@ -6,7 +6,8 @@ service manager, written and removed idempotently.
   (``$XDG_CONFIG_HOME``); ``--socket-activation`` also writes ``xsys.socket``.
 - macOS: a launchd property list ``dev.xsys.daemon.plist`` in ``/Library/LaunchDaemons`` or,
   with ``--user``, ``~/Library/LaunchAgents``.
-- Windows: not written by this command yet (docs/service.md says what to do instead).
+- Windows: a Windows service through pywin32's service framework
+  (``xsys.cli.winservice``; machine-wide, so no ``--user``).
 
 Every file written carries ``MARKER``; ``install`` refuses to replace a file without it (a
 unit the administrator wrote), and ``uninstall`` refuses to remove one. The same content
@@ -29,9 +30,8 @@ from xml.sax.saxutils import escape
 import click
 
 from xsys.cli.lazy import XsysGroup
+from xsys.cli.winservice import MARKER
 
-#: The line every file written by ``xsys service install`` carries.
-MARKER = "Written by `xsys service install`; `xsys service uninstall` removes it."
 #: launchd's job label.
 LAUNCHD_LABEL = "dev.xsys.daemon"
 
@@ -262,6 +262,11 @@ def service_group() -> None:
 def install(user: bool, directory: Path | None, config: str | None, socket_activation: bool,
             enable: bool) -> None:
     """Write the service unit (idempotent) and enable it."""
+    if _windows(user, directory):
+        from xsys.cli import winservice
+
+        winservice.install(config, enable)
+        return
     files = unit_files(user=user, directory=directory, config=config,
                        socket_activation=socket_activation)
     changed = False
@@ -295,11 +300,27 @@ def install(user: bool, directory: Path | None, config: str | None, socket_activ
         _run([*manager, "load", "-w", str(files[0].path)])
 
 
+def _windows(user: bool, directory: Path | None) -> bool:
+    """Whether this call is for the Windows service (on Windows, without ``--dir``);
+    ``--user`` is refused there (a Windows service is machine-wide)."""
+    if sys.platform != "win32" or directory is not None:
+        return False
+    if user:
+        raise click.UsageError("--user: a Windows service is machine-wide; run as an "
+                               "administrator without --user")
+    return True
+
+
 @service_group.command("uninstall")
 @user_option
 @dir_option
 def uninstall(user: bool, directory: Path | None) -> None:
     """Stop and remove the service unit that `install` wrote."""
+    if _windows(user, directory):
+        from xsys.cli import winservice
+
+        winservice.uninstall()
+        return
     files = [f.path for f in unit_files(user=user, directory=directory, config=None,
                                         socket_activation=True)]
     present = [p for p in files if p.exists()]
@@ -331,6 +352,11 @@ def uninstall(user: bool, directory: Path | None) -> None:
 @dir_option
 def status(user: bool, directory: Path | None) -> None:
     """Say whether the unit is installed, by whom, and whether the daemon answers."""
+    if _windows(user, directory):
+        from xsys.cli import winservice
+
+        winservice.status()
+        return
     files = unit_files(user=user, directory=directory, config=None, socket_activation=True)
     for unit in files:
         if unit.path.exists():
