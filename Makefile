@@ -86,7 +86,7 @@ ts-deps:
 ts-test: install ts-deps
 	cd $(TS_DIR) && XSYS_PYTHON=$(CURDIR)/$(BIN)/python npm test
 
-test: lint pytest ts-test
+test: lint ts-test pytest  # ts-test first: its node_modules let the docs' TypeScript blocks run in pytest
 
 ## Benchmarks: print tables and write bench/results/*.json
 bench-deps: install
