@@ -1,4 +1,4 @@
-"""The one percentile helper of the benchmarks (bench/*.py).
+"""The shared helpers of the benchmarks (bench/*.py): ``percentile`` and ``report``.
 
 ``percentile(values, q)``: the sample nearest to the ``q``-quantile's linear position,
 i.e. ``sorted(values)[round(q * (n - 1))]`` (index clamped to ``0..n-1``; Python's
@@ -11,9 +11,11 @@ their unit. ``q`` is a fraction (0.5 = median, 0.99 = p99). An empty list gives 
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable
-from typing import TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T", int, float)
 
@@ -26,3 +28,18 @@ def percentile(values: Iterable[T], q: float) -> T | float:
     if not ordered:
         return math.nan
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def report(rows: Sequence[tuple[str, str, str]], results: Mapping[str, Any],
+           json_out: str | Path, title: str = "") -> None:
+    """Print ``rows`` (name, value, note) as an aligned table under ``title`` (a blank
+    line when empty), then write ``results`` as JSON to ``json_out`` (its folder made)."""
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    print(f"{title}\n" if title else "")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+    out = Path(json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {out}")

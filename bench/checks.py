@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import platform
 import sys
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _daemon import spawned_daemon
+from _stats import report
 
 from xsys.client import Client
 
@@ -207,15 +207,7 @@ def main() -> int:
         ("slowest last probe", f"{on['latency_ms_max'] or 0:.1f} ms", ""),
         ("daemon RSS with checks", f"{on['rss_bytes'] / 2**20:.1f} MiB", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    print()
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    report(rows, results, args.json_out)
     return 0 if ok else 1
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
 import sys
 import tempfile
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._daemon import spawned_daemon  # noqa: E402
-from bench._stats import percentile  # noqa: E402
+from bench._stats import percentile, report  # noqa: E402
 from tests.chromium_support import Chromium, ChromiumUnavailable  # noqa: E402
 
 TOKEN = "bench-dashboard-token-0123456789"
@@ -123,15 +122,8 @@ def main() -> int:
         ("first point / DOMContentLoaded", f"{results['first_point_over_dom_content_loaded']:.2f}",
          "ratio"),
     ]
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    print(f"dashboard over {results['runs']} cold loads (Chromium, localhost)\n")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    report(rows, results, args.json_out,
+           f"dashboard over {results['runs']} cold loads (Chromium, localhost)")
     return 0
 
 

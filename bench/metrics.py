@@ -303,7 +303,7 @@ def main() -> int:
 
     result = {
         "benchmark": "metrics",
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": __import__("os").cpu_count()},
         "latency": stats, "inc_ping_ratio": ratio, "push": push | {"batch": BATCH,

@@ -41,7 +41,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _stats import percentile
+from _stats import percentile, report
 
 from tests.launcher import DaemonProcess, daemon_env
 from xsys.client import Client
@@ -259,15 +259,7 @@ def main() -> int:
                  f"{lat['latency_ms_p50']:.0f} / {lat['latency_ms_max']:.0f} ms",
                  f"target < {lat['target_ms']:.0f} ms  "
                  + ("OK" if lat["latency_ms_max"] < lat["target_ms"] else "MISSED")))
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    print()
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    report(rows, results, args.json_out)
     return 0
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import platform
 import socket
 import subprocess
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _daemon import spawned_daemon  # noqa: E402
-from _stats import percentile  # noqa: E402
+from _stats import percentile, report  # noqa: E402
 
 from xsys.client import Client  # noqa: E402
 
@@ -222,15 +221,7 @@ def main() -> int:
          f"target < {OVERHEAD_TARGET:g} %  " + ("OK" if cpu_ok else "MISSED")),
         (f"daemon RSS, {on['workers']} workers", f"{on['rss_bytes'] / 2**20:.1f} MiB", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    vwidth = max(len(r[1]) for r in rows)
-    print()
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    report(rows, results, args.json_out)
     return 0 if respawn_ok and cpu_ok else 1
 
 

@@ -235,7 +235,7 @@ def main() -> int:
 
     result = {
         "benchmark": "http",
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
         "scrape_xsys": xsys, "scrape_node_exporter": node, "p50_ratio": ratio,
