@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,3 +48,46 @@ def spawned_daemon(config: dict[str, Any], workdir: Path,
         yield sock
     finally:
         proc.stop()
+
+
+#: Debian's node_exporter binary (``make test-deps`` installs it).
+NODE_EXPORTER = "prometheus-node-exporter"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bound then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def node_exporter() -> Iterator[str | None]:
+    """node_exporter on a free loopback port (its default collectors); yields its
+    /metrics URL, or None when it is not installed."""
+    exe = shutil.which(NODE_EXPORTER) or shutil.which("node_exporter")
+    if exe is None:
+        yield None
+        return
+    port = free_port()
+    proc = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"{exe} did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -27,26 +27,22 @@ Prints a table and writes ``bench/results/metrics.json`` (``--json-out``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import platform
-import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _daemon import spawned_daemon
+from _daemon import NODE_EXPORTER, free_port, node_exporter, spawned_daemon
 from _stats import percentile
 
 from xsys.client import Client
@@ -56,16 +52,10 @@ HEADER = struct.Struct(">I")
 RECV_BUF = 1 << 20
 BATCH = 100
 SERIES_FOR_PUSH = 1000
-NODE_EXPORTER = "prometheus-node-exporter"
 GOAL_INC_RATIO = 1.5
 GOAL_PUSH_SAMPLES_S = 200_000
 GOAL_SCRAPE_P50_MS = 50.0
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _read_frame(sock: socket.socket, buf: bytearray, mv: memoryview) -> None:
@@ -207,38 +197,6 @@ def scrape_times(url: str, count: int) -> dict[str, float]:
     return {"p50_ms": percentile(times, 0.5), "p99_ms": percentile(times, 0.99),
             "min_ms": min(times), "bytes": size,
             "lines": body.count(b"\n") - body.count(b"\n#")}
-
-
-@contextlib.contextmanager
-def node_exporter() -> Iterator[str | None]:
-    """node_exporter on a free loopback port (its default collectors); yields its
-    /metrics URL, or None when it is not installed."""
-    exe = shutil.which(NODE_EXPORTER) or shutil.which("node_exporter")
-    if exe is None:
-        yield None
-        return
-    port = free_port()
-    proc = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{exe} did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main() -> int:

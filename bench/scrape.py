@@ -23,40 +23,30 @@ Prints a table and writes ``bench/results/scrape.json`` (``--json-out``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import platform
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _daemon import spawned_daemon
+from _daemon import NODE_EXPORTER, free_port, node_exporter, spawned_daemon
 from _stats import percentile
 from prometheus_client.parser import text_string_to_metric_families
 
 from xsys.client import Client
 
-NODE_EXPORTER = "prometheus-node-exporter"
 GOAL_SCRAPE_P50_MS = 20.0
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str) -> bytes:
@@ -82,38 +72,6 @@ def summary(times: list[float], body: bytes) -> dict[str, float]:
             "lines": body.count(b"\n") - body.count(b"\n#") - int(body.startswith(b"#")),
             "node_lines": sum(1 for line in body.splitlines()
                               if line.startswith(b"node_"))}
-
-
-@contextlib.contextmanager
-def node_exporter() -> Iterator[str | None]:
-    """node_exporter on a free loopback port (its default collectors); yields its
-    /metrics URL, or None when it is not installed."""
-    exe = shutil.which(NODE_EXPORTER) or shutil.which("node_exporter")
-    if exe is None:
-        yield None
-        return
-    port = free_port()
-    proc = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                get(url)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{exe} did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def collector_times(body: bytes) -> dict[str, float]:
