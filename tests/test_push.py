@@ -558,8 +558,9 @@ async def test_hello_carries_the_current_address_after_a_network_change(
     address it has now, not the one it had when the daemon started."""
     from aiohttp import ClientSession
 
+    from xsys.host import route_address
     from xsys.push.config import PushTargetConfig
-    from xsys.push.service import Target, primary_address
+    from xsys.push.service import Target
 
     stale = {"hostname": "edge-7", "ip": "203.0.113.77", "boot_at": 1.0}
     cfg = PushTargetConfig(url=backend.url, name="t",
@@ -574,7 +575,7 @@ async def test_hello_carries_the_current_address_after_a_network_change(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    now = await asyncio.to_thread(primary_address)
+    now = await asyncio.to_thread(route_address)
     assert now != stale["ip"]
     assert msgs[0]["type"] == "hello" and msgs[0]["host"]["ip"] == now
     assert msgs[0]["host"]["hostname"] == "edge-7"

@@ -173,6 +173,18 @@ def net_io_counters() -> dict[str, NetIO]:
             for name, c in (psutil.net_io_counters(pernic=True) or {}).items()}
 
 
+def route_address() -> str:
+    """The source address of the default IPv4 route, as TinyMonitor finds its
+    ``ip_private`` (a UDP socket "connected" to 8.8.8.8: a route lookup, no packet is
+    sent); ``127.0.0.1`` when there is no route."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("8.8.8.8", 80))
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
 def local_addresses() -> tuple[str, ...]:
     """Non-loopback, non-link-local IP addresses of the interfaces that are up; IPv4
     first (what an alert names the host by)."""

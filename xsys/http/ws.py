@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from xsys.live import SECTIONS
+from xsys.live import ALOY_SECTIONS, SECTIONS, aloy_message
 from xsys.protocol import InternalError, InvalidParams, InvalidRequest, XsysError
 from xsys.server.context import Context, Peer, Subscription
 from xsys.server.dispatch import prepare, run_spec
@@ -69,8 +69,6 @@ MAX_SUBSCRIPTIONS = 16
 HEARTBEAT_S = 20.0
 #: Seconds one send may take before the socket is closed as stuck.
 SEND_TIMEOUT_S = 30.0
-#: What the ALOY format needs from a snapshot.
-ALOY_SECTIONS = ("cpu", "memory", "disks", "network")
 _KINDS = ("sys", "monitor", "watch")
 _WATCH_PARAMS = ("paths", "recursive", "patterns", "ignore_patterns", "events",
                  "debounce_ms", "include_dirs")
@@ -107,34 +105,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return value
-
-
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def aloy_message(snap: dict[str, Any], ip: str) -> dict[str, Any]:
-    """ALOY's bare message from a snapshot with the ``cpu``, ``memory``, ``disks`` and
-    ``network`` sections: ``{"cpu_usage" (percent), "memory_usage" (percent),
-    "disk_usage" (percent of the filesystem mounted at ``/``, else the first one),
-    "net_sent", "net_recv" (bytes since boot, all interfaces), "ip"}``."""
-    cpu = snap.get("cpu") or {}
-    memory = snap.get("memory") or {}
-    if isinstance(memory.get("virtual"), dict):
-        memory = memory["virtual"]
-    disks = snap.get("disks") or []
-    if isinstance(disks, dict):
-        disks = disks.get("disks") or []
-    disk_percent = 0.0
-    rows = [d for d in disks if isinstance(d, dict)]
-    root = next((d for d in rows if d.get("mountpoint") == "/"), rows[0] if rows else None)
-    if root is not None:
-        disk_percent = _num(root.get("percent"))
-    network = snap.get("network") or {}
-    total = network.get("total") or {}
-    return {"cpu_usage": _num(cpu.get("percent")), "memory_usage": _num(memory.get("percent")),
-            "disk_usage": disk_percent, "net_sent": int(_num(total.get("bytes_sent"))),
-            "net_recv": int(_num(total.get("bytes_recv"))), "ip": ip}
 
 
 def primary_ip() -> str:

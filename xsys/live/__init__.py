@@ -14,6 +14,7 @@ Usage (loop thread)::
 
 from __future__ import annotations
 
+from xsys.live.aloy import ALOY_SECTIONS, aloy_message
 from xsys.live.hub import (
     MAX_INTERVAL_S,
     LiveStats,
@@ -23,6 +24,16 @@ from xsys.live.hub import (
 )
 from xsys.live.sections import DEFAULT_SECTIONS, MAX_TOP_PROCESSES, PROCESS_SORTS, SECTIONS
 
-__all__ = ["DEFAULT_SECTIONS", "MAX_INTERVAL_S", "MAX_TOP_PROCESSES", "PROCESS_SORTS",
-           "SECTIONS",
-           "LiveStats", "LiveSubscription", "OnSnapshot", "SnapshotHub"]
+__all__ = [
+    "ALOY_SECTIONS",
+    "DEFAULT_SECTIONS",
+    "MAX_INTERVAL_S",
+    "MAX_TOP_PROCESSES",
+    "PROCESS_SORTS",
+    "SECTIONS",
+    "LiveStats",
+    "LiveSubscription",
+    "OnSnapshot",
+    "SnapshotHub",
+    "aloy_message",
+]

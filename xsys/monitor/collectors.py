@@ -39,6 +39,7 @@ from xsys.host import (
     is_whole_disk,
     local_addresses,
     partitions,
+    route_address,
 )
 from xsys.monitor.config import MonitorConfig, RateCheck, ThresholdCheck
 from xsys.monitor.rules import Thresholds
@@ -86,20 +87,6 @@ def tinymonitor_percent(value: float) -> str:
     """A percentage as TinyMonitor shows psutil's (one decimal, Python's float text):
     ``"91.3%"``, ``"45.0%"``."""
     return f"{round(float(value), 1)}%"
-
-
-def route_address() -> str:
-    """The source address of the default IPv4 route, as TinyMonitor finds its
-    ``ip_private`` (a UDP socket "connected" to 8.8.8.8: a route lookup, no packet is
-    sent); ``127.0.0.1`` when there is no route."""
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("8.8.8.8", 80))
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
 
 
 def lookup_public_ip(url: str, timeout_s: float) -> str:

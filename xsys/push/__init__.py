@@ -1,10 +1,6 @@
 """Push mode (issue 15): the daemon dials out to WebSocket backends and streams snapshots,
-alerts and check states to them (``PushService``; config section ``push``,
-``xsys.push.config``; ``push.status`` over IPC; ``xsys_push_*`` metrics)."""
+alerts and check states to them (``xsys.push.service.PushService``; config section
+``push``, ``xsys.push.config``; ``push.status`` over IPC; ``xsys_push_*`` metrics).
 
-from __future__ import annotations
-
-from xsys.push.config import PushConfig, PushTargetConfig, PushTlsConfig
-from xsys.push.service import PushService
-
-__all__ = ["PushConfig", "PushService", "PushTargetConfig", "PushTlsConfig"]
+The package itself imports nothing: ``xsys.config`` loads ``xsys.push.config`` at the
+ground level, and the service (which needs the snapshot hub) must not come with it."""

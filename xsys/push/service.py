@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import random
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from xsys.host import booted_at, hostname, route_address
+from xsys.live.aloy import ALOY_SECTIONS, aloy_message
 from xsys.push.buffer import Outbox, Outgoing
 from xsys.push.config import PushConfig, PushTargetConfig
 
@@ -72,38 +73,10 @@ def backoff_delays(max_s: float, rng: random.Random | None = None) -> Iterator[f
         base = min(max_s, base * 2)
 
 
-def primary_address() -> str:
-    """The address of the interface that holds the default route (a UDP ``connect``
-    sends nothing), else ``127.0.0.1``."""
-    with contextlib.suppress(OSError), \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("192.0.2.1", 9))  # TEST-NET-1: routed like any remote address
-        return str(sock.getsockname()[0])
-    return "127.0.0.1"
-
-
 def host_identity() -> dict[str, Any]:
-    """``{"hostname", "ip", "boot_at"}`` (``boot_at``: epoch s, psutil ``boot_time``)."""
-    import psutil
-
-    return {"hostname": socket.gethostname(), "ip": primary_address(),
-            "boot_at": psutil.boot_time()}
-
-
-def aloy_message(snap: dict[str, Any], ip: str) -> dict[str, Any]:
-    """ALOY's flat message from a snapshot with cpu, memory, disks and network:
-    ``cpu_usage`` and ``memory_usage`` (percent), ``disk_usage`` (percent of the root
-    filesystem, 0 when unknown), ``net_sent``/``net_recv`` (bytes since boot, psutil's
-    ``bytes_sent``/``bytes_recv``), ``ip``."""
-    disks = snap.get("disks") or {}
-    rows = disks.get("disks", []) if isinstance(disks, dict) else disks
-    root = next((d for d in rows if d.get("mountpoint") == "/"), None)
-    total = (snap.get("network") or {}).get("total") or {}
-    return {"cpu_usage": (snap.get("cpu") or {}).get("percent", 0.0),
-            "memory_usage": (snap.get("memory") or {}).get("percent", 0.0),
-            "disk_usage": (root or {}).get("percent") or 0.0,
-            "net_sent": total.get("bytes_sent", 0), "net_recv": total.get("bytes_recv", 0),
-            "ip": ip}
+    """``{"hostname", "ip" (the default route's source address), "boot_at" (epoch s)}``
+    (``xsys.host``; blocking)."""
+    return {"hostname": hostname(), "ip": route_address(), "boot_at": booted_at()}
 
 
 class Target:
@@ -253,7 +226,7 @@ class Target:
         reader = asyncio.ensure_future(self._read(ws))
         try:
             # the address may have changed since start (a laptop on another network)
-            ip = await asyncio.to_thread(primary_address)
+            ip = await asyncio.to_thread(route_address)
             if ip != self.host.get("ip"):
                 self.host = {**self.host, "ip": ip}
             if cfg.format != "aloy":
@@ -428,7 +401,7 @@ class PushService:
             await asyncio.to_thread(target.load_spill)
         sections = [s for s in cfg.include if s != "alerts"]
         if cfg.format == "aloy":
-            sections = ["cpu", "memory", "disks", "network"]
+            sections = list(ALOY_SECTIONS)
         if sections:
             target._stream = self.hub.subscribe(cfg.interval_s, sections,
                                                 on_snapshot=target.on_snapshot)
