@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.launcher import DaemonProcess, daemon_env  # noqa: E402
+from tests.launcher import DaemonProcess, daemon_env, free_port  # noqa: E402
 
 #: Seconds a benchmark daemon may take to answer its first ``rpc.ping``.
 START_TIMEOUT_S = 30.0
@@ -50,15 +50,17 @@ def spawned_daemon(config: dict[str, Any], workdir: Path,
         proc.stop()
 
 
+def cpu_s(pid: int) -> float:
+    """utime + stime of ``pid`` (all its threads), seconds (fields 14 and 15 of
+    ``/proc/<pid>/stat``)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 #: Debian's node_exporter binary (``make test-deps`` installs it).
 NODE_EXPORTER = "prometheus-node-exporter"
 
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (bound then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

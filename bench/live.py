@@ -34,19 +34,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _daemon import spawned_daemon  # noqa: E402
+from _daemon import cpu_s, spawned_daemon  # noqa: E402
 
 from xsys.client import AsyncClient, Client  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {1: 0.5, 100: 3.0}
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` (all its threads), seconds (/proc/<pid>/stat)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # fields 14 and 15 of stat
 
 
 async def _reader(sub: Any, counts: list[int], i: int) -> None:

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -34,14 +33,7 @@ from aiohttp import ClientSession, WSMsgType, web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._daemon import spawned_daemon
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+from bench._daemon import cpu_s, free_port, spawned_daemon
 
 
 def daemon_pid(sock: str) -> int:
@@ -49,12 +41,6 @@ def daemon_pid(sock: str) -> int:
 
     with Client(sock) as c:
         return int(c.call("rpc.hello")["pid"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Sink:

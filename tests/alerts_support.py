@@ -9,7 +9,6 @@ import email
 import email.policy
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.launcher import free_port
 from xsys.alerts.model import Alert, HostContext, fingerprint, new_alert_id
 
 HOST = HostContext("testhost", ("192.0.2.10", "2001:db8::10"), (0.5, 0.4, 0.3), 93784.0)
@@ -131,11 +131,6 @@ class Recorder:
                 await asyncio.wait_for(self._event.wait(), min(left, 0.5))
         return self.on(path)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def refused_url() -> str:

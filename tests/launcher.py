@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +48,13 @@ def daemon_env(*, source_root: Path | None = None, home: Path | None = None,
     if home is not None:
         env["HOME"] = str(home)
     return env
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bound, then released for the caller to take)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 10.0,

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from click.testing import CliRunner
 
 from tests.chromium_support import Chromium, ChromiumUnavailable
 from tests.conftest import DaemonHandle
+from tests.launcher import free_port
 from xsys.cli import main
 from xsys.cli.http import dashboard_url
 
@@ -29,11 +29,6 @@ Factory = Callable[..., DaemonHandle]
 CHARTS = ("cpu", "mem", "load", "io", "net")
 
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

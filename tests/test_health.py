@@ -20,17 +20,13 @@ import bcrypt
 import pytest
 
 from tests.conftest import DaemonHandle
+from tests.launcher import free_port
 from xsys.config import Config
 from xsys.daemon import Services, compose
 from xsys.http.health import HealthState, http_status, overall
 
 Factory = Callable[..., DaemonHandle]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import stat
 import subprocess
@@ -25,6 +24,7 @@ import bcrypt
 import pytest
 
 from tests.conftest import DaemonHandle
+from tests.launcher import free_port
 from xsys.http.guard import Listener, parse_json
 from xsys.http.token import TokenFileError, load_or_create_token, read_token, state_dir
 from xsys.http.webconfig import BasicAuth, WebConfigError, parse_web_config
@@ -32,11 +32,6 @@ from xsys.protocol import ParseError
 
 Factory = Callable[..., DaemonHandle]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Reply:

@@ -15,16 +15,12 @@ import aiohttp
 import pytest
 
 from tests.conftest import DaemonHandle
+from tests.launcher import free_port
 
 TOKEN = "ws-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 Factory = Callable[..., DaemonHandle]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_config(port: int, tmp_path: Path, **extra: Any) -> dict[str, Any]:

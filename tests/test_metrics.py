@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonHandle
+from tests.launcher import free_port
 from xsys.client import Client
 from xsys.client.metrics import Counter, Gauge, Histogram
 from xsys.metrics import (
@@ -28,12 +28,6 @@ from xsys.metrics import (
     render_text,
 )
 from xsys.protocol import Conflict, InvalidParams, TooLarge
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

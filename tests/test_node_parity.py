@@ -21,7 +21,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -37,7 +36,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonHandle
-from tests.launcher import REPO, stop_process
+from tests.launcher import REPO, free_port, stop_process
 from tests.test_prometheus import Prometheus
 from xsys.http import node as node_module
 from xsys.http.node import NodeCollector
@@ -108,11 +107,6 @@ needs_node_exporter = pytest.mark.skipif(
     NODE_EXPORTER is None, reason="prometheus-node-exporter not installed (Debian package "
     "prometheus-node-exporter; `make test-deps` installs it)")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch(url: str) -> tuple[int, bytes]:

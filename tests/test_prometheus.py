@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DaemonHandle
-from tests.launcher import stop_process
+from tests.launcher import free_port, stop_process
 from tests.rawsock import Raw
 from xsys.daemon import Services
 from xsys.http.requests import RequestCollector
@@ -53,11 +53,6 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (Debian package prometheus; "
     "`make test-deps` installs it)")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch(url: str, data: bytes | None = None,

@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import json
 import random
-import socket
 import ssl
 import stat
 import subprocess
@@ -28,16 +27,12 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from tests.conftest import DaemonHandle
+from tests.launcher import free_port
 from xsys.push.buffer import Outbox, Outgoing
 from xsys.push.service import backoff_delays
 
 TOKEN = "s3cret-token"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Backend:
